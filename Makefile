@@ -1,0 +1,47 @@
+# Thin wrapper over CMake. The two commands the README promises:
+#   make run   install build deps, Release build, start sluiced
+#   make test  install test deps, build normal + sanitizer builds, run ctest
+JOBS ?= $(shell nproc)
+RUN_FLAGS ?= --listen 127.0.0.1:8080 --data-dir ./sluice-data
+WERROR := $(if $(CI),ON,ON)
+
+.PHONY: all deps deps-test release debug asan tsan run test test-release test-asan test-tsan bench clean
+
+all: release
+
+deps:
+	@tools/install-deps.sh build
+
+deps-test:
+	@tools/install-deps.sh test
+
+release: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSLUICE_WERROR=$(WERROR) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_ASAN=ON -DSLUICE_WERROR=$(WERROR) >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+
+tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_TSAN=ON -DSLUICE_WERROR=$(WERROR) >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
+
+run: release
+	./build/sluiced $(RUN_FLAGS)
+
+# Release build runs every test; the ASan+UBSan build runs unit and
+# integration tests; the TSan build runs the runtime's concurrency tests.
+test: deps-test release asan tsan
+	@cd build && ctest --output-on-failure -j 2 $(CTEST_ARGS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j 2 -L 'unit|integration' $(CTEST_ARGS)
+	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j 2 -R '^runtime/' $(CTEST_ARGS)
+
+bench: release
+	@tools/install-deps.sh bench
+	@echo "see bench/README.md for the scenarios"
+
+clean:
+	rm -rf build build-asan build-tsan

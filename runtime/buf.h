@@ -1,0 +1,82 @@
+/*
+ * Reference-counted immutable chunks and the bounded output queue.
+ *
+ * A chunk is a byte block with an atomic reference count (starts at 1, h2o
+ * style). The session actor encodes an event once into a chunk; every
+ * subscriber's output queue references a slice of it instead of copying, and
+ * the last release frees it. Chunks are immutable once shared: only the
+ * creator, while it holds the only reference, may append to one.
+ *
+ * sl_outq_t is a connection's pending output: a fixed-capacity ring of
+ * segments (owned copies or referenced slices) with a byte bound. It hands
+ * the reactor one iovec array for many segments (one sendmsg for many
+ * events) and consumes what the kernel accepted.
+ */
+#ifndef SL_RUNTIME_BUF_H
+#define SL_RUNTIME_BUF_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "runtime/base.h"
+
+typedef struct sl_chunk {
+    _Atomic uint32_t _refs;
+    uint32_t len;   /* bytes used */
+    uint32_t cap;   /* bytes available in data[] */
+    uint32_t _pad;
+    uint8_t data[];
+} sl_chunk_t;
+
+/* Returns an owned chunk with capacity cap and len 0, or NULL on allocation
+ * failure. Any thread. */
+sl_chunk_t *sl_chunk_create(uint32_t cap);
+void sl_chunk_retain(sl_chunk_t *c);
+/* Drops a reference; frees at zero. */
+void sl_chunk_release(sl_chunk_t *c);
+/* Global count of live chunk bytes (for /health). */
+uint64_t sl_chunk_bytes_live(void);
+
+typedef struct sl_outq_seg {
+    sl_chunk_t *chunk; /* referenced (one reference held by the queue) */
+    uint32_t off;
+    uint32_t len;
+} sl_outq_seg_t;
+
+typedef struct sl_outq {
+    sl_outq_seg_t *_segs;  /* ring of seg_capacity entries */
+    uint32_t _seg_capacity;
+    uint32_t _head;        /* first pending segment */
+    uint32_t _count;       /* segments pending */
+    uint64_t bytes_pending;
+    uint64_t bytes_max;    /* byte bound (policy: producers stop at it) */
+    uint32_t copy_chunk_bytes; /* size of chunks allocated for copies */
+} sl_outq_t;
+
+/* Initialises on caller storage with room for seg_capacity segments and a
+ * byte bound. Returns 0 or -ENOMEM. */
+int sl_outq_init(sl_outq_t *q, uint32_t seg_capacity, uint64_t bytes_max);
+/* Releases every referenced chunk and the ring. */
+void sl_outq_deinit(sl_outq_t *q);
+
+/* Copies len bytes to the tail (into the tail chunk when it is the queue's
+ * own, unshared and has room). Returns 0, SL_EFULL (segments or byte bound;
+ * nothing appended) or -ENOMEM. */
+int sl_outq_append_copy(sl_outq_t *q, const void *data, size_t len);
+/* Appends a referenced slice (retains chunk). Returns 0 or SL_EFULL
+ * (nothing appended). */
+int sl_outq_append_ref(sl_outq_t *q, sl_chunk_t *chunk, uint32_t off, uint32_t len);
+/* Room left under the byte bound. */
+static inline uint64_t sl_outq_room(const sl_outq_t *q)
+{
+    return q->bytes_pending >= q->bytes_max ? 0 : q->bytes_max - q->bytes_pending;
+}
+/* Fills up to iov_max iovecs from the head, at most bytes_max bytes.
+ * Returns the number filled. The memory stays valid until consumed. */
+uint32_t sl_outq_iov(const sl_outq_t *q, struct iovec *iov, uint32_t iov_max, size_t bytes_max);
+/* Drops n bytes from the head (what the kernel accepted). n <= pending. */
+void sl_outq_consume(sl_outq_t *q, size_t n);
+
+#endif

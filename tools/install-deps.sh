@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs the Debian packages sluice needs. Idempotent and quiet when
+# everything is present. Usage: tools/install-deps.sh [build|test|bench]
+set -e
+want_build="build-essential cmake pkg-config liburing-dev libnghttp2-dev libmsgpack-dev libhttp-parser-dev libssl-dev"
+want_test="curl nghttp2-client nghttp2-server python3 python3-h2 python3-httpx python3-msgpack python3-pynvim nodejs npm iproute2 nftables procps"
+want_bench="gnuplot-nox redis-server strace linux-perf"
+
+set -- "${1:-build}"
+pkgs="$want_build"
+case "$1" in
+  build) ;;
+  test) pkgs="$pkgs $want_test" ;;
+  bench) pkgs="$pkgs $want_test $want_bench" ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $pkgs; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+# nodejs/npm may come from outside Debian on some images; a working node is enough.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  missing=$(echo "$missing" | tr ' ' '\n' | grep -vx -e nodejs -e npm | tr '\n' ' ')
+fi
+missing=$(echo $missing)
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing packages: $missing (run as root, or install them)" >&2
+  exit 1
+fi
+echo "install-deps: installing $missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
