@@ -1,2 +1,51 @@
-/* placeholder until the server entry point lands */
-int main(void) { return 0; }
+/*
+ * sluiced: the server entry point. Parses flags, starts the server, waits
+ * for SIGTERM/SIGINT on the main thread (signals are blocked in every other
+ * thread), then drains and exits.
+ *
+ * Exit codes: 0 clean shutdown, 1 runtime failure (cannot bind, no
+ * io_uring, …), 2 bad flags or configuration.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "actors/config.h"
+#include "actors/server.h"
+#include "runtime/log.h"
+
+int main(int argc, char **argv)
+{
+    static sl_config_t cfg;
+    char err[512];
+    int rc = sl_config_load(&cfg, argc, argv, err, sizeof err);
+    if (rc == 1 || rc == 2)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        return 2;
+    }
+    sl_log_level_t level = SL_LOG_INFO;
+    sl_log_parse_level(cfg.log_level, &level);
+    sl_log_set_level(level);
+
+    /* Block before any thread exists so every thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static sl_server_t srv;
+    if (sl_server_init(&srv, &cfg) != 0 || sl_server_start(&srv) != 0) {
+        sl_error("startup failed", "%s", "");
+        return 1;
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    sl_info("shutting down", "signal=%s grace_s=%.3f", sig == SIGTERM ? "TERM" : "INT",
+            (double)cfg.shutdown_grace_ns / 1e9);
+    sl_server_shutdown(&srv);
+    return 0;
+}

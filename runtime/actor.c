@@ -53,6 +53,7 @@ struct sl_sched {
     _Atomic uint64_t refused[SL_MSG_CLASS_COUNT];
     _Atomic uint64_t notify_coalesced;
     _Atomic uint32_t actors_live;
+    _Atomic uint64_t runq_stalls;
 };
 
 static void store_max64(_Atomic uint64_t *slot, uint64_t v)
@@ -76,9 +77,16 @@ static void store_max32(_Atomic uint32_t *slot, uint32_t v)
 static void enqueue(sl_sched_t *s, sl_actor_t *a)
 {
     a->_scheduled_ns = sl_clock_now_ns();
-    int rc = sl_mpmc_push(&s->runq, a);
-    /* Capacity >= actor population and an actor is queued at most once. */
-    sl_assert(rc == 0);
+    /* Capacity >= actor population and an actor is queued at most once, so
+     * the queue is never really full. A push can still see "full" for a
+     * moment: a consumer preempted between claiming a cell and freeing it
+     * blocks that cell while others lap the array. That stall ends when the
+     * consumer runs again, so yield and retry (counted; bounded by the
+     * preempted thread's next time slice). */
+    while (sl_mpmc_push(&s->runq, a) != 0) {
+        atomic_fetch_add_explicit(&s->runq_stalls, 1, memory_order_relaxed);
+        sched_yield();
+    }
     /* Dekker with the sleeper's seq_cst increment then re-check of runq. */
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&s->sleepers, memory_order_seq_cst) > 0) {
@@ -232,6 +240,7 @@ void sl_sched_stats(sl_sched_t *s, sl_sched_stats_t *out)
         out->refused[i] = atomic_load_explicit(&s->refused[i], memory_order_relaxed);
     out->notify_coalesced = atomic_load_explicit(&s->notify_coalesced, memory_order_relaxed);
     out->actors_live = atomic_load_explicit(&s->actors_live, memory_order_relaxed);
+    out->runq_stalls = atomic_load_explicit(&s->runq_stalls, memory_order_relaxed);
 }
 
 void sl_actor_init(sl_actor_t *a, sl_sched_t *s, const char *name, uint32_t mailbox_capacity,

@@ -71,6 +71,7 @@ typedef struct sl_sched_stats {
     uint64_t refused[SL_MSG_CLASS_COUNT]; /* SL_EFULL returned, per class */
     uint64_t notify_coalesced;            /* notifies that found bits set */
     uint32_t actors_live;                 /* initialised and not destroyed */
+    uint64_t runq_stalls;                 /* run-queue pushes retried (see enqueue) */
 } sl_sched_stats_t;
 
 /* Creates a scheduler (threads not started). Returns 0, -ENOMEM or SL_EINVAL

@@ -24,6 +24,15 @@
 /* Reactor: ops drained from the request queue per loop iteration before
  * CQEs are reaped again (fairness between submitters and completions). */
 #define SL_REACTOR_DRAIN_MAX 1024
+/* Reactor: largest provided receive buffer (config is validated against it). */
+#define SL_RECV_BUFFER_BYTES_MAX (1u << 20)
+/* Reactor: listening sockets per reactor over its lifetime (a slot is not
+ * reused after unlisten). Policy: sl_reactor_listen returns SL_EFULL. */
+#define SL_REACTOR_LISTEN_MAX 16
+/* Reactor: pause before re-arming an accept that failed for lack of
+ * resources (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...). Policy at the fd limit:
+ * pending connections wait in the kernel backlog; the reactor never spins. */
+#define SL_REACTOR_ACCEPT_BACKOFF_MS 100
 
 /* Output queue: segments per connection (policy: producer stops, resumes
  * when the send completes). */
@@ -37,9 +46,45 @@
  * (bounded by construction; see runtime/mailbox.h). */
 #define SL_MAILBOX_RESERVED_MAX 16
 
+/* Names (API.md): session ids are 1..SL_SESSION_ID_MAX bytes, event types
+ * 1..SL_EVENT_TYPE_MAX bytes; longer input is rejected (400). */
+#define SL_SESSION_ID_MAX 128
+#define SL_EVENT_TYPE_MAX 64
+/* Event data: --max-event-bytes default and hard cap (policy: publish
+ * rejected with too_large / 413). */
+#define SL_EVENT_BYTES_DEFAULT (1u << 20)
+#define SL_EVENT_BYTES_MAX (16u << 20)
+
+/* Storage: --segment-bytes default and range. A segment rolls when the next
+ * record would cross the bound; a record larger than the bound goes alone
+ * into its own segment. */
+#define SL_SEGMENT_BYTES_DEFAULT (64ull << 20)
+#define SL_SEGMENT_BYTES_MIN (64ull << 10)
+#define SL_SEGMENT_BYTES_MAX (4ull << 30)
+/* Segments per session (policy: the append is refused with SL_EFULL until
+ * retention removes old segments). */
+#define SL_SEGMENTS_PER_SESSION_MAX 65536
+/* Sparse offset index per segment: at most this many (seq, offset) entries,
+ * spaced at least SL_SEGMENT_SPARSE_STRIDE_MIN bytes apart (policy at the
+ * bound: entries stop; a catch-up read starts at the last entry and skips
+ * forward). */
+#define SL_SEGMENT_SPARSE_MAX 1024
+#define SL_SEGMENT_SPARSE_STRIDE_MIN 4096
+/* Open segment files: --max-open-files default and hard cap (policy: the
+ * LRU unpinned fd is closed; when every fd is pinned the opener waits). */
+#define SL_OPEN_FILES_DEFAULT 1024
+#define SL_OPEN_FILES_MAX (1u << 20)
+/* Manifest file size accepted at startup (larger: treated as corrupt, the
+ * data dir is scanned instead). */
+#define SL_MANIFEST_BYTES_MAX (256ull << 20)
+
 _Static_assert((SL_RECV_BUFFERS_DEFAULT & (SL_RECV_BUFFERS_DEFAULT - 1)) == 0,
                "recv buffers must be a power of two");
 _Static_assert(SL_RECV_BUFFERS_MAX <= 32768, "buffer ids are 15 bits in the ring");
 _Static_assert(SL_SEND_IOV_MAX <= 1024, "UIO_MAXIOV");
+_Static_assert(SL_EVENT_BYTES_DEFAULT <= SL_EVENT_BYTES_MAX, "event bytes default within cap");
+_Static_assert(SL_SEGMENT_BYTES_MIN <= SL_SEGMENT_BYTES_DEFAULT, "segment bytes default within range");
+_Static_assert(SL_SEGMENT_BYTES_DEFAULT <= SL_SEGMENT_BYTES_MAX, "segment bytes default within range");
+_Static_assert(SL_OPEN_FILES_DEFAULT <= SL_OPEN_FILES_MAX, "open files default within cap");
 
 #endif

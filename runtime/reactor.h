@@ -105,6 +105,7 @@ typedef struct sl_reactor_stats {
     uint64_t enter_calls;         /* io_uring_enter system calls */
     uint64_t wakeups;             /* eventfd writes by submitters */
     uint64_t accepted;
+    uint64_t accept_errors;       /* failed accepts (EMFILE, ...); each backs off */
     uint64_t recv_starved;        /* recvs parked for lack of buffers */
     uint32_t recv_buffers_free;
     uint32_t ops_inflight;

@@ -1,0 +1,72 @@
+/*
+ * The flag table of sluiced. Each entry names its bound and default; the
+ * policy at each bound is documented in config.h and README.
+ */
+#include "actors/config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/base.h"
+#include "runtime/limits.h"
+
+#define SEC 1000000000ull
+#define MIB (1ull << 20)
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "0.1.0"
+#endif
+
+static const char summary[] =
+    "sluiced: durable event sessions streamed over HTTP/2 and HTTP/1.1 server-sent events.";
+
+int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
+{
+    memset(c, 0, sizeof *c);
+    static char workers_def[16];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(workers_def, sizeof workers_def, "%ld", cores < 1 ? 1 : (cores > 64 ? 64 : cores));
+    const sl_flag_t flags[] = {
+        {"listen", SL_FLAG_STRING, "127.0.0.1:8080", "HTTP listen address HOST:PORT (port 0 picks a free port)", &c->listen, 0, 0, NULL},
+        {"data-dir", SL_FLAG_STRING, "./sluice-data", "directory for session logs (created if missing)", &c->data_dir, 0, 0, NULL},
+        {"ready-file", SL_FLAG_STRING, NULL, "write http=HOST:PORT here once accepting", &c->ready_file, 0, 0, NULL},
+        {"log-level", SL_FLAG_ENUM, "info", "debug|info|warn|error", &c->log_level, 0, 0, "debug|info|warn|error"},
+        {"reactors", SL_FLAG_U32, "1", "io_uring reactor threads", &c->reactors, 1, SL_REACTORS_MAX, NULL},
+        {"workers", SL_FLAG_U32, workers_def, "actor worker threads (default: cores)", &c->workers, 1, SL_WORKERS_MAX, NULL},
+        {"shutdown-grace", SL_FLAG_SECONDS, "10", "seconds to finish in-flight work on SIGTERM", &c->shutdown_grace_ns, 0, 3600 * SEC, NULL},
+        {"max-connections", SL_FLAG_U32, "10000", "open connections; excess are accepted and closed", &c->max_connections, 1, 1000000, NULL},
+        {"max-header-bytes", SL_FLAG_BYTES, "16k", "request header bytes (431 beyond)", &c->max_header_bytes, 1024, 1 * MIB, NULL},
+        {"max-body-bytes", SL_FLAG_BYTES, "8m", "request body bytes (413 beyond)", &c->max_body_bytes, 1024, 1024 * MIB, NULL},
+        {"max-event-bytes", SL_FLAG_BYTES, "1m", "event data bytes (413 / too_large beyond)", &c->max_event_bytes, 1, 64 * MIB, NULL},
+        {"max-conn-output-bytes", SL_FLAG_BYTES, "4m", "pending output per connection; producers pause at it", &c->max_conn_output_bytes, 64 * 1024, 1024 * MIB, NULL},
+        {"max-streams", SL_FLAG_U32, "256", "concurrent HTTP/2 streams per connection", &c->max_streams, 1, 65536, NULL},
+        {"idle-timeout", SL_FLAG_SECONDS, "60", "close connections idle this long (no request, no stream)", &c->idle_timeout_ns, SEC / 10, 86400 * SEC, NULL},
+        {"header-timeout", SL_FLAG_SECONDS, "10", "a request's headers must arrive within this", &c->header_timeout_ns, SEC / 10, 3600 * SEC, NULL},
+        {"monitor-interval", SL_FLAG_SECONDS, "0.25", "resource snapshot refresh period", &c->monitor_interval_ns, SEC / 100, 60 * SEC, NULL},
+        {"recv-buffers", SL_FLAG_U32, "4096", "provided receive buffers per reactor (power of two)", &c->recv_buffers, 8, SL_RECV_BUFFERS_MAX, NULL},
+        {"mailbox-capacity", SL_FLAG_U32, "1024", "messages per actor mailbox (beyond: the kind's policy)", &c->mailbox_capacity, 16, 1 << 20, NULL},
+        {"busy-lag", SL_FLAG_SECONDS, "0.1", "loop or scheduler lag at which /health says busy", &c->busy_lag_ns, SEC / 1000, 60 * SEC, NULL},
+    };
+    int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
+    if (rc == 1) {
+        sl_flags_usage(stdout, "sluiced", summary, flags, SL_ARRAY_LEN(flags), "SLUICE_");
+        return 1;
+    }
+    if (rc == 2) {
+        printf("sluiced %s\n", SLUICE_VERSION);
+        return 2;
+    }
+    if (rc < 0)
+        return -1;
+    if ((c->recv_buffers & (c->recv_buffers - 1)) != 0) {
+        snprintf(err, n, "--recv-buffers: expected a power of two, got %u", c->recv_buffers);
+        return -1;
+    }
+    if (c->max_event_bytes > c->max_body_bytes) {
+        snprintf(err, n, "--max-event-bytes (%llu) must not exceed --max-body-bytes (%llu)",
+                 (unsigned long long)c->max_event_bytes, (unsigned long long)c->max_body_bytes);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * sluiced's configuration: every runtime bound and knob, parsed from flags
+ * and their SLUICE_* environment twins, validated once at start. Read-only
+ * after sl_config_load returns; any thread may read it.
+ */
+#ifndef SL_ACTORS_CONFIG_H
+#define SL_ACTORS_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/flags.h"
+
+typedef struct sl_config {
+    const char *listen;            /* HOST:PORT for HTTP */
+    const char *data_dir;
+    const char *ready_file;        /* NULL: none */
+    const char *log_level;
+    uint32_t reactors;
+    uint32_t workers;
+    uint64_t shutdown_grace_ns;
+    uint32_t max_connections;      /* policy at bound: accept, then close at once; counted */
+    uint64_t max_header_bytes;     /* policy: 431 */
+    uint64_t max_body_bytes;       /* policy: 413 */
+    uint64_t max_event_bytes;      /* policy: 413 / too_large */
+    uint64_t max_conn_output_bytes; /* policy: stop producing for that connection */
+    uint32_t max_streams;          /* HTTP/2 concurrent streams per connection */
+    uint64_t idle_timeout_ns;      /* connection with no request and no stream: closed */
+    uint64_t header_timeout_ns;    /* request headers must complete within this */
+    uint64_t monitor_interval_ns;
+    uint32_t recv_buffers;         /* provided buffers per reactor */
+    uint32_t mailbox_capacity;     /* NORMAL messages per actor mailbox */
+    uint64_t busy_lag_ns;          /* loop/scheduler lag that reports busy=true */
+} sl_config_t;
+
+/* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was
+ * printed; exit 0), 2 (--version printed; exit 0) or -1 with a one-line
+ * message in err (exit 2). */
+int sl_config_load(sl_config_t *cfg, int argc, char **argv, char *err, size_t n);
+
+#endif

@@ -1,0 +1,331 @@
+/*
+ * Connection actor: the I/O engine. See conn.h. Protocol work lives in
+ * conn_http.c; this file owns the ops, the output queue, timers and
+ * teardown.
+ */
+#include "actors/conn_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/clock.h"
+#include "runtime/log.h"
+
+enum { MSG_DRAIN = SL_MSG_KIND_USER, MSG_ABORT };
+
+/* Largest single sendmsg: bounds the time one send holds the outq head. */
+#define SEND_BYTES_MAX (1u << 20)
+
+static void start_close(sl_conn_t *c);
+
+static void submit(sl_conn_t *c, sl_op_t *op)
+{
+    op->owner = &c->a;
+    c->ops_inflight++;
+    sl_reactor_submit(c->r, op);
+}
+
+static void arm_recv(sl_conn_t *c)
+{
+    if (c->recv_armed || c->state >= SL_CONN__CLOSING || c->proto_failed)
+        return;
+    /* Input backpressure: a client that does not read its answers is not
+     * read from either. */
+    if (c->outq.bytes_pending > c->outq.bytes_max / 2 || !sl_conn__proto_want_read(c))
+        return;
+    c->recv_op.kind = SL_OP_RECV;
+    c->recv_op.fd = c->fd;
+    c->recv_op.buf = NULL; /* provided buffer */
+    c->recv_op.len = 0;
+    c->recv_op.flags = 0;
+    c->recv_armed = true;
+    submit(c, &c->recv_op);
+}
+
+static uint64_t timer_period(const sl_conn_t *c)
+{
+    const sl_config_t *cfg = &c->srv->cfg;
+    uint64_t p = cfg->idle_timeout_ns < cfg->header_timeout_ns ? cfg->idle_timeout_ns
+                                                               : cfg->header_timeout_ns;
+    return p / 2 > 0 ? p / 2 : 1;
+}
+
+static void arm_timer(sl_conn_t *c)
+{
+    if (c->timer_armed || c->state >= SL_CONN__CLOSING)
+        return;
+    c->timer_op.kind = SL_OP_TIMEOUT;
+    c->timer_op.timeout_ns = timer_period(c);
+    c->timer_armed = true;
+    submit(c, &c->timer_op);
+}
+
+static void send_some(sl_conn_t *c)
+{
+    if (c->send_armed || c->state >= SL_CONN__CLOSING || c->outq.bytes_pending == 0)
+        return;
+    uint32_t n = sl_outq_iov(&c->outq, c->iov, SL_SEND_IOV_MAX, SEND_BYTES_MAX);
+    sl_assert(n > 0);
+    c->send_op.kind = SL_OP_SENDMSG;
+    c->send_op.fd = c->fd;
+    c->send_op.iov = c->iov;
+    c->send_op.iovcnt = n;
+    c->send_op.flags = 0;
+    c->send_armed = true;
+    submit(c, &c->send_op);
+}
+
+void sl_conn__pump(sl_conn_t *c)
+{
+    if (c->state >= SL_CONN__CLOSING)
+        return;
+    if (c->http)
+        sl_conn__proto_flush(c);
+    send_some(c);
+    bool done = c->proto_failed || (c->http && sl_conn__proto_want_close(c)) ||
+                (c->state == SL_CONN__DRAINING && (!c->http || sl_conn__proto_idle(c)));
+    if (done && c->outq.bytes_pending == 0 && !c->send_armed)
+        start_close(c);
+    else
+        arm_recv(c);
+}
+
+static void on_recv(sl_conn_t *c, sl_op_t *op)
+{
+    c->recv_armed = false;
+    if (op->res <= 0) {
+        /* 0: orderly close by the peer; < 0: reset, cancel, error. The
+         * reactor sets buf only when the kernel consumed a buffer. */
+        if (op->buf)
+            sl_reactor_buf_return(c->r, op->buf_id);
+        start_close(c);
+        return;
+    }
+    c->last_activity_ns = sl_clock_now_ns();
+    atomic_fetch_add_explicit(&c->srv->counters.bytes_in, (uint64_t)op->res, memory_order_relaxed);
+    int rc = 0;
+    if (c->state < SL_CONN__CLOSING)
+        rc = sl_conn__proto_feed(c, op->buf, (size_t)op->res);
+    sl_reactor_buf_return(c->r, op->buf_id);
+    if (rc < 0)
+        c->proto_failed = true;
+    sl_conn__pump(c);
+}
+
+static void on_send(sl_conn_t *c, sl_op_t *op)
+{
+    c->send_armed = false;
+    if (op->res < 0) {
+        start_close(c);
+        return;
+    }
+    sl_outq_consume(&c->outq, (size_t)op->res);
+    atomic_fetch_add_explicit(&c->srv->counters.bytes_out, (uint64_t)op->res, memory_order_relaxed);
+    c->last_activity_ns = sl_clock_now_ns();
+    sl_conn__pump(c);
+}
+
+static void on_timer(sl_conn_t *c)
+{
+    c->timer_armed = false;
+    if (c->state >= SL_CONN__CLOSING)
+        return;
+    const sl_config_t *cfg = &c->srv->cfg;
+    uint64_t now = sl_clock_now_ns();
+    bool idle = !c->http || sl_conn__proto_idle(c);
+    if (!c->http && now - c->accepted_ns >= cfg->header_timeout_ns) {
+        atomic_fetch_add_explicit(&c->srv->counters.closed_header_timeout, 1, memory_order_relaxed);
+        start_close(c);
+        return;
+    }
+    if (idle && c->outq.bytes_pending == 0 && now - c->last_activity_ns >= cfg->idle_timeout_ns) {
+        atomic_fetch_add_explicit(&c->srv->counters.closed_idle, 1, memory_order_relaxed);
+        start_close(c);
+        return;
+    }
+    arm_timer(c);
+}
+
+/* Teardown, step 1: cancel everything on the fd (and the timer). The close
+ * itself is submitted once every op has completed (step 2, below). */
+static void start_close(sl_conn_t *c)
+{
+    if (c->state >= SL_CONN__CLOSING)
+        return;
+    c->state = SL_CONN__CLOSING;
+    if (c->recv_armed || c->send_armed) {
+        c->cancel_op.kind = SL_OP_CANCEL_FD;
+        c->cancel_op.fd = c->fd;
+        submit(c, &c->cancel_op);
+    }
+    if (c->timer_armed) {
+        c->cancel_timer_op.kind = SL_OP_CANCEL;
+        c->cancel_timer_op.target = &c->timer_op;
+        submit(c, &c->cancel_timer_op);
+    }
+}
+
+static void finish(sl_conn_t *c)
+{
+    sl_server_t *srv = c->srv;
+    sl_server_conn_remove(srv, c);
+    if (c->counted_open)
+        atomic_fetch_sub_explicit(&srv->counters.connections_open, 1, memory_order_relaxed);
+    sl_actor_release(&c->a); /* our own reference; destroy frees */
+}
+
+static void maybe_close_fd(sl_conn_t *c)
+{
+    if (c->state == SL_CONN__CLOSING && c->ops_inflight == 0) {
+        c->state = SL_CONN__CLOSED;
+        c->close_op.kind = SL_OP_CLOSE;
+        c->close_op.fd = c->fd;
+        submit(c, &c->close_op);
+    }
+}
+
+static void on_io(sl_conn_t *c, sl_op_t *op)
+{
+    c->ops_inflight--;
+    if (op == &c->recv_op)
+        on_recv(c, op);
+    else if (op == &c->send_op)
+        on_send(c, op);
+    else if (op == &c->timer_op)
+        on_timer(c);
+    else if (op == &c->close_op) {
+        c->fd = -1;
+        finish(c);
+        return;
+    }
+    maybe_close_fd(c);
+}
+
+static void behavior(sl_actor_t *self, sl_msg_t *msg)
+{
+    sl_conn_t *c = (sl_conn_t *)self;
+    switch (msg->kind) {
+    case SL_MSG_KIND_IO:
+        on_io(c, sl_op_from_msg(msg));
+        return;
+    case MSG_DRAIN:
+        if (c->state == SL_CONN__OPEN) {
+            c->state = SL_CONN__DRAINING;
+            if (c->http)
+                sl_conn__proto_drain(c);
+            sl_conn__pump(c);
+            maybe_close_fd(c);
+        }
+        return;
+    case MSG_ABORT:
+        start_close(c);
+        maybe_close_fd(c);
+        return;
+    default:
+        sl_msg_release(msg);
+        return;
+    }
+}
+
+static void destroy(sl_actor_t *self)
+{
+    sl_conn_t *c = (sl_conn_t *)self;
+    if (c->http)
+        sl_conn__proto_destroy(c);
+    sl_outq_deinit(&c->outq);
+    free(c);
+}
+
+static void format_peer(int fd, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    out[0] = '\0';
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    snprintf(out, n, "%s:%d", host, port);
+}
+
+void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd)
+{
+    sl_server_counters_t *ctr = &srv->counters;
+    atomic_fetch_add_explicit(&ctr->accepted, 1, memory_order_relaxed);
+    uint64_t open = atomic_load_explicit(&ctr->connections_open, memory_order_relaxed);
+    if (open >= srv->cfg.max_connections || atomic_load(&srv->draining)) {
+        /* Policy at --max-connections: accept and close at once (the
+         * client sees a clean close instead of a SYN backlog stall). */
+        atomic_fetch_add_explicit(&ctr->rejected_max_connections, 1, memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    sl_conn_t *c = calloc(1, sizeof *c);
+    if (!c || sl_outq_init(&c->outq, SL_OUTQ_SEGS, srv->cfg.max_conn_output_bytes) != 0) {
+        free(c);
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->srv = srv;
+    c->r = r;
+    c->fd = fd;
+    c->accepted_ns = c->last_activity_ns = sl_clock_now_ns();
+    c->drain_msg = (sl_msg_t){.kind = MSG_DRAIN, .mclass = SL_MSG_CONTROL};
+    c->abort_msg = (sl_msg_t){.kind = MSG_ABORT, .mclass = SL_MSG_CONTROL};
+    format_peer(fd, c->peer, sizeof c->peer);
+    sl_actor_init(&c->a, srv->sched, "conn", srv->cfg.mailbox_capacity, behavior, destroy);
+    atomic_fetch_add_explicit(&ctr->connections_open, 1, memory_order_relaxed);
+    c->counted_open = true;
+    /* No completion can be posted while this reactor thread is inside the
+     * accept callback, so the actor cannot run before we return; joining
+     * the registry last means no drain message races these writes. */
+    arm_recv(c);
+    arm_timer(c);
+    sl_server_conn_add(srv, c);
+}
+
+void sl_conn_request_close(sl_conn_t *c, bool abort)
+{
+    if (abort && !c->abort_sent) {
+        c->abort_sent = true;
+        sl_actor_send(&c->a, &c->abort_msg);
+    } else if (!abort && !c->drain_sent) {
+        c->drain_sent = true;
+        sl_actor_send(&c->a, &c->drain_msg);
+    }
+}
+
+void sl_conn_link(sl_conn_t **head, sl_conn_t *c)
+{
+    c->reg_prev = NULL;
+    c->reg_next = *head;
+    if (*head)
+        (*head)->reg_prev = c;
+    *head = c;
+}
+
+void sl_conn_unlink(sl_conn_t **head, sl_conn_t *c)
+{
+    if (c->reg_prev)
+        c->reg_prev->reg_next = c->reg_next;
+    else if (*head == c)
+        *head = c->reg_next;
+    if (c->reg_next)
+        c->reg_next->reg_prev = c->reg_prev;
+    c->reg_next = c->reg_prev = NULL;
+}
+
+sl_conn_t *sl_conn_next(sl_conn_t *c) { return c->reg_next; }

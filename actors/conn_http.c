@@ -1,0 +1,154 @@
+/*
+ * Connection actor, protocol side: feeds bytes to net/http, routes complete
+ * requests, answers them. Runs on the connection's actor only.
+ *
+ * Routes served here answer from data that is already at hand (the
+ * monitor's published snapshot), so no request waits on another actor.
+ */
+#include <string.h>
+
+#include "actors/conn_int.h"
+#include "actors/monitor.h"
+#include "net/http.h"
+#include "runtime/log.h"
+
+static void count_status(sl_conn_t *c, int status)
+{
+    if (status >= 500)
+        atomic_fetch_add_explicit(&c->srv->counters.responses_5xx, 1, memory_order_relaxed);
+    else if (status >= 400)
+        atomic_fetch_add_explicit(&c->srv->counters.responses_4xx, 1, memory_order_relaxed);
+}
+
+static void respond_error(sl_conn_t *c, uint32_t sid, int status, const char *code,
+                          const char *message, const sl_http_header_t *h, size_t n)
+{
+    count_status(c, status);
+    sl_http_respond_error(c->http, sid, status, code, message, h, n);
+}
+
+static bool path_is(const sl_http_req_t *req, const char *p)
+{
+    size_t n = strlen(p);
+    return req->path.len == n && memcmp(req->path.ptr, p, n) == 0;
+}
+
+/* GET/HEAD of a snapshot chunk the monitor rendered. */
+static void serve_snapshot(sl_conn_t *c, const sl_http_req_t *req, sl_chunk_t *body,
+                           const char *ctype)
+{
+    if (req->method != SL_HTTP_METHOD_GET && req->method != SL_HTTP_METHOD_HEAD) {
+        static const sl_http_header_t allow[] = {SL_HTTP_HEADER_LIT("allow", "GET, HEAD")};
+        if (body)
+            sl_chunk_release(body);
+        respond_error(c, req->stream_id, 405, "method_not_allowed",
+                      "this resource supports GET and HEAD", allow, 1);
+        return;
+    }
+    if (!body) {
+        respond_error(c, req->stream_id, 503, "overloaded", "snapshot not available", NULL, 0);
+        return;
+    }
+    sl_http_header_t h[2] = {
+        {"content-type", 12, ctype, strlen(ctype)},
+        SL_HTTP_HEADER_LIT("cache-control", "no-store"),
+    };
+    sl_http_respond(c->http, req->stream_id, 200, h, 2, body->data, body->len);
+    sl_chunk_release(body);
+}
+
+static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req)
+{
+    sl_conn_t *c = ctx;
+    (void)conn;
+    atomic_fetch_add_explicit(&c->srv->counters.requests, 1, memory_order_relaxed);
+    if (path_is(req, "/health")) {
+        serve_snapshot(c, req, sl_monitor_health_json(c->srv->monitor), "application/json");
+    } else if (path_is(req, "/metrics")) {
+        serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),
+                       "text/plain; version=0.0.4; charset=utf-8");
+    } else {
+        respond_error(c, req->stream_id, 404, "not_found", "no such resource", NULL, 0);
+    }
+}
+
+static void on_stream_close(void *ctx, sl_http_conn_t *conn, uint32_t stream_id,
+                            uint32_t error_code)
+{
+    (void)ctx;
+    (void)conn;
+    (void)stream_id;
+    (void)error_code;
+}
+
+static int ensure_http(sl_conn_t *c)
+{
+    if (c->http)
+        return 0;
+    const sl_config_t *cfg = &c->srv->cfg;
+    sl_http_config_t hc;
+    sl_http_config_default(&hc);
+    hc.proto = SL_HTTP_PROTO_AUTO;
+    hc.max_header_bytes = (uint32_t)cfg->max_header_bytes;
+    hc.max_body_bytes = cfg->max_body_bytes;
+    hc.max_concurrent_streams = cfg->max_streams;
+    if (hc.conn_body_bytes_max < cfg->max_body_bytes)
+        hc.conn_body_bytes_max = cfg->max_body_bytes;
+    static const sl_http_callbacks_t cbs = {on_request, on_stream_close};
+    int rc = sl_http_conn_create(&c->http, &hc, &cbs, c, &c->outq);
+    if (rc != 0)
+        sl_warn("cannot create HTTP state", "peer=%s error=\"%s\"", c->peer, sl_strerror(rc));
+    return rc;
+}
+
+int sl_conn__proto_feed(sl_conn_t *c, const uint8_t *data, size_t len)
+{
+    int rc = ensure_http(c);
+    if (rc != 0)
+        return rc;
+    rc = sl_http_conn_feed(c->http, data, len);
+    if (rc == SL_EPROTO) {
+        atomic_fetch_add_explicit(&c->srv->counters.protocol_errors, 1, memory_order_relaxed);
+        sl_debug("protocol error", "peer=%s", c->peer);
+    }
+    return rc;
+}
+
+void sl_conn__proto_flush(sl_conn_t *c)
+{
+    /* Held-back pipelined HTTP/1.x input is processed once the previous
+     * response is out of the way; bounded by the input that was read. */
+    for (int i = 0; i < 64 && sl_http_conn_has_input(c->http); i++) {
+        if (sl_http_conn_feed(c->http, NULL, 0) != 0) {
+            c->proto_failed = true;
+            break;
+        }
+        if (sl_http_conn_flush(c->http) == SL_EFULL)
+            return;
+    }
+    int rc = sl_http_conn_flush(c->http);
+    if (rc != 0 && rc != SL_EFULL)
+        c->proto_failed = true;
+}
+
+bool sl_conn__proto_want_read(sl_conn_t *c)
+{
+    return !c->http || sl_http_conn_want_read(c->http);
+}
+
+bool sl_conn__proto_want_close(sl_conn_t *c) { return sl_http_conn_want_close(c->http); }
+
+bool sl_conn__proto_idle(sl_conn_t *c)
+{
+    /* Every request is answered at once today, so a connection with no
+     * pending output and no held input is idle. Streams will change this. */
+    return !sl_http_conn_has_input(c->http);
+}
+
+void sl_conn__proto_drain(sl_conn_t *c) { sl_http_conn_shutdown(c->http); }
+
+void sl_conn__proto_destroy(sl_conn_t *c)
+{
+    sl_http_conn_destroy(c->http);
+    c->http = NULL;
+}

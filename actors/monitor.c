@@ -1,0 +1,394 @@
+/*
+ * Monitor actor. See monitor.h.
+ *
+ * Tick: TIMEOUT -> READ /proc/self/statm (through the reactor) -> sample
+ * -> render JSON + Prometheus -> publish -> TIMEOUT. The open-fd count
+ * comes from fstatat("/proc/self/fd"), whose st_size is the number of open
+ * descriptors on Linux >= 6.2: one O(1) syscall on the monitor's own tick,
+ * never on a request path. Older kernels report 0 and we count entries.
+ */
+#include "actors/monitor.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/clock.h"
+#include "runtime/log.h"
+
+#define LAG_WINDOWS 40 /* windows kept for the "max" figures (40 x 0.25 s = 10 s) */
+#define RENDER_BYTES_MAX (64 * 1024)
+
+enum { MSG_STOP = SL_MSG_KIND_USER };
+
+typedef struct window_max {
+    uint64_t v[LAG_WINDOWS];
+    uint32_t i;
+} window_max_t;
+
+typedef struct reactor_view {
+    sl_reactor_stats_t st;
+    uint64_t lag_recent_ns, lag_max_ns;
+    window_max_t win;
+} reactor_view_t;
+
+struct sl_monitor {
+    sl_actor_t a;
+    sl_server_t *srv;
+    sl_op_t timer;
+    sl_op_t read;
+    int statm_fd;
+    char statm[256];
+    bool stopping;
+    uint32_t ops_inflight;
+    bool released;
+    _Atomic bool stopped; /* set by destroy; pairs with wait_stopped */
+    bool busy_now;
+    _Atomic bool busy;
+    reactor_view_t reactors[SL_REACTORS_MAX];
+    sl_sched_stats_t sched;
+    uint64_t sched_lag_recent_ns, sched_lag_max_ns;
+    window_max_t sched_win;
+    uint64_t rss_bytes;
+    uint64_t open_fds;
+    sl_msg_t stop_msg;
+    pthread_mutex_t pub_lock; /* guards the two published pointers */
+    sl_chunk_t *health;
+    sl_chunk_t *metrics;
+};
+
+static uint64_t window_push(window_max_t *w, uint64_t v)
+{
+    w->v[w->i++ % LAG_WINDOWS] = v;
+    uint64_t m = 0;
+    for (int i = 0; i < LAG_WINDOWS; i++)
+        m = w->v[i] > m ? w->v[i] : m;
+    return m;
+}
+
+static uint64_t count_fds(void)
+{
+    struct stat st;
+    if (fstatat(AT_FDCWD, "/proc/self/fd", &st, 0) == 0 && st.st_size > 0)
+        return (uint64_t)st.st_size;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    uint64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n > 0 ? n - 1 : 0; /* minus the DIR's own fd */
+}
+
+static void sample(sl_monitor_t *m)
+{
+    sl_server_t *srv = m->srv;
+    uint64_t busy_lag = srv->cfg.busy_lag_ns;
+    bool busy = false;
+    for (uint32_t i = 0; i < srv->nreactors; i++) {
+        reactor_view_t *v = &m->reactors[i];
+        sl_reactor_stats(srv->reactors[i], &v->st);
+        v->lag_recent_ns = v->st.loop_lag_ns_max;
+        v->lag_max_ns = window_push(&v->win, v->lag_recent_ns);
+        busy |= v->lag_recent_ns > busy_lag;
+    }
+    sl_sched_stats(srv->sched, &m->sched);
+    m->sched_lag_recent_ns = m->sched.lag_ns_max;
+    m->sched_lag_max_ns = window_push(&m->sched_win, m->sched_lag_recent_ns);
+    busy |= m->sched_lag_recent_ns > busy_lag;
+    m->open_fds = count_fds();
+    uint64_t conns = atomic_load_explicit(&srv->counters.connections_open, memory_order_relaxed);
+    busy |= conns * 10 >= (uint64_t)srv->cfg.max_connections * 9;
+    busy |= srv->fd_limit && m->open_fds * 10 >= srv->fd_limit * 9;
+    m->busy_now = busy;
+    atomic_store_explicit(&m->busy, busy, memory_order_relaxed);
+}
+
+#define CTR(name) atomic_load_explicit(&srv->counters.name, memory_order_relaxed)
+#define MS(ns) ((double)(ns) / 1e6)
+
+/* Appends printf output to chunk c, bounded by its capacity. */
+static void put(sl_chunk_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sl_chunk_t *c, const char *fmt, ...)
+{
+    if (c->len >= c->cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf((char *)c->data + c->len, c->cap - c->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        c->len = c->len + (uint32_t)n < c->cap ? c->len + (uint32_t)n : c->cap;
+}
+
+static void render_json_reactors(sl_monitor_t *m, sl_chunk_t *c)
+{
+    put(c, "\"reactors\":[");
+    for (uint32_t i = 0; i < m->srv->nreactors; i++) {
+        reactor_view_t *v = &m->reactors[i];
+        put(c,
+            "%s{\"index\":%u,\"loop_lag_ms_max\":%.3f,\"loop_lag_ms_recent\":%.3f,"
+            "\"ops_inflight\":%u,\"submitted\":%" PRIu64 ",\"completed\":%" PRIu64
+            ",\"enter_calls\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"accepted\":%" PRIu64
+            ",\"recv_buffers_free\":%u,\"recv_starved\":%" PRIu64 "}",
+            i ? "," : "", i, MS(v->lag_max_ns), MS(v->lag_recent_ns), v->st.ops_inflight,
+            v->st.submitted, v->st.completed, v->st.enter_calls, v->st.wakeups, v->st.accepted,
+            v->st.recv_buffers_free, v->st.recv_starved);
+    }
+    put(c, "],");
+}
+
+static sl_chunk_t *render_json(sl_monitor_t *m)
+{
+    sl_server_t *srv = m->srv;
+    sl_chunk_t *c = sl_chunk_create(RENDER_BYTES_MAX);
+    if (!c)
+        return NULL;
+    double uptime = (double)(sl_clock_now_ns() - srv->start_ns) / 1e9;
+    put(c,
+        "{\"uptime_s\":%.3f,\"rss_bytes\":%" PRIu64 ",\"open_fds\":%" PRIu64
+        ",\"fd_limit\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"streams\":%" PRIu64
+        ",\"sessions\":{\"live\":0,\"hibernated\":0},\"busy\":%s,",
+        uptime, m->rss_bytes, m->open_fds, srv->fd_limit, CTR(connections_open),
+        CTR(streams_open), m->busy_now ? "true" : "false");
+    render_json_reactors(m, c);
+    const sl_sched_stats_t *s = &m->sched;
+    put(c,
+        "\"scheduler\":{\"workers\":%u,\"lag_ms_max\":%.3f,\"lag_ms_recent\":%.3f,"
+        "\"runs\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"actors\":%u},",
+        s->workers, MS(m->sched_lag_max_ns), MS(m->sched_lag_recent_ns), s->runs, s->messages,
+        s->actors_live);
+    put(c,
+        "\"mailboxes\":{\"capacity\":%u,\"depth_max\":%u,\"refused_normal\":%" PRIu64
+        ",\"refused_control\":%" PRIu64 ",\"refused_completion\":%" PRIu64
+        ",\"notify_coalesced\":%" PRIu64 "},",
+        srv->cfg.mailbox_capacity, s->mailbox_depth_max, s->refused[SL_MSG_NORMAL],
+        s->refused[SL_MSG_CONTROL], s->refused[SL_MSG_COMPLETION], s->notify_coalesced);
+    put(c,
+        "\"http\":{\"accepted\":%" PRIu64 ",\"rejected_max_connections\":%" PRIu64
+        ",\"requests\":%" PRIu64 ",\"protocol_errors\":%" PRIu64 ",\"closed_idle\":%" PRIu64
+        ",\"closed_header_timeout\":%" PRIu64 ",\"responses_4xx\":%" PRIu64
+        ",\"responses_5xx\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "},",
+        CTR(accepted), CTR(rejected_max_connections), CTR(requests), CTR(protocol_errors),
+        CTR(closed_idle), CTR(closed_header_timeout), CTR(responses_4xx), CTR(responses_5xx),
+        CTR(bytes_in), CTR(bytes_out));
+    put(c,
+        "\"events\":{\"published\":0,\"delivered\":0,\"caught_up\":0,\"gapped\":0},"
+        "\"storage\":{\"open_files\":0,\"bytes_written\":0,\"fsyncs\":0,\"catchup_reads\":0},"
+        "\"watchdog\":{\"enabled\":false,\"reaped_send_stall\":0,\"reaped_peer_closed\":0},"
+        "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "}}\n",
+        sl_chunk_bytes_live());
+    return c;
+}
+
+static void metric(sl_chunk_t *c, const char *name, const char *type, const char *help,
+                   double v)
+{
+    put(c, "# HELP sluice_%s %s\n# TYPE sluice_%s %s\nsluice_%s %.17g\n", name, help, name, type,
+        name, v);
+}
+
+static sl_chunk_t *render_metrics(sl_monitor_t *m)
+{
+    sl_server_t *srv = m->srv;
+    sl_chunk_t *c = sl_chunk_create(RENDER_BYTES_MAX);
+    if (!c)
+        return NULL;
+    metric(c, "uptime_seconds", "gauge", "Seconds since start.",
+           (double)(sl_clock_now_ns() - srv->start_ns) / 1e9);
+    metric(c, "rss_bytes", "gauge", "Resident set size.", (double)m->rss_bytes);
+    metric(c, "open_fds", "gauge", "Open file descriptors.", (double)m->open_fds);
+    metric(c, "fd_limit", "gauge", "File descriptor limit.", (double)srv->fd_limit);
+    metric(c, "connections", "gauge", "Open client connections.", (double)CTR(connections_open));
+    metric(c, "streams", "gauge", "Open response streams.", (double)CTR(streams_open));
+    metric(c, "busy", "gauge", "1 when lag or resource use is high.", m->busy_now);
+    metric(c, "connections_accepted_total", "counter", "Accepted connections.", (double)CTR(accepted));
+    metric(c, "connections_rejected_total", "counter", "Connections closed at --max-connections.",
+           (double)CTR(rejected_max_connections));
+    metric(c, "http_requests_total", "counter", "Requests received.", (double)CTR(requests));
+    metric(c, "protocol_errors_total", "counter", "Connections failed by a protocol error.",
+           (double)CTR(protocol_errors));
+    metric(c, "bytes_in_total", "counter", "Bytes received.", (double)CTR(bytes_in));
+    metric(c, "bytes_out_total", "counter", "Bytes sent.", (double)CTR(bytes_out));
+    put(c, "# HELP sluice_reactor_loop_lag_seconds Reactor loop lag (max over 10 s).\n"
+           "# TYPE sluice_reactor_loop_lag_seconds gauge\n");
+    for (uint32_t i = 0; i < srv->nreactors; i++)
+        put(c, "sluice_reactor_loop_lag_seconds{reactor=\"%u\"} %.9f\n", i,
+            (double)m->reactors[i].lag_max_ns / 1e9);
+    put(c, "# HELP sluice_reactor_io_uring_enter_total io_uring_enter calls.\n"
+           "# TYPE sluice_reactor_io_uring_enter_total counter\n");
+    for (uint32_t i = 0; i < srv->nreactors; i++)
+        put(c, "sluice_reactor_io_uring_enter_total{reactor=\"%u\"} %" PRIu64 "\n", i,
+            m->reactors[i].st.enter_calls);
+    metric(c, "scheduler_lag_seconds", "gauge", "Actor queue-to-run delay (max over 10 s).",
+           (double)m->sched_lag_max_ns / 1e9);
+    metric(c, "scheduler_messages_total", "counter", "Actor messages delivered.",
+           (double)m->sched.messages);
+    metric(c, "mailbox_depth_max", "gauge", "Deepest mailbox in the last interval.",
+           (double)m->sched.mailbox_depth_max);
+    put(c, "# HELP sluice_mailbox_refused_total Sends refused by a full mailbox, per class.\n"
+           "# TYPE sluice_mailbox_refused_total counter\n"
+           "sluice_mailbox_refused_total{class=\"normal\"} %" PRIu64 "\n"
+           "sluice_mailbox_refused_total{class=\"control\"} %" PRIu64 "\n"
+           "sluice_mailbox_refused_total{class=\"completion\"} %" PRIu64 "\n",
+        m->sched.refused[SL_MSG_NORMAL], m->sched.refused[SL_MSG_CONTROL],
+        m->sched.refused[SL_MSG_COMPLETION]);
+    return c;
+}
+
+static void publish(sl_monitor_t *m)
+{
+    sl_chunk_t *h = render_json(m), *t = render_metrics(m);
+    pthread_mutex_lock(&m->pub_lock);
+    sl_chunk_t *oh = h ? m->health : NULL, *ot = t ? m->metrics : NULL;
+    if (h)
+        m->health = h;
+    if (t)
+        m->metrics = t;
+    pthread_mutex_unlock(&m->pub_lock);
+    if (oh)
+        sl_chunk_release(oh);
+    if (ot)
+        sl_chunk_release(ot);
+}
+
+static sl_chunk_t *take(sl_monitor_t *m, sl_chunk_t **slot)
+{
+    pthread_mutex_lock(&m->pub_lock);
+    sl_chunk_t *c = *slot;
+    if (c)
+        sl_chunk_retain(c);
+    pthread_mutex_unlock(&m->pub_lock);
+    return c;
+}
+
+sl_chunk_t *sl_monitor_health_json(sl_monitor_t *m) { return take(m, &m->health); }
+sl_chunk_t *sl_monitor_metrics_text(sl_monitor_t *m) { return take(m, &m->metrics); }
+bool sl_monitor_busy(sl_monitor_t *m) { return atomic_load_explicit(&m->busy, memory_order_relaxed); }
+
+static void submit(sl_monitor_t *m, sl_op_t *op)
+{
+    op->owner = &m->a;
+    m->ops_inflight++;
+    sl_reactor_submit(m->srv->reactors[0], op);
+}
+
+static void arm_timer(sl_monitor_t *m)
+{
+    m->timer.kind = SL_OP_TIMEOUT;
+    m->timer.timeout_ns = m->srv->cfg.monitor_interval_ns;
+    submit(m, &m->timer);
+}
+
+static void arm_read(sl_monitor_t *m)
+{
+    m->read.kind = SL_OP_READ;
+    m->read.fd = m->statm_fd;
+    m->read.buf = m->statm;
+    m->read.len = sizeof m->statm - 1;
+    m->read.offset = 0;
+    submit(m, &m->read);
+}
+
+static void on_statm(sl_monitor_t *m, int32_t res)
+{
+    if (res > 0) {
+        m->statm[res] = '\0';
+        unsigned long long size = 0, resident = 0;
+        if (sscanf(m->statm, "%llu %llu", &size, &resident) == 2)
+            m->rss_bytes = resident * (uint64_t)sysconf(_SC_PAGESIZE);
+    }
+}
+
+/* Stop waits for the in-flight timer (at most one interval) instead of
+ * cancelling it: simpler, and bounded by --monitor-interval. */
+static void behavior(sl_actor_t *self, sl_msg_t *msg)
+{
+    sl_monitor_t *m = (sl_monitor_t *)self;
+    if (msg->kind == MSG_STOP) {
+        m->stopping = true;
+    } else if (msg->kind == SL_MSG_KIND_IO) {
+        sl_op_t *op = sl_op_from_msg(msg);
+        m->ops_inflight--;
+        if (!m->stopping) {
+            if (op == &m->timer && m->statm_fd >= 0) {
+                arm_read(m);
+            } else {
+                if (op == &m->read)
+                    on_statm(m, op->res);
+                sample(m);
+                publish(m);
+                arm_timer(m);
+            }
+        }
+    }
+    if (m->stopping && m->ops_inflight == 0 && !m->released) {
+        m->released = true;
+        sl_actor_release(&m->a); /* our own reference; destroy runs last */
+    }
+}
+
+/* Runs after the last reference (the scheduler's) is gone: from here the
+ * main thread may free the record. */
+static void destroy(sl_actor_t *self)
+{
+    sl_monitor_t *m = (sl_monitor_t *)self;
+    atomic_store_explicit(&m->stopped, true, memory_order_release);
+}
+
+int sl_monitor_create(sl_server_t *srv, sl_monitor_t **out)
+{
+    sl_monitor_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    m->srv = srv;
+    pthread_mutex_init(&m->pub_lock, NULL);
+    sl_actor_init(&m->a, srv->sched, "monitor", 16, behavior, destroy);
+    /* Opened once at start (not a hot path); re-read at offset 0 per tick. */
+    m->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (m->statm_fd >= 0) {
+        ssize_t n = pread(m->statm_fd, m->statm, sizeof m->statm - 1, 0);
+        on_statm(m, (int32_t)n);
+    }
+    m->stop_msg.kind = MSG_STOP;
+    m->stop_msg.mclass = SL_MSG_CONTROL;
+    sample(m);
+    publish(m);
+    *out = m;
+    return 0;
+}
+
+void sl_monitor_start(sl_monitor_t *m) { arm_timer(m); }
+
+void sl_monitor_stop(sl_monitor_t *m)
+{
+    int rc = sl_actor_send(&m->a, &m->stop_msg);
+    sl_assert(rc == 0);
+}
+
+int sl_monitor_wait_stopped(sl_monitor_t *m, uint64_t timeout_ns)
+{
+    uint64_t deadline = sl_clock_now_ns() + timeout_ns;
+    while (!atomic_load_explicit(&m->stopped, memory_order_acquire)) {
+        if (sl_clock_now_ns() > deadline)
+            return -ETIMEDOUT;
+        usleep(1000);
+    }
+    if (m->statm_fd >= 0)
+        close(m->statm_fd);
+    if (m->health)
+        sl_chunk_release(m->health);
+    if (m->metrics)
+        sl_chunk_release(m->metrics);
+    pthread_mutex_destroy(&m->pub_lock);
+    free(m);
+    return 0;
+}

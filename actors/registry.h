@@ -1,0 +1,80 @@
+/*
+ * The session directory: every known session (live or hibernated) by id,
+ * with its incrementally maintained stats, and an id-ordered index for
+ * paged listing. Listing and stats never open a file and never wait on a
+ * session actor: stats are relaxed atomics the session updates as it goes.
+ *
+ * Concurrency: a reader-writer lock guards the table. Lookups (per request,
+ * not per event) take it shared; create and delete take it exclusive.
+ * Entries are reference counted: a lookup returns a reference, so a
+ * session deleted meanwhile stays valid (and marked deleted) for its
+ * holders.
+ *
+ * Bound: --max-sessions entries (policy: creating one more fails with
+ * SL_EFULL, answered 503 overloaded).
+ */
+#ifndef SL_ACTORS_REGISTRY_H
+#define SL_ACTORS_REGISTRY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/base.h"
+#include "runtime/limits.h"
+
+typedef struct sl_registry sl_registry_t;
+
+/* Stats of one session, readable by any thread at any time. */
+typedef struct sl_session_stats {
+    _Atomic uint64_t events;     /* events appended (durable + ephemeral) */
+    _Atomic uint64_t bytes;      /* payload bytes */
+    _Atomic uint64_t first_seq;  /* 0 when empty */
+    _Atomic uint64_t last_seq;   /* 0 when empty */
+    _Atomic uint32_t subscribers;
+    _Atomic uint64_t created_ns; /* wall clock */
+    _Atomic uint64_t last_activity_ns;
+} sl_session_stats_t;
+
+/* A directory entry. The session actor (actors/session.h) hangs off it. */
+typedef struct sl_entry {
+    char id[SL_SESSION_ID_MAX + 1];
+    uint32_t id_len;
+    uint64_t epoch;              /* incarnation: new on every create */
+    sl_session_stats_t stats;
+    _Atomic bool deleted;
+    _Atomic uint32_t _refs;
+    void *session;               /* owner-defined (the session actor) */
+    struct sl_entry *_hnext;     /* hash chain */
+} sl_entry_t;
+
+/* Creates an empty registry bounded to max_entries. Returns 0 or -ENOMEM. */
+int sl_registry_create(uint32_t max_entries, sl_registry_t **out);
+/* Frees the registry; drops its references to every entry. */
+void sl_registry_destroy(sl_registry_t *r, void (*free_session)(sl_entry_t *e));
+
+/* Returns a new reference to the entry for id, or NULL. Any thread. */
+sl_entry_t *sl_registry_get(sl_registry_t *r, const char *id, size_t len);
+/* Returns a reference to the entry for id, creating it when absent (with a
+ * fresh epoch; *created tells which). Returns 0, SL_EFULL at the bound or
+ * -ENOMEM. The id must be valid (callers validate first). */
+int sl_registry_get_or_create(sl_registry_t *r, const char *id, size_t len, uint64_t epoch,
+                              sl_entry_t **out, bool *created);
+/* Removes e from the table (marks it deleted). Returns 0 or SL_ENOTFOUND
+ * when it is no longer the entry for its id. Holders keep their refs. */
+int sl_registry_remove(sl_registry_t *r, sl_entry_t *e);
+
+void sl_entry_retain(sl_entry_t *e);
+/* Drops a reference; the last one calls free_cb (given at create time
+ * through sl_registry_set_free) and frees the entry. */
+void sl_entry_release(sl_entry_t *e);
+void sl_registry_set_free(void (*free_session)(sl_entry_t *e));
+
+/* Lists up to limit entries with id > after (NULL: from the start), in id
+ * order, as new references stored in out. Returns the number listed and
+ * sets *more when entries remain after the last. Any thread. */
+uint32_t sl_registry_list(sl_registry_t *r, const char *after, size_t after_len, uint32_t limit,
+                          sl_entry_t **out, bool *more);
+uint32_t sl_registry_count(sl_registry_t *r);
+
+#endif

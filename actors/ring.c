@@ -1,0 +1,242 @@
+/*
+ * Event ring. See ring.h.
+ */
+#include "actors/ring.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+typedef struct page {
+    sl_chunk_t *chunk;
+    uint64_t base;      /* stream position of byte 0 */
+    uint64_t first_seq; /* seq of event 0 */
+    uint32_t len;       /* published bytes */
+    uint32_t nevents;   /* published events */
+    uint32_t offsets[SL_RING_PAGE_EVENTS];
+} page_t;
+
+struct sl_ring {
+    pthread_mutex_t lock; /* guards everything below except `reserved` */
+    page_t *pages[SL_RING_PAGES_MAX];
+    uint64_t first_page; /* page number of the oldest kept page */
+    uint64_t npages;     /* kept pages: first_page .. first_page+npages-1 */
+    uint64_t bytes;      /* capacity of kept pages */
+    uint64_t bytes_max;
+    uint32_t page_bytes;
+    uint64_t next_seq;
+    uint64_t tail_pos;
+    uint64_t first_seq;  /* oldest seq kept */
+    page_t *reserved;    /* writer only: page holding the reservation */
+};
+
+static page_t *page_at(sl_ring_t *r, uint64_t page_no)
+{
+    return r->pages[page_no % SL_RING_PAGES_MAX];
+}
+
+int sl_ring_create(uint64_t bytes_max, uint32_t page_bytes, uint64_t first_seq, sl_ring_t **out)
+{
+    if (page_bytes < 256 || bytes_max < page_bytes || first_seq == 0)
+        return SL_EINVAL;
+    sl_ring_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    pthread_mutex_init(&r->lock, NULL);
+    r->bytes_max = bytes_max;
+    r->page_bytes = page_bytes;
+    r->next_seq = r->first_seq = first_seq;
+    *out = r;
+    return 0;
+}
+
+static void page_free(page_t *p)
+{
+    sl_chunk_release(p->chunk);
+    free(p);
+}
+
+void sl_ring_destroy(sl_ring_t *r)
+{
+    if (!r)
+        return;
+    for (uint64_t i = 0; i < r->npages; i++)
+        page_free(page_at(r, r->first_page + i));
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* Drops the oldest page. Caller holds the lock. */
+static void evict_one(sl_ring_t *r)
+{
+    page_t *p = page_at(r, r->first_page);
+    r->pages[r->first_page % SL_RING_PAGES_MAX] = NULL;
+    r->first_page++;
+    r->npages--;
+    r->bytes -= p->chunk->cap;
+    r->first_seq = p->first_seq + p->nevents;
+    page_free(p);
+}
+
+static page_t *tail_page(sl_ring_t *r)
+{
+    return r->npages ? page_at(r, r->first_page + r->npages - 1) : NULL;
+}
+
+uint8_t *sl_ring_reserve(sl_ring_t *r, uint32_t len)
+{
+    page_t *t = tail_page(r);
+    if (t && t->nevents < SL_RING_PAGE_EVENTS && t->chunk->cap - t->len >= len) {
+        r->reserved = t;
+        return t->chunk->data + t->len;
+    }
+    page_t *p = calloc(1, sizeof *p);
+    uint32_t cap = len > r->page_bytes ? len : r->page_bytes;
+    sl_chunk_t *c = p ? sl_chunk_create(cap) : NULL;
+    if (!c) {
+        free(p);
+        return NULL;
+    }
+    p->chunk = c;
+    p->base = r->tail_pos;
+    p->first_seq = r->next_seq;
+    pthread_mutex_lock(&r->lock);
+    /* Keep the bound: evict before adding (never the page being added). */
+    while (r->npages > 0 &&
+           (r->bytes + cap > r->bytes_max || r->npages >= SL_RING_PAGES_MAX))
+        evict_one(r);
+    r->pages[(r->first_page + r->npages) % SL_RING_PAGES_MAX] = p;
+    if (r->npages == 0)
+        r->first_seq = p->first_seq;
+    r->npages++;
+    r->bytes += cap;
+    pthread_mutex_unlock(&r->lock);
+    r->reserved = p;
+    return c->data;
+}
+
+void sl_ring_commit(sl_ring_t *r, uint64_t seq, uint32_t len)
+{
+    page_t *p = r->reserved;
+    sl_assert(p != NULL);
+    sl_assert(seq == r->next_seq);
+    sl_assert(p->chunk->cap - p->len >= len);
+    r->reserved = NULL;
+    pthread_mutex_lock(&r->lock);
+    p->offsets[p->nevents++] = p->len;
+    p->len += len;
+    r->next_seq = seq + 1;
+    r->tail_pos += len;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Index of the kept page containing pos, or -1 when pos is older than the
+ * oldest kept byte. pos == tail is "the tail page" (or -2 when empty).
+ * Caller holds the lock. */
+static int64_t find_page(sl_ring_t *r, uint64_t pos)
+{
+    if (r->npages == 0)
+        return -2;
+    page_t *first = page_at(r, r->first_page);
+    if (pos < first->base)
+        return -1;
+    uint64_t lo = 0, hi = r->npages - 1;
+    while (lo < hi) { /* last page with base <= pos */
+        uint64_t mid = (lo + hi + 1) / 2;
+        if (page_at(r, r->first_page + mid)->base <= pos)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return (int64_t)lo;
+}
+
+int sl_ring_seek(sl_ring_t *r, uint64_t seq, uint64_t *pos)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->lock);
+    if (seq >= r->next_seq) {
+        *pos = r->tail_pos;
+        rc = SL_EAGAIN;
+    } else if (seq < r->first_seq || r->npages == 0) {
+        rc = SL_ENOTFOUND;
+    } else {
+        uint64_t lo = 0, hi = r->npages - 1;
+        while (lo < hi) { /* last page whose first_seq <= seq */
+            uint64_t mid = (lo + hi + 1) / 2;
+            if (page_at(r, r->first_page + mid)->first_seq <= seq)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        page_t *p = page_at(r, r->first_page + lo);
+        *pos = p->base + p->offsets[seq - p->first_seq];
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+/* Counts events of p that end within (from, to] (page-relative). */
+static void count_completed(const page_t *p, uint32_t from, uint32_t to, sl_ring_read_t *res)
+{
+    /* Event i ends where event i+1 starts (the last ends at p->len). */
+    uint32_t lo = 0, hi = p->nevents; /* first event whose end > from */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        uint32_t end = mid + 1 < p->nevents ? p->offsets[mid + 1] : p->len;
+        if (end > from)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    for (uint32_t i = lo; i < p->nevents; i++) {
+        uint32_t end = i + 1 < p->nevents ? p->offsets[i + 1] : p->len;
+        if (end > to)
+            break;
+        res->events_completed++;
+        res->last_seq_completed = p->first_seq + i;
+    }
+}
+
+int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, sl_ring_slice_t *out,
+                 uint32_t max_slices, sl_ring_read_t *res)
+{
+    *res = (sl_ring_read_t){.end_pos = pos};
+    pthread_mutex_lock(&r->lock);
+    int64_t idx = find_page(r, pos);
+    if (idx == -1 || pos > r->tail_pos) {
+        pthread_mutex_unlock(&r->lock);
+        return SL_ENOTFOUND;
+    }
+    for (uint64_t i = idx < 0 ? r->npages : (uint64_t)idx;
+         i < r->npages && res->nslices < max_slices && max_bytes > 0; i++) {
+        page_t *p = page_at(r, r->first_page + i);
+        uint32_t from = (uint32_t)(pos - p->base);
+        if (from >= p->len)
+            continue;
+        uint32_t n = p->len - from;
+        if (n > max_bytes)
+            n = (uint32_t)max_bytes;
+        sl_chunk_retain(p->chunk);
+        out[res->nslices++] = (sl_ring_slice_t){p->chunk, from, n};
+        count_completed(p, from, from + n, res);
+        pos += n;
+        max_bytes -= n;
+    }
+    res->end_pos = pos;
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+#define LOCKED_GET(r, field)                                                 \
+    do {                                                                     \
+        pthread_mutex_lock(&(r)->lock);                                      \
+        uint64_t v_ = (r)->field;                                            \
+        pthread_mutex_unlock(&(r)->lock);                                    \
+        return v_;                                                           \
+    } while (0)
+
+uint64_t sl_ring_next_seq(sl_ring_t *r) { LOCKED_GET(r, next_seq); }
+uint64_t sl_ring_tail_pos(sl_ring_t *r) { LOCKED_GET(r, tail_pos); }
+uint64_t sl_ring_first_seq(sl_ring_t *r) { LOCKED_GET(r, first_seq); }
+uint64_t sl_ring_bytes(sl_ring_t *r) { LOCKED_GET(r, bytes); }

@@ -1,0 +1,282 @@
+/*
+ * Server lifecycle. Startup work (sockets, threads, the data directory) uses
+ * plain syscalls on the main thread before anything is served; from then on
+ * all socket and file I/O goes through the reactors.
+ */
+#include "actors/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actors/conn.h"
+#include "actors/monitor.h"
+#include "runtime/clock.h"
+#include "runtime/log.h"
+
+#define LISTEN_BACKLOG 4096
+
+/* Splits "HOST:PORT" / "[V6]:PORT" into host and port. Returns 0 or -1. */
+static int split_addr(const char *addr, char *host, size_t hn, char *port, size_t pn)
+{
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':')
+            return -1;
+        snprintf(host, hn, "%.*s", (int)(end - addr - 1), addr + 1);
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon)
+            return -1;
+        snprintf(host, hn, "%.*s", (int)(colon - addr), addr);
+    }
+    snprintf(port, pn, "%s", colon + 1);
+    return port[0] ? 0 : -1;
+}
+
+static int bind_one(const struct addrinfo *ai, bool reuseport)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static void format_bound(int fd, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        port = ntohs(s6->sin6_port);
+        snprintf(out, n, "[%s]:%d", host, port);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        port = ntohs(s4->sin_port);
+        snprintf(out, n, "%s:%d", host, port);
+    }
+}
+
+/* One listening socket per reactor (SO_REUSEPORT spreads accepts); the first
+ * bind resolves port 0 and the others reuse the port it got. */
+static int open_listeners(sl_server_t *srv)
+{
+    char host[256], port[32];
+    if (split_addr(srv->cfg.listen, host, sizeof host, port, sizeof port) != 0) {
+        sl_error("bad listen address", "listen=%s hint=HOST:PORT", srv->cfg.listen);
+        return SL_EINVAL;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    for (uint32_t i = 0; i < srv->nreactors; i++) {
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+        if (gai != 0) {
+            sl_error("cannot resolve listen address", "listen=%s error=\"%s\"", srv->cfg.listen,
+                     gai_strerror(gai));
+            return SL_EINVAL;
+        }
+        int fd = bind_one(res, srv->nreactors > 1);
+        freeaddrinfo(res);
+        if (fd < 0) {
+            sl_error("cannot listen", "listen=%s error=\"%s\"", srv->cfg.listen, sl_strerror(fd));
+            return fd;
+        }
+        srv->listen_fds[i] = fd;
+        if (i == 0) {
+            format_bound(fd, srv->http_addr, sizeof srv->http_addr);
+            const char *p = strrchr(srv->http_addr, ':');
+            snprintf(port, sizeof port, "%s", p + 1);
+        }
+    }
+    return 0;
+}
+
+static int ensure_data_dir(const char *dir)
+{
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        int err = -errno;
+        sl_error("cannot create data dir", "data_dir=%s error=\"%s\"", dir, sl_strerror(err));
+        return err;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+        sl_error("data dir is not a writable directory", "data_dir=%s", dir);
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
+static uint64_t raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? 0 : (uint64_t)rl.rlim_cur;
+}
+
+int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = *cfg;
+    srv->start_ns = sl_clock_now_ns();
+    srv->nreactors = cfg->reactors;
+    for (uint32_t i = 0; i < SL_REACTORS_MAX; i++)
+        srv->listen_fds[i] = -1;
+    pthread_mutex_init(&srv->conns_lock, NULL);
+    srv->fd_limit = raise_fd_limit();
+    int rc = ensure_data_dir(cfg->data_dir);
+    if (rc != 0)
+        return rc;
+    sl_sched_config_t sc = {
+        .workers = cfg->workers,
+        .batch = SL_ACTOR_BATCH,
+        .runq_capacity = cfg->max_connections + 1024, /* >= every actor that can exist */
+    };
+    if ((rc = sl_sched_create(&sc, &srv->sched)) != 0)
+        return rc;
+    sl_reactor_config_t rcfg = {
+        .sq_entries = SL_REACTOR_SQ_ENTRIES,
+        .recv_buffers = cfg->recv_buffers,
+        .recv_buffer_bytes = SL_RECV_BUFFER_BYTES,
+        .lag_probe_ns = 10 * SL_NS_PER_MS,
+    };
+    for (uint32_t i = 0; i < srv->nreactors; i++) {
+        if ((rc = sl_reactor_create(&rcfg, i, &srv->reactors[i])) != 0) {
+            sl_error("cannot create io_uring reactor", "index=%u error=\"%s\"", i, sl_strerror(rc));
+            return rc;
+        }
+    }
+    return open_listeners(srv);
+}
+
+static void on_accept(sl_reactor_t *r, int fd, void *ctx)
+{
+    sl_conn_accept((sl_server_t *)ctx, r, fd);
+}
+
+static void write_ready_file(const sl_server_t *srv)
+{
+    if (!srv->cfg.ready_file)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", srv->cfg.ready_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "http=%s\n", srv->http_addr) < 0 || fclose(f) != 0 ||
+        rename(tmp, srv->cfg.ready_file) != 0)
+        sl_error("cannot write ready file", "path=%s error=\"%s\"", srv->cfg.ready_file,
+                 strerror(errno));
+}
+
+int sl_server_start(sl_server_t *srv)
+{
+    int rc = sl_sched_start(srv->sched);
+    if (rc != 0)
+        return rc;
+    if ((rc = sl_monitor_create(srv, &srv->monitor)) != 0)
+        return rc;
+    for (uint32_t i = 0; i < srv->nreactors; i++) {
+        if ((rc = sl_reactor_start(srv->reactors[i])) != 0)
+            return rc;
+    }
+    sl_monitor_start(srv->monitor);
+    for (uint32_t i = 0; i < srv->nreactors; i++) {
+        if ((rc = sl_reactor_listen(srv->reactors[i], srv->listen_fds[i], on_accept, srv)) != 0)
+            return rc;
+    }
+    sl_info("listening", "http=%s rpc= reactors=%u workers=%u data_dir=%s pid=%d", srv->http_addr,
+            srv->nreactors, srv->cfg.workers, srv->cfg.data_dir, (int)getpid());
+    write_ready_file(srv);
+    return 0;
+}
+
+void sl_server_conn_add(sl_server_t *srv, sl_conn_t *c)
+{
+    pthread_mutex_lock(&srv->conns_lock);
+    sl_conn_link(&srv->conns_head, c);
+    pthread_mutex_unlock(&srv->conns_lock);
+}
+
+void sl_server_conn_remove(sl_server_t *srv, sl_conn_t *c)
+{
+    pthread_mutex_lock(&srv->conns_lock);
+    sl_conn_unlink(&srv->conns_head, c);
+    pthread_mutex_unlock(&srv->conns_lock);
+}
+
+/* Tells every live connection to drain (graceful) or abort. */
+static void signal_conns(sl_server_t *srv, bool abort)
+{
+    pthread_mutex_lock(&srv->conns_lock);
+    for (sl_conn_t *c = srv->conns_head; c; c = sl_conn_next(c))
+        sl_conn_request_close(c, abort);
+    pthread_mutex_unlock(&srv->conns_lock);
+}
+
+static bool wait_conns(sl_server_t *srv, uint64_t deadline_ns)
+{
+    while (atomic_load(&srv->counters.connections_open) > 0) {
+        if (sl_clock_now_ns() >= deadline_ns)
+            return false;
+        usleep(2000);
+    }
+    return true;
+}
+
+void sl_server_shutdown(sl_server_t *srv)
+{
+    uint64_t t0 = sl_clock_now_ns();
+    atomic_store(&srv->draining, true);
+    for (uint32_t i = 0; i < srv->nreactors; i++)
+        sl_reactor_unlisten(srv->reactors[i]);
+    signal_conns(srv, false);
+    bool clean = wait_conns(srv, t0 + srv->cfg.shutdown_grace_ns);
+    if (!clean) {
+        sl_warn("shutdown grace expired; closing remaining connections", "open=%llu",
+                (unsigned long long)atomic_load(&srv->counters.connections_open));
+        signal_conns(srv, true);
+        wait_conns(srv, sl_clock_now_ns() + 2 * SL_NS_PER_S);
+    }
+    sl_monitor_stop(srv->monitor);
+    sl_monitor_wait_stopped(srv->monitor, 5 * SL_NS_PER_S);
+    for (uint32_t i = 0; i < srv->nreactors; i++)
+        sl_reactor_stop(srv->reactors[i]);
+    sl_sched_stop(srv->sched);
+    for (uint32_t i = 0; i < srv->nreactors; i++) {
+        sl_reactor_destroy(srv->reactors[i]);
+        if (srv->listen_fds[i] >= 0)
+            close(srv->listen_fds[i]);
+    }
+    sl_sched_destroy(srv->sched);
+    pthread_mutex_destroy(&srv->conns_lock);
+    sl_info("stopped", "clean=%d shutdown_ms=%.1f", clean, (double)(sl_clock_now_ns() - t0) / 1e6);
+}

@@ -1,0 +1,70 @@
+/*
+ * The server: configuration, scheduler, reactors, listeners, the registry
+ * of live connections, process-wide counters, and the lifecycle (start,
+ * drain on SIGTERM, stop). One per process; created by main.
+ */
+#ifndef SL_ACTORS_SERVER_H
+#define SL_ACTORS_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "actors/config.h"
+#include "runtime/actor.h"
+#include "runtime/buf.h"
+#include "runtime/limits.h"
+#include "runtime/reactor.h"
+
+typedef struct sl_conn sl_conn_t;
+typedef struct sl_monitor sl_monitor_t;
+
+/* Process-wide counters: relaxed atomics, written by connection actors and
+ * reactor callbacks, read by the monitor. */
+typedef struct sl_server_counters {
+    _Atomic uint64_t connections_open;
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t rejected_max_connections;
+    _Atomic uint64_t requests;
+    _Atomic uint64_t streams_open;
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+    _Atomic uint64_t protocol_errors;
+    _Atomic uint64_t closed_idle;
+    _Atomic uint64_t closed_header_timeout;
+    _Atomic uint64_t responses_4xx;
+    _Atomic uint64_t responses_5xx;
+} sl_server_counters_t;
+
+typedef struct sl_server {
+    sl_config_t cfg;
+    sl_sched_t *sched;
+    uint32_t nreactors;
+    sl_reactor_t *reactors[SL_REACTORS_MAX];
+    int listen_fds[SL_REACTORS_MAX];
+    char http_addr[128];          /* bound HOST:PORT, for logs and ready file */
+    uint64_t start_ns;            /* monotonic */
+    uint64_t fd_limit;
+    sl_monitor_t *monitor;
+    sl_server_counters_t counters;
+    _Atomic bool draining;        /* SIGTERM seen: finish, accept nothing new */
+    pthread_mutex_t conns_lock;   /* guards the registry list (connect/close only) */
+    sl_conn_t *conns_head;        /* intrusive list; holds one ref per conn */
+    _Atomic uint32_t next_reactor;
+} sl_server_t;
+
+/* Sets up everything but starts nothing. Returns 0 or a negative error with
+ * a logged reason (bad address, bind failure, io_uring unavailable). */
+int sl_server_init(sl_server_t *srv, const sl_config_t *cfg);
+/* Starts workers, reactors, the monitor and accepting; writes the ready
+ * file and logs msg=listening. Returns 0 or a negative error. */
+int sl_server_start(sl_server_t *srv);
+/* Graceful stop: stop accepting, let connections finish within the grace,
+ * then close the rest, stop threads and free everything. */
+void sl_server_shutdown(sl_server_t *srv);
+
+/* Registry, called by connection actors. */
+void sl_server_conn_add(sl_server_t *srv, sl_conn_t *c);
+void sl_server_conn_remove(sl_server_t *srv, sl_conn_t *c);
+
+#endif

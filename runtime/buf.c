@@ -1,0 +1,287 @@
+/*
+ * Reference-counted chunks and the bounded output queue (see buf.h).
+ *
+ * The queue is a ring of (chunk, off, len) segments. Small copies go into a
+ * scratch chunk the queue allocates and keeps (with a reference of its own)
+ * until it is full or the queue drains: consecutive copies (frame headers,
+ * chunk-size lines, status lines) extend one segment, and a copy after a
+ * referenced slice costs a segment but no allocation. Referenced slices are
+ * never copied.
+ *
+ * Appending to a shared chunk is safe here because only the owning queue
+ * writes its scratch chunk, only past c->len, and every segment anywhere
+ * refers to bytes below c->len: no reader ever sees a byte being written.
+ */
+#include "runtime/buf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Capacity bytes of every live chunk. Relaxed: a statistic, no ordering. */
+static _Atomic uint64_t chunk_bytes_live;
+
+sl_chunk_t *sl_chunk_create(uint32_t cap)
+{
+    sl_chunk_t *c = malloc(sizeof(*c) + (size_t)cap);
+    if (c == NULL)
+        return NULL;
+    atomic_init(&c->_refs, 1);
+    c->len = 0;
+    c->cap = cap;
+    c->_pad = 0;
+    atomic_fetch_add_explicit(&chunk_bytes_live, cap, memory_order_relaxed);
+    return c;
+}
+
+sl_chunk_t *sl_chunk_from_copy(const void *data, size_t len)
+{
+    if (len > UINT32_MAX)
+        return NULL;
+    sl_chunk_t *c = sl_chunk_create((uint32_t)len);
+    if (c == NULL)
+        return NULL;
+    if (len > 0)
+        memcpy(c->data, data, len);
+    c->len = (uint32_t)len;
+    return c;
+}
+
+void sl_chunk_retain(sl_chunk_t *c)
+{
+    /* Relaxed: taking a reference needs no ordering, the caller already
+     * holds one (the classic refcount argument). */
+    uint32_t old = atomic_fetch_add_explicit(&c->_refs, 1, memory_order_relaxed);
+    sl_assert(old > 0);
+}
+
+void sl_chunk_release(sl_chunk_t *c)
+{
+    /* Release pairs with the acquire fence below: every holder's accesses
+     * happen before the free by whichever thread drops the last reference. */
+    uint32_t old = atomic_fetch_sub_explicit(&c->_refs, 1, memory_order_release);
+    sl_assert(old > 0);
+    if (old != 1)
+        return;
+    atomic_thread_fence(memory_order_acquire);
+    atomic_fetch_sub_explicit(&chunk_bytes_live, c->cap, memory_order_relaxed);
+    free(c);
+}
+
+uint64_t sl_chunk_bytes_live(void)
+{
+    return atomic_load_explicit(&chunk_bytes_live, memory_order_relaxed);
+}
+
+int sl_outq_init(sl_outq_t *q, uint32_t seg_capacity, uint64_t bytes_max)
+{
+    sl_assert(q != NULL);
+    sl_assert(seg_capacity > 0);
+    memset(q, 0, sizeof(*q));
+    q->_segs = calloc(seg_capacity, sizeof(q->_segs[0]));
+    if (q->_segs == NULL)
+        return -ENOMEM;
+    q->_seg_capacity = seg_capacity;
+    q->bytes_max = bytes_max;
+    q->copy_chunk_bytes = SL_OUTQ_COPY_CHUNK_BYTES;
+    return 0;
+}
+
+static sl_outq_seg_t *seg_at(const sl_outq_t *q, uint32_t i)
+{
+    return &q->_segs[(q->_head + i) % q->_seg_capacity];
+}
+
+static sl_outq_seg_t *tail_seg(const sl_outq_t *q)
+{
+    return q->_count == 0 ? NULL : seg_at(q, q->_count - 1);
+}
+
+void sl_outq_deinit(sl_outq_t *q)
+{
+    if (q->_segs == NULL)
+        return;
+    for (uint32_t i = 0; i < q->_count; i++)
+        sl_chunk_release(seg_at(q, i)->chunk);
+    if (q->_scratch != NULL)
+        sl_chunk_release(q->_scratch);
+    q->_scratch = NULL;
+    free(q->_segs);
+    q->_segs = NULL;
+    q->_count = 0;
+    q->bytes_pending = 0;
+}
+
+static bool fits_bytes(const sl_outq_t *q, size_t len)
+{
+    return len <= q->bytes_max && q->bytes_pending <= q->bytes_max - len;
+}
+
+static void push_seg(sl_outq_t *q, sl_chunk_t *c, uint32_t off, uint32_t len)
+{
+    sl_assert(q->_count < q->_seg_capacity);
+    sl_outq_seg_t *s = seg_at(q, q->_count);
+    s->chunk = c;
+    s->off = off;
+    s->len = len;
+    q->_count++;
+    q->bytes_pending += len;
+}
+
+/* Drops the queue's own reference to its scratch chunk (the segments keep
+ * theirs), so an idle queue holds no memory. */
+static void drop_scratch(sl_outq_t *q)
+{
+    if (q->_scratch != NULL) {
+        sl_chunk_release(q->_scratch);
+        q->_scratch = NULL;
+    }
+}
+
+/* Copies into a chunk of its own: large copies, or no scratch room. */
+static int append_own_chunk(sl_outq_t *q, const void *data, uint32_t len)
+{
+    bool scratch = len < q->copy_chunk_bytes;
+    sl_chunk_t *c = sl_chunk_create(scratch ? q->copy_chunk_bytes : len);
+    if (c == NULL)
+        return -ENOMEM;
+    memcpy(c->data, data, len);
+    c->len = len;
+    push_seg(q, c, 0, len);
+    if (scratch) {
+        drop_scratch(q);
+        sl_chunk_retain(c);
+        q->_scratch = c;
+    }
+    return 0;
+}
+
+int sl_outq_append_copy(sl_outq_t *q, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (!fits_bytes(q, len) || len > UINT32_MAX)
+        return SL_EFULL;
+    sl_chunk_t *c = q->_scratch;
+    if (c != NULL && c->cap - c->len >= len) {
+        sl_outq_seg_t *t = tail_seg(q);
+        if (t != NULL && t->chunk == c && t->off + t->len == c->len) {
+            t->len += (uint32_t)len;
+            q->bytes_pending += len;
+        } else {
+            if (q->_count == q->_seg_capacity)
+                return SL_EFULL;
+            sl_chunk_retain(c);
+            push_seg(q, c, c->len, (uint32_t)len);
+        }
+        memcpy(c->data + c->len, data, len);
+        c->len += (uint32_t)len;
+        return 0;
+    }
+    if (q->_count == q->_seg_capacity)
+        return SL_EFULL;
+    return append_own_chunk(q, data, (uint32_t)len);
+}
+
+int sl_outq_append_ref(sl_outq_t *q, sl_chunk_t *chunk, uint32_t off, uint32_t len)
+{
+    sl_assert(chunk != NULL);
+    sl_assert(off <= chunk->len);
+    sl_assert(len <= chunk->len - off);
+    if (len == 0)
+        return 0;
+    if (!fits_bytes(q, len))
+        return SL_EFULL;
+    sl_outq_seg_t *t = tail_seg(q);
+    if (t != NULL && t->chunk == chunk && t->off + t->len == off) {
+        /* Contiguous slice of the same chunk (events encoded back to back):
+         * one segment, one reference, one iovec. */
+        t->len += len;
+        q->bytes_pending += len;
+        return 0;
+    }
+    if (q->_count == q->_seg_capacity)
+        return SL_EFULL;
+    sl_chunk_retain(chunk);
+    push_seg(q, chunk, off, len);
+    return 0;
+}
+
+uint32_t sl_outq_iov(const sl_outq_t *q, struct iovec *iov, uint32_t iov_max, size_t bytes_max)
+{
+    uint32_t n = 0;
+    size_t total = 0;
+    for (uint32_t i = 0; i < q->_count && n < iov_max && total < bytes_max; i++) {
+        const sl_outq_seg_t *s = seg_at(q, i);
+        size_t take = s->len;
+        if (take > bytes_max - total)
+            take = bytes_max - total;
+        iov[n].iov_base = s->chunk->data + s->off;
+        iov[n].iov_len = take;
+        n++;
+        total += take;
+    }
+    return n;
+}
+
+void sl_outq_consume(sl_outq_t *q, size_t n)
+{
+    sl_assert(n <= q->bytes_pending);
+    while (n > 0) {
+        sl_assert(q->_count > 0);
+        sl_outq_seg_t *s = seg_at(q, 0);
+        if (n < s->len) {
+            s->off += (uint32_t)n;
+            s->len -= (uint32_t)n;
+            q->bytes_pending -= n;
+            return;
+        }
+        n -= s->len;
+        q->bytes_pending -= s->len;
+        sl_chunk_release(s->chunk);
+        s->chunk = NULL;
+        q->_head = (q->_head + 1) % q->_seg_capacity;
+        q->_count--;
+    }
+    if (q->_count == 0)
+        drop_scratch(q);
+}
+
+size_t sl_outq_head_bytes(const sl_outq_t *q, uint32_t segs)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < q->_count && i < segs; i++)
+        total += seg_at(q, i)->len;
+    return total;
+}
+
+uint32_t sl_outq_segs_for(const sl_outq_t *q, size_t bytes)
+{
+    uint32_t i = 0;
+    size_t total = 0;
+    while (total < bytes && i < q->_count)
+        total += seg_at(q, i++)->len;
+    return i;
+}
+
+size_t sl_outq_transfer(sl_outq_t *dst, sl_outq_t *src, size_t bytes_max)
+{
+    sl_assert(dst != src);
+    size_t moved = 0;
+    while (moved < bytes_max && src->_count > 0) {
+        const sl_outq_seg_t *s = seg_at(src, 0);
+        size_t take = s->len;
+        if (take > bytes_max - moved)
+            take = bytes_max - moved;
+        uint64_t room = sl_outq_room(dst);
+        if (take > room)
+            take = (size_t)room;
+        if (take == 0)
+            break;
+        if (sl_outq_append_ref(dst, s->chunk, s->off, (uint32_t)take) != 0)
+            break; /* segment bound of dst */
+        sl_outq_consume(src, take);
+        moved += take;
+    }
+    return moved;
+}
