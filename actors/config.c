@@ -46,6 +46,10 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"monitor-interval", SL_FLAG_SECONDS, "0.25", "resource snapshot refresh period", &c->monitor_interval_ns, SEC / 100, 60 * SEC, NULL},
         {"recv-buffers", SL_FLAG_U32, "4096", "provided receive buffers per reactor (power of two)", &c->recv_buffers, 8, SL_RECV_BUFFERS_MAX, NULL},
         {"mailbox-capacity", SL_FLAG_U32, "1024", "messages per actor mailbox (beyond: the kind's policy)", &c->mailbox_capacity, 16, 1 << 20, NULL},
+        {"max-sessions", SL_FLAG_U32, "100000", "sessions in the directory (beyond: 503 overloaded)", &c->max_sessions, 1, 10000000, NULL},
+        {"session-ring-bytes", SL_FLAG_BYTES, "4m", "recent SSE bytes kept in memory per live session", &c->session_ring_bytes, 64 * 1024, 1024 * MIB, NULL},
+        {"ring-page-bytes", SL_FLAG_U32, "65536", "ring page size in bytes", &c->ring_page_bytes, 4096, 16 * 1024 * 1024, NULL},
+        {"sse-keepalive", SL_FLAG_SECONDS, "15", "send `: keepalive` on SSE streams idle this long", &c->sse_keepalive_ns, SEC / 10, 3600 * SEC, NULL},
         {"busy-lag", SL_FLAG_SECONDS, "0.1", "loop or scheduler lag at which /health says busy", &c->busy_lag_ns, SEC / 1000, 60 * SEC, NULL},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
@@ -61,6 +65,10 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         return -1;
     if ((c->recv_buffers & (c->recv_buffers - 1)) != 0) {
         snprintf(err, n, "--recv-buffers: expected a power of two, got %u", c->recv_buffers);
+        return -1;
+    }
+    if (c->session_ring_bytes < c->ring_page_bytes) {
+        snprintf(err, n, "--session-ring-bytes must be at least --ring-page-bytes");
         return -1;
     }
     if (c->max_event_bytes > c->max_body_bytes) {

@@ -31,6 +31,10 @@ typedef struct sl_config {
     uint32_t recv_buffers;         /* provided buffers per reactor */
     uint32_t mailbox_capacity;     /* NORMAL messages per actor mailbox */
     uint64_t busy_lag_ns;          /* loop/scheduler lag that reports busy=true */
+    uint32_t max_sessions;         /* directory entries; policy: create answers 503 */
+    uint64_t session_ring_bytes;   /* in-memory SSE bytes per live session; older: catch up */
+    uint32_t ring_page_bytes;      /* ring page size (events per page <= 1024) */
+    uint64_t sse_keepalive_ns;     /* `: keepalive` on idle SSE streams */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

@@ -51,6 +51,8 @@ static uint64_t timer_period(const sl_conn_t *c)
     const sl_config_t *cfg = &c->srv->cfg;
     uint64_t p = cfg->idle_timeout_ns < cfg->header_timeout_ns ? cfg->idle_timeout_ns
                                                                : cfg->header_timeout_ns;
+    if (c->nstreams && cfg->sse_keepalive_ns < p)
+        p = cfg->sse_keepalive_ns;
     return p / 2 > 0 ? p / 2 : 1;
 }
 
@@ -113,6 +115,8 @@ static void on_recv(sl_conn_t *c, sl_op_t *op)
     sl_reactor_buf_return(c->r, op->buf_id);
     if (rc < 0)
         c->proto_failed = true;
+    if (c->nstreams)
+        sl_conn__pump_streams(c); /* WINDOW_UPDATE may have opened room */
     sl_conn__pump(c);
 }
 
@@ -126,6 +130,10 @@ static void on_send(sl_conn_t *c, sl_op_t *op)
     sl_outq_consume(&c->outq, (size_t)op->res);
     atomic_fetch_add_explicit(&c->srv->counters.bytes_out, (uint64_t)op->res, memory_order_relaxed);
     c->last_activity_ns = sl_clock_now_ns();
+    if (c->nstreams) {
+        sl_conn__proto_flush(c); /* frees stream buffer room ... */
+        sl_conn__pump_streams(c); /* ... which the streams fill again */
+    }
     sl_conn__pump(c);
 }
 
@@ -147,6 +155,10 @@ static void on_timer(sl_conn_t *c)
         start_close(c);
         return;
     }
+    if (c->nstreams) {
+        sl_conn__streams_tick(c, now);
+        sl_conn__pump(c);
+    }
     arm_timer(c);
 }
 
@@ -157,6 +169,7 @@ static void start_close(sl_conn_t *c)
     if (c->state >= SL_CONN__CLOSING)
         return;
     c->state = SL_CONN__CLOSING;
+    sl_conn__streams_close_all(c);
     if (c->recv_armed || c->send_armed) {
         c->cancel_op.kind = SL_OP_CANCEL_FD;
         c->cancel_op.fd = c->fd;
@@ -225,6 +238,21 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
         start_close(c);
         maybe_close_fd(c);
         return;
+    case SL_MSG_KIND_NOTIFY:
+        if (sl_actor_take_notify(self) & SL_CONN_NOTIFY_DATA) {
+            sl_conn__pump_streams(c);
+            sl_conn__pump(c);
+        }
+        return;
+    case SL_CONN_MSG_PUBLISHED:
+    case SL_CONN_MSG_SUBSCRIBED:
+    case SL_CONN_MSG_UNSUBSCRIBED:
+        sl_conn__session_reply(c, msg);
+        if (c->state < SL_CONN__CLOSING) {
+            sl_conn__pump_streams(c);
+            sl_conn__pump(c);
+        }
+        return;
     default:
         sl_msg_release(msg);
         return;
@@ -234,6 +262,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
 static void destroy(sl_actor_t *self)
 {
     sl_conn_t *c = (sl_conn_t *)self;
+    sl_conn__streams_free(c);
     if (c->http)
         sl_conn__proto_destroy(c);
     sl_outq_deinit(&c->outq);

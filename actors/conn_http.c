@@ -57,16 +57,39 @@ static void serve_snapshot(sl_conn_t *c, const sl_http_req_t *req, sl_chunk_t *b
     sl_chunk_release(body);
 }
 
+/* /health: live head + the monitor's snapshot, one copy into the reply. */
+static void serve_health(sl_conn_t *c, const sl_http_req_t *req)
+{
+    sl_chunk_t *snap = sl_monitor_health_json(c->srv->monitor);
+    if (!snap || (req->method != SL_HTTP_METHOD_GET && req->method != SL_HTTP_METHOD_HEAD)) {
+        serve_snapshot(c, req, snap, "application/json");
+        return;
+    }
+    sl_chunk_t *body = sl_chunk_create(snap->len + 160);
+    if (!body) {
+        sl_chunk_release(snap);
+        respond_error(c, req->stream_id, 503, "overloaded", "out of memory", NULL, 0);
+        return;
+    }
+    body->len = (uint32_t)sl_monitor_health_head(c->srv, (char *)body->data, 160);
+    memcpy(body->data + body->len, snap->data, snap->len);
+    body->len += snap->len;
+    sl_chunk_release(snap);
+    serve_snapshot(c, req, body, "application/json");
+}
+
 static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req)
 {
     sl_conn_t *c = ctx;
     (void)conn;
     atomic_fetch_add_explicit(&c->srv->counters.requests, 1, memory_order_relaxed);
     if (path_is(req, "/health")) {
-        serve_snapshot(c, req, sl_monitor_health_json(c->srv->monitor), "application/json");
+        serve_health(c, req);
     } else if (path_is(req, "/metrics")) {
         serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),
                        "text/plain; version=0.0.4; charset=utf-8");
+    } else if (req->path.len >= 12 && memcmp(req->path.ptr, "/v1/sessions", 12) == 0) {
+        sl_conn__api_request(c, req);
     } else {
         respond_error(c, req->stream_id, 404, "not_found", "no such resource", NULL, 0);
     }
@@ -75,10 +98,9 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
 static void on_stream_close(void *ctx, sl_http_conn_t *conn, uint32_t stream_id,
                             uint32_t error_code)
 {
-    (void)ctx;
     (void)conn;
-    (void)stream_id;
     (void)error_code;
+    sl_conn__stream_closed((sl_conn_t *)ctx, stream_id);
 }
 
 static int ensure_http(sl_conn_t *c)
@@ -140,9 +162,7 @@ bool sl_conn__proto_want_close(sl_conn_t *c) { return sl_http_conn_want_close(c-
 
 bool sl_conn__proto_idle(sl_conn_t *c)
 {
-    /* Every request is answered at once today, so a connection with no
-     * pending output and no held input is idle. Streams will change this. */
-    return !sl_http_conn_has_input(c->http);
+    return c->nstreams == 0 && c->pubs_inflight == 0 && !sl_http_conn_has_input(c->http);
 }
 
 void sl_conn__proto_drain(sl_conn_t *c) { sl_http_conn_shutdown(c->http); }

@@ -10,6 +10,8 @@
 #include <sys/uio.h>
 
 #include "actors/conn.h"
+#include "actors/registry.h"
+#include "actors/session.h"
 #include "runtime/buf.h"
 #include "runtime/limits.h"
 
@@ -21,6 +23,25 @@ typedef enum conn_state {
 } sl_conn__state_t;
 
 struct sl_http_conn;
+struct sl_http_req;
+
+/* An SSE response stream on this connection, following one session. */
+typedef struct sl_conn_stream {
+    struct sl_conn_stream *next, *prev;
+    uint32_t stream_id;
+    bool begun;        /* response head queued */
+    bool dead;         /* peer reset it / connection closing: no more writes */
+    bool sub_active;   /* SUBSCRIBE sent, UNSUBSCRIBED not yet received */
+    bool unsub_sent;
+    bool ended;        /* END_STREAM / last chunk queued */
+    bool counted;      /* counted in streams_open / subscribers */
+    sl_entry_t *e;     /* reference */
+    sl_actor_t *session; /* reference, while sub_active */
+    sl_sub_t sub;      /* embedded subscription (holds a conn reference) */
+    uint64_t next_seq; /* seq of the next event the client will get */
+    uint64_t wait_seq; /* `from` beyond the end: start once it exists */
+    uint64_t last_write_ns;
+} sl_conn_stream_t;
 
 struct sl_conn {
     sl_actor_t a;
@@ -40,6 +61,10 @@ struct sl_conn {
     uint8_t sniff[32];
     uint32_t sniff_len;
     bool proto_failed;             /* close once the error answer is sent */
+    /* Sessions. */
+    sl_conn_stream_t *streams;     /* SSE streams (live or awaiting replies) */
+    uint32_t nstreams;
+    uint32_t pubs_inflight;        /* publishes awaiting their session's answer */
     /* Timing. */
     uint64_t accepted_ns;
     uint64_t last_activity_ns;
@@ -69,6 +94,25 @@ bool sl_conn__proto_idle(sl_conn_t *c);
  * current response). */
 void sl_conn__proto_drain(sl_conn_t *c);
 void sl_conn__proto_destroy(sl_conn_t *c);
+
+/* Session side, in conn_sse.c / conn_api.c. */
+/* Routes /v1/sessions... requests. */
+void sl_conn__api_request(sl_conn_t *c, const struct sl_http_req *req);
+/* Handles PUBLISHED / SUBSCRIBED / UNSUBSCRIBED replies. */
+void sl_conn__session_reply(sl_conn_t *c, sl_msg_t *m);
+void sl_conn__session_msg(sl_conn_t *c, sl_msg_t *m);
+/* Writes what the followed sessions have for every stream with room. */
+void sl_conn__pump_streams(sl_conn_t *c);
+/* A peer reset or the connection is closing: stop writing, unsubscribe. */
+void sl_conn__stream_closed(sl_conn_t *c, uint32_t stream_id);
+void sl_conn__streams_close_all(sl_conn_t *c);
+/* Timer tick: keepalive comments on idle streams. */
+void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns);
+/* Frees stream records (destroy). */
+void sl_conn__streams_free(sl_conn_t *c);
+/* Subscribes stream_id of this connection to e from from_seq. */
+void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
+                        uint64_t wait_seq);
 
 /* I/O engine entry points the glue may call. */
 void sl_conn__pump(sl_conn_t *c); /* flush protocol output and send */

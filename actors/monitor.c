@@ -8,6 +8,7 @@
  * never on a request path. Older kernels report 0 and we count entries.
  */
 #include "actors/monitor.h"
+#include "actors/registry.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -152,13 +153,17 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
     sl_chunk_t *c = sl_chunk_create(RENDER_BYTES_MAX);
     if (!c)
         return NULL;
-    double uptime = (double)(sl_clock_now_ns() - srv->start_ns) / 1e9;
+    uint32_t total = srv->registry ? sl_registry_count(srv->registry) : 0;
+    /* The live figures (uptime, connections, streams) are prepended per
+     * request by the connection (sl_monitor_health_json's contract), so
+     * this body starts inside the object. */
     put(c,
-        "{\"uptime_s\":%.3f,\"rss_bytes\":%" PRIu64 ",\"open_fds\":%" PRIu64
-        ",\"fd_limit\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"streams\":%" PRIu64
-        ",\"sessions\":{\"live\":0,\"hibernated\":0},\"busy\":%s,",
-        uptime, m->rss_bytes, m->open_fds, srv->fd_limit, CTR(connections_open),
-        CTR(streams_open), m->busy_now ? "true" : "false");
+        "\"rss_bytes\":%" PRIu64 ",\"open_fds\":%" PRIu64 ",\"fd_limit\":%" PRIu64
+        ",\"sessions\":{\"live\":%" PRIu64 ",\"hibernated\":%" PRIu64 ",\"total\":%u}"
+        ",\"subscribers\":%" PRIu64 ",\"busy\":%s,\"snapshot_age_ms_max\":%.0f,",
+        m->rss_bytes, m->open_fds, srv->fd_limit, CTR(sessions_live),
+        total > CTR(sessions_live) ? total - CTR(sessions_live) : 0, total, CTR(subscribers),
+        m->busy_now ? "true" : "false", (double)srv->cfg.monitor_interval_ns / 1e6);
     render_json_reactors(m, c);
     const sl_sched_stats_t *s = &m->sched;
     put(c,
@@ -181,10 +186,12 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         CTR(closed_idle), CTR(closed_header_timeout), CTR(responses_4xx), CTR(responses_5xx),
         CTR(bytes_in), CTR(bytes_out));
     put(c,
-        "\"events\":{\"published\":0,\"delivered\":0,\"caught_up\":0,\"gapped\":0},"
+        "\"events\":{\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
+        ",\"caught_up\":0,\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
         "\"storage\":{\"open_files\":0,\"bytes_written\":0,\"fsyncs\":0,\"catchup_reads\":0},"
         "\"watchdog\":{\"enabled\":false,\"reaped_send_stall\":0,\"reaped_peer_closed\":0},"
         "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "}}\n",
+        CTR(events_published), CTR(events_delivered), CTR(events_gapped), CTR(publish_refused),
         sl_chunk_bytes_live());
     return c;
 }
@@ -218,6 +225,15 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            (double)CTR(protocol_errors));
     metric(c, "bytes_in_total", "counter", "Bytes received.", (double)CTR(bytes_in));
     metric(c, "bytes_out_total", "counter", "Bytes sent.", (double)CTR(bytes_out));
+    metric(c, "sessions_live", "gauge", "Session actors running.", (double)CTR(sessions_live));
+    metric(c, "subscribers", "gauge", "Open SSE subscriptions.", (double)CTR(subscribers));
+    metric(c, "events_published_total", "counter", "Events sequenced.", (double)CTR(events_published));
+    metric(c, "events_delivered_total", "counter", "Events handed to subscriber streams.",
+           (double)CTR(events_delivered));
+    metric(c, "events_gapped_total", "counter", "Events subscribers were told they missed.",
+           (double)CTR(events_gapped));
+    metric(c, "publish_refused_total", "counter", "Publishes answered 503 (busy session).",
+           (double)CTR(publish_refused));
     put(c, "# HELP sluice_reactor_loop_lag_seconds Reactor loop lag (max over 10 s).\n"
            "# TYPE sluice_reactor_loop_lag_seconds gauge\n");
     for (uint32_t i = 0; i < srv->nreactors; i++)
@@ -268,6 +284,15 @@ static sl_chunk_t *take(sl_monitor_t *m, sl_chunk_t **slot)
         sl_chunk_retain(c);
     pthread_mutex_unlock(&m->pub_lock);
     return c;
+}
+
+size_t sl_monitor_health_head(sl_server_t *srv, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "{\"uptime_s\":%.3f,\"connections\":%" PRIu64 ",\"streams\":%" PRIu64 ",",
+                     (double)(sl_clock_now_ns() - srv->start_ns) / 1e9, CTR(connections_open),
+                     CTR(streams_open));
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 sl_chunk_t *sl_monitor_health_json(sl_monitor_t *m) { return take(m, &m->health); }

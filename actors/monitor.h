@@ -23,9 +23,15 @@ void sl_monitor_start(sl_monitor_t *m);
 void sl_monitor_stop(sl_monitor_t *m);
 int sl_monitor_wait_stopped(sl_monitor_t *m, uint64_t timeout_ns);
 /* Latest rendered snapshot. Returns owned references (release them).
+ * The health chunk is the JSON object's members after its live head: the
+ * caller writes `{"uptime_s":…,"connections":…,"streams":…,` and then the
+ * chunk (sl_monitor_health_head does the first part).
  * Any thread; never blocks on an actor (a mutex held for a pointer swap). */
 sl_chunk_t *sl_monitor_health_json(sl_monitor_t *m);
 sl_chunk_t *sl_monitor_metrics_text(sl_monitor_t *m);
+/* Writes the live head of the /health object into buf (cap >= 128).
+ * Returns its length. Any thread. */
+size_t sl_monitor_health_head(sl_server_t *srv, char *buf, size_t cap);
 /* True when the latest snapshot said busy. */
 bool sl_monitor_busy(sl_monitor_t *m);
 

@@ -89,6 +89,7 @@ void sl_entry_release(sl_entry_t *e)
     if (atomic_fetch_sub_explicit(&e->_refs, 1, memory_order_acq_rel) == 1) {
         if (free_session_cb)
             free_session_cb(e);
+        pthread_mutex_destroy(&e->lock);
         free(e);
     }
 }
@@ -140,6 +141,7 @@ int sl_registry_get_or_create(sl_registry_t *r, const char *id, size_t len, uint
     memcpy(e->id, id, len);
     e->id_len = (uint32_t)len;
     e->epoch = epoch;
+    pthread_mutex_init(&e->lock, NULL);
     atomic_store_explicit(&e->_refs, 2, memory_order_relaxed); /* table + caller */
     pthread_rwlock_wrlock(&r->lock);
     sl_entry_t *raced = find_locked(r, id, len);

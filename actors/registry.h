@@ -16,6 +16,7 @@
 #ifndef SL_ACTORS_REGISTRY_H
 #define SL_ACTORS_REGISTRY_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,7 +45,8 @@ typedef struct sl_entry {
     sl_session_stats_t stats;
     _Atomic bool deleted;
     _Atomic uint32_t _refs;
-    void *session;               /* owner-defined (the session actor) */
+    pthread_mutex_t lock;        /* guards session (start / exit / acquire) */
+    void *session;               /* the session actor, NULL when not running */
     struct sl_entry *_hnext;     /* hash chain */
 } sl_entry_t;
 

@@ -97,6 +97,10 @@ uint8_t *sl_ring_reserve(sl_ring_t *r, uint32_t len)
         free(p);
         return NULL;
     }
+    /* chunk->len covers the whole page from the start: slices are bounded
+     * by the published page length instead, and len never changes while
+     * readers hold the chunk (no race on it). */
+    c->len = cap;
     p->chunk = c;
     p->base = r->tail_pos;
     p->first_seq = r->next_seq;
@@ -198,8 +202,45 @@ static void count_completed(const page_t *p, uint32_t from, uint32_t to, sl_ring
     }
 }
 
-int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, sl_ring_slice_t *out,
-                 uint32_t max_slices, sl_ring_read_t *res)
+/* End (page-relative) of the first event ending after from, and of the
+ * last event ending at or before lim (0 when none). */
+static uint32_t event_end_after(const page_t *p, uint32_t from)
+{
+    uint32_t lo = 0, hi = p->nevents;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        uint32_t end = mid + 1 < p->nevents ? p->offsets[mid + 1] : p->len;
+        if (end > from)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo + 1 < p->nevents ? p->offsets[lo + 1] : p->len;
+}
+
+static uint32_t event_end(const page_t *p, uint32_t i)
+{
+    return i + 1 < p->nevents ? p->offsets[i + 1] : p->len;
+}
+
+static uint32_t event_end_within(const page_t *p, uint32_t from, uint32_t lim)
+{
+    uint32_t lo = 0, hi = p->nevents; /* first event whose end > lim */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (event_end(p, mid) > lim)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo == 0)
+        return 0;
+    uint32_t end = event_end(p, lo - 1);
+    return end > from ? end : 0;
+}
+
+int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, bool whole_events,
+                 sl_ring_slice_t *out, uint32_t max_slices, sl_ring_read_t *res)
 {
     *res = (sl_ring_read_t){.end_pos = pos};
     pthread_mutex_lock(&r->lock);
@@ -215,13 +256,24 @@ int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, sl_ring_slice_t
         if (from >= p->len)
             continue;
         uint32_t n = p->len - from;
-        if (n > max_bytes)
+        bool clamped = false;
+        if (n > max_bytes) {
             n = (uint32_t)max_bytes;
+            clamped = true;
+        }
+        if (whole_events && clamped) {
+            uint32_t end = event_end_within(p, from, from + n);
+            if (end == 0 && res->nslices > 0)
+                break; /* the next event does not fit: stop before it */
+            n = (end ? end : event_end_after(p, from)) - from;
+        }
         sl_chunk_retain(p->chunk);
         out[res->nslices++] = (sl_ring_slice_t){p->chunk, from, n};
         count_completed(p, from, from + n, res);
         pos += n;
-        max_bytes -= n;
+        max_bytes = n >= max_bytes ? 0 : max_bytes - n;
+        if (clamped)
+            break;
     }
     res->end_pos = pos;
     pthread_mutex_unlock(&r->lock);

@@ -27,6 +27,7 @@
 #ifndef SL_ACTORS_RING_H
 #define SL_ACTORS_RING_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "runtime/base.h"
@@ -70,11 +71,14 @@ void sl_ring_commit(sl_ring_t *r, uint64_t seq, uint32_t len);
  * was evicted or is older than the ring's first seq. */
 int sl_ring_seek(sl_ring_t *r, uint64_t seq, uint64_t *pos);
 /* Any thread. Takes slices of the stream from pos, at most max_bytes and
- * max_slices (a slice never spans pages). Returns 0 (possibly with no
- * slices: nothing new), or SL_ENOTFOUND when pos was evicted (fell
- * behind: catch up from the log). */
-int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, sl_ring_slice_t *out,
-                 uint32_t max_slices, sl_ring_read_t *res);
+ * max_slices (a slice never spans pages). With whole_events (pos must be
+ * at an event start) the range ends at an event boundary: it stops before
+ * an event that does not fit, except that a first event larger than
+ * max_bytes is returned whole (so a big event can pass a small window).
+ * Returns 0 (possibly with no slices: nothing new), or SL_ENOTFOUND when
+ * pos was evicted (fell behind: catch up from the log). */
+int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, bool whole_events,
+                 sl_ring_slice_t *out, uint32_t max_slices, sl_ring_read_t *res);
 /* Any thread: the next seq to be committed, the tail position, the oldest
  * seq still in the ring, and bytes held. */
 uint64_t sl_ring_next_seq(sl_ring_t *r);

@@ -20,6 +20,8 @@
 
 #include "actors/conn.h"
 #include "actors/monitor.h"
+#include "actors/registry.h"
+#include "actors/session.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 
@@ -157,10 +159,16 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
     int rc = ensure_data_dir(cfg->data_dir);
     if (rc != 0)
         return rc;
+    if ((rc = sl_registry_create(cfg->max_sessions, &srv->registry)) != 0)
+        return rc;
+    /* Incarnation ids: wall-clock based, so they never repeat across
+     * restarts, then counted up. */
+    atomic_store(&srv->epoch_next, sl_clock_wall_ns());
     sl_sched_config_t sc = {
         .workers = cfg->workers,
         .batch = SL_ACTOR_BATCH,
-        .runq_capacity = cfg->max_connections + 1024, /* >= every actor that can exist */
+        /* >= every actor that can exist: connections, sessions, monitor. */
+        .runq_capacity = cfg->max_connections + cfg->max_sessions + 1024,
     };
     if ((rc = sl_sched_create(&sc, &srv->sched)) != 0)
         return rc;
@@ -242,14 +250,43 @@ static void signal_conns(sl_server_t *srv, bool abort)
     pthread_mutex_unlock(&srv->conns_lock);
 }
 
-static bool wait_conns(sl_server_t *srv, uint64_t deadline_ns)
+static bool wait_counter(_Atomic uint64_t *v, uint64_t deadline_ns)
 {
-    while (atomic_load(&srv->counters.connections_open) > 0) {
+    while (atomic_load(v) > 0) {
         if (sl_clock_now_ns() >= deadline_ns)
             return false;
         usleep(2000);
     }
     return true;
+}
+
+static bool wait_conns(sl_server_t *srv, uint64_t deadline_ns)
+{
+    return wait_counter(&srv->counters.connections_open, deadline_ns);
+}
+
+/* Tells every running session to stop: their streams end cleanly. */
+static void stop_sessions(sl_server_t *srv)
+{
+    enum { PAGE = 256 };
+    sl_entry_t *page[PAGE];
+    char after[SL_SESSION_ID_MAX + 1] = "";
+    size_t after_len = 0;
+    bool more = true;
+    while (more) {
+        uint32_t n = sl_registry_list(srv->registry, after_len ? after : NULL, after_len, PAGE,
+                                      page, &more);
+        for (uint32_t i = 0; i < n; i++) {
+            sl_session_stop(page[i]);
+            if (i == n - 1) {
+                memcpy(after, page[i]->id, page[i]->id_len);
+                after_len = page[i]->id_len;
+            }
+            sl_entry_release(page[i]);
+        }
+        if (n == 0)
+            break;
+    }
 }
 
 void sl_server_shutdown(sl_server_t *srv)
@@ -258,6 +295,7 @@ void sl_server_shutdown(sl_server_t *srv)
     atomic_store(&srv->draining, true);
     for (uint32_t i = 0; i < srv->nreactors; i++)
         sl_reactor_unlisten(srv->reactors[i]);
+    stop_sessions(srv); /* ends every SSE stream cleanly */
     signal_conns(srv, false);
     bool clean = wait_conns(srv, t0 + srv->cfg.shutdown_grace_ns);
     if (!clean) {
@@ -266,6 +304,7 @@ void sl_server_shutdown(sl_server_t *srv)
         signal_conns(srv, true);
         wait_conns(srv, sl_clock_now_ns() + 2 * SL_NS_PER_S);
     }
+    wait_counter(&srv->counters.sessions_live, sl_clock_now_ns() + 2 * SL_NS_PER_S);
     sl_monitor_stop(srv->monitor);
     sl_monitor_wait_stopped(srv->monitor, 5 * SL_NS_PER_S);
     for (uint32_t i = 0; i < srv->nreactors; i++)
@@ -276,6 +315,7 @@ void sl_server_shutdown(sl_server_t *srv)
         if (srv->listen_fds[i] >= 0)
             close(srv->listen_fds[i]);
     }
+    sl_registry_destroy(srv->registry, NULL);
     sl_sched_destroy(srv->sched);
     pthread_mutex_destroy(&srv->conns_lock);
     sl_info("stopped", "clean=%d shutdown_ms=%.1f", clean, (double)(sl_clock_now_ns() - t0) / 1e6);

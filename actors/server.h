@@ -17,6 +17,7 @@
 #include "runtime/reactor.h"
 
 typedef struct sl_conn sl_conn_t;
+typedef struct sl_registry sl_registry_t;
 typedef struct sl_monitor sl_monitor_t;
 
 /* Process-wide counters: relaxed atomics, written by connection actors and
@@ -34,6 +35,12 @@ typedef struct sl_server_counters {
     _Atomic uint64_t closed_header_timeout;
     _Atomic uint64_t responses_4xx;
     _Atomic uint64_t responses_5xx;
+    _Atomic uint64_t sessions_live;     /* session actors running */
+    _Atomic uint64_t subscribers;       /* SSE subscriptions open */
+    _Atomic uint64_t events_published;
+    _Atomic uint64_t events_delivered;  /* events fully handed to a subscriber's stream */
+    _Atomic uint64_t events_gapped;     /* events a subscriber was told it missed */
+    _Atomic uint64_t publish_refused;   /* publishes answered 503 (full session mailbox) */
 } sl_server_counters_t;
 
 typedef struct sl_server {
@@ -46,7 +53,9 @@ typedef struct sl_server {
     uint64_t start_ns;            /* monotonic */
     uint64_t fd_limit;
     sl_monitor_t *monitor;
+    sl_registry_t *registry;
     sl_server_counters_t counters;
+    _Atomic uint64_t epoch_next;  /* incarnation ids for new sessions */
     _Atomic bool draining;        /* SIGTERM seen: finish, accept nothing new */
     pthread_mutex_t conns_lock;   /* guards the registry list (connect/close only) */
     sl_conn_t *conns_head;        /* intrusive list; holds one ref per conn */

@@ -335,9 +335,7 @@ bool sl_http_conn_want_read(const sl_http_conn_t *conn)
 
 bool sl_http_conn_has_input(const sl_http_conn_t *conn)
 {
-    const sl_http__h1_t *h = &conn->h1;
-    return !conn->dead && conn->proto == SL_HTTP_PROTO_HTTP1 && h->backlog_len > 0 &&
-           h->cur == H1_IDLE && !h->close_after;
+    return !conn->dead && conn->proto == SL_HTTP_PROTO_HTTP1 && sl_http__h1_has_input(conn);
 }
 
 bool sl_http_conn_want_close(const sl_http_conn_t *conn)
@@ -493,6 +491,15 @@ int sl_http_stream_end(sl_http_conn_t *conn, uint32_t stream_id)
         return sl_http__h2_end(conn, stream_id);
     if (conn->proto == SL_HTTP_PROTO_HTTP1)
         return sl_http__h1_end(conn, stream_id);
+    return SL_ENOTFOUND;
+}
+
+int sl_http_stream_reset(sl_http_conn_t *conn, uint32_t stream_id)
+{
+    if (conn->proto == SL_HTTP_PROTO_H2)
+        return sl_http__h2_reset(conn, stream_id);
+    if (conn->proto == SL_HTTP_PROTO_HTTP1)
+        return sl_http__h1_reset(conn, stream_id);
     return SL_ENOTFOUND;
 }
 

@@ -260,6 +260,12 @@ int sl_http_stream_write_copy(sl_http_conn_t *conn, uint32_t stream_id, const vo
  * END_STREAM, HTTP/1.1 last chunk; never a reset). Returns 0 or
  * SL_ENOTFOUND. */
 int sl_http_stream_end(sl_http_conn_t *conn, uint32_t stream_id);
+/* Abandons a stream the caller cannot finish (e.g. an internal failure):
+ * HTTP/2 RST_STREAM(INTERNAL_ERROR) for that stream only; HTTP/1.x has no
+ * such thing, so the connection closes once what is queued is flushed
+ * (want_close). Not for normal ends (use sl_http_stream_end). Returns 0 or
+ * SL_ENOTFOUND (not a stream passed to on_request and still open). */
+int sl_http_stream_reset(sl_http_conn_t *conn, uint32_t stream_id);
 /* Payload bytes the stream accepts now: the smallest of its buffer room,
  * the connection's buffer room and, for HTTP/2, the peer's flow-control
  * window plus SL_HTTP_H2_WINDOW_SLACK_BYTES, minus what is pending. 0 for

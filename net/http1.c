@@ -60,6 +60,16 @@ static int end_piece(sl_http_conn_t *c)
     h->cb_state = H1_CB_NONE;
     if (state == H1_CB_NONE)
         return 0;
+    if (state == H1_CB_VALUE) {
+        /* http-parser drops the leading whitespace of a value but keeps the
+         * trailing one, which is not part of the value either (RFC 9110
+         * 5.5). The value is the last thing in the buffer. */
+        sl_http__hent_t *e = &hd->ent[hd->count - 1];
+        while (e->value_len > 0 && (hd->buf[hd->len - 1] == ' ' || hd->buf[hd->len - 1] == '\t')) {
+            e->value_len--;
+            hd->len--;
+        }
+    }
     int rc = sl_http__hdrs_put(c, hd, "", 1, false, false);
     if (rc == 0 && state == H1_CB_FIELD) {
         sl_http__hent_t *e = &hd->ent[hd->count - 1];
@@ -477,6 +487,11 @@ bool sl_http__h1_want_read(const sl_http_conn_t *c)
     return !c->h1.close_after && c->h1.backlog_len == 0;
 }
 
+bool sl_http__h1_has_input(const sl_http_conn_t *c)
+{
+    return c->h1.backlog_len > 0 && can_parse(c);
+}
+
 void sl_http__h1_shutdown(sl_http_conn_t *c)
 {
     c->h1.close_after = true;
@@ -562,6 +577,19 @@ int sl_http__h1_end(sl_http_conn_t *c, uint32_t id)
             return broken(c, rc);
     }
     h->cur = H1_IDLE;
+    return 0;
+}
+
+int sl_http__h1_reset(sl_http_conn_t *c, uint32_t id)
+{
+    sl_http__h1_t *h = &c->h1;
+    if (h->cur == H1_IDLE || id != h->cur_id)
+        return SL_ENOTFOUND;
+    /* The byte stream cannot carry an abort: end the connection after what
+     * is already queued. A response not started yet is never started. */
+    h->cur = H1_IDLE;
+    h->close_after = true;
+    c->dead = true;
     return 0;
 }
 

@@ -60,7 +60,7 @@ struct sl_http__h2_stream {
 
 static sl_http__h2_stream_t *stream_get(const sl_http_conn_t *c, uint32_t id)
 {
-    if (id == 0 || id > INT32_MAX || c->h2.session == NULL)
+    if (id == 0 || id > INT32_MAX || c->h2.fatal)
         return NULL;
     return nghttp2_session_get_stream_user_data(c->h2.session, (int32_t)id);
 }
@@ -508,6 +508,8 @@ static int new_session(sl_http_conn_t *c)
 
 int sl_http__h2_init(sl_http_conn_t *c)
 {
+    /* Until the session is fully set up every operation sees it fatal. */
+    c->h2.fatal = true;
     int rc = new_session(c);
     if (rc != 0)
         return rc;
@@ -525,6 +527,7 @@ int sl_http__h2_init(sl_http_conn_t *c)
                                                    (int32_t)c->cfg.conn_window_bytes);
     if (rv != 0)
         return rv == NGHTTP2_ERR_NOMEM ? sl_http__nomem(c) : -EINVAL;
+    c->h2.fatal = false;
     return 0;
 }
 
@@ -540,6 +543,8 @@ void sl_http__h2_deinit(sl_http_conn_t *c)
 
 int sl_http__h2_feed(sl_http_conn_t *c, const uint8_t *data, size_t len)
 {
+    if (c->h2.fatal)
+        return SL_EPROTO;
     if (len == 0)
         return 0;
     ssize_t rv = nghttp2_session_mem_recv(c->h2.session, data, len);
@@ -588,6 +593,8 @@ bool sl_http__h2_want_read(const sl_http_conn_t *c)
 void sl_http__h2_shutdown(sl_http_conn_t *c)
 {
     nghttp2_session *s = c->h2.session;
+    if (c->h2.fatal)
+        return;
     nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s),
                           NGHTTP2_NO_ERROR, NULL, 0);
 }
@@ -663,6 +670,20 @@ int sl_http__h2_end(sl_http_conn_t *c, uint32_t id)
     s->state = S_ENDED;
     resume(c, s);
     return 0;
+}
+
+int sl_http__h2_reset(sl_http_conn_t *c, uint32_t id)
+{
+    sl_http__h2_stream_t *s = stream_get(c, id);
+    if (s == NULL || (s->state != S_DISPATCHED && s->state != S_STREAMING && s->state != S_ENDED))
+        return SL_ENOTFOUND;
+    /* Quiet: the caller asked for it, on_stream_close must not report it.
+     * Pending payload stays until the stream closes: a DATA frame already
+     * handed to nghttp2 may still have to be completed before RST_STREAM. */
+    s->state = S_REJECTED;
+    int rv = nghttp2_submit_rst_stream(c->h2.session, NGHTTP2_FLAG_NONE, s->id,
+                                       NGHTTP2_INTERNAL_ERROR);
+    return rv == 0 ? 0 : sl_http__nomem(c);
 }
 
 size_t sl_http__h2_room(const sl_http_conn_t *c, uint32_t id)

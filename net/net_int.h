@@ -144,6 +144,7 @@ int sl_http__h1_flush(sl_http_conn_t *c);
 int sl_http__h1_fail(sl_http_conn_t *c, int status);
 bool sl_http__h1_want_close(const sl_http_conn_t *c);
 bool sl_http__h1_want_read(const sl_http_conn_t *c);
+bool sl_http__h1_has_input(const sl_http_conn_t *c);
 void sl_http__h1_shutdown(sl_http_conn_t *c);
 int sl_http__h1_respond(sl_http_conn_t *c, uint32_t id, int status, const sl_http_header_t *hdrs,
                         size_t n, const void *body, size_t len);
@@ -152,6 +153,7 @@ int sl_http__h1_begin(sl_http_conn_t *c, uint32_t id, int status, const sl_http_
 int sl_http__h1_write(sl_http_conn_t *c, uint32_t id, sl_chunk_t *chunk, const void *data,
                       uint32_t off, size_t len);
 int sl_http__h1_end(sl_http_conn_t *c, uint32_t id);
+int sl_http__h1_reset(sl_http_conn_t *c, uint32_t id);
 size_t sl_http__h1_room(const sl_http_conn_t *c, uint32_t id);
 
 /* HTTP/2 (http2.c). */
@@ -169,6 +171,7 @@ int sl_http__h2_begin(sl_http_conn_t *c, uint32_t id, int status, const sl_http_
 int sl_http__h2_write(sl_http_conn_t *c, uint32_t id, sl_chunk_t *chunk, const void *data,
                       uint32_t off, size_t len);
 int sl_http__h2_end(sl_http_conn_t *c, uint32_t id);
+int sl_http__h2_reset(sl_http_conn_t *c, uint32_t id);
 size_t sl_http__h2_room(const sl_http_conn_t *c, uint32_t id);
 
 #endif

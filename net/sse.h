@@ -33,7 +33,8 @@ size_t sl_sse_encoded_max(size_t type_len, size_t data_len);
 /* Exact size sl_sse_encode will produce for this event. Pure. */
 size_t sl_sse_encoded_size(uint64_t seq, size_t type_len, const uint8_t *data, size_t data_len);
 
-/* Encodes one event into out (capacity cap >= sl_sse_encoded_max). Borrows
+/* Encodes one event into out (cap >= sl_sse_encoded_max, or exactly
+ * sl_sse_encoded_size). Borrows
  * every input. Returns the bytes written. Any thread. */
 size_t sl_sse_encode(uint8_t *out, size_t cap, uint64_t seq, const char *type, size_t type_len,
                      const uint8_t *data, size_t data_len);

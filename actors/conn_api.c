@@ -1,0 +1,424 @@
+/*
+ * Connection actor, the sessions API (API.md "HTTP"):
+ *   POST   /v1/sessions/{id}/events   publish (single or NDJSON batch)
+ *   GET    /v1/sessions/{id}/events   SSE subscribe
+ *   GET    /v1/sessions               list (id order, cursor paging)
+ *   GET    /v1/sessions/{id}          stats
+ *   PUT    /v1/sessions/{id}          create (201 / 200)
+ *   DELETE /v1/sessions/{id}          delete (204), ends its streams
+ * Listing and stats read the directory's incrementally kept figures; no
+ * file is opened and no session actor is asked.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/conn_int.h"
+#include "actors/json.h"
+#include "actors/server.h"
+#include "net/http.h"
+#include "runtime/clock.h"
+#include "runtime/log.h"
+#include "storage/session_id.h"
+
+#define LIST_LIMIT_DEFAULT 100
+#define LIST_LIMIT_MAX 1000
+#define STATS_JSON_MAX 512
+
+static const sl_http_header_t json_hdr[] = {SL_HTTP_HEADER_LIT("content-type", "application/json")};
+
+static void err(sl_conn_t *c, uint32_t sid, int status, const char *code, const char *msg)
+{
+    if (status >= 500)
+        atomic_fetch_add_explicit(&c->srv->counters.responses_5xx, 1, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&c->srv->counters.responses_4xx, 1, memory_order_relaxed);
+    sl_http_respond_error(c->http, sid, status, code, msg, NULL, 0);
+}
+
+static void not_allowed(sl_conn_t *c, uint32_t sid, const char *allow)
+{
+    sl_http_header_t h = {"allow", 5, allow, strlen(allow)};
+    atomic_fetch_add_explicit(&c->srv->counters.responses_4xx, 1, memory_order_relaxed);
+    sl_http_respond_error(c->http, sid, 405, "method_not_allowed", "method not allowed here", &h, 1);
+}
+
+static bool type_valid(const char *t, size_t n)
+{
+    if (n < 1 || n > SL_EVENT_TYPE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = t[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool truthy(sl_http_str_t v)
+{
+    return v.ptr && ((v.len == 1 && v.ptr[0] == '1') || (v.len == 4 && memcmp(v.ptr, "true", 4) == 0));
+}
+
+static size_t stats_json(const sl_entry_t *e, char *out, size_t cap)
+{
+    const sl_session_stats_t *s = &e->stats;
+#define L(f) (uint64_t) atomic_load_explicit(&s->f, memory_order_relaxed)
+    int n = snprintf(out, cap,
+                     "{\"id\":\"%s\",\"events\":%" PRIu64 ",\"bytes\":%" PRIu64
+                     ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"subscribers\":%" PRIu64
+                     ",\"created_ns\":%" PRIu64 ",\"last_activity_ns\":%" PRIu64
+                     ",\"epoch\":%" PRIu64 "}",
+                     e->id, L(events), L(bytes), L(first_seq), L(last_seq), L(subscribers),
+                     L(created_ns), L(last_activity_ns), e->epoch);
+#undef L
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* ---- publish ---- */
+
+static sl_pub_t *pub_alloc(uint32_t nevents, size_t buf_bytes)
+{
+    size_t size = sizeof(sl_pub_t) + nevents * sizeof(sl_pub_event_t) + buf_bytes;
+    sl_pub_t *p = calloc(1, size);
+    if (!p)
+        return NULL;
+    p->events = (sl_pub_event_t *)(p + 1);
+    p->buf = (uint8_t *)(p->events + nevents);
+    p->nevents = nevents;
+    return p;
+}
+
+/* Parses an NDJSON body into a publish request. Returns NULL with *status
+ * and *code set on bad input (the whole batch is rejected). */
+static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status, const char **code)
+{
+    const char *b = (const char *)req->body;
+    size_t n = req->body_len;
+    uint32_t lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += b[i] == '\n';
+    lines++;
+    sl_pub_t *p = pub_alloc(lines, n + 16);
+    if (!p) {
+        *status = 503, *code = "overloaded";
+        return NULL;
+    }
+    uint32_t ev = 0;
+    size_t out = 0;
+    for (size_t start = 0; start < n;) {
+        const char *nl = memchr(b + start, '\n', n - start);
+        size_t end = nl ? (size_t)(nl - b) : n;
+        size_t len = end - start;
+        bool blank = true;
+        for (size_t k = start; k < end; k++)
+            blank &= b[k] == ' ' || b[k] == '\t' || b[k] == '\r';
+        if (!blank) {
+            uint32_t tlen, doff, dlen;
+            int rc = sl_json_event_line(b + start, len, p->buf + out, n + 16 - out, &tlen, &doff, &dlen);
+            const char *type = tlen ? (const char *)p->buf + out : "message";
+            if (rc != 0 || (tlen && !type_valid(type, tlen))) {
+                free(p);
+                *status = 400, *code = rc == 0 ? "invalid_type" : "bad_request";
+                return NULL;
+            }
+            if (dlen > c->srv->cfg.max_event_bytes) {
+                free(p);
+                *status = 413, *code = "too_large";
+                return NULL;
+            }
+            if (!tlen) { /* default type goes after the data */
+                memcpy(p->buf + out + doff + dlen, "message", 7);
+                p->events[ev] = (sl_pub_event_t){(uint32_t)(out + doff + dlen), 7, (uint32_t)(out + doff), dlen};
+                out += doff + dlen + 7;
+            } else {
+                p->events[ev] = (sl_pub_event_t){(uint32_t)out, tlen, (uint32_t)(out + doff), dlen};
+                out += doff + dlen;
+            }
+            ev++;
+        }
+        start = end + 1;
+    }
+    if (ev == 0) {
+        free(p);
+        *status = 400, *code = "bad_request";
+        return NULL;
+    }
+    p->nevents = ev;
+    return p;
+}
+
+static sl_pub_t *parse_single(sl_conn_t *c, const sl_http_req_t *req, int *status, const char **code)
+{
+    sl_http_str_t t = {"message", 7}, q;
+    if (req->event_type.ptr)
+        t = req->event_type;
+    if (sl_http_query_param(req->query, "type", &q))
+        t = q;
+    if (!type_valid(t.ptr, t.len)) {
+        *status = 400, *code = "invalid_type";
+        return NULL;
+    }
+    if (req->body_len > c->srv->cfg.max_event_bytes) {
+        *status = 413, *code = "too_large";
+        return NULL;
+    }
+    sl_pub_t *p = pub_alloc(1, t.len + req->body_len);
+    if (!p) {
+        *status = 503, *code = "overloaded";
+        return NULL;
+    }
+    memcpy(p->buf, t.ptr, t.len);
+    if (req->body_len)
+        memcpy(p->buf + t.len, req->body, req->body_len);
+    p->events[0] = (sl_pub_event_t){0, (uint32_t)t.len, (uint32_t)t.len, (uint32_t)req->body_len};
+    return p;
+}
+
+/* Sends p to the session of id (creating it). Returns 0 or answers. */
+static void send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_len, sl_pub_t *p)
+{
+    sl_entry_t *e = NULL;
+    bool created;
+    uint64_t epoch = atomic_fetch_add(&c->srv->epoch_next, 1);
+    int rc = sl_registry_get_or_create(c->srv->registry, id, id_len, epoch, &e, &created);
+    if (rc != 0) {
+        free(p);
+        err(c, sid, 503, "overloaded", "too many sessions");
+        return;
+    }
+    if (created)
+        atomic_store(&e->stats.created_ns, sl_clock_wall_ns());
+    sl_actor_t *s = sl_session_acquire(c->srv, e);
+    sl_entry_release(e);
+    if (!s) {
+        free(p);
+        err(c, sid, 503, "overloaded", "session unavailable; retry");
+        return;
+    }
+    p->h.kind = SL_SESSION_MSG_PUBLISH;
+    p->h.mclass = SL_MSG_NORMAL;
+    p->reply_to = &c->a;
+    p->stream_id = sid;
+    sl_actor_retain(&c->a);
+    if (sl_actor_send(s, &p->h) == SL_EFULL) {
+        /* Policy at a full session mailbox: explicit overload answer. */
+        sl_actor_release(&c->a);
+        free(p);
+        atomic_fetch_add_explicit(&c->srv->counters.publish_refused, 1, memory_order_relaxed);
+        static const sl_http_header_t ra[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};
+        atomic_fetch_add_explicit(&c->srv->counters.responses_5xx, 1, memory_order_relaxed);
+        sl_http_respond_error(c->http, sid, 503, "overloaded", "session is busy; retry", ra, 1);
+    } else {
+        c->pubs_inflight++;
+    }
+    sl_actor_release(s);
+}
+
+static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
+{
+    int status = 0;
+    const char *code = NULL;
+    bool batch = req->content_type.ptr && req->content_type.len >= 20 &&
+                 strncmp(req->content_type.ptr, "application/x-ndjson", 20) == 0;
+    sl_pub_t *p = batch ? parse_batch(c, req, &status, &code) : parse_single(c, req, &status, &code);
+    if (!p) {
+        err(c, req->stream_id, status, code,
+            status == 413 ? "event data exceeds --max-event-bytes" : "invalid event");
+        return;
+    }
+    sl_http_str_t d;
+    p->durable = truthy(req->durable) ||
+                 (sl_http_query_param(req->query, "durable", &d) && truthy(d));
+    p->aux_batch = batch;
+    send_publish(c, req->stream_id, id, id_len, p);
+}
+
+static void on_published(sl_conn_t *c, sl_pub_t *p)
+{
+    c->pubs_inflight--;
+    if (c->state < SL_CONN__CLOSING && c->http) {
+        if (p->status != 0) {
+            err(c, p->stream_id, 503, "overloaded",
+                p->status == SL_ECLOSED ? "session was deleted; retry" : "publish failed");
+        } else {
+            char body[96];
+            int n = p->aux_batch
+                        ? snprintf(body, sizeof body, "{\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 "}",
+                                   p->first_seq, p->last_seq)
+                        : snprintf(body, sizeof body, "{\"seq\":%" PRIu64 "}", p->last_seq);
+            sl_http_respond(c->http, p->stream_id, 200, json_hdr, 1, body, (size_t)n);
+        }
+    }
+    free(p);
+    sl_actor_release(&c->a); /* the request's reference */
+}
+
+/* ---- subscribe, stats, admin ---- */
+
+static int parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    if (n == 0 || n > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t nv = v * 10 + (uint64_t)(s[i] - '0');
+        if (nv < v)
+            return -1;
+        v = nv;
+    }
+    *out = v;
+    return 0;
+}
+
+static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
+{
+    uint64_t from = 0; /* 0: live only */
+    sl_http_str_t q;
+    if (req->last_event_id.ptr) {
+        uint64_t k;
+        if (parse_u64(req->last_event_id.ptr, req->last_event_id.len, &k) != 0) {
+            err(c, req->stream_id, 400, "bad_request", "Last-Event-ID must be a seq");
+            return;
+        }
+        from = k + 1;
+    } else if (sl_http_query_param(req->query, "from", &q) && !(q.len == 4 && memcmp(q.ptr, "live", 4) == 0)) {
+        if (parse_u64(q.ptr, q.len, &from) != 0 || from == 0) {
+            err(c, req->stream_id, 400, "bad_request", "from must be a seq >= 1 or live");
+            return;
+        }
+    }
+    sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
+    if (!e) {
+        err(c, req->stream_id, 404, "not_found", "no such session");
+        return;
+    }
+    sl_conn__subscribe(c, req->stream_id, e, from, from);
+}
+
+static void handle_list(sl_conn_t *c, const sl_http_req_t *req)
+{
+    sl_http_str_t q;
+    uint64_t limit = LIST_LIMIT_DEFAULT;
+    if (sl_http_query_param(req->query, "limit", &q) && parse_u64(q.ptr, q.len, &limit) != 0) {
+        err(c, req->stream_id, 400, "bad_request", "limit must be an integer");
+        return;
+    }
+    limit = limit < 1 ? 1 : limit > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : limit;
+    char cursor[SL_SESSION_ID_MAX + 1];
+    int clen = 0;
+    if (sl_http_query_param(req->query, "cursor", &q) && q.len) {
+        clen = sl_http_pct_decode(q.ptr, q.len, cursor, sizeof cursor, SL_HTTP_PCT_PLUS_SPACE);
+        if (clen < 0) {
+            err(c, req->stream_id, 400, "bad_request", "bad cursor");
+            return;
+        }
+    }
+    sl_entry_t **list = malloc(limit * sizeof *list);
+    char *body = malloc(limit * STATS_JSON_MAX + 256);
+    if (!list || !body) {
+        free(list);
+        free(body);
+        err(c, req->stream_id, 503, "overloaded", "out of memory");
+        return;
+    }
+    bool more;
+    uint32_t n = sl_registry_list(c->srv->registry, clen ? cursor : NULL, (size_t)clen,
+                                  (uint32_t)limit, list, &more);
+    size_t o = (size_t)sprintf(body, "{\"sessions\":[");
+    for (uint32_t i = 0; i < n; i++) {
+        if (i)
+            body[o++] = ',';
+        o += stats_json(list[i], body + o, STATS_JSON_MAX);
+    }
+    o += (size_t)sprintf(body + o, "]");
+    if (more && n > 0)
+        o += (size_t)sprintf(body + o, ",\"next\":\"%s\"", list[n - 1]->id);
+    o += (size_t)sprintf(body + o, "}");
+    for (uint32_t i = 0; i < n; i++)
+        sl_entry_release(list[i]);
+    sl_http_respond(c->http, req->stream_id, 200, json_hdr, 1, body, o);
+    free(list);
+    free(body);
+}
+
+static void handle_session(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
+{
+    char body[STATS_JSON_MAX];
+    uint32_t sid = req->stream_id;
+    if (req->method == SL_HTTP_METHOD_GET || req->method == SL_HTTP_METHOD_HEAD) {
+        sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
+        if (!e)
+            return err(c, sid, 404, "not_found", "no such session");
+        size_t n = stats_json(e, body, sizeof body);
+        sl_entry_release(e);
+        sl_http_respond(c->http, sid, 200, json_hdr, 1, body, n);
+    } else if (req->method == SL_HTTP_METHOD_PUT) {
+        sl_entry_t *e;
+        bool created;
+        uint64_t epoch = atomic_fetch_add(&c->srv->epoch_next, 1);
+        if (sl_registry_get_or_create(c->srv->registry, id, id_len, epoch, &e, &created) != 0)
+            return err(c, sid, 503, "overloaded", "too many sessions");
+        if (created)
+            atomic_store(&e->stats.created_ns, sl_clock_wall_ns());
+        size_t n = stats_json(e, body, sizeof body);
+        sl_entry_release(e);
+        sl_http_respond(c->http, sid, created ? 201 : 200, json_hdr, 1, body, n);
+    } else if (req->method == SL_HTTP_METHOD_DELETE) {
+        sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
+        if (!e)
+            return err(c, sid, 404, "not_found", "no such session");
+        if (sl_registry_remove(c->srv->registry, e) == 0)
+            sl_session_delete(c->srv, e);
+        sl_entry_release(e);
+        sl_http_respond(c->http, sid, 204, NULL, 0, NULL, 0);
+    } else {
+        not_allowed(c, sid, "GET, HEAD, PUT, DELETE");
+    }
+}
+
+/* Splits /v1/sessions/{id}[/events]; decodes and validates the id. */
+void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
+{
+    const char *p = req->path.ptr + 12; /* after "/v1/sessions" */
+    size_t n = req->path.len - 12;
+    uint32_t sid = req->stream_id;
+    if (n == 0 || (n == 1 && p[0] == '/')) {
+        if (req->method == SL_HTTP_METHOD_GET || req->method == SL_HTTP_METHOD_HEAD)
+            return handle_list(c, req);
+        return not_allowed(c, sid, "GET, HEAD");
+    }
+    if (p[0] != '/')
+        return err(c, sid, 404, "not_found", "no such resource");
+    p++, n--;
+    const char *slash = memchr(p, '/', n);
+    size_t raw_len = slash ? (size_t)(slash - p) : n;
+    char id[SL_SESSION_ID_MAX * 3 + 1];
+    int id_len = raw_len <= SL_SESSION_ID_MAX * 3
+                     ? sl_http_pct_decode(p, raw_len, id, sizeof id, 0)
+                     : SL_ETOOBIG;
+    if (id_len <= 0 || !sl_session_id_valid(id, (size_t)id_len))
+        return err(c, sid, 400, "invalid_session_id",
+                   "session ids are 1-128 bytes of [A-Za-z0-9._-], not starting with '.'");
+    if (!slash)
+        return handle_session(c, req, id, (size_t)id_len);
+    if (n - raw_len != 7 || memcmp(slash, "/events", 7) != 0)
+        return err(c, sid, 404, "not_found", "no such resource");
+    if (req->method == SL_HTTP_METHOD_POST)
+        return handle_publish(c, req, id, (size_t)id_len);
+    if (req->method == SL_HTTP_METHOD_GET)
+        return handle_subscribe(c, req, id, (size_t)id_len);
+    not_allowed(c, sid, "GET, POST");
+}
+
+void sl_conn__session_reply(sl_conn_t *c, sl_msg_t *m)
+{
+    if (m->kind == SL_CONN_MSG_PUBLISHED)
+        on_published(c, (sl_pub_t *)(void *)m);
+    else
+        sl_conn__session_msg(c, m);
+}

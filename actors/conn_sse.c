@@ -1,0 +1,288 @@
+/*
+ * Connection actor, subscriber side: SSE streams that follow sessions.
+ *
+ * A stream pulls from its session's ring whatever fits the stream's room
+ * (HTTP/2 window, stream and connection buffers), in whole events, as
+ * referenced slices: one reference per ring page per pull, no payload
+ * copy. Pulls happen when the session notifies (coalesced: one wake-up
+ * per batch of events) and when room grows (output sent, WINDOW_UPDATE).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/conn_int.h"
+#include "actors/server.h"
+#include "net/http.h"
+#include "net/sse.h"
+#include "runtime/clock.h"
+#include "runtime/log.h"
+
+#define PULLS_PER_PUMP 16 /* ring reads per stream per pump (then yield) */
+
+static sl_conn_stream_t *find_stream(sl_conn_t *c, uint32_t stream_id)
+{
+    for (sl_conn_stream_t *st = c->streams; st; st = st->next)
+        if (st->stream_id == stream_id)
+            return st;
+    return NULL;
+}
+
+static void unlink_stream(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        c->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    c->nstreams--;
+}
+
+static void free_stream(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    unlink_stream(c, st);
+    if (st->counted) {
+        atomic_fetch_sub_explicit(&c->srv->counters.streams_open, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
+    }
+    if (st->e)
+        sl_entry_release(st->e);
+    free(st);
+}
+
+static void send_unsubscribe(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    (void)c;
+    if (!st->sub_active || st->unsub_sent)
+        return;
+    st->unsub_sent = true;
+    st->sub.h.kind = SL_SESSION_MSG_UNSUBSCRIBE;
+    st->sub.h.mclass = SL_MSG_CONTROL; /* the record's one outstanding request */
+    int rc = sl_actor_send(st->session, &st->sub.h);
+    sl_assert(rc == 0);
+}
+
+void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
+                        uint64_t wait_seq)
+{
+    sl_conn_stream_t *st = calloc(1, sizeof *st);
+    sl_actor_t *session = st ? sl_session_acquire(c->srv, e) : NULL;
+    if (!session) {
+        free(st);
+        sl_entry_release(e);
+        sl_http_respond_error(c->http, stream_id, session ? 503 : 404,
+                              session ? "overloaded" : "not_found",
+                              session ? "out of memory" : "no such session", NULL, 0);
+        return;
+    }
+    st->stream_id = stream_id;
+    st->e = e;
+    st->session = session;
+    st->wait_seq = wait_seq;
+    st->sub.conn = &c->a;
+    sl_actor_retain(&c->a); /* released when the UNSUBSCRIBED reply is handled */
+    st->sub.stream_id = stream_id;
+    st->sub.from_seq = from_seq;
+    st->sub.h.kind = SL_SESSION_MSG_SUBSCRIBE;
+    st->sub.h.mclass = SL_MSG_CONTROL;
+    st->sub_active = true;
+    st->next = c->streams;
+    if (c->streams)
+        c->streams->prev = st;
+    c->streams = st;
+    c->nstreams++;
+    int rc = sl_actor_send(session, &st->sub.h);
+    sl_assert(rc == 0);
+}
+
+static void write_gap(sl_conn_t *c, sl_conn_stream_t *st, uint64_t from, uint64_t to)
+{
+    uint8_t buf[96];
+    size_t n = sl_sse_encode_gap(buf, sizeof buf, from, to);
+    sl_http_stream_write_copy(c->http, st->stream_id, buf, n);
+    atomic_fetch_add_explicit(&c->srv->counters.events_gapped, to - from + 1, memory_order_relaxed);
+    st->last_write_ns = sl_clock_now_ns();
+}
+
+static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    sl_sub_t *sub = &st->sub;
+    if (sub->status != 0 || st->dead || c->state >= SL_CONN__CLOSING) {
+        if (sub->status != 0 && !st->dead && c->http)
+            sl_http_respond_error(c->http, st->stream_id, 404, "not_found", "no such session",
+                                  NULL, 0);
+        send_unsubscribe(c, st); /* still registered when status was 0 */
+        if (sub->status != 0) {
+            st->sub_active = false;
+            sl_actor_release(st->session);
+            st->session = NULL;
+            free_stream(c, st);
+            sl_actor_release(&c->a);
+        }
+        return;
+    }
+    static const sl_http_header_t h[] = {
+        SL_HTTP_HEADER_LIT("content-type", "text/event-stream"),
+        SL_HTTP_HEADER_LIT("cache-control", "no-store"),
+        SL_HTTP_HEADER_LIT("x-accel-buffering", "no"),
+    };
+    if (sl_http_stream_begin(c->http, st->stream_id, 200, h, SL_ARRAY_LEN(h)) != 0) {
+        st->dead = true;
+        send_unsubscribe(c, st);
+        return;
+    }
+    st->begun = true;
+    st->counted = true;
+    atomic_fetch_add_explicit(&c->srv->counters.streams_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
+    st->next_seq = sub->start_seq;
+    if (sub->gap_from && sub->gap_to >= sub->gap_from)
+        write_gap(c, st, sub->gap_from, sub->gap_to);
+    if (st->wait_seq && st->wait_seq <= sub->start_seq && !sub->gap_from)
+        st->wait_seq = 0; /* already positioned */
+    st->last_write_ns = sl_clock_now_ns();
+}
+
+static void end_stream(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    if (!st->ended && !st->dead)
+        sl_http_stream_end(c->http, st->stream_id);
+    st->ended = true;
+    send_unsubscribe(c, st);
+}
+
+/* One pull from the ring into the stream. Returns true to pull again. */
+static bool pull_once(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    sl_sub_t *sub = &st->sub;
+    if (st->wait_seq) {
+        uint64_t pos;
+        int rc = sl_ring_seek(sub->ring, st->wait_seq, &pos);
+        if (rc == SL_EAGAIN)
+            return false;
+        if (rc == 0) {
+            sub->pos = pos;
+            st->next_seq = st->wait_seq;
+        }
+        st->wait_seq = 0;
+    }
+    uint64_t limit = UINT64_MAX;
+    bool ended = atomic_load_explicit(&sub->ended, memory_order_acquire);
+    if (ended)
+        limit = atomic_load_explicit(&sub->end_pos, memory_order_relaxed);
+    size_t room = sl_http_stream_room(c->http, st->stream_id);
+    uint64_t max = limit > sub->pos ? limit - sub->pos : 0;
+    if (room < max)
+        max = room;
+    if (max == 0)
+        return false;
+    sl_ring_slice_t sl;
+    sl_ring_read_t res;
+    if (sl_ring_read(sub->ring, sub->pos, max, true, &sl, 1, &res) == SL_ENOTFOUND) {
+        /* Fell behind the ring: name what was lost, resume at the oldest
+         * event kept. (Catch-up from the durable log replaces this.) */
+        uint64_t first = sl_ring_first_seq(sub->ring), pos;
+        if (sl_ring_seek(sub->ring, first, &pos) != 0)
+            return false;
+        if (first > st->next_seq)
+            write_gap(c, st, st->next_seq, first - 1);
+        sub->pos = pos;
+        st->next_seq = first;
+        return true;
+    }
+    if (res.nslices == 0)
+        return false;
+    int rc = sl_http_stream_write_ref(c->http, st->stream_id, sl.chunk, sl.off, sl.len);
+    sl_chunk_release(sl.chunk);
+    if (rc != 0)
+        return false; /* SL_EFULL: wait for room; nothing advanced */
+    sub->pos = res.end_pos;
+    if (res.events_completed) {
+        st->next_seq = res.last_seq_completed + 1;
+        atomic_fetch_add_explicit(&c->srv->counters.events_delivered, res.events_completed,
+                                  memory_order_relaxed);
+    }
+    st->last_write_ns = sl_clock_now_ns();
+    return true;
+}
+
+static void pump_stream(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    if (!st->begun || st->dead || st->ended || !st->sub_active)
+        return;
+    for (int i = 0; i < PULLS_PER_PUMP && pull_once(c, st); i++) {
+    }
+    sl_sub_t *sub = &st->sub;
+    if (atomic_load_explicit(&sub->ended, memory_order_acquire) &&
+        sub->pos >= atomic_load_explicit(&sub->end_pos, memory_order_relaxed))
+        end_stream(c, st);
+}
+
+void sl_conn__pump_streams(sl_conn_t *c)
+{
+    if (!c->http || c->state >= SL_CONN__CLOSING)
+        return;
+    for (sl_conn_stream_t *st = c->streams; st; st = st->next)
+        pump_stream(c, st);
+}
+
+static void on_unsubscribed(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    st->sub_active = false;
+    sl_actor_release(st->session);
+    st->session = NULL;
+    if (!st->ended && !st->dead && c->http && c->state < SL_CONN__CLOSING)
+        sl_http_stream_end(c->http, st->stream_id);
+    free_stream(c, st);
+    sl_actor_release(&c->a); /* the subscription's reference */
+}
+
+void sl_conn__stream_closed(sl_conn_t *c, uint32_t stream_id)
+{
+    sl_conn_stream_t *st = find_stream(c, stream_id);
+    if (!st)
+        return;
+    st->dead = true;
+    send_unsubscribe(c, st);
+}
+
+void sl_conn__streams_close_all(sl_conn_t *c)
+{
+    for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
+        st->dead = true;
+        send_unsubscribe(c, st);
+    }
+}
+
+void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns)
+{
+    uint64_t ka = c->srv->cfg.sse_keepalive_ns;
+    for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
+        if (!st->begun || st->dead || st->ended || now_ns - st->last_write_ns < ka)
+            continue;
+        if (sl_http_stream_write_copy(c->http, st->stream_id, sl_sse_keepalive,
+                                      SL_SSE_KEEPALIVE_LEN) == 0)
+            st->last_write_ns = now_ns;
+    }
+}
+
+void sl_conn__streams_free(sl_conn_t *c)
+{
+    while (c->streams) {
+        sl_conn_stream_t *st = c->streams;
+        sl_assert(!st->sub_active); /* replies arrive before the last ref drops */
+        free_stream(c, st);
+    }
+}
+
+void sl_conn__session_msg(sl_conn_t *c, sl_msg_t *m)
+{
+    if (m->kind == SL_CONN_MSG_SUBSCRIBED || m->kind == SL_CONN_MSG_UNSUBSCRIBED) {
+        sl_sub_t *sub = (sl_sub_t *)(void *)m;
+        sl_conn_stream_t *st = sl_container_of(sub, sl_conn_stream_t, sub);
+        if (m->kind == SL_CONN_MSG_SUBSCRIBED)
+            on_subscribed(c, st);
+        else
+            on_unsubscribed(c, st);
+    }
+}

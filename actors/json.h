@@ -1,0 +1,25 @@
+/*
+ * The little JSON the HTTP API needs: decoding one NDJSON batch line
+ * ({"type": string?, "data": string}) and escaping strings for output.
+ * Not a general parser: anything outside that shape is SL_EINVAL, which
+ * the API answers with 400.
+ */
+#ifndef SL_ACTORS_JSON_H
+#define SL_ACTORS_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Decodes one line (borrowed, len bytes, no newline). The decoded type and
+ * data are written to out (cap bytes; decoding never grows a string) as
+ * type then data; *type_len is 0 when the line has no "type". Returns 0,
+ * SL_EINVAL (malformed, unknown key, non-string value, bad escape, missing
+ * data) or SL_ETOOBIG (out too small). */
+int sl_json_event_line(const char *line, size_t len, uint8_t *out, size_t cap,
+                       uint32_t *type_len, uint32_t *data_off, uint32_t *data_len);
+
+/* Writes s as a JSON string body (no quotes) into out; returns the length
+ * or SL_ETOOBIG. Control bytes become \u00XX; bytes >= 0x80 pass through. */
+int sl_json_escape(char *out, size_t cap, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * Session actor: one per live session. It assigns seqs, encodes each event
+ * once into the session's ring (SSE wire form), keeps the stats in the
+ * directory entry current, and wakes subscribers with a coalesced notify
+ * (one wake-up per subscriber per batch, not per event).
+ *
+ * Messages in (from connection actors):
+ *   sl_pub_t   PUBLISH      NORMAL class: a full mailbox refuses it and the
+ *                           connection answers 503 + Retry-After (policy).
+ *   sl_sub_t   SUBSCRIBE / UNSUBSCRIBE   CONTROL: preallocated in the
+ *                           subscriber's stream record, at most one each.
+ *   DELETE                  CONTROL, preallocated in the session.
+ * Replies go back in the same records (COMPLETION class at the receiver:
+ * every record has exactly one outstanding request, so replies are bounded
+ * by construction).
+ *
+ * Subscriber protocol: after a SUBSCRIBE reply with status 0 the connection
+ * reads the ring directly from sub->pos (actors/ring.h) whenever it is
+ * notified (bit SL_CONN_NOTIFY_DATA) and has room. The ring stays valid
+ * until the UNSUBSCRIBE reply. When the session is deleted it sets
+ * sub->ended and notifies; the connection ends the stream cleanly once it
+ * has sent everything up to the end position, then unsubscribes.
+ */
+#ifndef SL_ACTORS_SESSION_H
+#define SL_ACTORS_SESSION_H
+
+#include <stdatomic.h>
+
+#include "actors/registry.h"
+#include "actors/ring.h"
+#include "runtime/actor.h"
+
+typedef struct sl_session sl_session_t;
+struct sl_server;
+
+enum {
+    SL_SESSION_MSG_PUBLISH = SL_MSG_KIND_USER + 32,
+    SL_SESSION_MSG_SUBSCRIBE,
+    SL_SESSION_MSG_UNSUBSCRIBE,
+    SL_SESSION_MSG_DELETE,
+    /* replies, received by the connection */
+    SL_CONN_MSG_PUBLISHED,
+    SL_CONN_MSG_SUBSCRIBED,
+    SL_CONN_MSG_UNSUBSCRIBED,
+};
+
+/* Notify bits a session sets on a subscriber's connection actor. */
+#define SL_CONN_NOTIFY_DATA 1ull
+
+/* One event inside a publish request. */
+typedef struct sl_pub_event {
+    uint32_t type_off, type_len; /* into sl_pub_t.buf */
+    uint32_t data_off, data_len;
+} sl_pub_event_t;
+
+/* A publish request and, when it comes back, its answer. Allocated by the
+ * connection (one per request), owned by the session while outstanding. */
+typedef struct sl_pub {
+    sl_msg_t h;
+    sl_actor_t *reply_to;  /* reference held while outstanding */
+    uint32_t stream_id;
+    bool durable;
+    bool ephemeral;
+    bool aux_batch;        /* requester's: answer in batch form */
+    uint32_t nevents;
+    sl_pub_event_t *events;
+    uint8_t *buf;          /* types and data of every event */
+    /* answer */
+    int status;            /* 0, SL_ECLOSED (session deleted), -ENOMEM, -EIO */
+    uint64_t first_seq, last_seq;
+    struct sl_pub *_next;  /* session: queue of publishes awaiting their write */
+} sl_pub_t;
+
+/* A subscription, embedded in the subscriber's stream record. */
+typedef struct sl_sub {
+    sl_msg_t h;            /* SUBSCRIBE / UNSUBSCRIBE and their replies */
+    sl_actor_t *conn;      /* notified on new data (reference held) */
+    uint32_t stream_id;
+    uint64_t from_seq;     /* first seq wanted; 0 = live only */
+    /* answer to SUBSCRIBE (status 0: the fields below are valid) */
+    int status;            /* 0, SL_ENOTFOUND (deleted) */
+    sl_ring_t *ring;       /* valid until the UNSUBSCRIBE reply */
+    uint64_t pos;          /* connection: next stream byte to send */
+    uint64_t start_seq;    /* seq at pos (the first the client will get) */
+    uint64_t gap_from, gap_to; /* when from_seq was older than the ring */
+    _Atomic bool ended;    /* session deleted: end after end_pos */
+    _Atomic uint64_t end_pos;
+    uint32_t _index;       /* session: slot in its subscriber table */
+} sl_sub_t;
+
+/* Returns a new reference to e's session actor, starting one when none
+ * runs; NULL when e was deleted or memory ran out. The caller sends its
+ * message and releases the reference. Any worker. */
+sl_actor_t *sl_session_acquire(struct sl_server *srv, sl_entry_t *e);
+/* Asks e's session to delete itself: end every stream cleanly, forget the
+ * events. The caller has removed e from the registry. Any worker. */
+void sl_session_delete(struct sl_server *srv, sl_entry_t *e);
+/* Asks a running session to stop (server shutdown): streams end, the actor
+ * exits once idle. Any thread. */
+void sl_session_stop(sl_entry_t *e);
+
+#endif
