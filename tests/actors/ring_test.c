@@ -69,7 +69,7 @@ static void test_ring_seek_read_count(void)
     /* Read everything in one go: many pages, all 100 events complete. */
     sl_ring_slice_t sl[64];
     sl_ring_read_t res;
-    CHECK(sl_ring_read(r, 0, UINT64_MAX, sl, 64, &res) == 0);
+    CHECK(sl_ring_read(r, 0, UINT64_MAX, false, sl, 64, &res) == 0);
     CHECK(res.end_pos == total);
     CHECK(res.events_completed == 100 && res.last_seq_completed == 100);
     uint64_t sum = 0;
@@ -78,11 +78,19 @@ static void test_ring_seek_read_count(void)
     CHECK(sum == total);
     release_all(sl, res.nslices);
     /* A read that stops mid-event completes only the events before. */
-    CHECK(sl_ring_read(r, expect_pos[10], expect_pos[12] - expect_pos[10] + 1, sl, 64, &res) == 0);
+    CHECK(sl_ring_read(r, expect_pos[10], expect_pos[12] - expect_pos[10] + 1, false, sl, 64, &res) == 0);
     CHECK(res.events_completed == 2 && res.last_seq_completed == 11);
     release_all(sl, res.nslices);
+    /* Whole events: a budget ending mid-event stops at the boundary. */
+    CHECK(sl_ring_read(r, expect_pos[10], expect_pos[12] - expect_pos[10] + 1, true, sl, 64, &res) == 0);
+    CHECK(res.end_pos == expect_pos[12] && res.last_seq_completed == 11);
+    release_all(sl, res.nslices);
+    /* ... and a first event bigger than the budget comes whole. */
+    CHECK(sl_ring_read(r, expect_pos[20], 1, true, sl, 64, &res) == 0);
+    CHECK(res.end_pos == expect_pos[21] && res.events_completed == 1);
+    release_all(sl, res.nslices);
     /* Nothing new at the tail. */
-    CHECK(sl_ring_read(r, total, 1000, sl, 64, &res) == 0);
+    CHECK(sl_ring_read(r, total, 1000, false, sl, 64, &res) == 0);
     CHECK(res.nslices == 0 && res.end_pos == total);
     sl_ring_destroy(r);
 }
@@ -101,8 +109,8 @@ static void test_ring_evicts_at_bound(void)
     CHECK(sl_ring_seek(r, first, &pos) == 0);
     sl_ring_slice_t sl[8];
     sl_ring_read_t res;
-    CHECK(sl_ring_read(r, 0, 100, sl, 8, &res) == SL_ENOTFOUND);
-    CHECK(sl_ring_read(r, pos, 100000, sl, 8, &res) == 0);
+    CHECK(sl_ring_read(r, 0, 100, false, sl, 8, &res) == SL_ENOTFOUND);
+    CHECK(sl_ring_read(r, pos, 100000, false, sl, 8, &res) == 0);
     CHECK(res.last_seq_completed == 504);
     /* Held slices stay valid after further eviction. */
     for (uint64_t s = 505; s < 1000; s++)
@@ -129,7 +137,7 @@ static void test_ring_oversized_event_own_page(void)
     CHECK(p3 - p2 == 5000);
     sl_ring_slice_t sl[8];
     sl_ring_read_t res;
-    CHECK(sl_ring_read(r, p2, 5000, sl, 8, &res) == 0);
+    CHECK(sl_ring_read(r, p2, 5000, false, sl, 8, &res) == 0);
     CHECK(res.nslices == 1 && sl[0].len == 5000 && res.last_seq_completed == 2);
     release_all(sl, res.nslices);
     sl_ring_destroy(r);
@@ -165,7 +173,7 @@ static void *reader_main(void *p)
     while (expect_seq <= RACE_EVENTS) {
         sl_ring_slice_t sl[16];
         sl_ring_read_t res;
-        if (sl_ring_read(rc->r, pos, 700, sl, 16, &res) == SL_ENOTFOUND) {
+        if (sl_ring_read(rc->r, pos, 700, false, sl, 16, &res) == SL_ENOTFOUND) {
             uint64_t first = sl_ring_first_seq(rc->r);
             if (sl_ring_seek(rc->r, first, &pos) != 0)
                 continue;
