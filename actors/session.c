@@ -147,7 +147,9 @@ static void place_sub(sl_session_t *s, sl_sub_t *sub)
         rc = sl_ring_seek(s->ring, first, &pos);
         sub->start_seq = first;
     }
-    sub->pos = pos; /* SL_EAGAIN: pos is the tail, where from_seq will start */
+    if (rc == SL_EAGAIN)
+        sub->start_seq = s->next_seq; /* pos is the tail; the subscriber waits */
+    sub->pos = pos;
 }
 
 static void on_subscribe(sl_session_t *s, sl_sub_t *sub)
