@@ -297,7 +297,15 @@ static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char 
         err(c, req->stream_id, 404, "not_found", "no such session");
         return;
     }
-    sl_conn__subscribe(c, req->stream_id, e, from, from);
+    /* A Last-Event-ID beyond anything this incarnation has issued can only
+     * come from an earlier incarnation (deleted and recreated): say so with
+     * sluice.reset and replay this incarnation from its start, instead of
+     * silently skipping events. */
+    bool reset = req->last_event_id.ptr &&
+                 from - 1 > atomic_load_explicit(&e->stats.last_seq, memory_order_relaxed);
+    if (reset)
+        from = 1;
+    sl_conn__subscribe(c, req->stream_id, e, from, from, reset);
 }
 
 static void handle_list(sl_conn_t *c, const sl_http_req_t *req)

@@ -35,6 +35,7 @@ typedef struct sl_conn_stream {
     bool unsub_sent;
     bool ended;        /* END_STREAM / last chunk queued */
     bool counted;      /* counted in streams_open / subscribers */
+    bool reset;        /* send sluice.reset first (Last-Event-ID of an earlier incarnation) */
     sl_entry_t *e;     /* reference */
     sl_actor_t *session; /* reference, while sub_active */
     sl_sub_t sub;      /* embedded subscription (holds a conn reference) */
@@ -112,7 +113,7 @@ void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns);
 void sl_conn__streams_free(sl_conn_t *c);
 /* Subscribes stream_id of this connection to e from from_seq. */
 void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
-                        uint64_t wait_seq);
+                        uint64_t wait_seq, bool reset);
 
 /* I/O engine entry points the glue may call. */
 void sl_conn__pump(sl_conn_t *c); /* flush protocol output and send */

@@ -7,6 +7,7 @@
  * copy. Pulls happen when the session notifies (coalesced: one wake-up
  * per batch of events) and when room grows (output sent, WINDOW_UPDATE).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +64,7 @@ static void send_unsubscribe(sl_conn_t *c, sl_conn_stream_t *st)
 }
 
 void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
-                        uint64_t wait_seq)
+                        uint64_t wait_seq, bool reset)
 {
     sl_conn_stream_t *st = calloc(1, sizeof *st);
     sl_actor_t *session = st ? sl_session_acquire(c->srv, e) : NULL;
@@ -79,6 +80,7 @@ void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_
     st->e = e;
     st->session = session;
     st->wait_seq = wait_seq;
+    st->reset = reset;
     st->sub.conn = &c->a;
     sl_actor_retain(&c->a); /* released when the UNSUBSCRIBED reply is handled */
     st->sub.stream_id = stream_id;
@@ -136,6 +138,14 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
     atomic_fetch_add_explicit(&c->srv->counters.streams_open, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
     st->next_seq = sub->start_seq;
+    if (st->reset) {
+        char buf[160];
+        int n = snprintf(buf, sizeof buf,
+                         "event: sluice.reset\ndata: {\"epoch\":%llu,\"last_seq\":%llu}\n\n",
+                         (unsigned long long)st->e->epoch,
+                         (unsigned long long)atomic_load(&st->e->stats.last_seq));
+        sl_http_stream_write_copy(c->http, st->stream_id, buf, (size_t)n);
+    }
     if (sub->gap_from && sub->gap_to >= sub->gap_from)
         write_gap(c, st, sub->gap_from, sub->gap_to);
     if (st->wait_seq && st->wait_seq <= sub->start_seq && !sub->gap_from)

@@ -44,7 +44,16 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
         snprintf(host, hn, "%.*s", (int)(colon - addr), addr);
     }
     snprintf(port, pn, "%s", colon + 1);
-    return port[0] ? 0 : -1;
+    /* Decimal 0..65535 only: getaddrinfo would wrap larger numbers. */
+    if (!port[0] || strlen(port) > 5)
+        return -1;
+    long v = 0;
+    for (const char *p = port; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v <= 65535 ? 0 : -1;
 }
 
 static int bind_one(const struct addrinfo *ai, bool reuseport)

@@ -298,7 +298,10 @@ static int parse_error(sl_http_conn_t *c, enum http_errno e)
 {
     int status = c->h1.err_status;
     if (status == 0)
-        status = e == HPE_HEADER_OVERFLOW ? 431 : e == HPE_INVALID_VERSION ? 505 : 400;
+        /* HPE_INVALID_VERSION also covers a request line that is simply
+         * malformed ("GET / HTTP/1.1 extra"): that is a 400. A well-formed
+         * but unsupported version is caught after parsing (505 above). */
+        status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
     if (status < 0)
         return sl_http__nomem(c);
     return sl_http__h1_fail(c, status);

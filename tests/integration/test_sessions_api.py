@@ -45,6 +45,11 @@ def test_create_stat_delete(srv):
     # A new incarnation: seq from 1, another epoch.
     H.check_eq(publish(srv, "a1", b"x"), 1, "seq restarts after delete")
     H.check(req(srv, "GET", "/v1/sessions/a1").json()["epoch"] != epoch1, "new epoch")
+    # A subscriber resuming with an id from the earlier incarnation is told.
+    out = subprocess.run(["curl", "-sS", "-N", "--max-time", "1", "-H", "Last-Event-ID: 2",
+                          srv.url("/v1/sessions/a1/events")], capture_output=True, timeout=10).stdout
+    H.check(out.startswith(b"event: sluice.reset\ndata: {\"epoch\":"), "sluice.reset first: %r" % out)
+    H.check(b"id: 1\nevent: message\ndata: x\n\n" in out, "then this incarnation from 1: %r" % out)
 
 
 def test_validation(srv):
