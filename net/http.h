@@ -20,8 +20,19 @@
  * the connection (nghttp2 included) through a counted, capped allocator.
  *
  * Threads: a connection is used by one thread at a time (its actor). The
- * callbacks run on that thread, inside sl_http_conn_feed; they may call the
- * response functions but must not destroy the connection.
+ * callbacks run on that thread, inside sl_http_conn_feed (on_stream_close
+ * also inside sl_http_conn_flush); they may call the response functions
+ * but must not destroy the connection or feed it.
+ *
+ * The caller's loop: feed received bytes; after feed, after responding or
+ * writing, and after each send completion, call flush, and feed(NULL, 0)
+ * when sl_http_conn_has_input; send what the outq holds; recv only while
+ * sl_http_conn_want_read; close once sl_http_conn_want_close and the outq
+ * drained, or after an error return (flush first).
+ *
+ * TLS (HTTP/2 by ALPN) can wrap this later without changing it: decrypt
+ * into feed, encrypt what flush put into the outq, and force the protocol
+ * with cfg.proto.
  */
 #ifndef SL_NET_HTTP_H
 #define SL_NET_HTTP_H
@@ -183,8 +194,12 @@ void sl_http_conn_destroy(sl_http_conn_t *conn);
 
 /* Consumes len received bytes (borrowed). May call on_request. Returns 0;
  * SL_EPROTO when the peer broke the protocol: the answer (HTTP/1.x 400, 413,
- * 431 or 505 with a JSON body and connection: close; HTTP/2 GOAWAY, or a
- * 400 for a non-HTTP preface) is queued — flush it, then close;
+ * 431 or 505 with a JSON body and connection: close; HTTP/2 GOAWAY for a
+ * bad preface; a 400 for bytes that are no HTTP at all; nothing for a TLS
+ * handshake) is queued — flush it, then close. HTTP/2 errors found inside
+ * frames are answered by nghttp2 itself: stream errors with RST_STREAM
+ * (feed returns 0), connection errors with GOAWAY — feed returns 0 and
+ * want_close turns true once flush has produced the GOAWAY;
  * SL_ETOOBIG when pipelined input exceeded pipeline_bytes_max (stop reading
  * when want_read is false to avoid it); SL_ENOMEM / -ENOMEM when the
  * allocator refused; SL_ECLOSED after an earlier error. On any error the

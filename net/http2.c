@@ -55,6 +55,10 @@ struct sl_http__h2_stream {
 #define H2_FRAME_MIN_BYTES 1024
 /* Every HTTP/2 frame starts with a 9-byte header (RFC 9113 4.1). */
 #define H2_FRAME_HEADER_BYTES 9
+/* Largest DATA payload we produce (the protocol's default frame size). */
+#define H2_FRAME_PAYLOAD_MAX 16384
+_Static_assert(H2_FRAME_HEADER_BYTES + H2_FRAME_PAYLOAD_MAX < SL_HTTP_OUTQ_MIN_BYTES,
+               "a whole DATA frame always fits an empty outq");
 /* Response headers (besides :status and content-length). */
 #define H2_RESPONSE_HEADERS_MAX 64
 
@@ -158,7 +162,12 @@ static ssize_t read_cb(nghttp2_session *session, int32_t id, uint8_t *buf, size_
         s->deferred = true; /* sl_http_stream_write/end resumes it */
         return NGHTTP2_ERR_DEFERRED;
     }
+    /* nghttp2 already caps length at 16 KiB; the cap here keeps a frame
+     * (and its wait for outq room) bounded whatever the peer's
+     * SETTINGS_MAX_FRAME_SIZE. */
     size_t n = pending < length ? (size_t)pending : length;
+    if (n > H2_FRAME_PAYLOAD_MAX)
+        n = H2_FRAME_PAYLOAD_MAX;
     n = fit_outq(c, s, n);
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == pending && s->eof)
