@@ -247,6 +247,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
     case SL_CONN_MSG_PUBLISHED:
     case SL_CONN_MSG_SUBSCRIBED:
     case SL_CONN_MSG_UNSUBSCRIBED:
+    case SL_CONN_MSG_CAUGHT_UP:
         sl_conn__session_reply(c, msg);
         if (c->state < SL_CONN__CLOSING) {
             sl_conn__pump_streams(c);

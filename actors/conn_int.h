@@ -39,6 +39,9 @@ typedef struct sl_conn_stream {
     sl_entry_t *e;     /* reference */
     sl_actor_t *session; /* reference, while sub_active */
     sl_sub_t sub;      /* embedded subscription (holds a conn reference) */
+    sl_catchup_t cu;   /* embedded catch-up request (holds a conn reference) */
+    bool catching_up;  /* behind the ring: events come from the session's log */
+    bool cu_outstanding;
     uint64_t next_seq; /* seq of the next event the client will get */
     uint64_t wait_seq; /* `from` beyond the end: start once it exists */
     uint64_t last_write_ns;

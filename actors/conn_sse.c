@@ -20,6 +20,8 @@
 
 #define PULLS_PER_PUMP 16 /* ring reads per stream per pump (then yield) */
 
+static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room);
+
 static sl_conn_stream_t *find_stream(sl_conn_t *c, uint32_t stream_id)
 {
     for (sl_conn_stream_t *st = c->streams; st; st = st->next)
@@ -97,15 +99,6 @@ void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_
     sl_assert(rc == 0);
 }
 
-static void write_gap(sl_conn_t *c, sl_conn_stream_t *st, uint64_t from, uint64_t to)
-{
-    uint8_t buf[96];
-    size_t n = sl_sse_encode_gap(buf, sizeof buf, from, to);
-    sl_http_stream_write_copy(c->http, st->stream_id, buf, n);
-    atomic_fetch_add_explicit(&c->srv->counters.events_gapped, to - from + 1, memory_order_relaxed);
-    st->last_write_ns = sl_clock_now_ns();
-}
-
 static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_sub_t *sub = &st->sub;
@@ -146,9 +139,8 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
                          (unsigned long long)atomic_load(&st->e->stats.last_seq));
         sl_http_stream_write_copy(c->http, st->stream_id, buf, (size_t)n);
     }
-    if (sub->gap_from && sub->gap_to >= sub->gap_from)
-        write_gap(c, st, sub->gap_from, sub->gap_to);
-    if (st->wait_seq && st->wait_seq <= sub->start_seq && !sub->gap_from)
+    st->catching_up = sub->catch_up;
+    if (st->wait_seq && (st->wait_seq <= sub->start_seq || sub->catch_up))
         st->wait_seq = 0; /* already positioned */
     st->last_write_ns = sl_clock_now_ns();
 }
@@ -176,6 +168,10 @@ static bool pull_once(sl_conn_t *c, sl_conn_stream_t *st)
         }
         st->wait_seq = 0;
     }
+    if (st->catching_up) {
+        request_catchup(c, st, sl_http_stream_room(c->http, st->stream_id));
+        return false;
+    }
     uint64_t limit = UINT64_MAX;
     bool ended = atomic_load_explicit(&sub->ended, memory_order_acquire);
     if (ended)
@@ -189,16 +185,10 @@ static bool pull_once(sl_conn_t *c, sl_conn_stream_t *st)
     sl_ring_slice_t sl;
     sl_ring_read_t res;
     if (sl_ring_read(sub->ring, sub->pos, max, true, &sl, 1, &res) == SL_ENOTFOUND) {
-        /* Fell behind the ring: name what was lost, resume at the oldest
-         * event kept. (Catch-up from the durable log replaces this.) */
-        uint64_t first = sl_ring_first_seq(sub->ring), pos;
-        if (sl_ring_seek(sub->ring, first, &pos) != 0)
-            return false;
-        if (first > st->next_seq)
-            write_gap(c, st, st->next_seq, first - 1);
-        sub->pos = pos;
-        st->next_seq = first;
-        return true;
+        /* Fell behind the ring: the session serves what was missed. */
+        st->catching_up = true;
+        request_catchup(c, st, room);
+        return false;
     }
     if (res.nslices == 0)
         return false;
@@ -239,12 +229,61 @@ void sl_conn__pump_streams(sl_conn_t *c)
 static void on_unsubscribed(sl_conn_t *c, sl_conn_stream_t *st)
 {
     st->sub_active = false;
-    sl_actor_release(st->session);
-    st->session = NULL;
     if (!st->ended && !st->dead && c->http && c->state < SL_CONN__CLOSING)
         sl_http_stream_end(c->http, st->stream_id);
-    free_stream(c, st);
+    st->ended = true;
+    if (!st->cu_outstanding) {
+        sl_actor_release(st->session);
+        free_stream(c, st);
+    }
     sl_actor_release(&c->a); /* the subscription's reference */
+}
+
+/* Asks the session for what this stream missed (one request at a time). */
+static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room)
+{
+    if (st->cu_outstanding || st->unsub_sent || room == 0)
+        return;
+    st->cu_outstanding = true;
+    st->cu.h.kind = SL_SESSION_MSG_CATCHUP;
+    st->cu.h.mclass = SL_MSG_CONTROL; /* the record's one outstanding request */
+    st->cu.conn = &c->a;
+    st->cu.from_seq = st->next_seq;
+    st->cu.max_bytes = room > (1u << 20) ? (1u << 20) : (uint32_t)room;
+    sl_actor_retain(&c->a); /* released when the answer is handled */
+    int rc = sl_actor_send(st->session, &st->cu.h);
+    sl_assert(rc == 0);
+}
+
+static void on_caught_up(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    sl_catchup_t *cu = &st->cu;
+    st->cu_outstanding = false;
+    bool live = st->sub_active && !st->dead && !st->ended && c->state < SL_CONN__CLOSING;
+    if (live && cu->status == 0) {
+        if (cu->chunk && cu->chunk->len)
+            sl_http_stream_write_ref(c->http, st->stream_id, cu->chunk, 0, cu->chunk->len);
+        sl_server_counters_t *ctr = &c->srv->counters;
+        atomic_fetch_add_explicit(&ctr->events_caught_up, cu->events, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ctr->events_delivered, cu->events, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ctr->events_gapped, cu->gapped, memory_order_relaxed);
+        st->next_seq = cu->next_seq;
+        st->last_write_ns = sl_clock_now_ns();
+        uint64_t pos;
+        int rc = sl_ring_seek(st->sub.ring, st->next_seq, &pos);
+        if (rc != SL_ENOTFOUND) { /* in the ring again (or at its tail): live */
+            st->sub.pos = pos;
+            st->catching_up = false;
+        }
+    }
+    if (cu->chunk)
+        sl_chunk_release(cu->chunk);
+    cu->chunk = NULL;
+    if (!st->sub_active) { /* unsubscribed meanwhile: the record is ours to free */
+        sl_actor_release(st->session);
+        free_stream(c, st);
+    }
+    sl_actor_release(&c->a); /* the request's reference */
 }
 
 void sl_conn__stream_closed(sl_conn_t *c, uint32_t stream_id)
@@ -280,13 +319,18 @@ void sl_conn__streams_free(sl_conn_t *c)
 {
     while (c->streams) {
         sl_conn_stream_t *st = c->streams;
-        sl_assert(!st->sub_active); /* replies arrive before the last ref drops */
+        sl_assert(!st->sub_active && !st->cu_outstanding); /* replies arrive first */
         free_stream(c, st);
     }
 }
 
 void sl_conn__session_msg(sl_conn_t *c, sl_msg_t *m)
 {
+    if (m->kind == SL_CONN_MSG_CAUGHT_UP) {
+        sl_catchup_t *cu = (sl_catchup_t *)(void *)m;
+        on_caught_up(c, sl_container_of(cu, sl_conn_stream_t, cu));
+        return;
+    }
     if (m->kind == SL_CONN_MSG_SUBSCRIBED || m->kind == SL_CONN_MSG_UNSUBSCRIBED) {
         sl_sub_t *sub = (sl_sub_t *)(void *)m;
         sl_conn_stream_t *st = sl_container_of(sub, sl_conn_stream_t, sub);

@@ -187,11 +187,12 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         CTR(bytes_in), CTR(bytes_out));
     put(c,
         "\"events\":{\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
-        ",\"caught_up\":0,\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
+        ",\"caught_up\":%" PRIu64 ",\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
         "\"storage\":{\"open_files\":0,\"bytes_written\":0,\"fsyncs\":0,\"catchup_reads\":0},"
         "\"watchdog\":{\"enabled\":false,\"reaped_send_stall\":0,\"reaped_peer_closed\":0},"
         "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "}}\n",
-        CTR(events_published), CTR(events_delivered), CTR(events_gapped), CTR(publish_refused),
+        CTR(events_published), CTR(events_delivered), CTR(events_caught_up), CTR(events_gapped),
+        CTR(publish_refused),
         sl_chunk_bytes_live());
     return c;
 }

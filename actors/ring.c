@@ -26,6 +26,9 @@ struct sl_ring {
     uint32_t page_bytes;
     uint64_t next_seq;
     uint64_t tail_pos;
+    uint64_t visible_pos; /* readers stop here (<= tail_pos) */
+    uint64_t visible_seq; /* last seq readers may see */
+    bool auto_visible;    /* commit also publishes */
     uint64_t first_seq;  /* oldest seq kept */
     page_t *reserved;    /* writer only: page holding the reservation */
 };
@@ -46,6 +49,8 @@ int sl_ring_create(uint64_t bytes_max, uint32_t page_bytes, uint64_t first_seq, 
     r->bytes_max = bytes_max;
     r->page_bytes = page_bytes;
     r->next_seq = r->first_seq = first_seq;
+    r->visible_seq = first_seq - 1;
+    r->auto_visible = true;
     *out = r;
     return 0;
 }
@@ -131,6 +136,10 @@ void sl_ring_commit(sl_ring_t *r, uint64_t seq, uint32_t len)
     p->len += len;
     r->next_seq = seq + 1;
     r->tail_pos += len;
+    if (r->auto_visible) {
+        r->visible_pos = r->tail_pos;
+        r->visible_seq = seq;
+    }
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -249,6 +258,7 @@ int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, bool whole_even
         pthread_mutex_unlock(&r->lock);
         return SL_ENOTFOUND;
     }
+    max_bytes = pos >= r->visible_pos ? 0 : (r->visible_pos - pos < max_bytes ? r->visible_pos - pos : max_bytes);
     for (uint64_t i = idx < 0 ? r->npages : (uint64_t)idx;
          i < r->npages && res->nslices < max_slices && max_bytes > 0; i++) {
         page_t *p = page_at(r, r->first_page + i);
@@ -278,6 +288,47 @@ int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, bool whole_even
     res->end_pos = pos;
     pthread_mutex_unlock(&r->lock);
     return 0;
+}
+
+void sl_ring_set_auto_visible(sl_ring_t *r, bool on)
+{
+    pthread_mutex_lock(&r->lock);
+    r->auto_visible = on;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void sl_ring_set_visible(sl_ring_t *r, uint64_t seq)
+{
+    pthread_mutex_lock(&r->lock);
+    sl_assert(seq < r->next_seq);
+    if (seq > r->visible_seq) {
+        uint64_t pos = r->tail_pos;
+        if (seq + 1 < r->next_seq) {
+            /* End of event seq = start of seq+1 (always kept: newer than
+             * anything visible, and eviction only drops older pages). */
+            uint64_t lo = 0, hi = r->npages - 1;
+            while (lo < hi) {
+                uint64_t mid = (lo + hi + 1) / 2;
+                if (page_at(r, r->first_page + mid)->first_seq <= seq + 1)
+                    lo = mid;
+                else
+                    hi = mid - 1;
+            }
+            page_t *p = page_at(r, r->first_page + lo);
+            pos = p->base + p->offsets[seq + 1 - p->first_seq];
+        }
+        r->visible_pos = pos;
+        r->visible_seq = seq;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+uint64_t sl_ring_visible_seq(sl_ring_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    uint64_t v = r->visible_seq;
+    pthread_mutex_unlock(&r->lock);
+    return v;
 }
 
 #define LOCKED_GET(r, field)                                                 \

@@ -65,6 +65,16 @@ uint8_t *sl_ring_reserve(sl_ring_t *r, uint32_t len);
  * evict old pages to stay within the bound. */
 void sl_ring_commit(sl_ring_t *r, uint64_t seq, uint32_t len);
 
+/* Writer only. By default a commit makes the event visible to readers at
+ * once. With auto-visible off, readers stop at the end of the last event
+ * passed to sl_ring_set_visible (the session makes durable events visible
+ * only once their write completed, so no subscriber ever sees an event a
+ * crash could take back). Visibility is a prefix: seq must be committed and
+ * everything before it becomes visible too. */
+void sl_ring_set_auto_visible(sl_ring_t *r, bool on);
+void sl_ring_set_visible(sl_ring_t *r, uint64_t seq);
+uint64_t sl_ring_visible_seq(sl_ring_t *r);
+
 /* Any thread. Stream position where event seq starts. Returns 0; SL_EAGAIN
  * when seq is not yet in the ring (*pos = the tail position, where the
  * next event will start: seq == next seq, or later); SL_ENOTFOUND when seq

@@ -40,6 +40,7 @@ typedef struct sl_server_counters {
     _Atomic uint64_t events_published;
     _Atomic uint64_t events_delivered;  /* events fully handed to a subscriber's stream */
     _Atomic uint64_t events_gapped;     /* events a subscriber was told it missed */
+    _Atomic uint64_t events_caught_up;  /* events delivered from the log (catch-up) */
     _Atomic uint64_t publish_refused;   /* publishes answered 503 (full session mailbox) */
 } sl_server_counters_t;
 

@@ -126,13 +126,13 @@ static int subs_reserve(sl_session_t *s)
     return 0;
 }
 
-/* Places a new subscriber: at from_seq when the ring still has it, at the
- * tail for live-only or future seqs, and after an explicit gap when what
- * it asked for is no longer held. */
+/* Places a new subscriber: at from_seq when the ring holds it, at the
+ * tail for live-only or future seqs (the subscriber waits), and in
+ * catch-up mode when from_seq is older than the ring. */
 static void place_sub(sl_session_t *s, sl_sub_t *sub)
 {
-    sub->gap_from = sub->gap_to = 0;
     uint64_t pos = 0;
+    sub->catch_up = false;
     if (sub->from_seq == 0) {
         sub->pos = sl_ring_tail_pos(s->ring);
         sub->start_seq = s->next_seq;
@@ -140,16 +140,34 @@ static void place_sub(sl_session_t *s, sl_sub_t *sub)
     }
     sub->start_seq = sub->from_seq;
     int rc = sl_ring_seek(s->ring, sub->from_seq, &pos);
-    if (rc == SL_ENOTFOUND) {
-        uint64_t first = sl_ring_first_seq(s->ring);
-        sub->gap_from = sub->from_seq;
-        sub->gap_to = first - 1;
-        rc = sl_ring_seek(s->ring, first, &pos);
-        sub->start_seq = first;
-    }
+    if (rc == SL_ENOTFOUND)
+        sub->catch_up = true;
     if (rc == SL_EAGAIN)
         sub->start_seq = s->next_seq; /* pos is the tail; the subscriber waits */
     sub->pos = pos;
+}
+
+/* Catch-up without a durable copy: what the ring no longer holds is lost,
+ * and the subscriber is told so with one gap notice. */
+static void on_catchup(sl_session_t *s, sl_catchup_t *cu)
+{
+    cu->status = 0;
+    cu->chunk = NULL;
+    cu->events = cu->gapped = 0;
+    uint64_t first = sl_ring_first_seq(s->ring);
+    cu->next_seq = cu->from_seq;
+    if (cu->from_seq < first) {
+        sl_chunk_t *c = sl_chunk_create(96);
+        if (c) {
+            c->len = (uint32_t)sl_sse_encode_gap(c->data, c->cap, cu->from_seq, first - 1);
+            cu->chunk = c;
+            cu->gapped = first - cu->from_seq;
+            cu->next_seq = first;
+        } else {
+            cu->status = -ENOMEM;
+        }
+    }
+    reply(&cu->h, cu->conn, SL_CONN_MSG_CAUGHT_UP);
 }
 
 static void on_subscribe(sl_session_t *s, sl_sub_t *sub)
@@ -205,6 +223,9 @@ static void behavior(sl_actor_t *self, sl_msg_t *m)
         break;
     case SL_SESSION_MSG_UNSUBSCRIBE:
         on_unsubscribe(s, (sl_sub_t *)(void *)m);
+        break;
+    case SL_SESSION_MSG_CATCHUP:
+        on_catchup(s, (sl_catchup_t *)(void *)m);
         break;
     case SL_SESSION_MSG_DELETE:
     case MSG_STOP:

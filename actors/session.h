@@ -38,10 +38,12 @@ enum {
     SL_SESSION_MSG_SUBSCRIBE,
     SL_SESSION_MSG_UNSUBSCRIBE,
     SL_SESSION_MSG_DELETE,
+    SL_SESSION_MSG_CATCHUP,
     /* replies, received by the connection */
     SL_CONN_MSG_PUBLISHED,
     SL_CONN_MSG_SUBSCRIBED,
     SL_CONN_MSG_UNSUBSCRIBED,
+    SL_CONN_MSG_CAUGHT_UP,
 };
 
 /* Notify bits a session sets on a subscriber's connection actor. */
@@ -81,12 +83,31 @@ typedef struct sl_sub {
     int status;            /* 0, SL_ENOTFOUND (deleted) */
     sl_ring_t *ring;       /* valid until the UNSUBSCRIBE reply */
     uint64_t pos;          /* connection: next stream byte to send */
-    uint64_t start_seq;    /* seq at pos (the first the client will get) */
-    uint64_t gap_from, gap_to; /* when from_seq was older than the ring */
+    uint64_t start_seq;    /* the first seq the client will get */
+    bool catch_up;         /* start_seq is older than the ring: catch up first */
     _Atomic bool ended;    /* session deleted: end after end_pos */
     _Atomic uint64_t end_pos;
     uint32_t _index;       /* session: slot in its subscriber table */
 } sl_sub_t;
+
+/* A subscriber behind the ring asks for the events from from_seq, encoded
+ * for its stream, at most max_bytes (one event may exceed it). Embedded in
+ * the subscriber's stream record; one outstanding at a time. The answer
+ * comes back in the same record. Events no longer held anywhere (ephemeral
+ * ones, or beyond retention) are named by sluice.gap notices in the chunk.
+ */
+typedef struct sl_catchup {
+    sl_msg_t h;
+    sl_actor_t *conn;      /* reply target (the stream's subscription ref) */
+    uint64_t from_seq;
+    uint32_t max_bytes;
+    /* answer */
+    int status;            /* 0 or SL_ECLOSED (session going away) */
+    sl_chunk_t *chunk;     /* owned by the receiver; NULL when empty */
+    uint64_t next_seq;     /* first seq not covered by chunk */
+    uint64_t events;       /* events in chunk */
+    uint64_t gapped;       /* seqs named by gap notices in chunk */
+} sl_catchup_t;
 
 /* Returns a new reference to e's session actor, starting one when none
  * runs; NULL when e was deleted or memory ran out. The caller sends its

@@ -217,8 +217,34 @@ static void test_ring_writer_races_readers(void)
     sl_ring_destroy(rc.r);
 }
 
+static void test_ring_visibility_prefix(void)
+{
+    sl_ring_t *r;
+    CHECK(sl_ring_create(1 << 20, 256, 1, &r) == 0);
+    sl_ring_set_auto_visible(r, false);
+    for (uint64_t s = 1; s <= 50; s++)
+        append(r, s);
+    sl_ring_slice_t sl[64];
+    sl_ring_read_t res;
+    CHECK(sl_ring_read(r, 0, UINT64_MAX, false, sl, 64, &res) == 0);
+    CHECK(res.nslices == 0 && res.end_pos == 0); /* nothing visible yet */
+    sl_ring_set_visible(r, 20);
+    CHECK(sl_ring_visible_seq(r) == 20);
+    CHECK(sl_ring_read(r, 0, UINT64_MAX, false, sl, 64, &res) == 0);
+    CHECK(res.last_seq_completed == 20 && res.events_completed == 20);
+    uint64_t p21;
+    CHECK(sl_ring_seek(r, 21, &p21) == 0 && res.end_pos == p21);
+    release_all(sl, res.nslices);
+    sl_ring_set_visible(r, 50);
+    CHECK(sl_ring_read(r, p21, UINT64_MAX, false, sl, 64, &res) == 0);
+    CHECK(res.last_seq_completed == 50 && res.end_pos == sl_ring_tail_pos(r));
+    release_all(sl, res.nslices);
+    sl_ring_destroy(r);
+}
+
 int main(void)
 {
+    test_ring_visibility_prefix();
     test_ring_seek_read_count();
     test_ring_evicts_at_bound();
     test_ring_oversized_event_own_page();
