@@ -35,6 +35,11 @@ typedef struct sl_config {
     uint64_t session_ring_bytes;   /* in-memory SSE bytes per live session; older: catch up */
     uint32_t ring_page_bytes;      /* ring page size (events per page <= 1024) */
     uint64_t sse_keepalive_ns;     /* `: keepalive` on idle SSE streams */
+    const char *fsync;             /* always|batch|never */
+    uint64_t fsync_interval_ns;    /* batch: longest a write waits for its fsync */
+    uint64_t segment_bytes;        /* segment file roll size */
+    uint32_t max_open_files;       /* cached segment fds; opener waits at the bound */
+    uint64_t journal_buffer_bytes; /* per-session write buffer (x2); publish 503 when both full */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

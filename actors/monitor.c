@@ -9,6 +9,7 @@
  */
 #include "actors/monitor.h"
 #include "actors/registry.h"
+#include "storage/fdcache.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -154,6 +155,14 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
     if (!c)
         return NULL;
     uint32_t total = srv->registry ? sl_registry_count(srv->registry) : 0;
+    uint32_t open_files = 0;
+    if (srv->fdcache) {
+        sl_fdcache_stats_t fs;
+        pthread_mutex_lock(&srv->fdcache_lock);
+        sl_fdcache_stats(srv->fdcache, &fs);
+        pthread_mutex_unlock(&srv->fdcache_lock);
+        open_files = fs.open;
+    }
     /* The live figures (uptime, connections, streams) are prepended per
      * request by the connection (sl_monitor_health_json's contract), so
      * this body starts inside the object. */
@@ -188,11 +197,14 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
     put(c,
         "\"events\":{\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
         ",\"caught_up\":%" PRIu64 ",\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
-        "\"storage\":{\"open_files\":0,\"bytes_written\":0,\"fsyncs\":0,\"catchup_reads\":0},"
+        "\"storage\":{\"open_files\":%u,\"max_open_files\":%u,\"bytes_written\":%" PRIu64
+        ",\"fsyncs\":%" PRIu64 ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64 "},"
         "\"watchdog\":{\"enabled\":false,\"reaped_send_stall\":0,\"reaped_peer_closed\":0},"
         "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "}}\n",
         CTR(events_published), CTR(events_delivered), CTR(events_caught_up), CTR(events_gapped),
-        CTR(publish_refused),
+        CTR(publish_refused), open_files, srv->cfg.max_open_files,
+        atomic_load(&srv->journal_bytes_written), atomic_load(&srv->journal_fsyncs),
+        atomic_load(&srv->journal_reads), atomic_load(&srv->journal_failures),
         sl_chunk_bytes_live());
     return c;
 }

@@ -47,6 +47,7 @@ typedef struct sl_entry {
     _Atomic uint32_t _refs;
     pthread_mutex_t lock;        /* guards session (start / exit / acquire) */
     void *session;               /* the session actor, NULL when not running */
+    void *persist;               /* the session module's durable state (segments) */
     struct sl_entry *_hnext;     /* hash chain */
 } sl_entry_t;
 

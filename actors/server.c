@@ -20,6 +20,7 @@
 
 #include "actors/conn.h"
 #include "actors/monitor.h"
+#include "actors/persist.h"
 #include "actors/registry.h"
 #include "actors/session.h"
 #include "runtime/clock.h"
@@ -173,6 +174,10 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
     /* Incarnation ids: wall-clock based, so they never repeat across
      * restarts, then counted up. */
     atomic_store(&srv->epoch_next, sl_clock_wall_ns());
+    sl_registry_set_free(sl_session_entry_free);
+    srv->data_dir_fd = -1;
+    if ((rc = sl_persist_startup(srv)) != 0)
+        return rc;
     sl_sched_config_t sc = {
         .workers = cfg->workers,
         .batch = SL_ACTOR_BATCH,
@@ -313,12 +318,15 @@ void sl_server_shutdown(sl_server_t *srv)
         signal_conns(srv, true);
         wait_conns(srv, sl_clock_now_ns() + 2 * SL_NS_PER_S);
     }
-    wait_counter(&srv->counters.sessions_live, sl_clock_now_ns() + 2 * SL_NS_PER_S);
+    if (!wait_counter(&srv->counters.sessions_live, sl_clock_now_ns() + 5 * SL_NS_PER_S))
+        sl_warn("sessions still closing their logs at shutdown", "live=%llu",
+                (unsigned long long)atomic_load(&srv->counters.sessions_live));
     sl_monitor_stop(srv->monitor);
     sl_monitor_wait_stopped(srv->monitor, 5 * SL_NS_PER_S);
     for (uint32_t i = 0; i < srv->nreactors; i++)
         sl_reactor_stop(srv->reactors[i]);
     sl_sched_stop(srv->sched);
+    sl_persist_shutdown(srv);
     for (uint32_t i = 0; i < srv->nreactors; i++) {
         sl_reactor_destroy(srv->reactors[i]);
         if (srv->listen_fds[i] >= 0)

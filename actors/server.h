@@ -57,6 +57,13 @@ typedef struct sl_server {
     sl_registry_t *registry;
     sl_server_counters_t counters;
     _Atomic uint64_t epoch_next;  /* incarnation ids for new sessions */
+    int data_dir_fd;              /* O_DIRECTORY fd of --data-dir (journals' base) */
+    struct sl_fdcache *fdcache;   /* segment fds of every journal (--max-open-files) */
+    pthread_mutex_t fdcache_lock; /* held around each short fd cache call */
+    _Atomic uint64_t journal_bytes_written;
+    _Atomic uint64_t journal_fsyncs;
+    _Atomic uint64_t journal_reads;
+    _Atomic uint64_t journal_failures;
     _Atomic bool draining;        /* SIGTERM seen: finish, accept nothing new */
     pthread_mutex_t conns_lock;   /* guards the registry list (connect/close only) */
     sl_conn_t *conns_head;        /* intrusive list; holds one ref per conn */

@@ -1,5 +1,23 @@
 /*
  * Session actor. See session.h.
+ *
+ * The event path inside a session:
+ *
+ *   PUBLISH ─▶ seq ─▶ ring (SSE bytes, encoded once) ─┐
+ *                └──▶ journal write buffer ─▶ WRITE ─▶ written_seq ─▶ FSYNC ─▶ synced_seq
+ *                                                   │
+ *                          ring visible up to ◀─────┘   (subscribers never see an
+ *                                                         event a crash could take back)
+ *
+ * A publish is answered when its last event is written (page cache:
+ * survives a process crash) or, for `durable`, synced. Ephemeral events
+ * skip the journal; they become visible in seq order behind the durable
+ * events before them.
+ *
+ * Bounds: the journal's two write buffers (a publish that finds both taken
+ * is parked; at most SESSION_PARKED_MAX parked, beyond that the answer is
+ * 503), the ring (--session-ring-bytes), subscribers per session
+ * (SL_SESSION_SUBS_MAX, beyond: 503), catch-up jobs (one per subscriber).
  */
 #include "actors/session.h"
 
@@ -11,23 +29,54 @@
 #include "net/sse.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
+#include "storage/journal.h"
 
 #define NOTIFY_FLUSH 1ull
+#define SESSION_PARKED_MAX 64
+#define SL_SESSION_SUBS_MAX 65536
+#define CATCHUP_CHUNK_MIN 4096
 
 enum { MSG_STOP = SL_MSG_KIND_USER + 64 };
+
+/* Durable state kept in the directory entry across session actors. */
+typedef struct persist {
+    sl_segment_index_t *recovered; /* from startup, until a journal takes it */
+    sl_segment_t *segs;            /* segment list for the manifest */
+    uint32_t nsegs;
+} persist_t;
+
+typedef struct catchup_job {
+    struct catchup_job *next;
+    sl_catchup_t *cu;
+    sl_journal_reader_t *reader;
+    bool replied;
+} catchup_job_t;
 
 struct sl_session {
     sl_actor_t a;
     sl_server_t *srv;
     sl_entry_t *e;        /* reference */
+    sl_reactor_t *r;
     sl_ring_t *ring;
+    sl_journal_t *j;      /* NULL when the journal could not start */
     uint64_t next_seq;
     sl_sub_t **subs;      /* live subscriptions, unordered */
     uint32_t nsubs, subs_cap;
-    bool deleting, stopping, released;
+    sl_pub_t *parked_head, *parked_tail; /* waiting for a write buffer */
+    uint32_t parked;
+    uint32_t parked_done; /* events of parked_head already appended */
+    sl_pub_t *acks_head, *acks_tail;     /* appended, waiting for write/sync */
+    catchup_job_t *jobs;
+    sl_op_t timer;
+    bool timer_armed;
+    uint64_t timer_deadline;
+    uint32_t ops_inflight;
+    bool deleting, stopping, released, journal_ending;
     sl_msg_t delete_msg, stop_msg; /* CONTROL, sent at most once each */
     bool delete_sent, stop_sent;   /* guarded by e->lock */
 };
+
+static void drive(sl_session_t *s);
 
 static void reply(sl_msg_t *m, sl_actor_t *to, uint16_t kind)
 {
@@ -42,13 +91,105 @@ static void stat_add(_Atomic uint64_t *v, uint64_t d)
     atomic_fetch_add_explicit(v, d, memory_order_relaxed);
 }
 
+static void reply_pub(sl_session_t *s, sl_pub_t *p)
+{
+    (void)s;
+    reply(&p->h, p->reply_to, SL_CONN_MSG_PUBLISHED);
+}
+
+/* ---- persistence kept in the entry ---- */
+
+static persist_t *persist_of(sl_entry_t *e)
+{
+    if (!e->persist)
+        e->persist = calloc(1, sizeof(persist_t));
+    return e->persist;
+}
+
+/* Copies the journal's segment list into the entry (for the manifest). */
+static void save_segments(sl_session_t *s)
+{
+    persist_t *ps = persist_of(s->e);
+    if (!ps || !s->j)
+        return;
+    const sl_segment_index_t *ix = sl_journal_index(s->j);
+    uint32_t n = sl_segment_index_count(ix);
+    sl_segment_t *segs = n ? malloc(n * sizeof *segs) : NULL;
+    if (n && !segs)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        segs[i] = *sl_segment_index_at(ix, i);
+        segs[i]._sparse = NULL;
+        segs[i]._sparse_count = segs[i]._sparse_cap = 0;
+    }
+    pthread_mutex_lock(&s->e->lock);
+    free(ps->segs);
+    ps->segs = segs;
+    ps->nsegs = n;
+    pthread_mutex_unlock(&s->e->lock);
+}
+
+void sl_session_entry_free(sl_entry_t *e)
+{
+    persist_t *ps = e->persist;
+    if (!ps)
+        return;
+    if (ps->recovered)
+        sl_segment_index_destroy(ps->recovered);
+    free(ps->segs);
+    free(ps);
+    e->persist = NULL;
+}
+
+void sl_session_recovered(sl_entry_t *e, sl_segment_index_t *index)
+{
+    persist_t *ps = persist_of(e);
+    if (!ps) {
+        sl_segment_index_destroy(index);
+        return;
+    }
+    ps->recovered = index;
+    uint32_t n = sl_segment_index_count(index);
+    ps->segs = n ? calloc(n, sizeof *ps->segs) : NULL;
+    for (uint32_t i = 0; ps->segs && i < n; i++) {
+        ps->segs[i] = *sl_segment_index_at(index, i);
+        ps->segs[i]._sparse = NULL;
+        ps->segs[i]._sparse_count = ps->segs[i]._sparse_cap = 0;
+    }
+    ps->nsegs = ps->segs ? n : 0;
+}
+
+uint32_t sl_session_segments(sl_entry_t *e, sl_segment_t *out, uint32_t max)
+{
+    persist_t *ps = e->persist;
+    if (!ps)
+        return 0;
+    pthread_mutex_lock(&e->lock);
+    uint32_t n = ps->nsegs < max ? ps->nsegs : max;
+    if (n)
+        memcpy(out, ps->segs, n * sizeof *out);
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
+/* ---- lifecycle ---- */
+
+static bool busy(const sl_session_t *s)
+{
+    return s->nsubs > 0 || s->jobs || s->ops_inflight > 0 || s->parked || s->acks_head;
+}
+
 /* Leaves the directory entry and drops the actor's own reference once
  * nothing depends on it any more. */
 static void maybe_exit(sl_session_t *s)
 {
-    if (s->released || !(s->deleting || s->stopping) || s->nsubs > 0)
+    if (s->released || !(s->deleting || s->stopping) || busy(s))
+        return;
+    if (s->j && !sl_journal_done(s->j))
         return;
     s->released = true;
+    if (!s->deleting)
+        save_segments(s);
     pthread_mutex_lock(&s->e->lock);
     if (s->e->session == s)
         s->e->session = NULL;
@@ -56,13 +197,23 @@ static void maybe_exit(sl_session_t *s)
     sl_actor_release(&s->a);
 }
 
-/* Sequences and encodes one event into the ring. Returns 0 or -ENOMEM. */
+/* ---- publish ---- */
+
 static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
-                        const uint8_t *data, uint32_t data_len)
+                        const uint8_t *data, uint32_t data_len, bool ephemeral)
 {
     uint64_t seq = s->next_seq;
+    if (!ephemeral) {
+        if (!s->j)
+            return -EIO;
+        int rc = sl_journal_append(s->j, seq, sl_clock_wall_ns(), type, type_len, data, data_len);
+        if (rc != 0)
+            return rc;
+    }
     size_t size = sl_sse_encoded_size(seq, type_len, data, data_len);
     uint8_t *dst = sl_ring_reserve(s->ring, (uint32_t)size);
+    /* The ring can only fail to allocate a page; the event is logged, so a
+     * subscriber finds it through catch-up. Commit an empty slot instead. */
     if (!dst)
         return -ENOMEM;
     size_t n = sl_sse_encode(dst, size, seq, (const char *)type, type_len, data, data_len);
@@ -78,45 +229,160 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
     return 0;
 }
 
+/* Appends what it can of p. Returns 0 when all of p is in, SL_EFULL when
+ * the journal's buffers are taken (p keeps its progress), or an error. */
+static int append_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
+{
+    for (; *done < p->nevents; (*done)++) {
+        const sl_pub_event_t *ev = &p->events[*done];
+        int rc = append_event(s, p->buf + ev->type_off, ev->type_len, p->buf + ev->data_off,
+                              ev->data_len, p->ephemeral);
+        if (rc != 0)
+            return rc;
+        if (*done == 0)
+            p->first_seq = s->next_seq - 1;
+        p->last_seq = s->next_seq - 1;
+    }
+    return 0;
+}
+
+static void queue_ack(sl_session_t *s, sl_pub_t *p)
+{
+    p->_next = NULL;
+    if (s->acks_tail)
+        s->acks_tail->_next = p;
+    else
+        s->acks_head = p;
+    s->acks_tail = p;
+    if (p->durable && s->j && !p->ephemeral)
+        sl_journal_want_sync(s->j, p->last_seq);
+}
+
+/* Runs one publish as far as the journal allows. Returns false when it
+ * had to stop (buffers taken): the caller parks it. */
+static bool run_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
+{
+    int rc = append_pub(s, p, done);
+    if (rc == SL_EFULL)
+        return false;
+    if (p->last_seq) {
+        atomic_store_explicit(&s->e->stats.last_activity_ns, sl_clock_wall_ns(),
+                              memory_order_relaxed);
+        sl_actor_notify(&s->a, NOTIFY_FLUSH); /* drive the journal once per batch */
+    }
+    if (rc != 0 && *done == 0) {
+        p->status = rc;
+        reply_pub(s, p);
+        return true;
+    }
+    p->status = rc; /* a partial batch reports the error after its prefix lands */
+    stat_add(&s->srv->counters.events_published, *done);
+    queue_ack(s, p);
+    return true;
+}
+
+static void park(sl_session_t *s, sl_pub_t *p)
+{
+    p->_next = NULL;
+    if (s->parked_tail)
+        s->parked_tail->_next = p;
+    else
+        s->parked_head = p;
+    s->parked_tail = p;
+    s->parked++;
+}
+
 static void on_publish(sl_session_t *s, sl_pub_t *p)
 {
     p->status = 0;
     p->first_seq = p->last_seq = 0;
     if (s->deleting || s->stopping) {
         p->status = SL_ECLOSED;
-    } else {
-        for (uint32_t i = 0; i < p->nevents; i++) {
-            const sl_pub_event_t *ev = &p->events[i];
-            int rc = append_event(s, p->buf + ev->type_off, ev->type_len, p->buf + ev->data_off,
-                                  ev->data_len);
-            if (rc != 0) {
-                p->status = rc;
-                break;
-            }
-            if (i == 0)
-                p->first_seq = s->next_seq - 1;
-            p->last_seq = s->next_seq - 1;
-        }
-        if (p->last_seq) {
-            atomic_store_explicit(&s->e->stats.last_activity_ns, sl_clock_wall_ns(),
-                                  memory_order_relaxed);
-            stat_add(&s->srv->counters.events_published, p->last_seq - p->first_seq + 1);
-            sl_actor_notify(&s->a, NOTIFY_FLUSH); /* fan out once per batch */
-        }
+        reply_pub(s, p);
+        return;
     }
-    reply(&p->h, p->reply_to, SL_CONN_MSG_PUBLISHED);
+    if (s->parked) { /* keep seq order behind the parked ones */
+        if (s->parked >= SESSION_PARKED_MAX) {
+            p->status = SL_EFULL; /* policy: explicit overload answer */
+            reply_pub(s, p);
+        } else {
+            park(s, p);
+        }
+        return;
+    }
+    uint32_t done = 0;
+    if (!run_pub(s, p, &done)) {
+        park(s, p);
+        s->parked_done = done;
+    }
 }
 
-static void fan_out(sl_session_t *s)
+static void resume_parked(sl_session_t *s)
 {
-    for (uint32_t i = 0; i < s->nsubs; i++)
-        sl_actor_notify(s->subs[i]->conn, SL_CONN_NOTIFY_DATA);
+    while (s->parked_head) {
+        sl_pub_t *p = s->parked_head;
+        uint32_t done = s->parked_done;
+        if (!run_pub(s, p, &done)) {
+            s->parked_done = done;
+            return;
+        }
+        s->parked_head = p->_next;
+        if (!s->parked_head)
+            s->parked_tail = NULL;
+        s->parked--;
+        s->parked_done = 0;
+    }
 }
+
+/* Answers the publishes whose events reached the disk as they asked. */
+static void ack_ready(sl_session_t *s)
+{
+    uint64_t written = s->j ? sl_journal_written_seq(s->j) : UINT64_MAX;
+    uint64_t synced = s->j ? sl_journal_synced_seq(s->j) : UINT64_MAX;
+    int jstatus = s->j ? sl_journal_status(s->j) : 0;
+    while (s->acks_head) {
+        sl_pub_t *p = s->acks_head;
+        uint64_t need = p->ephemeral ? 0 : p->last_seq;
+        bool ok = need <= (p->durable ? synced : written);
+        if (!ok && jstatus == 0)
+            break;
+        if (!ok)
+            p->status = jstatus;
+        s->acks_head = p->_next;
+        if (!s->acks_head)
+            s->acks_tail = NULL;
+        reply_pub(s, p);
+    }
+}
+
+/* Readers may see every event up to the last one written, plus the
+ * ephemeral events after it when nothing durable is still unwritten. */
+static void advance_visible(sl_session_t *s)
+{
+    if (s->next_seq == sl_ring_first_seq(s->ring) && s->next_seq == sl_ring_next_seq(s->ring) &&
+        sl_ring_visible_seq(s->ring) + 1 == s->next_seq)
+        return;
+    uint64_t last = s->next_seq - 1, v = last;
+    if (s->j && sl_journal_status(s->j) == 0) {
+        uint64_t written = sl_journal_written_seq(s->j);
+        if (written < sl_journal_appended_seq(s->j))
+            v = written;
+    }
+    if (v >= sl_ring_first_seq(s->ring) && v > sl_ring_visible_seq(s->ring)) {
+        sl_ring_set_visible(s->ring, v);
+        for (uint32_t i = 0; i < s->nsubs; i++)
+            sl_actor_notify(s->subs[i]->conn, SL_CONN_NOTIFY_DATA);
+    }
+}
+
+/* ---- subscribers ---- */
 
 static int subs_reserve(sl_session_t *s)
 {
     if (s->nsubs < s->subs_cap)
         return 0;
+    if (s->subs_cap >= SL_SESSION_SUBS_MAX)
+        return SL_EFULL;
     uint32_t cap = s->subs_cap ? s->subs_cap * 2 : 8;
     sl_sub_t **n = realloc(s->subs, cap * sizeof *n);
     if (!n)
@@ -145,29 +411,6 @@ static void place_sub(sl_session_t *s, sl_sub_t *sub)
     if (rc == SL_EAGAIN)
         sub->start_seq = s->next_seq; /* pos is the tail; the subscriber waits */
     sub->pos = pos;
-}
-
-/* Catch-up without a durable copy: what the ring no longer holds is lost,
- * and the subscriber is told so with one gap notice. */
-static void on_catchup(sl_session_t *s, sl_catchup_t *cu)
-{
-    cu->status = 0;
-    cu->chunk = NULL;
-    cu->events = cu->gapped = 0;
-    uint64_t first = sl_ring_first_seq(s->ring);
-    cu->next_seq = cu->from_seq;
-    if (cu->from_seq < first) {
-        sl_chunk_t *c = sl_chunk_create(96);
-        if (c) {
-            c->len = (uint32_t)sl_sse_encode_gap(c->data, c->cap, cu->from_seq, first - 1);
-            cu->chunk = c;
-            cu->gapped = first - cu->from_seq;
-            cu->next_seq = first;
-        } else {
-            cu->status = -ENOMEM;
-        }
-    }
-    reply(&cu->h, cu->conn, SL_CONN_MSG_CAUGHT_UP);
 }
 
 static void on_subscribe(sl_session_t *s, sl_sub_t *sub)
@@ -199,8 +442,7 @@ static void on_unsubscribe(sl_session_t *s, sl_sub_t *sub)
     maybe_exit(s);
 }
 
-/* Ends every stream after what it has been sent so far can be completed:
- * the subscriber finishes up to the current tail, then ends cleanly. */
+/* Ends every stream once it has everything up to the current tail. */
 static void end_all(sl_session_t *s)
 {
     uint64_t tail = sl_ring_tail_pos(s->ring);
@@ -209,6 +451,255 @@ static void end_all(sl_session_t *s)
         atomic_store_explicit(&s->subs[i]->ended, true, memory_order_release);
         sl_actor_notify(s->subs[i]->conn, SL_CONN_NOTIFY_DATA);
     }
+}
+
+/* ---- catch-up from the journal ---- */
+
+/* Appends SSE bytes to the job's chunk. Returns false when they do not fit. */
+static bool chunk_put(sl_catchup_t *cu, const uint8_t *bytes, size_t n)
+{
+    sl_chunk_t *c = cu->chunk;
+    if (c->len + n > c->cap)
+        return false;
+    memcpy(c->data + c->len, bytes, n);
+    c->len += (uint32_t)n;
+    return true;
+}
+
+static bool put_gap(sl_catchup_t *cu, uint64_t from, uint64_t to)
+{
+    uint8_t g[96];
+    size_t n = sl_sse_encode_gap(g, sizeof g, from, to);
+    if (!chunk_put(cu, g, n))
+        return false;
+    cu->gapped += to - from + 1;
+    cu->next_seq = to + 1;
+    return true;
+}
+
+/* Encodes one record read from the log. Returns false when the chunk is
+ * full (the record is left for the subscriber's next request). */
+static bool put_record(sl_catchup_t *cu, const sl_record_view_t *rec)
+{
+    if (rec->seq < cu->next_seq)
+        return true;
+    if (rec->seq > cu->next_seq && !put_gap(cu, cu->next_seq, rec->seq - 1))
+        return false;
+    size_t need = sl_sse_encoded_size(rec->seq, rec->type_len, rec->data, rec->data_len);
+    sl_chunk_t *c = cu->chunk;
+    if (c->len + need > c->cap)
+        return false;
+    c->len += (uint32_t)sl_sse_encode(c->data + c->len, need, rec->seq, (const char *)rec->type,
+                                      rec->type_len, rec->data, rec->data_len);
+    cu->events++;
+    cu->next_seq = rec->seq + 1;
+    return true;
+}
+
+static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
+{
+    if (job->replied)
+        return;
+    job->replied = true;
+    sl_catchup_t *cu = job->cu;
+    cu->status = status;
+    /* Nothing the log holds lies between here and the ring: name what was
+     * lost (ephemeral events, retention) and hand over to the ring. */
+    uint64_t ring_first = sl_ring_first_seq(s->ring);
+    uint64_t gap_to = ring_first - 1;
+    if (s->j && sl_journal_written_seq(s->j) < gap_to)
+        gap_to = sl_journal_written_seq(s->j); /* not written yet is not lost */
+    if (status == 0 && cu->next_seq <= gap_to && cu->chunk && job->reader &&
+        sl_journal_reader_status(job->reader) == SL_EAGAIN)
+        put_gap(cu, cu->next_seq, gap_to);
+    if (cu->chunk && cu->chunk->len == 0) {
+        sl_chunk_release(cu->chunk);
+        cu->chunk = NULL;
+    }
+    if (job->reader)
+        sl_journal_reader_stop(job->reader);
+    reply(&cu->h, cu->conn, SL_CONN_MSG_CAUGHT_UP);
+}
+
+/* Moves decoded records into the job's chunk; replies when the chunk is
+ * full, the reader reached the ring, or the reader stopped. */
+static void job_consume(sl_session_t *s, catchup_job_t *job)
+{
+    sl_catchup_t *cu = job->cu;
+    uint64_t ring_first = sl_ring_first_seq(s->ring);
+    sl_record_view_t rec;
+    int rc;
+    while (!job->replied && (rc = sl_journal_reader_next(job->reader, &rec)) == 1) {
+        if (rec.seq >= ring_first && cu->events > 0) {
+            job_reply(s, job, 0); /* the ring has the rest */
+            return;
+        }
+        if (!put_record(cu, &rec)) {
+            job_reply(s, job, 0);
+            return;
+        }
+    }
+    if (job->replied)
+        return;
+    int st = sl_journal_reader_status(job->reader);
+    if (rc < 0 || (st != 0 && st != SL_EAGAIN))
+        job_reply(s, job, 0); /* damaged log: what was read, then the ring */
+    else if (st == SL_EAGAIN || cu->next_seq >= ring_first)
+        job_reply(s, job, 0);
+}
+
+static void submit(sl_session_t *s, sl_op_t *op)
+{
+    op->owner = &s->a;
+    s->ops_inflight++;
+    sl_reactor_submit(s->r, op);
+}
+
+static void drive_job(sl_session_t *s, catchup_job_t *job)
+{
+    if (!job->replied)
+        job_consume(s, job);
+    sl_op_t *op;
+    while ((op = sl_journal_reader_next_op(job->reader, sl_clock_now_ns())) != NULL)
+        submit(s, op);
+}
+
+static void reap_jobs(sl_session_t *s)
+{
+    catchup_job_t **pp = &s->jobs;
+    while (*pp) {
+        catchup_job_t *job = *pp;
+        if (job->replied && sl_journal_reader_idle(job->reader)) {
+            *pp = job->next;
+            sl_journal_reader_destroy(job->reader);
+            free(job);
+        } else {
+            pp = &job->next;
+        }
+    }
+}
+
+static void on_catchup(sl_session_t *s, sl_catchup_t *cu)
+{
+    cu->status = 0;
+    cu->events = cu->gapped = 0;
+    cu->next_seq = cu->from_seq;
+    uint32_t cap = cu->max_bytes < CATCHUP_CHUNK_MIN ? CATCHUP_CHUNK_MIN : cu->max_bytes;
+    cu->chunk = sl_chunk_create(cap);
+    catchup_job_t *job = cu->chunk ? calloc(1, sizeof *job) : NULL;
+    if (!job || !s->j || sl_journal_reader_create(s->j, cu->from_seq, &job->reader) != 0) {
+        /* No log to read: what the ring lost is gone. */
+        uint64_t first = sl_ring_first_seq(s->ring);
+        if (cu->chunk && cu->from_seq < first)
+            put_gap(cu, cu->from_seq, first - 1);
+        free(job);
+        catchup_job_t tmp = {.cu = cu};
+        job_reply(s, &tmp, cu->chunk ? 0 : -ENOMEM);
+        return;
+    }
+    job->cu = cu;
+    job->next = s->jobs;
+    s->jobs = job;
+    stat_add(&s->srv->journal_reads, 1);
+    drive_job(s, job);
+    reap_jobs(s);
+}
+
+/* ---- the journal pipeline ---- */
+
+static void arm_timer(sl_session_t *s)
+{
+    uint64_t deadline = s->j ? sl_journal_deadline(s->j) : 0;
+    for (catchup_job_t *job = s->jobs; job; job = job->next) {
+        uint64_t d = sl_journal_reader_deadline(job->reader);
+        if (d && (!deadline || d < deadline))
+            deadline = d;
+    }
+    if (!deadline || s->timer_armed)
+        return;
+    uint64_t now = sl_clock_now_ns();
+    s->timer.kind = SL_OP_TIMEOUT;
+    s->timer.timeout_ns = deadline > now ? deadline - now : 1000;
+    s->timer_armed = true;
+    submit(s, &s->timer);
+}
+
+/* Submits whatever the journal and the readers have due, answers what
+ * became durable, and moves the visible edge. */
+static void drive(sl_session_t *s)
+{
+    if (s->j) {
+        sl_op_t *op;
+        while ((op = sl_journal_next_op(s->j, sl_clock_now_ns())) != NULL)
+            submit(s, op);
+    }
+    for (catchup_job_t *job = s->jobs; job; job = job->next)
+        drive_job(s, job);
+    reap_jobs(s);
+    resume_parked(s);
+    ack_ready(s);
+    advance_visible(s);
+    arm_timer(s);
+    maybe_exit(s);
+}
+
+static void on_io(sl_session_t *s, sl_op_t *op)
+{
+    s->ops_inflight--;
+    if (op == &s->timer) {
+        s->timer_armed = false;
+    } else if (s->j && sl_journal_owns_op(s->j, op)) {
+        sl_journal_stats_t before, after;
+        sl_journal_stats(s->j, &before);
+        sl_journal_complete(s->j, op);
+        sl_journal_stats(s->j, &after);
+        stat_add(&s->srv->journal_bytes_written, after.bytes_written - before.bytes_written);
+        stat_add(&s->srv->journal_fsyncs, after.fsyncs - before.fsyncs);
+        if (sl_journal_status(s->j) != 0 && !s->journal_ending) {
+            sl_error("session log failed", "session=%s error=\"%s\"", s->e->id,
+                     sl_strerror(sl_journal_status(s->j)));
+            stat_add(&s->srv->journal_failures, 1);
+            s->journal_ending = true;
+        }
+    } else {
+        for (catchup_job_t *job = s->jobs; job; job = job->next) {
+            if (sl_journal_reader_owns_op(job->reader, op)) {
+                sl_journal_reader_complete(job->reader, op);
+                break;
+            }
+        }
+    }
+    drive(s);
+}
+
+static void begin_end(sl_session_t *s, bool del)
+{
+    if (del)
+        s->deleting = true;
+    else
+        s->stopping = true;
+    end_all(s);
+    /* Parked publishes never got a seq: refuse them now. */
+    while (s->parked_head) {
+        sl_pub_t *p = s->parked_head;
+        s->parked_head = p->_next;
+        if (s->parked_done == 0) {
+            p->status = SL_ECLOSED;
+            reply_pub(s, p);
+        } else {
+            queue_ack(s, p); /* its prefix is in: answer with what landed */
+        }
+        s->parked_done = 0;
+    }
+    s->parked_tail = NULL;
+    s->parked = 0;
+    if (s->j) {
+        if (del)
+            sl_journal_remove(s->j);
+        else
+            sl_journal_close(s->j);
+    }
+    drive(s);
 }
 
 static void behavior(sl_actor_t *self, sl_msg_t *m)
@@ -228,17 +719,17 @@ static void behavior(sl_actor_t *self, sl_msg_t *m)
         on_catchup(s, (sl_catchup_t *)(void *)m);
         break;
     case SL_SESSION_MSG_DELETE:
+        begin_end(s, true);
+        break;
     case MSG_STOP:
-        if (m->kind == SL_SESSION_MSG_DELETE)
-            s->deleting = true;
-        else
-            s->stopping = true;
-        end_all(s);
-        maybe_exit(s);
+        begin_end(s, false);
+        break;
+    case SL_MSG_KIND_IO:
+        on_io(s, sl_op_from_msg(m));
         break;
     case SL_MSG_KIND_NOTIFY:
         if (sl_actor_take_notify(self) & NOTIFY_FLUSH)
-            fan_out(s);
+            drive(s);
         break;
     default:
         sl_msg_release(m);
@@ -251,9 +742,43 @@ static void destroy(sl_actor_t *self)
     sl_session_t *s = (sl_session_t *)self;
     atomic_fetch_sub_explicit(&s->srv->counters.sessions_live, 1, memory_order_relaxed);
     sl_ring_destroy(s->ring);
+    sl_journal_destroy(s->j);
     free(s->subs);
     sl_entry_release(s->e);
     free(s);
+}
+
+static sl_journal_t *journal_start(sl_server_t *srv, sl_entry_t *e)
+{
+    const sl_config_t *cfg = &srv->cfg;
+    sl_journal_config_t jc = {
+        .data_dir_fd = srv->data_dir_fd,
+        .fdcache = srv->fdcache,
+        .fdcache_lock = &srv->fdcache_lock,
+        .segment_bytes_max = cfg->segment_bytes,
+        .data_max = (uint32_t)cfg->max_event_bytes,
+        .buffer_bytes = (uint32_t)cfg->journal_buffer_bytes,
+        .read_bytes = 0,
+        .fsync = strcmp(cfg->fsync, "always") == 0  ? SL_JOURNAL_FSYNC_ALWAYS
+                 : strcmp(cfg->fsync, "never") == 0 ? SL_JOURNAL_FSYNC_NEVER
+                                                    : SL_JOURNAL_FSYNC_BATCH,
+        .fsync_interval_ns = cfg->fsync_interval_ns,
+    };
+    sl_journal_t *j = NULL;
+    persist_t *ps = e->persist;
+    int rc;
+    if (ps && ps->recovered) {
+        rc = sl_journal_open_recovered(&jc, e->id, e->id_len, e->epoch, ps->recovered, &j);
+        if (rc == 0)
+            ps->recovered = NULL; /* the journal owns it now */
+    } else {
+        rc = sl_journal_create(&jc, e->id, e->id_len, e->epoch, &j);
+    }
+    if (rc != 0) {
+        sl_error("cannot start session log", "session=%s error=\"%s\"", e->id, sl_strerror(rc));
+        return NULL;
+    }
+    return j;
 }
 
 static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
@@ -262,26 +787,42 @@ static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
     if (!s)
         return NULL;
     uint64_t next = atomic_load_explicit(&e->stats.last_seq, memory_order_relaxed) + 1;
+    persist_t *ps = e->persist;
+    if (ps && ps->recovered) {
+        uint64_t hwm = sl_segment_index_last_seq(ps->recovered);
+        if (hwm + 1 > next)
+            next = hwm + 1;
+    }
     if (sl_ring_create(srv->cfg.session_ring_bytes, srv->cfg.ring_page_bytes, next, &s->ring) != 0) {
         free(s);
         return NULL;
     }
+    s->j = journal_start(srv, e);
+    if (!s->j) {
+        sl_ring_destroy(s->ring);
+        free(s);
+        return NULL;
+    }
+    sl_ring_set_auto_visible(s->ring, false);
     s->srv = srv;
     s->e = e;
     sl_entry_retain(e);
     s->next_seq = next;
+    s->r = srv->reactors[atomic_fetch_add(&srv->next_reactor, 1) % srv->nreactors];
     s->delete_msg = (sl_msg_t){.kind = SL_SESSION_MSG_DELETE, .mclass = SL_MSG_CONTROL};
     s->stop_msg = (sl_msg_t){.kind = MSG_STOP, .mclass = SL_MSG_CONTROL};
     sl_actor_init(&s->a, srv->sched, "session", srv->cfg.mailbox_capacity, behavior, destroy);
     atomic_fetch_add_explicit(&srv->counters.sessions_live, 1, memory_order_relaxed);
+    /* A new journal has ops due at once (its folder); drive it. */
+    sl_actor_notify(&s->a, NOTIFY_FLUSH);
     return s;
 }
 
-sl_actor_t *sl_session_acquire(sl_server_t *srv, sl_entry_t *e)
+static sl_actor_t *acquire(sl_server_t *srv, sl_entry_t *e, bool even_deleted)
 {
     sl_actor_t *a = NULL;
     pthread_mutex_lock(&e->lock);
-    if (!e->session && !atomic_load_explicit(&e->deleted, memory_order_acquire))
+    if (!e->session && (even_deleted || !atomic_load_explicit(&e->deleted, memory_order_acquire)))
         e->session = session_create(srv, e);
     if (e->session) {
         a = &((sl_session_t *)e->session)->a;
@@ -290,6 +831,8 @@ sl_actor_t *sl_session_acquire(sl_server_t *srv, sl_entry_t *e)
     pthread_mutex_unlock(&e->lock);
     return a;
 }
+
+sl_actor_t *sl_session_acquire(sl_server_t *srv, sl_entry_t *e) { return acquire(srv, e, false); }
 
 static void send_once(sl_entry_t *e, bool del)
 {
@@ -307,8 +850,12 @@ static void send_once(sl_entry_t *e, bool del)
 
 void sl_session_delete(sl_server_t *srv, sl_entry_t *e)
 {
-    (void)srv;
+    /* A session that is not running still has files: start it to remove
+     * them (its actor exits once they are gone). */
+    sl_actor_t *a = acquire(srv, e, true);
     send_once(e, true);
+    if (a)
+        sl_actor_release(a);
 }
 
 void sl_session_stop(sl_entry_t *e) { send_once(e, false); }

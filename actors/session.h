@@ -120,4 +120,16 @@ void sl_session_delete(struct sl_server *srv, sl_entry_t *e);
  * exits once idle. Any thread. */
 void sl_session_stop(sl_entry_t *e);
 
+/* Durable state in directory entries (startup, manifest, teardown). */
+struct sl_segment_index;
+struct sl_segment;
+/* Hands a session found at startup its recovered segment index (takes it).
+ * Main thread, before serving. */
+void sl_session_recovered(sl_entry_t *e, struct sl_segment_index *index);
+/* Copies up to max segments of e's log (as last saved) into out; returns
+ * how many. For the manifest. Any thread. */
+uint32_t sl_session_segments(sl_entry_t *e, struct sl_segment *out, uint32_t max);
+/* Frees e's durable state; the registry's free hook. */
+void sl_session_entry_free(sl_entry_t *e);
+
 #endif
