@@ -309,6 +309,12 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Keep the backlog of a slow reader in user space, where it is
+     * bounded, coalesced and measured, instead of in a growing kernel send
+     * buffer: the socket reports writable only while little is unsent. */
+    int lowat = (int)srv->cfg.tcp_notsent_lowat;
+    if (lowat > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
     c->srv = srv;
     c->r = r;
     c->fd = fd;

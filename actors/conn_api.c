@@ -233,16 +233,32 @@ static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *i
     p->durable = truthy(req->durable) ||
                  (sl_http_query_param(req->query, "durable", &d) && truthy(d));
     p->aux_batch = batch;
+    memcpy(p->id, id, id_len);
+    p->id_len = (uint32_t)id_len;
     send_publish(c, req->stream_id, id, id_len, p);
 }
 
 static void on_published(sl_conn_t *c, sl_pub_t *p)
 {
     c->pubs_inflight--;
+    /* The session actor ended (hibernated) between our lookup and its turn:
+     * nothing was appended, so send the same request to its successor. */
+    if (p->status == SL_ECLOSED && p->first_seq == 0 && p->retries < 3 &&
+        c->state < SL_CONN__CLOSING && c->http) {
+        p->retries++;
+        sl_actor_release(&c->a);
+        send_publish(c, p->stream_id, p->id, p->id_len, p);
+        return;
+    }
     if (c->state < SL_CONN__CLOSING && c->http) {
         if (p->status != 0) {
-            err(c, p->stream_id, 503, "overloaded",
-                p->status == SL_ECLOSED ? "session was deleted; retry" : "publish failed");
+            static const sl_http_header_t ra[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};
+            atomic_fetch_add_explicit(&c->srv->counters.responses_5xx, 1, memory_order_relaxed);
+            sl_http_respond_error(c->http, p->stream_id, 503, "overloaded",
+                                  p->status == SL_ECLOSED  ? "session is closing; retry"
+                                  : p->status == SL_EFULL ? "session is busy; retry"
+                                                          : "publish failed",
+                                  ra, 1);
         } else {
             char body[96];
             int n = p->aux_batch

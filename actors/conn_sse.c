@@ -99,9 +99,31 @@ void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_
     sl_assert(rc == 0);
 }
 
+/* The session actor was ending (hibernating) when our SUBSCRIBE arrived:
+ * subscribe again with its successor. Returns true when resent. */
+static bool resubscribe(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    if (st->sub.status != SL_ECLOSED || st->dead || c->state >= SL_CONN__CLOSING ||
+        atomic_load(&c->srv->draining) || st->resubscribes >= 3)
+        return false;
+    sl_actor_t *next = sl_session_acquire(c->srv, st->e);
+    if (!next)
+        return false;
+    st->resubscribes++;
+    sl_actor_release(st->session);
+    st->session = next;
+    st->sub.h.kind = SL_SESSION_MSG_SUBSCRIBE;
+    st->sub.h.mclass = SL_MSG_CONTROL;
+    int rc = sl_actor_send(next, &st->sub.h);
+    sl_assert(rc == 0);
+    return true;
+}
+
 static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_sub_t *sub = &st->sub;
+    if (resubscribe(c, st))
+        return;
     if (sub->status != 0 || st->dead || c->state >= SL_CONN__CLOSING) {
         if (sub->status != 0 && !st->dead && c->http)
             sl_http_respond_error(c->http, st->stream_id, 404, "not_found", "no such session",

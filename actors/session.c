@@ -69,6 +69,10 @@ struct sl_session {
     catchup_job_t *jobs;
     sl_op_t timer;
     bool timer_armed;
+    sl_op_t idle_timer;     /* hibernation check */
+    bool idle_armed;
+    sl_op_t cancel_idle;    /* ends the idle timer when the session ends */
+    uint64_t active_ns;     /* monotonic time of the last request */
     uint64_t timer_deadline;
     uint32_t ops_inflight;
     bool deleting, stopping, released, journal_ending;
@@ -643,10 +647,49 @@ static void drive(sl_session_t *s)
     maybe_exit(s);
 }
 
+/* Idle: nothing to serve and nothing in flight but the idle timer. */
+static bool idle(const sl_session_t *s)
+{
+    return !s->deleting && !s->stopping && s->nsubs == 0 && !s->jobs && !s->parked &&
+           !s->acks_head && s->ops_inflight == (s->idle_armed ? 1u : 0u) &&
+           (!s->j || sl_journal_inflight(s->j) == 0);
+}
+
+static void arm_idle(sl_session_t *s)
+{
+    uint64_t after = s->srv->cfg.session_idle_ns;
+    if (!after || s->idle_armed || s->deleting || s->stopping)
+        return;
+    s->idle_timer.kind = SL_OP_TIMEOUT;
+    s->idle_timer.timeout_ns = after;
+    s->idle_armed = true;
+    submit(s, &s->idle_timer);
+}
+
+/* Hibernation: an idle session closes its log and its actor exits; the
+ * entry keeps the stats and the segment list, and the next request starts
+ * a new actor on the same files. */
+static void on_idle_timer(sl_session_t *s)
+{
+    s->idle_armed = false;
+    uint64_t after = s->srv->cfg.session_idle_ns;
+    if (idle(s) && sl_clock_now_ns() - s->active_ns >= after) {
+        s->stopping = true;
+        if (s->j)
+            sl_journal_close(s->j);
+        return;
+    }
+    arm_idle(s);
+}
+
 static void on_io(sl_session_t *s, sl_op_t *op)
 {
     s->ops_inflight--;
-    if (op == &s->timer) {
+    if (op == &s->idle_timer) {
+        on_idle_timer(s);
+    } else if (op == &s->cancel_idle) {
+        /* the idle timer completes on its own (-ECANCELED) */
+    } else if (op == &s->timer) {
         s->timer_armed = false;
     } else if (s->j && sl_journal_owns_op(s->j, op)) {
         sl_journal_stats_t before, after;
@@ -699,12 +742,20 @@ static void begin_end(sl_session_t *s, bool del)
         else
             sl_journal_close(s->j);
     }
+    if (s->idle_armed) {
+        s->cancel_idle.kind = SL_OP_CANCEL;
+        s->cancel_idle.target = &s->idle_timer;
+        submit(s, &s->cancel_idle);
+    }
     drive(s);
 }
 
 static void behavior(sl_actor_t *self, sl_msg_t *m)
 {
     sl_session_t *s = (sl_session_t *)self;
+    if (m->kind != SL_MSG_KIND_IO && m->kind != SL_MSG_KIND_NOTIFY)
+        s->active_ns = sl_clock_now_ns();
+    arm_idle(s);
     switch (m->kind) {
     case SL_SESSION_MSG_PUBLISH:
         on_publish(s, (sl_pub_t *)(void *)m);
@@ -748,6 +799,24 @@ static void destroy(sl_actor_t *self)
     free(s);
 }
 
+/* Rebuilds a segment index from the list saved when the session last
+ * hibernated (no file is opened; sparse offsets refill as reads happen). */
+static sl_segment_index_t *index_from_segments(const sl_journal_config_t *jc, persist_t *ps)
+{
+    sl_segment_index_t *ix;
+    if (sl_segment_index_create(jc->segment_bytes_max, jc->data_max, &ix) != 0)
+        return NULL;
+    for (uint32_t i = 0; i < ps->nsegs; i++) {
+        if (ps->segs[i].events == 0)
+            continue;
+        if (sl_segment_index_add(ix, &ps->segs[i]) != 0) {
+            sl_segment_index_destroy(ix);
+            return NULL;
+        }
+    }
+    return ix;
+}
+
 static sl_journal_t *journal_start(sl_server_t *srv, sl_entry_t *e)
 {
     const sl_config_t *cfg = &srv->cfg;
@@ -767,6 +836,8 @@ static sl_journal_t *journal_start(sl_server_t *srv, sl_entry_t *e)
     sl_journal_t *j = NULL;
     persist_t *ps = e->persist;
     int rc;
+    if (ps && !ps->recovered && ps->nsegs > 0)
+        ps->recovered = index_from_segments(&jc, ps); /* waking from hibernation */
     if (ps && ps->recovered) {
         rc = sl_journal_open_recovered(&jc, e->id, e->id_len, e->epoch, ps->recovered, &j);
         if (rc == 0)
@@ -808,6 +879,7 @@ static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
     s->e = e;
     sl_entry_retain(e);
     s->next_seq = next;
+    s->active_ns = sl_clock_now_ns();
     s->r = srv->reactors[atomic_fetch_add(&srv->next_reactor, 1) % srv->nreactors];
     s->delete_msg = (sl_msg_t){.kind = SL_SESSION_MSG_DELETE, .mclass = SL_MSG_CONTROL};
     s->stop_msg = (sl_msg_t){.kind = MSG_STOP, .mclass = SL_MSG_CONTROL};

@@ -64,6 +64,9 @@ typedef struct sl_pub {
     bool durable;
     bool ephemeral;
     bool aux_batch;        /* requester's: answer in batch form */
+    uint8_t retries;       /* requester's: resends after SL_ECLOSED */
+    uint32_t id_len;       /* requester's: the session id, for resends */
+    char id[SL_SESSION_ID_MAX + 1];
     uint32_t nevents;
     sl_pub_event_t *events;
     uint8_t *buf;          /* types and data of every event */
