@@ -26,7 +26,9 @@
 #include "runtime/limits.h"
 #include "runtime/mpmc.h"
 
-#define SPIN_POLLS 64
+/* How long an idle worker keeps polling the run queue before it sleeps.
+ * While one worker spins, producers skip the wake-up syscall entirely. */
+#define SPIN_NS 5000
 
 typedef struct worker {
     pthread_t thread;
@@ -41,6 +43,7 @@ struct sl_sched {
     worker_t *workers;
     bool started;
     alignas(SL_CACHELINE) _Atomic uint32_t sleepers;
+    _Atomic uint32_t spinning; /* workers polling the queue before sleeping */
     _Atomic bool stopping;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -87,9 +90,11 @@ static void enqueue(sl_sched_t *s, sl_actor_t *a)
         atomic_fetch_add_explicit(&s->runq_stalls, 1, memory_order_relaxed);
         sched_yield();
     }
-    /* Dekker with the sleeper's seq_cst increment then re-check of runq. */
+    /* Dekker with the sleeper's seq_cst increment then re-check of runq (a
+     * spinner re-checks too, after its decrement, before it sleeps). */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&s->sleepers, memory_order_seq_cst) > 0) {
+    if (atomic_load_explicit(&s->spinning, memory_order_seq_cst) == 0 &&
+        atomic_load_explicit(&s->sleepers, memory_order_seq_cst) > 0) {
         pthread_mutex_lock(&s->lock);
         pthread_cond_signal(&s->cond);
         pthread_mutex_unlock(&s->lock);
@@ -133,12 +138,20 @@ static void run_actor(sl_sched_t *s, sl_actor_t *a)
 
 static sl_actor_t *wait_for_work(sl_sched_t *s)
 {
-    for (int i = 0; i < SPIN_POLLS; i++) {
+    atomic_fetch_add_explicit(&s->spinning, 1, memory_order_seq_cst);
+    uint64_t until = sl_clock_now_ns() + SPIN_NS;
+    for (uint32_t i = 0;; i++) {
         sl_actor_t *a = sl_mpmc_pop(&s->runq);
-        if (a)
+        if (a) {
+            atomic_fetch_sub_explicit(&s->spinning, 1, memory_order_seq_cst);
             return a;
+        }
         __builtin_ia32_pause();
+        if ((i & 63) == 63 && (sl_clock_now_ns() >= until ||
+                               atomic_load_explicit(&s->stopping, memory_order_relaxed)))
+            break;
     }
+    atomic_fetch_sub_explicit(&s->spinning, 1, memory_order_seq_cst);
     pthread_mutex_lock(&s->lock);
     atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
     sl_actor_t *a = NULL;

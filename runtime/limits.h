@@ -74,6 +74,25 @@
  * LRU unpinned fd is closed; when every fd is pinned the opener waits). */
 #define SL_OPEN_FILES_DEFAULT 1024
 #define SL_OPEN_FILES_MAX (1u << 20)
+/* Journal (storage/journal.h): write buffers per session journal, each
+ * buffer_bytes big (policy when every buffer is full: the append returns
+ * SL_EFULL and the session stops accepting publishes until a write
+ * completes). A record bigger than one buffer gets a buffer of its own size
+ * (at most SL_JOURNAL_BUFFERS of them, freed after their write). */
+#define SL_JOURNAL_BUFFERS 2
+#define SL_JOURNAL_BUFFER_BYTES_DEFAULT (256u << 10)
+#define SL_JOURNAL_BUFFER_BYTES_MIN (4u << 10)
+#define SL_JOURNAL_BUFFER_BYTES_MAX (16u << 20)
+/* Journal catch-up reader buffer default (raised to the largest record the
+ * --max-event-bytes in force allows, so one read always holds a record). */
+#define SL_JOURNAL_READ_BYTES_DEFAULT (64u << 10)
+/* fsync=batch: default group-commit interval (--fsync-interval-ms). */
+#define SL_JOURNAL_FSYNC_INTERVAL_MS_DEFAULT 5
+/* Journal removal: unlinks in flight at once per session. */
+#define SL_JOURNAL_UNLINKS_INFLIGHT 4
+/* Journal: pause before retrying an open refused for lack of descriptors
+ * (every cached fd pinned, or EMFILE/ENFILE). Policy: wait, never exceed. */
+#define SL_JOURNAL_RETRY_MS 10
 /* Manifest file size accepted at startup (larger: treated as corrupt, the
  * data dir is scanned instead). */
 #define SL_MANIFEST_BYTES_MAX (256ull << 20)
@@ -86,5 +105,9 @@ _Static_assert(SL_EVENT_BYTES_DEFAULT <= SL_EVENT_BYTES_MAX, "event bytes defaul
 _Static_assert(SL_SEGMENT_BYTES_MIN <= SL_SEGMENT_BYTES_DEFAULT, "segment bytes default within range");
 _Static_assert(SL_SEGMENT_BYTES_DEFAULT <= SL_SEGMENT_BYTES_MAX, "segment bytes default within range");
 _Static_assert(SL_OPEN_FILES_DEFAULT <= SL_OPEN_FILES_MAX, "open files default within cap");
+_Static_assert(SL_JOURNAL_BUFFER_BYTES_MIN <= SL_JOURNAL_BUFFER_BYTES_DEFAULT &&
+                   SL_JOURNAL_BUFFER_BYTES_DEFAULT <= SL_JOURNAL_BUFFER_BYTES_MAX,
+               "journal buffer default within range");
+_Static_assert(SL_JOURNAL_BUFFERS >= 2, "double buffering: append while a write is in flight");
 
 #endif

@@ -416,6 +416,15 @@ static void prep_op(struct io_uring_sqe *sqe, sl_op_t *op)
     case SL_OP_FSYNC:
         io_uring_prep_fsync(sqe, op->fd, op->flags);
         break;
+    case SL_OP_MKDIRAT:
+        io_uring_prep_mkdirat(sqe, op->fd, op->path, op->mode);
+        break;
+    case SL_OP_UNLINKAT:
+        io_uring_prep_unlinkat(sqe, op->fd, op->path, (int)op->flags);
+        break;
+    case SL_OP_RENAMEAT:
+        io_uring_prep_renameat(sqe, op->fd, op->path, op->fd2, op->path2, op->flags);
+        break;
     case SL_OP_KIND_COUNT:
         sl_assert(!"bad op kind");
         break;

@@ -55,6 +55,9 @@ typedef enum sl_op_kind {
     SL_OP_WRITE,     /* fd, buf/len at offset */
     SL_OP_WRITEV,    /* fd, iov/iovcnt at offset */
     SL_OP_FSYNC,     /* fd; flags IORING_FSYNC_DATASYNC for fdatasync */
+    SL_OP_MKDIRAT,   /* dirfd in fd, path, mode; res 0 */
+    SL_OP_UNLINKAT,  /* dirfd in fd, path; flags 0 or AT_REMOVEDIR; res 0 */
+    SL_OP_RENAMEAT,  /* fd/path -> fd2/path2; flags 0 or RENAME_NOREPLACE */
     SL_OP_KIND_COUNT
 } sl_op_kind_t;
 
@@ -78,6 +81,10 @@ struct sl_op {
     struct iovec *iov;        /* SENDMSG/WRITEV */
     const char *path;         /* OPENAT (borrowed until completion) */
     uint32_t mode;            /* OPENAT */
+    int fd2;                  /* RENAMEAT: dirfd of the new path */
+    const char *path2;        /* RENAMEAT: new path (borrowed until completion);
+                                 path (and fd) name the old one. MKDIRAT and
+                                 UNLINKAT use fd and path like OPENAT. */
     uint64_t offset;          /* READ/WRITE/WRITEV */
     uint64_t timeout_ns;      /* TIMEOUT */
     sl_op_t *target;          /* CANCEL */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1072,6 +1073,180 @@ static void test_reactor_lag_probe_and_config(void)
     CHECK(r == NULL);
 }
 
+/* ---- directory ops: MKDIRAT, UNLINKAT, RENAMEAT -------------------------- */
+
+/* Submits op and waits for its completion; returns op->res. */
+static int32_t run_op(env_t *e, sl_op_t *op)
+{
+    sl_reactor_submit(e->r, op);
+    CHECK(probe_wait_op(e->p, op, WAIT_MS));
+    return op->res;
+}
+
+static bool is_dir_at(int dirfd, const char *path)
+{
+    struct stat st;
+    return fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool exists_at(int dirfd, const char *path)
+{
+    struct stat st;
+    return fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* MKDIRAT creates a folder relative to a directory fd with the given mode
+ * (umask applies); a second one reports -EEXIST, a missing parent -ENOENT. */
+static void test_reactor_mkdirat(void)
+{
+    env_t e;
+    env_up(&e, 1, cfg_default());
+    char dir[] = "/tmp/sl-reactor-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(dfd >= 0);
+
+    sl_op_t op;
+    op_init(&op, e.p, SL_OP_MKDIRAT, dfd);
+    op.path = "sess";
+    op.mode = 0700;
+    CHECK_EQ(run_op(&e, &op), 0);
+    CHECK(is_dir_at(dfd, "sess"));
+    struct stat st;
+    CHECK_EQ(fstatat(dfd, "sess", &st, 0), 0);
+    CHECK_EQ(st.st_mode & 0777, 0700);
+
+    sl_op_t again;
+    op_init(&again, e.p, SL_OP_MKDIRAT, dfd);
+    again.path = "sess";
+    again.mode = 0700;
+    CHECK_EQ(run_op(&e, &again), -EEXIST);
+
+    sl_op_t orphan;
+    op_init(&orphan, e.p, SL_OP_MKDIRAT, dfd);
+    orphan.path = "missing/child";
+    orphan.mode = 0700;
+    CHECK_EQ(run_op(&e, &orphan), -ENOENT);
+
+    CHECK_EQ(unlinkat(dfd, "sess", AT_REMOVEDIR), 0);
+    close(dfd);
+    CHECK_EQ(rmdir(dir), 0);
+    CHECK_EQ(stats(&e).ops_inflight, 0);
+    env_down(&e);
+}
+
+/* UNLINKAT removes a file (flags 0) and an empty folder (AT_REMOVEDIR); a
+ * folder that still holds a file reports -ENOTEMPTY, a missing name
+ * -ENOENT, and a folder without AT_REMOVEDIR -EISDIR. */
+static void test_reactor_unlinkat(void)
+{
+    env_t e;
+    env_up(&e, 1, cfg_default());
+    char dir[] = "/tmp/sl-reactor-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(dfd >= 0);
+    CHECK_EQ(mkdirat(dfd, "d", 0700), 0);
+    int fd = openat(dfd, "d/f", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    CHECK(fd >= 0);
+    close(fd);
+
+    sl_op_t busy;
+    op_init(&busy, e.p, SL_OP_UNLINKAT, dfd);
+    busy.path = "d";
+    busy.flags = AT_REMOVEDIR;
+    CHECK_EQ(run_op(&e, &busy), -ENOTEMPTY);
+
+    sl_op_t nodir;
+    op_init(&nodir, e.p, SL_OP_UNLINKAT, dfd);
+    nodir.path = "d";
+    CHECK_EQ(run_op(&e, &nodir), -EISDIR);
+
+    sl_op_t file;
+    op_init(&file, e.p, SL_OP_UNLINKAT, dfd);
+    file.path = "d/f";
+    CHECK_EQ(run_op(&e, &file), 0);
+    CHECK(!exists_at(dfd, "d/f"));
+
+    sl_op_t gone;
+    op_init(&gone, e.p, SL_OP_UNLINKAT, dfd);
+    gone.path = "d/f";
+    CHECK_EQ(run_op(&e, &gone), -ENOENT);
+
+    sl_op_t rm;
+    op_init(&rm, e.p, SL_OP_UNLINKAT, dfd);
+    rm.path = "d";
+    rm.flags = AT_REMOVEDIR;
+    CHECK_EQ(run_op(&e, &rm), 0);
+    CHECK(!exists_at(dfd, "d"));
+
+    close(dfd);
+    CHECK_EQ(rmdir(dir), 0);
+    CHECK_EQ(stats(&e).ops_inflight, 0);
+    env_down(&e);
+}
+
+/* RENAMEAT moves a folder (with its content) between two directory fds;
+ * RENAME_NOREPLACE refuses an existing target with -EEXIST and leaves both
+ * names alone; a missing source reports -ENOENT. */
+static void test_reactor_renameat(void)
+{
+    env_t e;
+    env_up(&e, 1, cfg_default());
+    char dir[] = "/tmp/sl-reactor-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(dfd >= 0);
+    CHECK_EQ(mkdirat(dfd, "a", 0700), 0);
+    CHECK_EQ(mkdirat(dfd, "other", 0700), 0);
+    int ofd = openat(dfd, "other", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(ofd >= 0);
+    int fd = openat(dfd, "a/f", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, "xyz", 3), 3);
+    close(fd);
+
+    sl_op_t mv;
+    op_init(&mv, e.p, SL_OP_RENAMEAT, dfd);
+    mv.path = "a";
+    mv.fd2 = ofd;
+    mv.path2 = ".a-moved";
+    CHECK_EQ(run_op(&e, &mv), 0);
+    CHECK(!exists_at(dfd, "a"));
+    CHECK(is_dir_at(ofd, ".a-moved"));
+    struct stat st;
+    CHECK_EQ(fstatat(ofd, ".a-moved/f", &st, 0), 0);
+    CHECK_EQ(st.st_size, 3);
+
+    CHECK_EQ(mkdirat(dfd, "b", 0700), 0);
+    sl_op_t clash;
+    op_init(&clash, e.p, SL_OP_RENAMEAT, ofd);
+    clash.path = ".a-moved";
+    clash.fd2 = dfd;
+    clash.path2 = "b";
+    clash.flags = RENAME_NOREPLACE;
+    CHECK_EQ(run_op(&e, &clash), -EEXIST);
+    CHECK(is_dir_at(ofd, ".a-moved"));
+    CHECK(is_dir_at(dfd, "b"));
+
+    sl_op_t missing;
+    op_init(&missing, e.p, SL_OP_RENAMEAT, dfd);
+    missing.path = "nope";
+    missing.fd2 = dfd;
+    missing.path2 = "nope2";
+    CHECK_EQ(run_op(&e, &missing), -ENOENT);
+
+    CHECK_EQ(unlinkat(ofd, ".a-moved/f", 0), 0);
+    CHECK_EQ(unlinkat(ofd, ".a-moved", AT_REMOVEDIR), 0);
+    CHECK_EQ(unlinkat(dfd, "b", AT_REMOVEDIR), 0);
+    close(ofd);
+    CHECK_EQ(unlinkat(dfd, "other", AT_REMOVEDIR), 0);
+    close(dfd);
+    CHECK_EQ(rmdir(dir), 0);
+    CHECK_EQ(stats(&e).ops_inflight, 0);
+    env_down(&e);
+}
+
 int main(void)
 {
     struct {
@@ -1094,6 +1269,9 @@ int main(void)
         T(test_reactor_sq_full_submits_and_continues),
         T(test_reactor_concurrent_submitters),
         T(test_reactor_lag_probe_and_config),
+        T(test_reactor_mkdirat),
+        T(test_reactor_unlinkat),
+        T(test_reactor_renameat),
 #undef T
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(tests); i++) {
