@@ -37,6 +37,7 @@ typedef struct sl_config {
     uint64_t sse_keepalive_ns;     /* `: keepalive` on idle SSE streams */
     uint64_t tcp_notsent_lowat;    /* TCP_NOTSENT_LOWAT of client sockets (0: off) */
     uint64_t session_idle_ns;      /* idle sessions hibernate after this (0: never) */
+    uint64_t fanout_linger_ns;     /* subscribers are woken at most once per linger */
     const char *fsync;             /* always|batch|never */
     uint64_t fsync_interval_ns;    /* batch: longest a write waits for its fsync */
     uint64_t segment_bytes;        /* segment file roll size */

@@ -72,6 +72,9 @@ struct sl_session {
     sl_op_t idle_timer;     /* hibernation check */
     bool idle_armed;
     sl_op_t cancel_idle;    /* ends the idle timer when the session ends */
+    sl_op_t fanout_timer;   /* linger before the next wake-up of subscribers */
+    bool fanout_armed, fanout_pending;
+    uint64_t last_fanout_ns;
     uint64_t active_ns;     /* monotonic time of the last request */
     uint64_t timer_deadline;
     uint32_t ops_inflight;
@@ -359,6 +362,38 @@ static void ack_ready(sl_session_t *s)
     }
 }
 
+static void wake_subscribers(sl_session_t *s)
+{
+    s->last_fanout_ns = sl_clock_now_ns();
+    s->fanout_pending = false;
+    for (uint32_t i = 0; i < s->nsubs; i++)
+        sl_actor_notify(s->subs[i]->conn, SL_CONN_NOTIFY_DATA);
+}
+
+static void submit(sl_session_t *s, sl_op_t *op);
+
+/* Wakes subscribers at most once per --fanout-linger: events arriving
+ * within the linger ride the same wake-up, so each subscriber takes many
+ * events per pull and per send (one syscall's worth of work for many
+ * events) at the price of at most one linger of added latency. */
+static void fan_out(sl_session_t *s)
+{
+    if (s->nsubs == 0)
+        return;
+    uint64_t linger = s->srv->cfg.fanout_linger_ns, now = sl_clock_now_ns();
+    if (!linger || now - s->last_fanout_ns >= linger) {
+        wake_subscribers(s);
+        return;
+    }
+    s->fanout_pending = true;
+    if (!s->fanout_armed) {
+        s->fanout_timer.kind = SL_OP_TIMEOUT;
+        s->fanout_timer.timeout_ns = s->last_fanout_ns + linger - now;
+        s->fanout_armed = true;
+        submit(s, &s->fanout_timer);
+    }
+}
+
 /* Readers may see every event up to the last one written, plus the
  * ephemeral events after it when nothing durable is still unwritten. */
 static void advance_visible(sl_session_t *s)
@@ -374,8 +409,7 @@ static void advance_visible(sl_session_t *s)
     }
     if (v >= sl_ring_first_seq(s->ring) && v > sl_ring_visible_seq(s->ring)) {
         sl_ring_set_visible(s->ring, v);
-        for (uint32_t i = 0; i < s->nsubs; i++)
-            sl_actor_notify(s->subs[i]->conn, SL_CONN_NOTIFY_DATA);
+        fan_out(s);
     }
 }
 
@@ -685,7 +719,11 @@ static void on_idle_timer(sl_session_t *s)
 static void on_io(sl_session_t *s, sl_op_t *op)
 {
     s->ops_inflight--;
-    if (op == &s->idle_timer) {
+    if (op == &s->fanout_timer) {
+        s->fanout_armed = false;
+        if (s->fanout_pending)
+            wake_subscribers(s);
+    } else if (op == &s->idle_timer) {
         on_idle_timer(s);
     } else if (op == &s->cancel_idle) {
         /* the idle timer completes on its own (-ECANCELED) */
