@@ -298,6 +298,8 @@ static void on_caught_up(sl_conn_t *c, sl_conn_stream_t *st)
             st->catching_up = false;
         }
     }
+    if (live && cu->status != 0)
+        end_stream(c, st); /* session ending: the client resumes by id */
     if (cu->chunk)
         sl_chunk_release(cu->chunk);
     cu->chunk = NULL;

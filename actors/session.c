@@ -35,6 +35,10 @@
 #define SESSION_PARKED_MAX 64
 #define SL_SESSION_SUBS_MAX 65536
 #define CATCHUP_CHUNK_MIN 4096
+/* Catch-up reads running at once per session; each holds a reader buffer
+ * (>= one largest record). Policy at the bound: further requests wait in
+ * a FIFO (bounded by the subscribers, one request each). */
+#define SESSION_CATCHUP_JOBS_MAX 8
 
 enum { MSG_STOP = SL_MSG_KIND_USER + 64 };
 
@@ -67,6 +71,8 @@ struct sl_session {
     uint32_t parked_done; /* events of parked_head already appended */
     sl_pub_t *acks_head, *acks_tail;     /* appended, waiting for write/sync */
     catchup_job_t *jobs;
+    uint32_t njobs;
+    sl_catchup_t *cu_wait_head, *cu_wait_tail; /* requests over the job bound */
     sl_op_t timer;
     bool timer_armed;
     sl_op_t idle_timer;     /* hibernation check */
@@ -183,7 +189,8 @@ uint32_t sl_session_segments(sl_entry_t *e, sl_segment_t *out, uint32_t max)
 
 static bool busy(const sl_session_t *s)
 {
-    return s->nsubs > 0 || s->jobs || s->ops_inflight > 0 || s->parked || s->acks_head;
+    return s->nsubs > 0 || s->jobs || s->cu_wait_head || s->ops_inflight > 0 || s->parked ||
+           s->acks_head;
 }
 
 /* Leaves the directory entry and drops the actor's own reference once
@@ -611,13 +618,54 @@ static void reap_jobs(sl_session_t *s)
             *pp = job->next;
             sl_journal_reader_destroy(job->reader);
             free(job);
+            s->njobs--;
         } else {
             pp = &job->next;
         }
     }
 }
 
+static void start_catchup(sl_session_t *s, sl_catchup_t *cu);
+
+static void refuse_catchup(sl_catchup_t *cu)
+{
+    cu->status = SL_ECLOSED; /* the stream ends; the client resumes by id */
+    cu->chunk = NULL;
+    cu->events = cu->gapped = 0;
+    cu->next_seq = cu->from_seq;
+    reply(&cu->h, cu->conn, SL_CONN_MSG_CAUGHT_UP);
+}
+
 static void on_catchup(sl_session_t *s, sl_catchup_t *cu)
+{
+    if (s->stopping || s->deleting) {
+        refuse_catchup(cu);
+        return;
+    }
+    if (s->njobs >= SESSION_CATCHUP_JOBS_MAX) {
+        cu->_next = NULL;
+        if (s->cu_wait_tail)
+            s->cu_wait_tail->_next = cu;
+        else
+            s->cu_wait_head = cu;
+        s->cu_wait_tail = cu;
+        return;
+    }
+    start_catchup(s, cu);
+}
+
+static void start_waiting_catchups(sl_session_t *s)
+{
+    while (s->cu_wait_head && s->njobs < SESSION_CATCHUP_JOBS_MAX) {
+        sl_catchup_t *cu = s->cu_wait_head;
+        s->cu_wait_head = cu->_next;
+        if (!s->cu_wait_head)
+            s->cu_wait_tail = NULL;
+        start_catchup(s, cu);
+    }
+}
+
+static void start_catchup(sl_session_t *s, sl_catchup_t *cu)
 {
     cu->status = 0;
     cu->events = cu->gapped = 0;
@@ -638,6 +686,7 @@ static void on_catchup(sl_session_t *s, sl_catchup_t *cu)
     job->cu = cu;
     job->next = s->jobs;
     s->jobs = job;
+    s->njobs++;
     stat_add(&s->srv->journal_reads, 1);
     drive_job(s, job);
     reap_jobs(s);
@@ -674,6 +723,7 @@ static void drive(sl_session_t *s)
     for (catchup_job_t *job = s->jobs; job; job = job->next)
         drive_job(s, job);
     reap_jobs(s);
+    start_waiting_catchups(s);
     resume_parked(s);
     ack_ready(s);
     advance_visible(s);
@@ -774,6 +824,12 @@ static void begin_end(sl_session_t *s, bool del)
     }
     s->parked_tail = NULL;
     s->parked = 0;
+    while (s->cu_wait_head) {
+        sl_catchup_t *cu = s->cu_wait_head;
+        s->cu_wait_head = cu->_next;
+        refuse_catchup(cu);
+    }
+    s->cu_wait_tail = NULL;
     if (s->j) {
         if (del)
             sl_journal_remove(s->j);

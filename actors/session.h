@@ -110,6 +110,7 @@ typedef struct sl_catchup {
     uint64_t next_seq;     /* first seq not covered by chunk */
     uint64_t events;       /* events in chunk */
     uint64_t gapped;       /* seqs named by gap notices in chunk */
+    struct sl_catchup *_next; /* session: waiting for a reader slot */
 } sl_catchup_t;
 
 /* Returns a new reference to e's session actor, starting one when none
