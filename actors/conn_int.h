@@ -42,6 +42,7 @@ typedef struct sl_conn_stream {
     sl_catchup_t cu;   /* embedded catch-up request (holds a conn reference) */
     bool catching_up;  /* behind the ring: events come from the session's log */
     bool cu_outstanding;
+    bool cu_ready;     /* an answer waits for room in the stream */
     uint8_t resubscribes; /* SUBSCRIBE resent after the session hibernated */
     uint64_t next_seq; /* seq of the next event the client will get */
     uint64_t wait_seq; /* `from` beyond the end: start once it exists */

@@ -21,6 +21,7 @@
 #define PULLS_PER_PUMP 16 /* ring reads per stream per pump (then yield) */
 
 static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room);
+static bool apply_catchup(sl_conn_t *c, sl_conn_stream_t *st);
 
 static sl_conn_stream_t *find_stream(sl_conn_t *c, uint32_t stream_id)
 {
@@ -50,6 +51,8 @@ static void free_stream(sl_conn_t *c, sl_conn_stream_t *st)
     }
     if (st->e)
         sl_entry_release(st->e);
+    if (st->cu.chunk)
+        sl_chunk_release(st->cu.chunk);
     free(st);
 }
 
@@ -190,6 +193,8 @@ static bool pull_once(sl_conn_t *c, sl_conn_stream_t *st)
         }
         st->wait_seq = 0;
     }
+    if (st->cu_ready && !apply_catchup(c, st))
+        return false;
     if (st->catching_up) {
         request_catchup(c, st, sl_http_stream_room(c->http, st->stream_id));
         return false;
@@ -264,7 +269,7 @@ static void on_unsubscribed(sl_conn_t *c, sl_conn_stream_t *st)
 /* Asks the session for what this stream missed (one request at a time). */
 static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room)
 {
-    if (st->cu_outstanding || st->unsub_sent || room == 0)
+    if (st->cu_outstanding || st->cu_ready || st->unsub_sent || room == 0)
         return;
     st->cu_outstanding = true;
     st->cu.h.kind = SL_SESSION_MSG_CATCHUP;
@@ -277,32 +282,48 @@ static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room)
     sl_assert(rc == 0);
 }
 
+/* Writes a caught-up chunk into the stream and moves the cursor past it.
+ * Returns false while the stream has no room for it (kept for the next
+ * pump: nothing is skipped). */
+static bool apply_catchup(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    sl_catchup_t *cu = &st->cu;
+    if (cu->chunk && cu->chunk->len &&
+        sl_http_stream_write_ref(c->http, st->stream_id, cu->chunk, 0, cu->chunk->len) != 0)
+        return false;
+    sl_server_counters_t *ctr = &c->srv->counters;
+    atomic_fetch_add_explicit(&ctr->events_caught_up, cu->events, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ctr->events_delivered, cu->events, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ctr->events_gapped, cu->gapped, memory_order_relaxed);
+    st->next_seq = cu->next_seq;
+    st->last_write_ns = sl_clock_now_ns();
+    if (cu->chunk)
+        sl_chunk_release(cu->chunk);
+    cu->chunk = NULL;
+    st->cu_ready = false;
+    uint64_t pos;
+    if (sl_ring_seek(st->sub.ring, st->next_seq, &pos) != SL_ENOTFOUND) {
+        st->sub.pos = pos; /* in the ring again (or at its tail): live */
+        st->catching_up = false;
+    }
+    return true;
+}
+
 static void on_caught_up(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_catchup_t *cu = &st->cu;
     st->cu_outstanding = false;
     bool live = st->sub_active && !st->dead && !st->ended && c->state < SL_CONN__CLOSING;
     if (live && cu->status == 0) {
-        if (cu->chunk && cu->chunk->len)
-            sl_http_stream_write_ref(c->http, st->stream_id, cu->chunk, 0, cu->chunk->len);
-        sl_server_counters_t *ctr = &c->srv->counters;
-        atomic_fetch_add_explicit(&ctr->events_caught_up, cu->events, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ctr->events_delivered, cu->events, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ctr->events_gapped, cu->gapped, memory_order_relaxed);
-        st->next_seq = cu->next_seq;
-        st->last_write_ns = sl_clock_now_ns();
-        uint64_t pos;
-        int rc = sl_ring_seek(st->sub.ring, st->next_seq, &pos);
-        if (rc != SL_ENOTFOUND) { /* in the ring again (or at its tail): live */
-            st->sub.pos = pos;
-            st->catching_up = false;
-        }
+        st->cu_ready = true;
+        apply_catchup(c, st);
+    } else {
+        if (live)
+            end_stream(c, st); /* session ending: the client resumes by id */
+        if (cu->chunk)
+            sl_chunk_release(cu->chunk);
+        cu->chunk = NULL;
     }
-    if (live && cu->status != 0)
-        end_stream(c, st); /* session ending: the client resumes by id */
-    if (cu->chunk)
-        sl_chunk_release(cu->chunk);
-    cu->chunk = NULL;
     if (!st->sub_active) { /* unsubscribed meanwhile: the record is ours to free */
         sl_actor_release(st->session);
         free_stream(c, st);

@@ -45,9 +45,12 @@ static void on_recovered(const char *id, size_t id_len, const sl_manifest_entry_
     }
     sl_segment_index_t *ix = rs->index;
     sl_session_stats_t *st = &e->stats;
-    uint64_t events = me ? me->events : sl_segment_index_events(ix);
-    uint64_t bytes = me ? me->bytes : sl_segment_index_payload_bytes(ix);
-    uint64_t first = me ? me->first_seq : 0;
+    /* A clean entry's figures are exact (they count ephemeral events too);
+     * after a crash the log is the truth. */
+    bool clean = me && rs->entry_used && (me->flags & SL_MANIFEST_ENTRY_CLEAN);
+    uint64_t events = clean ? me->events : sl_segment_index_events(ix);
+    uint64_t bytes = clean ? me->bytes : sl_segment_index_payload_bytes(ix);
+    uint64_t first = clean ? me->first_seq : 0;
     if (!first && sl_segment_index_count(ix) > 0 && sl_segment_index_events(ix) > 0)
         first = sl_segment_index_at(ix, 0)->first_seq;
     atomic_store(&st->events, events);
