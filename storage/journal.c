@@ -632,9 +632,15 @@ static sl_op_t *write_prep(sl_journal_t *j)
     return op;
 }
 
+/* Writes may start while the data dir's fsync after the mkdir is still
+ * running: a write only has to survive a process crash (page cache), and
+ * no sync round -- the only thing that advances synced_seq -- starts
+ * before that fsync completed (sync_due). So a fresh session's first
+ * publish does not wait for a directory fsync. */
 static bool writes_allowed(const sl_journal_t *j)
 {
-    return j->phase == PH_READY && j->status == 0 && j->mode != MODE_REMOVE;
+    return (j->phase == PH_READY || j->phase == PH_MKDIR_SYNC) && j->status == 0 &&
+           j->mode != MODE_REMOVE;
 }
 
 static sl_op_t *write_next(sl_journal_t *j, uint64_t now)
@@ -737,7 +743,8 @@ static void write_complete(sl_journal_t *j, int32_t res)
 
 static bool sync_due(const sl_journal_t *j, uint64_t now)
 {
-    if (j->cfg.fsync == SL_JOURNAL_FSYNC_NEVER || j->status != 0 || j->mode == MODE_REMOVE)
+    if (j->cfg.fsync == SL_JOURNAL_FSYNC_NEVER || j->status != 0 || j->mode == MODE_REMOVE ||
+        j->phase == PH_MKDIR || j->phase == PH_MKDIR_SYNC)
         return false;
     if (j->written_seq <= j->synced_seq)
         return false;
