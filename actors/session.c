@@ -277,8 +277,10 @@ static void queue_ack(sl_session_t *s, sl_pub_t *p)
 static bool run_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
 {
     int rc = append_pub(s, p, done);
-    if (rc == SL_EFULL)
+    if (rc == SL_EFULL) {
+        sl_actor_notify(&s->a, NOTIFY_FLUSH); /* write the full buffers */
         return false;
+    }
     if (p->last_seq) {
         atomic_store_explicit(&s->e->stats.last_activity_ns, sl_clock_wall_ns(),
                               memory_order_relaxed);
