@@ -13,7 +13,8 @@ typedef struct page {
     uint64_t first_seq; /* seq of event 0 */
     uint32_t len;       /* published bytes */
     uint32_t nevents;   /* published events */
-    uint32_t offsets[SL_RING_PAGE_EVENTS];
+    uint32_t cap_events; /* offsets[] length: page bytes / 32, 16..SL_RING_PAGE_EVENTS */
+    uint32_t offsets[];
 } page_t;
 
 struct sl_ring {
@@ -24,6 +25,7 @@ struct sl_ring {
     uint64_t bytes;      /* capacity of kept pages */
     uint64_t bytes_max;
     uint32_t page_bytes;
+    uint32_t next_page_bytes; /* grows from SL_RING_FIRST_PAGE_BYTES to page_bytes */
     uint64_t next_seq;
     uint64_t tail_pos;
     uint64_t visible_pos; /* readers stop here (<= tail_pos) */
@@ -48,6 +50,9 @@ int sl_ring_create(uint64_t bytes_max, uint32_t page_bytes, uint64_t first_seq, 
     pthread_mutex_init(&r->lock, NULL);
     r->bytes_max = bytes_max;
     r->page_bytes = page_bytes;
+    /* Small first pages: a session with a handful of events (thousands of
+     * such sessions are normal) holds kilobytes, not a full page. */
+    r->next_page_bytes = page_bytes < SL_RING_FIRST_PAGE_BYTES ? page_bytes : SL_RING_FIRST_PAGE_BYTES;
     r->next_seq = r->first_seq = first_seq;
     r->visible_seq = first_seq - 1;
     r->auto_visible = true;
@@ -91,12 +96,17 @@ static page_t *tail_page(sl_ring_t *r)
 uint8_t *sl_ring_reserve(sl_ring_t *r, uint32_t len)
 {
     page_t *t = tail_page(r);
-    if (t && t->nevents < SL_RING_PAGE_EVENTS && t->chunk->cap - t->len >= len) {
+    if (t && t->nevents < t->cap_events && t->chunk->cap - t->len >= len) {
         r->reserved = t;
         return t->chunk->data + t->len;
     }
-    page_t *p = calloc(1, sizeof *p);
-    uint32_t cap = len > r->page_bytes ? len : r->page_bytes;
+    uint32_t cap = len > r->next_page_bytes ? len : r->next_page_bytes;
+    uint32_t cap_events = cap / 32;
+    cap_events = cap_events < 16 ? 16 : cap_events > SL_RING_PAGE_EVENTS ? SL_RING_PAGE_EVENTS : cap_events;
+    page_t *p = calloc(1, sizeof *p + cap_events * sizeof p->offsets[0]);
+    if (r->next_page_bytes < r->page_bytes)
+        r->next_page_bytes = r->next_page_bytes * 2 < r->page_bytes ? r->next_page_bytes * 2
+                                                                    : r->page_bytes;
     sl_chunk_t *c = p ? sl_chunk_create(cap) : NULL;
     if (!c) {
         free(p);
@@ -107,6 +117,7 @@ uint8_t *sl_ring_reserve(sl_ring_t *r, uint32_t len)
      * readers hold the chunk (no race on it). */
     c->len = cap;
     p->chunk = c;
+    p->cap_events = cap_events;
     p->base = r->tail_pos;
     p->first_seq = r->next_seq;
     pthread_mutex_lock(&r->lock);

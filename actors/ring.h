@@ -35,6 +35,7 @@
 
 #define SL_RING_PAGE_EVENTS 1024
 #define SL_RING_PAGES_MAX 4096
+#define SL_RING_FIRST_PAGE_BYTES 2048
 
 typedef struct sl_ring sl_ring_t;
 

@@ -80,6 +80,9 @@
  * completes). A record bigger than one buffer gets a buffer of its own size
  * (at most SL_JOURNAL_BUFFERS of them, freed after their write). */
 #define SL_JOURNAL_BUFFERS 2
+/* A session's first write buffer; it doubles each time one fills, up to
+ * --journal-buffer-bytes. */
+#define SL_JOURNAL_SLOT_BYTES_START (8u << 10)
 #define SL_JOURNAL_BUFFER_BYTES_DEFAULT (256u << 10)
 #define SL_JOURNAL_BUFFER_BYTES_MIN (4u << 10)
 #define SL_JOURNAL_BUFFER_BYTES_MAX (16u << 20)

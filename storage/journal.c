@@ -67,7 +67,7 @@ typedef enum jmode { MODE_RUN, MODE_CLOSE, MODE_REMOVE } jmode_t;
 /* One write buffer. Slots form a ring in append order: head is the oldest
  * one in use; appends go to the newest. */
 typedef struct slot {
-    uint8_t *buf; /* buffer_bytes, allocated on first use, kept */
+    uint8_t *buf; /* slot_cap bytes while in use; freed when the write is done */
     uint8_t *big; /* a record bigger than buf: exact-size allocation */
     uint8_t *mem; /* buf or big */
     uint32_t cap;
@@ -94,6 +94,7 @@ typedef struct pipe {
 
 struct sl_journal {
     sl_journal_config_t cfg;
+    uint32_t slot_cap; /* next write buffer's size: grows with bursts */
     char id[SL_SESSION_ID_MAX + 1];
     uint32_t id_len;
     uint64_t epoch;
@@ -326,6 +327,8 @@ static int journal_new(const sl_journal_config_t *cfg, const char *id, size_t id
     memcpy(j->id, id, id_len);
     j->id_len = (uint32_t)id_len;
     j->epoch = epoch;
+    j->slot_cap = cfg->buffer_bytes < SL_JOURNAL_SLOT_BYTES_START ? cfg->buffer_bytes
+                                                                : SL_JOURNAL_SLOT_BYTES_START;
     pipe_init(&j->ctl);
     pipe_init(&j->w);
     pipe_init(&j->s);
@@ -374,10 +377,14 @@ int sl_journal_open_recovered(const sl_journal_config_t *cfg, const char *id, si
     return 0;
 }
 
+/* A write buffer lives only while it holds records: an idle session costs
+ * no buffer memory, which matters with thousands of live sessions. */
 static void slot_release(slot_t *s)
 {
     free(s->big);
     s->big = NULL;
+    free(s->buf);
+    s->buf = NULL;
     s->mem = NULL;
     s->state = SLOT_FREE;
     s->len = 0;
@@ -475,6 +482,11 @@ static int slot_for(sl_journal_t *j, uint32_t size, bool roll, slot_t **out, boo
             *fresh = false;
             return 0;
         }
+        /* A full buffer: this session writes in bursts, so the next
+         * buffers are larger (up to buffer_bytes). */
+        if (t->state == SLOT_FILLING && j->slot_cap < j->cfg.buffer_bytes)
+            j->slot_cap = j->slot_cap * 2 < j->cfg.buffer_bytes ? j->slot_cap * 2
+                                                                : j->cfg.buffer_bytes;
     }
     if (j->used == SL_JOURNAL_BUFFERS)
         return SL_EFULL;
@@ -488,10 +500,12 @@ static int slot_for(sl_journal_t *j, uint32_t size, bool roll, slot_t **out, boo
         s->mem = s->big;
         s->cap = need;
     } else {
-        if (!s->buf && !(s->buf = malloc(j->cfg.buffer_bytes)))
+        uint32_t cap = need > j->slot_cap ? need : j->slot_cap;
+        sl_assert(!s->buf);
+        if (!(s->buf = malloc(cap)))
             return -ENOMEM;
         s->mem = s->buf;
-        s->cap = j->cfg.buffer_bytes;
+        s->cap = cap;
     }
     *out = s;
     *fresh = true;
