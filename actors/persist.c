@@ -99,6 +99,7 @@ typedef struct mf_item {
     sl_entry_t *e;
     sl_segment_t *segs;
     uint32_t nsegs;
+    bool failed; /* segment list unknown: never marked clean */
 } mf_item_t;
 
 int sl_persist_write_manifest(sl_server_t *srv, bool clean)
@@ -121,8 +122,7 @@ int sl_persist_write_manifest(sl_server_t *srv, bool clean)
             }
             mf_item_t *it = &items[n++];
             it->e = page[i];
-            it->segs = malloc(SL_SEGMENTS_PER_SESSION_MAX * sizeof *it->segs);
-            it->nsegs = it->segs ? sl_session_segments(it->e, it->segs, SL_SEGMENTS_PER_SESSION_MAX) : 0;
+            it->failed = sl_session_segments(it->e, &it->segs, &it->nsegs) != 0;
             size += sl_manifest_entry_size(it->e->id_len, it->nsegs);
         }
         if (got == 0)
@@ -143,7 +143,7 @@ int sl_persist_write_manifest(sl_server_t *srv, bool clean)
                 .events = atomic_load(&st->events), .bytes = atomic_load(&st->bytes),
                 .created_ns = atomic_load(&st->created_ns),
                 .last_activity_ns = atomic_load(&st->last_activity_ns),
-                .flags = clean && !running ? SL_MANIFEST_ENTRY_CLEAN : 0,
+                .flags = clean && !running && !items[i].failed ? SL_MANIFEST_ENTRY_CLEAN : 0,
                 .segment_count = items[i].nsegs,
             };
             sl_manifest_writer_add(&w, &me, items[i].segs);

@@ -172,17 +172,26 @@ void sl_session_recovered(sl_entry_t *e, sl_segment_index_t *index)
     ps->nsegs = ps->segs ? n : 0;
 }
 
-uint32_t sl_session_segments(sl_entry_t *e, sl_segment_t *out, uint32_t max)
+int sl_session_segments(sl_entry_t *e, sl_segment_t **out, uint32_t *count)
 {
+    *out = NULL;
+    *count = 0;
     persist_t *ps = e->persist;
     if (!ps)
         return 0;
+    int rc = 0;
     pthread_mutex_lock(&e->lock);
-    uint32_t n = ps->nsegs < max ? ps->nsegs : max;
-    if (n)
-        memcpy(out, ps->segs, n * sizeof *out);
+    if (ps->nsegs) {
+        *out = malloc(ps->nsegs * sizeof **out);
+        if (*out) {
+            memcpy(*out, ps->segs, ps->nsegs * sizeof **out);
+            *count = ps->nsegs;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
     pthread_mutex_unlock(&e->lock);
-    return n;
+    return rc;
 }
 
 /* ---- lifecycle ---- */

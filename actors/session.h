@@ -130,9 +130,11 @@ struct sl_segment;
 /* Hands a session found at startup its recovered segment index (takes it).
  * Main thread, before serving. */
 void sl_session_recovered(sl_entry_t *e, struct sl_segment_index *index);
-/* Copies up to max segments of e's log (as last saved) into out; returns
- * how many. For the manifest. Any thread. */
-uint32_t sl_session_segments(sl_entry_t *e, struct sl_segment *out, uint32_t max);
+/* Returns an owned copy (free()) of e's segment list as last saved, for
+ * the manifest: 0 with the list and its length set (NULL and 0 when none),
+ * or -ENOMEM.
+ * Any thread. */
+int sl_session_segments(sl_entry_t *e, struct sl_segment **out, uint32_t *count);
 /* Frees e's durable state; the registry's free hook. */
 void sl_session_entry_free(sl_entry_t *e);
 
