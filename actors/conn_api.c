@@ -57,6 +57,12 @@ static bool type_valid(const char *t, size_t n)
     return true;
 }
 
+static sl_http_str_t header_str(const sl_http_req_t *req, const char *name)
+{
+    const sl_http_header_t *h = sl_http_req_header(req, name);
+    return h ? (sl_http_str_t){h->value, h->value_len} : (sl_http_str_t){NULL, 0};
+}
+
 static bool truthy(sl_http_str_t v)
 {
     return v.ptr && ((v.len == 1 && v.ptr[0] == '1') || (v.len == 4 && memcmp(v.ptr, "true", 4) == 0));
@@ -232,6 +238,15 @@ static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *i
     sl_http_str_t d;
     p->durable = truthy(req->durable) ||
                  (sl_http_query_param(req->query, "durable", &d) && truthy(d));
+    /* Extension: ephemeral events are sequenced and streamed but not
+     * logged (a lagging subscriber gets a sluice.gap for them). */
+    p->ephemeral = (sl_http_query_param(req->query, "ephemeral", &d) && truthy(d)) ||
+                   truthy(header_str(req, "sluice-ephemeral"));
+    if (p->ephemeral && p->durable) {
+        free(p);
+        err(c, req->stream_id, 400, "bad_request", "an event cannot be both durable and ephemeral");
+        return;
+    }
     p->aux_batch = batch;
     memcpy(p->id, id, id_len);
     p->id_len = (uint32_t)id_len;

@@ -144,12 +144,42 @@ def test_from_future_waits(srv):
     H.check("id: 4\n" not in out, "seq 4 not sent")
 
 
+def test_ephemeral_gap(srv):
+    """Ephemeral events take seqs but are not logged: a subscriber that has
+    to read from the log (the ring no longer holds them) is told with one
+    sluice.gap; a live subscriber gets them."""
+    live = subprocess.Popen(["curl", "-sS", "-N", "--max-time", "3", srv.url("/v1/sessions/eph/events?from=1")],
+                            stdout=subprocess.PIPE)
+    import time
+    H.check_eq(publish(srv, "eph", b"a"), 1, "durable 1")
+    time.sleep(0.3)
+    H.check_eq(publish(srv, "eph", b"b", "?ephemeral=1"), 2, "ephemeral 2")
+    r = req(srv, "POST", "/v1/sessions/eph/events", body=b"c", headers=[("Sluice-Ephemeral", "1")])
+    H.check_eq(r.json()["seq"], 3, "ephemeral 3 (header)")
+    H.check_eq(publish(srv, "eph", b"d"), 4, "durable 4")
+    r = req(srv, "POST", "/v1/sessions/eph/events?ephemeral=1&durable=1", body=b"x")
+    H.check_eq(r.status, 400, "durable and ephemeral together")
+    # Push the early events out of the small ring.
+    nd = [("Content-Type", "application/x-ndjson")]
+    body = "\n".join('{"data":"filler %d %s"}' % (i, "x" * 100) for i in range(3000)).encode()
+    H.check_eq(req(srv, "POST", "/v1/sessions/eph/events", body=body, headers=nd).status, 200, "filler")
+    out = live.communicate(timeout=10)[0].decode()
+    H.check(out.startswith("id: 1\nevent: message\ndata: a\n\nid: 2\nevent: message\ndata: b\n\n"
+                           "id: 3\nevent: message\ndata: c\n\nid: 4\n"), "live subscriber gets all: %r" % out[:200])
+    out = subprocess.run(["curl", "-sS", "-N", "--max-time", "1", srv.url("/v1/sessions/eph/events?from=1")],
+                         capture_output=True, timeout=10).stdout.decode()
+    want = ("id: 1\nevent: message\ndata: a\n\nevent: sluice.gap\ndata: {\"from\":2,\"to\":3}\n\n"
+            "id: 4\nevent: message\ndata: d\n\n")
+    H.check(out.startswith(want), "from the log: ephemeral 2-3 named by one gap: %r" % out[:200])
+
+
 def main():
     H.require_tools("curl")
     passed = failed = 0
     for fn in (test_create_stat_delete, test_validation, test_ndjson_batch, test_list_paging,
-               test_from_future_waits):
-        with H.Server(args=["--max-event-bytes", "64k"]) as srv:
+               test_from_future_waits, test_ephemeral_gap):
+        with H.Server(args=["--max-event-bytes", "64k", "--session-ring-bytes", "64k",
+                            "--ring-page-bytes", "4096"]) as srv:
             try:
                 fn(srv)
                 srv.assert_healthy(fn.__name__)
