@@ -78,6 +78,10 @@ struct sl_session {
     sl_op_t idle_timer;     /* hibernation check */
     bool idle_armed;
     sl_op_t cancel_idle;    /* ends the idle timer when the session ends */
+    sl_op_t ret_timer;      /* the next age-retention expiry */
+    sl_op_t cancel_ret;
+    bool ret_armed;
+    uint64_t seen_events_removed, seen_payload_removed, seen_segments_removed;
     sl_op_t fanout_timer;   /* linger before the next wake-up of subscribers */
     bool fanout_armed, fanout_pending;
     uint64_t last_fanout_ns;
@@ -461,6 +465,15 @@ static void place_sub(sl_session_t *s, sl_sub_t *sub)
         return;
     }
     sub->start_seq = sub->from_seq;
+    /* History before the retained log is gone even when the ring still
+     * holds some of it: the subscriber catches up from the log, which
+     * names the lost range with a sluice.gap. */
+    uint64_t retained = s->j && s->seen_segments_removed ? sl_journal_first_seq(s->j) : 0;
+    if (retained && sub->from_seq < retained && sub->from_seq < s->next_seq) {
+        sub->catch_up = true;
+        sub->pos = 0;
+        return;
+    }
     int rc = sl_ring_seek(s->ring, sub->from_seq, &pos);
     if (rc == SL_ENOTFOUND)
         sub->catch_up = true;
@@ -597,10 +610,15 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
     }
     if (job->replied)
         return;
+    /* Hand over to the ring only past the retained history: what retention
+     * removed must be named by a gap even if the ring still holds it. */
+    uint64_t handoff = ring_first;
+    if (s->seen_segments_removed && sl_journal_first_seq(s->j) > handoff)
+        handoff = sl_journal_first_seq(s->j);
     int st = sl_journal_reader_status(job->reader);
     if (rc < 0 || (st != 0 && st != SL_EAGAIN))
         job_reply(s, job, 0); /* damaged log: what was read, then the ring */
-    else if (st == SL_EAGAIN || cu->next_seq >= ring_first)
+    else if (st == SL_EAGAIN || cu->next_seq >= handoff)
         job_reply(s, job, 0);
 }
 
@@ -724,12 +742,46 @@ static void arm_timer(sl_session_t *s)
 
 /* Submits whatever the journal and the readers have due, answers what
  * became durable, and moves the visible edge. */
+/* Folds what retention removed into the session's stats and, when a
+ * segment went, into the saved segment list (a clean manifest must never
+ * list a deleted file). Arms the age timer for idle sessions. */
+static void account_retention(sl_session_t *s)
+{
+    sl_journal_stats_t st;
+    sl_journal_stats(s->j, &st);
+    if (st.segments_removed != s->seen_segments_removed) {
+        sl_session_stats_t *ss = &s->e->stats;
+        uint64_t ev = st.events_removed - s->seen_events_removed;
+        uint64_t by = st.payload_bytes_removed - s->seen_payload_removed;
+        uint64_t cur = atomic_load_explicit(&ss->events, memory_order_relaxed);
+        atomic_store_explicit(&ss->events, cur > ev ? cur - ev : 0, memory_order_relaxed);
+        cur = atomic_load_explicit(&ss->bytes, memory_order_relaxed);
+        atomic_store_explicit(&ss->bytes, cur > by ? cur - by : 0, memory_order_relaxed);
+        uint64_t first = sl_journal_first_seq(s->j);
+        if (first > atomic_load_explicit(&ss->first_seq, memory_order_relaxed))
+            atomic_store_explicit(&ss->first_seq, first, memory_order_relaxed);
+        s->seen_events_removed = st.events_removed;
+        s->seen_payload_removed = st.payload_bytes_removed;
+        s->seen_segments_removed = st.segments_removed;
+        save_segments(s);
+    }
+    uint64_t at = sl_journal_retention_deadline(s->j);
+    if (at && !s->ret_armed && !s->stopping && !s->deleting) {
+        uint64_t now = sl_clock_now_ns();
+        s->ret_timer.kind = SL_OP_TIMEOUT;
+        s->ret_timer.timeout_ns = at > now ? at - now : 1000;
+        s->ret_armed = true;
+        submit(s, &s->ret_timer);
+    }
+}
+
 static void drive(sl_session_t *s)
 {
     if (s->j) {
         sl_op_t *op;
         while ((op = sl_journal_next_op(s->j, sl_clock_now_ns())) != NULL)
             submit(s, op);
+        account_retention(s);
     }
     for (catchup_job_t *job = s->jobs; job; job = job->next)
         drive_job(s, job);
@@ -746,7 +798,7 @@ static void drive(sl_session_t *s)
 static bool idle(const sl_session_t *s)
 {
     return !s->deleting && !s->stopping && s->nsubs == 0 && !s->jobs && !s->parked &&
-           !s->acks_head && s->ops_inflight == (s->idle_armed ? 1u : 0u) &&
+           !s->acks_head && s->ops_inflight == (s->idle_armed ? 1u : 0u) + (s->ret_armed ? 1u : 0u) &&
            (!s->j || sl_journal_inflight(s->j) == 0);
 }
 
@@ -772,6 +824,11 @@ static void on_idle_timer(sl_session_t *s)
         s->stopping = true;
         if (s->j)
             sl_journal_close(s->j);
+        if (s->ret_armed) { /* retention resumes when the session wakes */
+            s->cancel_ret.kind = SL_OP_CANCEL;
+            s->cancel_ret.target = &s->ret_timer;
+            submit(s, &s->cancel_ret);
+        }
         return;
     }
     arm_idle(s);
@@ -780,13 +837,15 @@ static void on_idle_timer(sl_session_t *s)
 static void on_io(sl_session_t *s, sl_op_t *op)
 {
     s->ops_inflight--;
-    if (op == &s->fanout_timer) {
+    if (op == &s->ret_timer) {
+        s->ret_armed = false; /* drive() below runs the removal */
+    } else if (op == &s->fanout_timer) {
         s->fanout_armed = false;
         if (s->fanout_pending)
             wake_subscribers(s);
     } else if (op == &s->idle_timer) {
         on_idle_timer(s);
-    } else if (op == &s->cancel_idle) {
+    } else if (op == &s->cancel_idle || op == &s->cancel_ret) {
         /* the idle timer completes on its own (-ECANCELED) */
     } else if (op == &s->timer) {
         s->timer_armed = false;
@@ -851,6 +910,11 @@ static void begin_end(sl_session_t *s, bool del)
         s->cancel_idle.kind = SL_OP_CANCEL;
         s->cancel_idle.target = &s->idle_timer;
         submit(s, &s->cancel_idle);
+    }
+    if (s->ret_armed) {
+        s->cancel_ret.kind = SL_OP_CANCEL;
+        s->cancel_ret.target = &s->ret_timer;
+        submit(s, &s->cancel_ret);
     }
     drive(s);
 }
@@ -954,6 +1018,7 @@ static sl_journal_t *journal_start(sl_server_t *srv, sl_entry_t *e)
         sl_error("cannot start session log", "session=%s error=\"%s\"", e->id, sl_strerror(rc));
         return NULL;
     }
+    sl_journal_set_retention(j, cfg->retention_bytes, cfg->retention_age_ns);
     return j;
 }
 

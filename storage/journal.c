@@ -7,7 +7,9 @@
  *          rename, rmdir);
  * - write: open/close/WRITE(V) of the oldest filled buffers;
  * - sync:  the fsync rounds;
- * - unl[]: unlinks while removing.
+ * - unl[]: unlinks while removing;
+ * - ret, retc: retention: unlink the oldest segment and close its fd, one
+ *          segment at a time.
  * A pipeline that needs a segment fd goes through pipe_fd(): close an fd
  * the cache handed back, else look the key up (pinning it), else open it.
  */
@@ -44,6 +46,7 @@ _Static_assert(RM_NAME_BYTES + 1 + SL_SEGMENT_NAME_LEN <= PATH_BYTES,
 /* Record layout offsets (record.h) used to commit written records without
  * decoding them again: the journal encoded them itself. */
 #define REC_OFF_SEQ 12u
+#define REC_OFF_TS 20u
 #define REC_OFF_TYPE_LEN 28u
 #define REC_LEN_BASE (SL_RECORD_OVERHEAD - 4u)
 
@@ -140,6 +143,17 @@ struct sl_journal {
     uint64_t orphans[SL_JOURNAL_BUFFERS];
     uint32_t norphans;
     char rm_name[RM_NAME_BYTES];
+
+    /* Retention (sl_journal_set_retention). */
+    uint64_t ret_bytes_max;    /* 0: off */
+    uint64_t ret_age_ns;       /* 0: off */
+    uint64_t ret_unlink;       /* dropped segment whose file is still to be
+                                  unlinked, 0: none */
+    uint64_t ret_unlink_bytes; /* its bytes (still on disk) */
+    uint64_t ret_wait;         /* segment whose drop waits for its fd's pins;
+                                  readers start no new read of it, 0: none */
+    pipe_t ret;                /* unlinks */
+    pipe_t retc;               /* closes the removed segment's cached fd */
 
     uint32_t readers;
     sl_journal_stats_t st;
@@ -328,10 +342,12 @@ static int journal_new(const sl_journal_config_t *cfg, const char *id, size_t id
     j->id_len = (uint32_t)id_len;
     j->epoch = epoch;
     j->slot_cap = cfg->buffer_bytes < SL_JOURNAL_SLOT_BYTES_START ? cfg->buffer_bytes
-                                                                : SL_JOURNAL_SLOT_BYTES_START;
+                                                                  : SL_JOURNAL_SLOT_BYTES_START;
     pipe_init(&j->ctl);
     pipe_init(&j->w);
     pipe_init(&j->s);
+    pipe_init(&j->ret);
+    pipe_init(&j->retc);
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
         pipe_init(&j->unl[i]);
     *out = j;
@@ -485,8 +501,8 @@ static int slot_for(sl_journal_t *j, uint32_t size, bool roll, slot_t **out, boo
         /* A full buffer: this session writes in bursts, so the next
          * buffers are larger (up to buffer_bytes). */
         if (t->state == SLOT_FILLING && j->slot_cap < j->cfg.buffer_bytes)
-            j->slot_cap = j->slot_cap * 2 < j->cfg.buffer_bytes ? j->slot_cap * 2
-                                                                : j->cfg.buffer_bytes;
+            j->slot_cap =
+                j->slot_cap * 2 < j->cfg.buffer_bytes ? j->slot_cap * 2 : j->cfg.buffer_bytes;
     }
     if (j->used == SL_JOURNAL_BUFFERS)
         return SL_EFULL;
@@ -532,6 +548,23 @@ static void slot_start(sl_journal_t *j, slot_t *s, const sl_segment_place_t *pl)
     j->used++;
 }
 
+/* Policy at the bytes bound: when removals lag behind the appends (the
+ * oldest segment waits for its write, its fsync or a reader's pin), an
+ * append waits rather than let the files -- including a removed segment
+ * not unlinked yet -- pass bytes_max by more than one segment. Only while
+ * a removal is under way or due, so that one always comes to make room;
+ * never when one segment is left (nothing to remove). */
+static bool retention_full(const sl_journal_t *j, uint32_t size)
+{
+    if (j->ret_bytes_max == 0 || sl_segment_index_count(j->ix) < 2)
+        return false;
+    uint64_t placed = sl_segment_index_placed_bytes(j->ix);
+    if (placed <= j->ret_bytes_max && j->ret_unlink == 0)
+        return false;
+    uint64_t will = placed + j->ret_unlink_bytes + SL_SEGMENT_HEADER_BYTES + size;
+    return will > j->ret_bytes_max + j->cfg.segment_bytes_max;
+}
+
 int sl_journal_append(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void *type,
                       uint32_t type_len, const void *data, uint32_t data_len)
 {
@@ -545,6 +578,11 @@ int sl_journal_append(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void 
         return SL_ETOOBIG;
     sl_assert(seq > j->appended_seq);
     uint32_t size = sl_record_size(type_len, data_len);
+    if (retention_full(j, size)) {
+        j->st.appends_refused++;
+        j->st.retention_refusals++;
+        return SL_EFULL;
+    }
     bool roll = predict_roll(j, size);
     slot_t *s;
     bool fresh;
@@ -685,8 +723,9 @@ static void commit_slot(sl_journal_t *j, const slot_t *s)
     while (p < end) {
         uint32_t len = sl_storage__get_le32(p);
         uint64_t seq = sl_storage__get_le64(p + REC_OFF_SEQ);
+        uint64_t ts = sl_storage__get_le64(p + REC_OFF_TS);
         uint32_t data_len = len - REC_LEN_BASE - p[REC_OFF_TYPE_LEN];
-        sl_segment_index_commit(j->ix, seq, len + 4, data_len);
+        sl_segment_index_commit_ts(j->ix, seq, len + 4, data_len, ts);
         j->written_seq = seq;
         p += len + 4;
     }
@@ -861,6 +900,165 @@ static void sync_complete(sl_journal_t *j, int32_t res)
         sync_abort(j);
 }
 
+/* ---- the retention pipeline ------------------------------------------------ */
+
+/* Wall-clock ns at which the oldest segment falls out of the age bound, or
+ * 0: age retention is off, only one segment exists, or the segment's
+ * newest record time is unknown (a recovered segment before any new
+ * commit: never expired, see sl_segment_index_commit_ts). */
+static uint64_t age_expiry(const sl_journal_t *j)
+{
+    if (j->ret_age_ns == 0 || sl_segment_index_count(j->ix) < 2)
+        return 0;
+    uint64_t ts = sl_segment_index_at(j->ix, 0)->last_ts_ns;
+    if (ts == 0)
+        return 0;
+    return ts > UINT64_MAX - j->ret_age_ns ? UINT64_MAX : ts + j->ret_age_ns;
+}
+
+/* O(1): the oldest segment lies beyond a bound. Bytes count what was
+ * appended, written or not: the files will hold it. */
+static bool over_bound(const sl_journal_t *j, uint64_t wall)
+{
+    if (j->ret_bytes_max != 0 && sl_segment_index_placed_bytes(j->ix) > j->ret_bytes_max)
+        return true;
+    uint64_t exp = age_expiry(j);
+    return exp != 0 && exp <= wall;
+}
+
+/* Whether the oldest segment may go now: it is closed (another segment
+ * follows, every record committed) and, unless fsync=never, its records
+ * are fdatasynced -- synced_seq covers them, or the round in progress is
+ * past it and it was closed when the round started (below round.hi) --
+ * so synced_seq never covers a record that did not reach the disk, and no
+ * round visits a file that is gone. An unsynced one asks for a round at
+ * once instead of waiting for the group-commit interval. */
+static bool first_removable(sl_journal_t *j)
+{
+    if (!sl_segment_index_can_drop_first(j->ix))
+        return false;
+    if (j->cfg.fsync == SL_JOURNAL_FSYNC_NEVER)
+        return true;
+    if (j->round.active)
+        return j->round.i > 0 && j->round.hi > 0;
+    uint64_t last = sl_segment_index_at(j->ix, 0)->last_seq;
+    if (j->synced_seq >= last)
+        return true;
+    sl_journal_want_sync(j, last);
+    return false;
+}
+
+static sl_op_t *ret_unlink(sl_journal_t *j)
+{
+    sl_op_t *op = op_prep(&j->ret, SL_OP_UNLINKAT, j->cfg.data_dir_fd, STEP_IO);
+    key_path(j, j->ret_unlink, j->ret.path);
+    op->path = j->ret.path;
+    return op;
+}
+
+/* Index positions moved down by one. sync_lo stays 0 when it was (the new
+ * first segment may hold unsynced data); a round in progress is past
+ * position 0 and does not end there (first_removable). */
+static void positions_shift(sl_journal_t *j)
+{
+    if (j->sync_lo > 0)
+        j->sync_lo--;
+    if (j->round.active) {
+        sl_assert(j->round.i > 0);
+        sl_assert(j->round.hi > 0);
+        j->round.i--;
+        j->round.hi--;
+    }
+}
+
+/* Takes the oldest segment's fd out of the cache and drops the segment
+ * from the index; its close (on retc) and unlink (on ret) follow from
+ * ret_next. False when the fd is pinned (retry later). */
+static bool ret_drop(sl_journal_t *j, uint64_t now)
+{
+    uint64_t key = sl_segment_index_at(j->ix, 0)->first_seq;
+    cache_lock(j);
+    int fd = sl_fdcache_remove(j->cfg.fdcache, j->epoch, key);
+    cache_unlock(j);
+    if (fd == SL_EAGAIN) {
+        /* A read holds it (writes and syncs never touch a removable
+         * segment): never close under I/O. Every next_op tries again;
+         * retry_at only makes sure one comes. */
+        j->ret.retry_at = now + RETRY_NS;
+        j->ret_wait = key;
+        j->st.retention_waits++;
+        return false;
+    }
+    j->ret_wait = 0;
+    sl_segment_t seg;
+    int rc = sl_segment_index_drop_first(j->ix, &seg);
+    sl_assert(rc == 0); /* first_removable checked it */
+    positions_shift(j);
+    j->st.segments_removed++;
+    j->st.bytes_removed += seg.bytes;
+    j->st.events_removed += seg.events;
+    j->st.payload_bytes_removed += seg.payload_bytes;
+    j->ret_unlink = key;
+    j->ret_unlink_bytes = seg.bytes;
+    j->retc.close_fd = fd >= 0 ? fd : -1;
+    return true;
+}
+
+/* One segment at a time: its CLOSE and UNLINKAT go out together (the two
+ * do not depend on each other), and the next removal starts after both
+ * completed. */
+static sl_op_t *ret_next(sl_journal_t *j, uint64_t now)
+{
+    if (!j->retc.busy && j->retc.close_fd >= 0)
+        return pipe_close(&j->retc);
+    if (j->ret.busy)
+        return NULL;
+    if (j->ret_unlink != 0)
+        return ret_unlink(j);
+    if (j->retc.busy || (j->ret_bytes_max == 0 && j->ret_age_ns == 0))
+        return NULL; /* ret_wait is 0: set_retention cleared it */
+    j->ret.retry_at = 0;
+    bool run = j->mode == MODE_RUN && j->phase == PH_READY && j->status == 0;
+    uint64_t wall = j->ret_age_ns ? sl_clock_wall_ns() : 0;
+    if (!run || !over_bound(j, wall) || !first_removable(j)) {
+        j->ret_wait = 0;
+        return NULL;
+    }
+    if (!ret_drop(j, now))
+        return NULL;
+    return j->retc.close_fd >= 0 ? pipe_close(&j->retc) : ret_unlink(j);
+}
+
+static void ret_complete(sl_journal_t *j, int32_t res)
+{
+    uint64_t key = j->ret_unlink;
+    j->ret_unlink = 0;
+    j->ret_unlink_bytes = 0;
+    if (res == 0 || res == -ENOENT) {
+        /* The next sync round fsyncs the folder, making the removal
+         * durable; until then a crash may bring the file back, and
+         * recovery takes it in again (its records are intact). */
+        j->dir_dirty = true;
+        return;
+    }
+    j->st.unlink_errors++;
+    sl_warn("segment unlink failed", "session=%.*s segment=%llu err=\"%s\"", (int)j->id_len, j->id,
+            (unsigned long long)key, sl_strerror(res));
+}
+
+void sl_journal_set_retention(sl_journal_t *j, uint64_t bytes_max, uint64_t age_ns)
+{
+    j->ret_bytes_max = bytes_max;
+    j->ret_age_ns = age_ns;
+    j->ret.retry_at = 0; /* look again at the next next_op */
+    j->ret_wait = 0;     /* readers need not hold off until then */
+}
+
+uint64_t sl_journal_first_seq(const sl_journal_t *j)
+{
+    return sl_segment_index_first_seq(j->ix);
+}
+
 /* ---- closing and removing: the ctl pipeline ------------------------------ */
 
 static uint32_t key_count(const sl_journal_t *j)
@@ -878,6 +1076,10 @@ static uint64_t key_at(const sl_journal_t *j, uint32_t i)
 static bool quiet(const sl_journal_t *j)
 {
     if (j->readers > 0 || j->w.busy || j->s.busy || j->w.close_fd >= 0 || j->s.close_fd >= 0)
+        return false;
+    /* A removal once started finishes first: its file must be unlinked
+     * before the folder is renamed, and its fd closed. */
+    if (j->ret.busy || j->retc.busy || j->retc.close_fd >= 0 || j->ret_unlink != 0)
         return false;
     if (j->wr.active || j->round.active)
         return false;
@@ -1088,6 +1290,10 @@ sl_op_t *sl_journal_next_op(sl_journal_t *j, uint64_t now_ns)
     sl_op_t *op = ctl_next(j, now_ns);
     if (!op)
         op = write_next(j, now_ns);
+    /* Retention before sync: an unsynced oldest segment asks for a round,
+     * which sync_next then starts in the same call. */
+    if (!op)
+        op = ret_next(j, now_ns);
     if (!op)
         op = sync_next(j, now_ns);
     if (!op)
@@ -1099,7 +1305,8 @@ sl_op_t *sl_journal_next_op(sl_journal_t *j, uint64_t now_ns)
 
 bool sl_journal_owns_op(const sl_journal_t *j, const sl_op_t *op)
 {
-    if (op == &j->ctl.op || op == &j->w.op || op == &j->s.op)
+    if (op == &j->ctl.op || op == &j->w.op || op == &j->s.op || op == &j->ret.op ||
+        op == &j->retc.op)
         return true;
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
         if (op == &j->unl[i].op)
@@ -1119,6 +1326,10 @@ void sl_journal_complete(sl_journal_t *j, sl_op_t *op)
         write_complete(j, op->res);
     } else if (p == &j->s) {
         sync_complete(j, op->res);
+    } else if (p == &j->ret) {
+        ret_complete(j, op->res);
+    } else if (p == &j->retc) {
+        j->st.closes++;
     } else if (op->res < 0 && op->res != -ENOENT) {
         remove_error(j, op->res, "unlink"); /* gone already is fine */
     }
@@ -1133,6 +1344,21 @@ static uint64_t earliest(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/* Once the expiry passed, next_op removes the segment, or a completion or
+ * ret.retry_at brings the next_op that does. */
+uint64_t sl_journal_retention_deadline(const sl_journal_t *j)
+{
+    if (j->mode != MODE_RUN || j->status != 0)
+        return 0;
+    uint64_t exp = age_expiry(j);
+    if (exp == 0)
+        return 0;
+    uint64_t wall = sl_clock_wall_ns();
+    if (exp <= wall || exp - wall > UINT64_MAX / 2)
+        return 0;
+    return sl_clock_now_ns() + (exp - wall);
+}
+
 uint64_t sl_journal_deadline(const sl_journal_t *j)
 {
     uint64_t dl = 0;
@@ -1142,6 +1368,8 @@ uint64_t sl_journal_deadline(const sl_journal_t *j)
         dl = earliest(dl, j->s.retry_at);
     if (!j->ctl.busy && j->phase == PH_RELEASE)
         dl = earliest(dl, j->ctl.retry_at);
+    if (!j->ret.busy)
+        dl = earliest(dl, j->ret.retry_at);
     bool batch = j->cfg.fsync == SL_JOURNAL_FSYNC_BATCH && j->status == 0 && j->mode == MODE_RUN;
     if (batch && !j->round.active && !j->s.busy && j->written_seq > j->synced_seq)
         dl = earliest(dl, j->dirty_since + j->cfg.fsync_interval_ns);
@@ -1170,7 +1398,7 @@ int sl_journal_status(const sl_journal_t *j)
 
 uint32_t sl_journal_inflight(const sl_journal_t *j)
 {
-    uint32_t n = j->ctl.busy + j->w.busy + j->s.busy;
+    uint32_t n = j->ctl.busy + j->w.busy + j->s.busy + j->ret.busy + j->retc.busy;
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
         n += j->unl[i].busy;
     return n;
@@ -1275,10 +1503,22 @@ sl_op_t *sl_journal_reader_next_op(sl_journal_reader_t *r, uint64_t now_ns)
     }
     if (r->have || (r->status != 0 && r->status != SL_EAGAIN))
         return NULL;
+    if (r->planned && sl_segment_index_dropped(r->j->ix, r->rd.segment)) {
+        /* Retention removed it before the read started (a pinned fd would
+         * have kept it): plan again from the oldest retained segment. */
+        sl_assert(p->fd < 0);
+        r->planned = false;
+    }
     int rc = reader_plan(r);
     r->status = rc;
     if (rc != 0)
         return p->close_fd >= 0 ? pipe_close(p) : NULL;
+    if (r->rd.segment == r->j->ret_wait && p->fd < 0 && p->close_fd < 0) {
+        /* Retention waits for this segment's pins to go: starting another
+         * read now could keep it waiting for ever. */
+        p->retry_at = now_ns + RETRY_NS;
+        return NULL;
+    }
     sl_op_t *op = NULL;
     switch (pipe_fd(r->j, p, r->rd.segment, false, now_ns, &op)) {
     case FD_OP:
@@ -1329,6 +1569,15 @@ void sl_journal_reader_complete(sl_journal_reader_t *r, sl_op_t *op)
     r->p.busy = false;
     if (r->p.step == STEP_CLOSE) {
         r->j->st.closes++;
+    } else if (r->p.step == STEP_OPEN && sl_segment_index_dropped(r->j->ix, r->p.key)) {
+        /* Retention removed the segment while it was being opened: the fd
+         * must not enter the cache under a key nobody releases. */
+        if (op->res >= 0) {
+            sl_assert(r->p.close_fd < 0); /* pipe_fd closes before it opens */
+            r->j->st.opens++;
+            r->p.close_fd = op->res;
+        }
+        r->planned = false;
     } else if (r->p.step == STEP_OPEN) {
         int rc = pipe_opened(r->j, &r->p, op->res);
         if (rc != 0) {

@@ -70,11 +70,41 @@
  * at a time) and the folder. What a crash or an unknown file leaves behind
  * is removed at the next start by sl_journal_sweep_removed().
  *
+ * Retention (sl_journal_set_retention): per session, a bound on bytes
+ * (all segments, headers included, counting appended records not written
+ * yet) and on age (the newest record time of the oldest segment, from the
+ * ts_ns given to append, against the wall clock). next_op checks both in
+ * O(1); when one is exceeded it removes the oldest segment, one at a time:
+ * takes its fd out of the fd cache, drops it from the index, and submits
+ * CLOSE (when it was cached) and UNLINKAT together; the next sync round
+ * fsyncs the folder. Only a closed segment goes: never the last one
+ * (appends go there), never one with a write in flight, never under a
+ * read (a pinned fd: every next_op tries again, and readers start no new
+ * read of it meanwhile), and, unless fsync=never, only once its records
+ * are fdatasynced (an unsynced one starts a sync round at once). Policy at
+ * the bytes bound: while removals lag behind, append returns SL_EFULL
+ * rather than let the files, a removed one not unlinked yet included,
+ * pass bytes_max by more than one segment. So a session's files hold at
+ * most bytes_max + one segment (or + one record, for a record bigger than
+ * a segment), and at most bytes_max (or one segment) once removals caught
+ * up. The retained history starts at sl_journal_first_seq(). A segment
+ * recovered without its newest record time (the manifest does not keep
+ * it) takes the next time known after it (a later recovered segment's, or
+ * the first record committed after it): it never expires earlier than it
+ * should, and is kept while the session takes no new record. Retention
+ * runs only while the journal is open (not closed or removed) and
+ * healthy.
+ *
  * Catch-up readers (sl_journal_reader_*): one per subscriber that fell
  * behind the in-memory ring. Each plans reads with the segment cursor
  * (segment.h), so it only ever reads committed records, below written_seq;
  * it reads into its own buffer (read_bytes, at least one largest record),
  * then hands the records out one by one through sl_journal_reader_next().
+ * A reader asked for a seq older than the retained history starts at the
+ * oldest retained record; one whose next read falls in a segment removed
+ * meanwhile continues there too (what it had read but not handed out of
+ * the removed segment is dropped). Either way its next record is later
+ * than asked for: the owner names the lost range in a gap notice.
  *
  * Threads: a journal and its readers belong to the owner actor; every call
  * is made from the thread running it. The fd cache may be shared with
@@ -134,9 +164,20 @@ typedef struct sl_journal_stats {
     uint64_t reads;           /* catch-up reads completed, all readers */
     uint64_t read_bytes;
     uint64_t records_read; /* records handed out by readers */
-    uint32_t readers;      /* live reader objects */
-    uint32_t fds_pinned;   /* cached fds pinned by this journal's I/O now
-                              (the cache's own stats count all open fds) */
+    /* Retention: what it removed so far. */
+    uint64_t segments_removed;
+    uint64_t bytes_removed;         /* file bytes, headers included */
+    uint64_t events_removed;        /* records */
+    uint64_t payload_bytes_removed; /* data bytes */
+    uint64_t retention_waits;       /* removals deferred: the fd was pinned */
+    uint64_t retention_refusals;    /* appends refused (SL_EFULL, also in
+                                       appends_refused): removals lag */
+    uint64_t unlink_errors;         /* files that could not be unlinked
+                                       (left for the next start) */
+    uint32_t readers;               /* live reader objects */
+    uint32_t fds_pinned;            /* cached fds pinned by this journal's
+                                       I/O now (the cache's own stats
+                                       count all open fds) */
 } sl_journal_stats_t;
 
 typedef struct sl_journal sl_journal_t;
@@ -168,7 +209,8 @@ void sl_journal_destroy(sl_journal_t *j);
 /* Encodes one record (type and data borrowed for the call) into the
  * current write buffer. seq must exceed every seq appended before
  * (asserts); gaps are fine. Returns 0; SL_EFULL when every buffer is taken
- * (retry after the next completion) or the session reached
+ * or retention's removals lag behind the bytes bound (retry after the next
+ * completion or at sl_journal_deadline()) or the session reached
  * SL_SEGMENTS_PER_SESSION_MAX; SL_EINVAL for a type_len outside
  * 1..SL_EVENT_TYPE_MAX; SL_ETOOBIG for data_len > data_max; -ENOMEM; -EIO
  * once the journal failed; SL_ECLOSED after close or remove. Nothing is
@@ -197,7 +239,9 @@ bool sl_journal_owns_op(const sl_journal_t *j, const sl_op_t *op);
 void sl_journal_complete(sl_journal_t *j, sl_op_t *op);
 
 /* Monotonic ns at which next_op should be called again even without a
- * completion (group-commit interval, an open retry), or 0 for none. */
+ * completion (group-commit interval, an open or retention retry), or 0 for
+ * none. Always near (SL_JOURNAL_RETRY_MS, fsync_interval_ns); age
+ * retention has sl_journal_retention_deadline(). */
 uint64_t sl_journal_deadline(const sl_journal_t *j);
 
 /* Last seq whose record is in the page cache (readable, survives a process
@@ -214,9 +258,28 @@ int sl_journal_status(const sl_journal_t *j);
  * ops not included). */
 uint32_t sl_journal_inflight(const sl_journal_t *j);
 /* The segment index (readable records, per-segment stats) for the
- * manifest and /health; valid until the next append or completion. */
+ * manifest and /health; valid until the next append, next_op or
+ * completion. */
 const sl_segment_index_t *sl_journal_index(const sl_journal_t *j);
 void sl_journal_stats(const sl_journal_t *j, sl_journal_stats_t *out);
+
+/* Sets the retention bounds (see above): bytes_max over the session's
+ * segments, age_ns for its oldest segment's newest record; 0 turns a bound
+ * off (both 0: no retention, the default). Takes effect at the next
+ * next_op; call next_op after setting it. Owner thread; any time. */
+void sl_journal_set_retention(sl_journal_t *j, uint64_t bytes_max, uint64_t age_ns);
+
+/* Seq of the oldest retained readable record, 0 when none: the session's
+ * first_seq. It grows when retention removes a segment. */
+uint64_t sl_journal_first_seq(const sl_journal_t *j);
+
+/* Monotonic ns at which the oldest segment passes the age bound, when that
+ * is still ahead; else 0 (no age bound, one segment, time unknown, or due
+ * now: next_op handles it). Call next_op then, so an idle session sheds
+ * expired history too. Kept out of sl_journal_deadline() because it may
+ * lie hours ahead: an owner that keeps one timer armed for it would sleep
+ * past the short deadlines (group commit, retries) in between. */
+uint64_t sl_journal_retention_deadline(const sl_journal_t *j);
 
 /* Stops appends (SL_ECLOSED), then via next_op: writes and syncs what was
  * appended (unless failed), waits for readers to be destroyed, and closes

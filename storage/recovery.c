@@ -324,7 +324,8 @@ static int apply_scan(session_ctx_t *c, const char *name, bool last, const sl_re
                         .last_seq = s->last_seq,
                         .bytes = s->valid_bytes,
                         .events = s->events,
-                        .payload_bytes = s->payload_bytes};
+                        .payload_bytes = s->payload_bytes,
+                        .last_ts_ns = s->last_ts_ns};
     int rc = sl_segment_index_add(out->index, &seg);
     if (rc == SL_ECORRUPT) {
         out->segments_damaged++;

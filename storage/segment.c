@@ -13,8 +13,17 @@
 #include "storage/session_id.h"
 #include "storage/storage_int.h"
 
+/* Retention drops segments from the front. Instead of moving the array on
+ * every drop, segs slides forward inside the allocation (base); the live
+ * entries move back to base only once at least as many were dropped as are
+ * live, so a drop costs O(1) amortised and the allocation holds at most
+ * twice the per-session cap. */
+#define ENTRIES_MAX (2u * SL_SEGMENTS_PER_SESSION_MAX)
+
 struct sl_segment_index {
-    sl_segment_t *segs;
+    sl_segment_t *base; /* the allocation: cap entries */
+    sl_segment_t *segs; /* base + off: the oldest retained segment */
+    uint32_t off;       /* dropped entries before segs */
     uint32_t count;
     uint32_t cap;
     uint32_t commit_i; /* segment of the oldest uncommitted placement */
@@ -25,6 +34,8 @@ struct sl_segment_index {
     uint64_t placed_seq; /* last placed record */
     uint64_t events;
     uint64_t payload_bytes;
+    uint64_t bytes;        /* readable bytes over all segments, headers included */
+    uint64_t placed_bytes; /* the same with the placed, uncommitted records */
     bool failed;
 };
 
@@ -130,7 +141,7 @@ void sl_segment_index_destroy(sl_segment_index_t *ix)
         return;
     for (uint32_t i = 0; i < ix->count; i++)
         free(ix->segs[i]._sparse);
-    free(ix->segs);
+    free(ix->base);
     free(ix);
 }
 
@@ -161,22 +172,47 @@ uint64_t sl_segment_index_sparse_stride(const sl_segment_index_t *ix)
 {
     return ix->stride;
 }
+uint64_t sl_segment_index_bytes(const sl_segment_index_t *ix)
+{
+    return ix->bytes;
+}
+uint64_t sl_segment_index_placed_bytes(const sl_segment_index_t *ix)
+{
+    return ix->placed_bytes;
+}
+
+uint64_t sl_segment_index_first_seq(const sl_segment_index_t *ix)
+{
+    /* Commits run in seq order: an unreadable first segment means nothing
+     * is readable yet. */
+    return ix->count && ix->segs[0].events ? ix->segs[0].first_seq : 0;
+}
 
 /* Returns 0, SL_EFULL at the per-session cap, or -ENOMEM; makes room for
  * one more segment. */
 static int reserve_segment(sl_segment_index_t *ix)
 {
-    if (ix->count < ix->cap)
+    if (ix->off + ix->count < ix->cap)
         return 0;
     if (ix->count >= SL_SEGMENTS_PER_SESSION_MAX)
         return SL_EFULL;
+    if (ix->off > 0 && ix->off >= ix->count) {
+        /* Paid for by the off drops since the last move. */
+        memmove(ix->base, ix->segs, (size_t)ix->count * sizeof *ix->segs);
+        ix->segs = ix->base;
+        ix->off = 0;
+        return 0;
+    }
+    /* Here off < count < SL_SEGMENTS_PER_SESSION_MAX, so ENTRIES_MAX has
+     * room for one more. */
     uint32_t cap = ix->cap ? ix->cap * 2 : 4;
-    if (cap > SL_SEGMENTS_PER_SESSION_MAX)
-        cap = SL_SEGMENTS_PER_SESSION_MAX;
-    sl_segment_t *segs = realloc(ix->segs, (size_t)cap * sizeof *segs);
-    if (!segs)
+    if (cap > ENTRIES_MAX)
+        cap = ENTRIES_MAX;
+    sl_segment_t *base = realloc(ix->base, (size_t)cap * sizeof *base);
+    if (!base)
         return -ENOMEM;
-    ix->segs = segs;
+    ix->base = base;
+    ix->segs = base + ix->off;
     ix->cap = cap;
     return 0;
 }
@@ -194,6 +230,20 @@ static bool add_consistent(const sl_segment_index_t *ix, const sl_segment_t *seg
     return ix->count == 0 || seg->first_seq > ix->segs[ix->count - 1].last_seq;
 }
 
+/* Segments whose newest record time is unknown (added without one) take
+ * ts, the time of a later record (committed, or of a segment added after
+ * them): with a wall clock that does not step back that bounds their own
+ * records' times from above, so age retention removes them no earlier than
+ * it should. Unknown times thus only ever form a run at the tail, and each
+ * segment is filled in at most once: O(1) amortised. */
+static void stamp_unknown_before(sl_segment_index_t *ix, uint32_t i, uint64_t ts_ns)
+{
+    while (i > 0 && ix->segs[i - 1].last_ts_ns == 0) {
+        i--;
+        ix->segs[i].last_ts_ns = ts_ns;
+    }
+}
+
 int sl_segment_index_add(sl_segment_index_t *ix, const sl_segment_t *seg)
 {
     sl_assert(ix->placed_seq == ix->last_seq); /* nothing in flight */
@@ -209,12 +259,17 @@ int sl_segment_index_add(sl_segment_index_t *ix, const sl_segment_t *seg)
     s->bytes = seg->bytes;
     s->events = seg->events;
     s->payload_bytes = seg->payload_bytes;
+    s->last_ts_ns = seg->last_ts_ns;
     s->_placed = seg->bytes;
     s->_scanned = SL_SEGMENT_HEADER_BYTES;
+    if (seg->last_ts_ns != 0)
+        stamp_unknown_before(ix, ix->count, seg->last_ts_ns);
     ix->commit_i = ix->count++;
     ix->last_seq = ix->placed_seq = seg->last_seq;
     ix->events += seg->events;
     ix->payload_bytes += seg->payload_bytes;
+    ix->bytes += seg->bytes;
+    ix->placed_bytes += seg->bytes;
     return 0;
 }
 
@@ -249,18 +304,26 @@ int sl_segment_index_place(sl_segment_index_t *ix, uint64_t seq, uint32_t size,
         memset(s, 0, sizeof *s);
         s->first_seq = seq;
         s->_placed = s->_scanned = SL_SEGMENT_HEADER_BYTES;
+        ix->placed_bytes += SL_SEGMENT_HEADER_BYTES;
     }
     out->segment = s->first_seq;
     out->offset = s->_placed;
     out->index = ix->count - 1;
     out->created = roll;
     s->_placed += size;
+    ix->placed_bytes += size;
     ix->placed_seq = seq;
     return 0;
 }
 
 uint64_t sl_segment_index_commit(sl_segment_index_t *ix, uint64_t seq, uint32_t size,
                                  uint32_t data_len)
+{
+    return sl_segment_index_commit_ts(ix, seq, size, data_len, 0);
+}
+
+uint64_t sl_segment_index_commit_ts(sl_segment_index_t *ix, uint64_t seq, uint32_t size,
+                                    uint32_t data_len, uint64_t ts_ns)
 {
     sl_assert(seq > ix->last_seq);
     sl_assert(seq <= ix->placed_seq);
@@ -274,10 +337,15 @@ uint64_t sl_segment_index_commit(sl_segment_index_t *ix, uint64_t seq, uint32_t 
     uint64_t off = committed_end(s);
     sl_assert(off + size <= s->_placed);
     sl_assert(s->events > 0 || seq == s->first_seq);
+    ix->bytes += off + size - s->bytes; /* s->bytes is 0 before the first record */
     s->bytes = off + size;
     s->last_seq = seq;
     s->events++;
     s->payload_bytes += data_len;
+    if (ts_ns > s->last_ts_ns)
+        s->last_ts_ns = ts_ns;
+    if (ts_ns != 0)
+        stamp_unknown_before(ix, i, ts_ns);
     ix->commit_i = i;
     ix->last_seq = seq;
     ix->events++;
@@ -288,9 +356,12 @@ uint64_t sl_segment_index_commit(sl_segment_index_t *ix, uint64_t seq, uint32_t 
 
 void sl_segment_index_fail(sl_segment_index_t *ix)
 {
-    for (uint32_t i = ix->commit_i; i < ix->count; i++)
+    for (uint32_t i = ix->commit_i; i < ix->count; i++) {
+        ix->placed_bytes -= ix->segs[i]._placed - committed_end(&ix->segs[i]);
         ix->segs[i]._placed = committed_end(&ix->segs[i]);
+    }
     while (ix->count > 0 && ix->segs[ix->count - 1].events == 0) {
+        ix->placed_bytes -= ix->segs[ix->count - 1]._placed; /* its header */
         free(ix->segs[ix->count - 1]._sparse);
         ix->count--;
     }
@@ -298,6 +369,43 @@ void sl_segment_index_fail(sl_segment_index_t *ix)
         ix->commit_i = ix->count ? ix->count - 1 : 0;
     ix->placed_seq = ix->last_seq;
     ix->failed = true;
+}
+
+/* ---- retention ------------------------------------------------------- */
+
+bool sl_segment_index_can_drop_first(const sl_segment_index_t *ix)
+{
+    if (ix->count < 2)
+        return false; /* the last segment takes the appends: never dropped */
+    const sl_segment_t *s = &ix->segs[0];
+    return s->events > 0 && committed_end(s) == s->_placed;
+}
+
+int sl_segment_index_drop_first(sl_segment_index_t *ix, sl_segment_t *out)
+{
+    if (!sl_segment_index_can_drop_first(ix))
+        return SL_EAGAIN;
+    sl_segment_t *s = &ix->segs[0];
+    *out = *s;
+    free(s->_sparse);
+    out->_sparse = NULL;
+    out->_sparse_count = out->_sparse_cap = 0;
+    ix->events -= s->events;
+    ix->payload_bytes -= s->payload_bytes;
+    ix->bytes -= s->bytes;
+    ix->placed_bytes -= s->bytes; /* all of it is committed */
+    ix->segs++;
+    ix->off++;
+    ix->count--;
+    if (ix->commit_i > 0)
+        ix->commit_i--; /* 0 pointed at the dropped one, all committed: the
+                           next commit would have moved on anyway */
+    return 0;
+}
+
+bool sl_segment_index_dropped(const sl_segment_index_t *ix, uint64_t segment)
+{
+    return ix->count == 0 || segment < ix->segs[0].first_seq;
 }
 
 /* ---- sparse index ---------------------------------------------------- */
@@ -401,6 +509,8 @@ int sl_segment_cursor_plan(sl_segment_cursor_t *c, const sl_segment_index_t *ix,
                            sl_segment_read_t *out)
 {
     sl_assert(buf_cap >= record_max(ix));
+    if (c->_segment != 0 && sl_segment_index_dropped(ix, c->_segment))
+        c->_segment = 0; /* start again at the oldest retained record >= next_seq */
     int64_t i;
     if (c->_segment == 0) {
         i = cursor_place(c, ix);
@@ -430,6 +540,10 @@ int sl_segment_cursor_consume(sl_segment_cursor_t *c, sl_segment_index_t *ix,
     sl_assert(rd->segment == c->_segment);
     sl_assert(rd->offset == c->_offset);
     sl_assert(n <= rd->len);
+    if (sl_segment_index_dropped(ix, rd->segment)) {
+        c->_segment = 0; /* the bounds to check buf against are gone */
+        return 0;
+    }
     uint32_t i = segment_exact(ix, rd->segment);
     const sl_segment_t *s = &ix->segs[i];
     const uint8_t *p = buf;

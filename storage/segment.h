@@ -46,6 +46,16 @@
  * durable (the new directory entry must survive a crash); creating the
  * session folder likewise requires an fsync of the data dir.
  *
+ * Retention: sl_segment_index_drop_first() forgets the oldest segment once
+ * another follows it and all its records are committed (the last segment,
+ * which takes the appends, is never dropped); the caller then deletes the
+ * file. A cursor whose position lies in a dropped segment is not an error:
+ * its next plan starts again at the oldest retained record at or after
+ * next_seq, so the next record it hands out may be later than next_seq.
+ * The owner turns that jump into a gap notice, as it does for unlogged
+ * seqs. Positions (sl_segment_index_at) shift down by one per drop;
+ * segments are named by first_seq, which never changes.
+ *
  * Threads: an index belongs to one session actor; nothing here locks.
  */
 #ifndef SL_STORAGE_SEGMENT_H
@@ -114,6 +124,8 @@ typedef struct sl_segment {
     uint64_t bytes;         /* readable bytes, header included; 0 while none */
     uint64_t events;        /* readable records */
     uint64_t payload_bytes; /* data bytes of the readable records */
+    uint64_t last_ts_ns;    /* newest ts_ns of the readable records; 0 =
+                               unknown (see sl_segment_index_commit_ts) */
     uint64_t _placed;       /* end of the bytes placed (written or in flight) */
     uint64_t _scanned;      /* the sparse index covers records below this */
     sl_segment_sparse_t *_sparse;
@@ -133,7 +145,9 @@ int sl_segment_index_create(uint64_t segment_bytes_max, uint32_t data_max,
 void sl_segment_index_destroy(sl_segment_index_t *ix);
 
 /* Appends a segment known from the manifest or a recovery scan (only
- * first_seq, last_seq, bytes, events and payload_bytes of seg are read;
+ * first_seq, last_seq, bytes, events, payload_bytes and last_ts_ns (0 when
+ * unknown; a known one is also given to the unknown segments before it,
+ * see sl_segment_index_commit_ts) of seg are read;
  * seg is borrowed). Only while nothing is placed (asserts). Returns 0;
  * SL_ECORRUPT when seg is inconsistent (no records, bytes too small, or not
  * after the previous segment); SL_EFULL at SL_SEGMENTS_PER_SESSION_MAX;
@@ -141,8 +155,8 @@ void sl_segment_index_destroy(sl_segment_index_t *ix);
 int sl_segment_index_add(sl_segment_index_t *ix, const sl_segment_t *seg);
 
 uint32_t sl_segment_index_count(const sl_segment_index_t *ix);
-/* The i-th segment (asserts i < count); valid until the next place, add or
- * fail call. */
+/* The i-th segment (asserts i < count), oldest first; valid until the next
+ * place, add, fail or drop_first call. */
 const sl_segment_t *sl_segment_index_at(const sl_segment_index_t *ix, uint32_t i);
 /* Seq of the last readable record, 0 when none. */
 uint64_t sl_segment_index_last_seq(const sl_segment_index_t *ix);
@@ -152,6 +166,16 @@ uint64_t sl_segment_index_events(const sl_segment_index_t *ix);
 uint64_t sl_segment_index_payload_bytes(const sl_segment_index_t *ix);
 /* The stride between sparse index entries, in bytes. */
 uint64_t sl_segment_index_sparse_stride(const sl_segment_index_t *ix);
+/* Readable bytes over all segments, segment headers included (what the
+ * files hold once every write completed); kept incrementally. */
+uint64_t sl_segment_index_bytes(const sl_segment_index_t *ix);
+/* The same plus the records placed but not committed yet (and the headers
+ * of segments created for them): what the files will hold once every write
+ * in flight completed. Retention bounds this. */
+uint64_t sl_segment_index_placed_bytes(const sl_segment_index_t *ix);
+/* Seq of the oldest readable record (the first segment's first_seq once it
+ * holds a readable record), 0 when none. */
+uint64_t sl_segment_index_first_seq(const sl_segment_index_t *ix);
 
 /* Where one record goes. */
 typedef struct sl_segment_place {
@@ -178,6 +202,16 @@ int sl_segment_index_place(sl_segment_index_t *ix, uint64_t seq, uint32_t size,
 uint64_t sl_segment_index_commit(sl_segment_index_t *ix, uint64_t seq, uint32_t size,
                                  uint32_t data_len);
 
+/* sl_segment_index_commit that also records the record's ts_ns: the
+ * segment's last_ts_ns keeps the newest. ts_ns 0 records nothing. Segments
+ * before this one whose last_ts_ns is unknown (added without it) take
+ * ts_ns -- as sl_segment_index_add does with a known one: as long as the
+ * wall clock does not step back, a later record's time bounds theirs from
+ * above, so age retention drops them no earlier than it should (only
+ * later). */
+uint64_t sl_segment_index_commit_ts(sl_segment_index_t *ix, uint64_t seq, uint32_t size,
+                                    uint32_t data_len, uint64_t ts_ns);
+
 /* A write failed: forgets every placed, uncommitted record (segments that
  * were created for them and hold no readable record leave the index) and
  * refuses further placements with SL_ECLOSED. Readable records stay
@@ -187,6 +221,24 @@ uint64_t sl_segment_index_commit(sl_segment_index_t *ix, uint64_t seq, uint32_t 
  * would accept. The session's log stays read-only until the next start,
  * whose recovery truncates the tail to its valid prefix. */
 void sl_segment_index_fail(sl_segment_index_t *ix);
+
+/* True when the first segment may be dropped: another segment follows it
+ * and every record placed in it is committed (readable). */
+bool sl_segment_index_can_drop_first(const sl_segment_index_t *ix);
+
+/* Retention: forgets the first segment and returns in *out (not touched on
+ * failure) its first_seq, last_seq, bytes, events, payload_bytes and
+ * last_ts_ns (no sparse entries). The totals (events, payload_bytes, bytes)
+ * drop by its share; last_seq does not change. Deleting the file (after
+ * its fd is closed) is the caller's. Returns 0, or SL_EAGAIN when
+ * sl_segment_index_can_drop_first() is false (the index is unchanged).
+ * O(1) amortised. */
+int sl_segment_index_drop_first(sl_segment_index_t *ix, sl_segment_t *out);
+
+/* True when the segment named segment (a first_seq) lies before the first
+ * retained one: it was dropped (or never existed). A reader about to open
+ * or read a planned segment checks this first. */
+bool sl_segment_index_dropped(const sl_segment_index_t *ix, uint64_t segment);
 
 /* Notes that a record (seq, size bytes) was seen at offset of segment i
  * (from a commit or a catch-up read), extending the sparse index. Only
@@ -218,7 +270,9 @@ void sl_segment_cursor_init(sl_segment_cursor_t *c, uint64_t from_seq);
  * SL_EAGAIN when no readable record at or after next_seq exists yet (the
  * reader is caught up; plan again after more commits). The first plan
  * starts at the sparse entry at or before next_seq, so it may read a few
- * records that consume() then skips. */
+ * records that consume() then skips. A next_seq older than the retained
+ * history, or a position in a segment dropped since, starts at the oldest
+ * retained record. */
 int sl_segment_cursor_plan(sl_segment_cursor_t *c, const sl_segment_index_t *ix, uint32_t buf_cap,
                            sl_segment_read_t *out);
 
@@ -228,9 +282,12 @@ int sl_segment_cursor_plan(sl_segment_cursor_t *c, const sl_segment_index_t *ix,
 typedef int (*sl_segment_record_cb)(const sl_record_view_t *rec, void *ctx);
 
 /* Consumes the n bytes read for rd (the last plan; asserts it matches the
- * cursor): decodes whole records, skips those below next_seq, hands the
- * others to cb, notes sparse entries, and advances the cursor past what it
- * used (a record cut off by the end of buf is read again by the next plan).
+ * cursor). When rd's segment was dropped since the plan, returns 0 without
+ * looking at buf (its bounds are gone) and the next plan starts at the
+ * oldest retained record >= next_seq. Otherwise it decodes whole records,
+ * skips those below next_seq, hands the others to cb, notes sparse entries,
+ * and advances the cursor past what it used (a record cut off by the end
+ * of buf is read again by the next plan).
  * Returns the number of records handed to cb, or SL_ECORRUPT when bytes
  * inside the readable range do not decode or seqs do not increase (the
  * disk changed under the log; the caller ends the catch-up with an error).

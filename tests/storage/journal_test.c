@@ -100,13 +100,20 @@ typedef struct gen_rec {
     uint64_t ts_ns;
 } gen_rec_t;
 
+/* Records from recent_from on carry wall-clock times from recent_base
+ * (age retention must keep them); older ones carry times near the epoch
+ * (long expired). Set by the test thread while the driver is idle; the
+ * command message orders the writes before the driver's reads. */
+static uint64_t recent_from = UINT64_MAX;
+static uint64_t recent_base;
+
 static void gen(uint64_t seq, gen_rec_t *g)
 {
     g->type_len = (uint32_t)snprintf(g->type, sizeof g->type, "ev%u", (unsigned)(seq % 13));
     g->data_len = seq % 997 == 0 ? 9000u : (uint32_t)((seq * 2654435761u) % 301u);
     for (uint32_t i = 0; i < g->data_len; i++)
         g->data[i] = (uint8_t)(seq * 31u + i * 7u);
-    g->ts_ns = 1000000ull + seq * 17ull;
+    g->ts_ns = (seq >= recent_from ? recent_base : 1000000ull) + seq * 17ull;
 }
 
 static void check_rec(const sl_record_view_t *rec, uint64_t seq)
@@ -278,6 +285,10 @@ typedef struct rdr {
     sl_journal_reader_t *r;
     uint64_t expect; /* next seq expected (before skipping unlogged ones) */
     uint64_t got;    /* records checked */
+    bool gaps_ok;    /* retention may remove records before they are read */
+    uint64_t gaps;   /* jumps over logged records */
+    uint64_t lost;   /* logged records jumped over */
+    uint64_t first;  /* seq of the first record handed out, 0: none */
     uint32_t budget; /* records taken per turn (0: all), like an output bound */
     int status;
     uint64_t next_seq; /* the reader's own position */
@@ -293,6 +304,10 @@ typedef struct snap {
     rdr_t rd[READERS_MAX];
     uint64_t efull, appends;
     int append_err;
+    uint64_t disk_max; /* most bytes the session folder held at a pump */
+    uint64_t first_seq;
+    uint32_t segments;
+    uint64_t ix_bytes, ix_events, ix_payload;
 } snap_t;
 
 typedef struct drv drv_t;
@@ -316,6 +331,13 @@ struct drv {
     int append_err;
     uint32_t inflight_max;
     trace_t *trace; /* NULL under fsync=never, which promises nothing */
+    int watch_dfd;  /* >= 0: measure the session folder at every pump */
+    uint64_t disk_max;
+    /* age retention probe (act_age_probe) */
+    bool track_drops;
+    uint32_t last_count;
+    uint64_t first_drop_wall; /* wall ns of the first removal seen, 0: none */
+    uint64_t probe_deadline, probe_mono, probe_wall, probe_ts, probe_age;
     /* command protocol */
     sl_msg_t cmd;
     act_fn act;
@@ -371,9 +393,21 @@ static void pump_reader(drv_t *d, uint32_t i, uint64_t now)
         int rc;
         while ((r->budget == 0 || taken < r->budget) &&
                (rc = sl_journal_reader_next(r->r, &rec)) == 1) {
-            r->expect = next_logged(r->expect);
-            check_rec(&rec, r->expect);
-            r->expect++;
+            uint64_t want = next_logged(r->expect);
+            if (rec.seq != want) {
+                /* Only retention may make a reader jump, and only forward
+                 * to a logged record. */
+                CHECK(r->gaps_ok);
+                CHECK(rec.seq > want);
+                CHECK(logged(rec.seq));
+                r->gaps++;
+                r->lost += count_logged(want, rec.seq - 1);
+                want = rec.seq;
+            }
+            check_rec(&rec, want);
+            if (r->first == 0)
+                r->first = rec.seq;
+            r->expect = want + 1;
             r->got++;
             taken++;
         }
@@ -395,6 +429,9 @@ static void pump_reader(drv_t *d, uint32_t i, uint64_t now)
 static void arm_timer(drv_t *d, uint64_t now)
 {
     uint64_t dl = d->j ? sl_journal_deadline(d->j) : 0;
+    uint64_t age = d->j ? sl_journal_retention_deadline(d->j) : 0;
+    if (age && (!dl || age < dl))
+        dl = age;
     for (uint32_t i = 0; i < READERS_MAX; i++) {
         uint64_t r = d->rd[i].r ? sl_journal_reader_deadline(d->rd[i].r) : 0;
         if (r && (!dl || r < dl))
@@ -407,9 +444,39 @@ static void arm_timer(drv_t *d, uint64_t now)
         return;
     memset(&d->timer, 0, sizeof d->timer);
     d->timer.kind = SL_OP_TIMEOUT;
+    /* One timer, never cancelled: a far deadline (age retention) must not
+     * hide an earlier one that comes up later, so wake at least every
+     * 50 ms. */
     d->timer.timeout_ns = dl > now ? dl - now : 1000;
+    if (d->timer.timeout_ns > 50 * SL_NS_PER_MS)
+        d->timer.timeout_ns = 50 * SL_NS_PER_MS;
     d->timer_armed = true;
     submit(d, &d->timer, 0);
+}
+
+/* Bytes of the segment files in the session folder, read from the disk. */
+static uint64_t folder_bytes(int dfd, uint32_t *files)
+{
+    int fd = openat(dfd, ID, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    *files = 0;
+    if (fd < 0)
+        return 0;
+    DIR *dir = fdopendir(fd);
+    CHECK(dir != NULL);
+    uint64_t bytes = 0;
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL) {
+        uint64_t seg;
+        struct stat st;
+        if (!sl_segment_name_parse(de->d_name, strlen(de->d_name), &seg))
+            continue;
+        if (fstatat(dirfd(dir), de->d_name, &st, 0) != 0)
+            continue; /* unlinked meanwhile */
+        bytes += (uint64_t)st.st_size;
+        (*files)++;
+    }
+    closedir(dir);
+    return bytes;
 }
 
 static void pump(drv_t *d)
@@ -421,7 +488,7 @@ static void pump(drv_t *d)
         for (int guard = 0; guard < 64 && (op = sl_journal_next_op(d->j, now)); guard++)
             submit(d, op, TAG_JOURNAL);
         uint32_t n = sl_journal_inflight(d->j);
-        CHECK(n <= 3 + SL_JOURNAL_UNLINKS_INFLIGHT);
+        CHECK(n <= 5 + SL_JOURNAL_UNLINKS_INFLIGHT);
         if (n > d->inflight_max)
             d->inflight_max = n;
         CHECK(sl_journal_synced_seq(d->j) <= sl_journal_written_seq(d->j));
@@ -430,6 +497,18 @@ static void pump(drv_t *d)
     for (uint32_t i = 0; i < READERS_MAX; i++)
         pump_reader(d, i, now);
     arm_timer(d, now);
+    if (d->track_drops && d->j) {
+        uint32_t n = sl_segment_index_count(sl_journal_index(d->j));
+        if (n < d->last_count && d->first_drop_wall == 0)
+            d->first_drop_wall = sl_clock_wall_ns();
+        d->last_count = n;
+    }
+    if (d->watch_dfd >= 0) {
+        uint32_t files;
+        uint64_t b = folder_bytes(d->watch_dfd, &files);
+        if (b > d->disk_max)
+            d->disk_max = b;
+    }
 }
 
 static void take_snap(drv_t *d)
@@ -444,7 +523,14 @@ static void take_snap(drv_t *d)
         s->inflight = sl_journal_inflight(d->j);
         s->done = sl_journal_done(d->j);
         sl_journal_stats(d->j, &s->st);
+        const sl_segment_index_t *ix = sl_journal_index(d->j);
+        s->first_seq = sl_journal_first_seq(d->j);
+        s->segments = sl_segment_index_count(ix);
+        s->ix_bytes = sl_segment_index_bytes(ix);
+        s->ix_events = sl_segment_index_events(ix);
+        s->ix_payload = sl_segment_index_payload_bytes(ix);
     }
+    s->disk_max = d->disk_max;
     sl_fdcache_stats(d->cache, &s->cache);
     memcpy(s->rd, d->rd, sizeof s->rd);
     s->efull = d->efull;
@@ -574,6 +660,7 @@ static void env_up(env_t *e, sl_journal_fsync_t fsync, uint32_t cache_cap)
     CHECK(d != NULL);
     d->reactor = e->reactor;
     d->feed_next = 1; /* nothing to feed until told */
+    d->watch_dfd = -1;
     CHECK_EQ(sl_fdcache_create(cache_cap, &d->cache), 0);
     d->cfg = cfg_base(e->dfd, d->cache, fsync);
     sem_init(&d->done, 0, 0);
@@ -1252,6 +1339,705 @@ static void test_journal_sweep_removed(void)
     rm_tree(dir);
 }
 
+/* ---- retention ---------------------------------------------------------------- */
+
+typedef struct retention {
+    uint64_t bytes_max, age_ns;
+} retention_t;
+
+static void act_retention(drv_t *d, void *arg)
+{
+    const retention_t *rt = arg;
+    sl_journal_set_retention(d->j, rt->bytes_max, rt->age_ns);
+}
+
+/* A reader for the retention tests: gaps_ok lets retention make it jump. */
+typedef struct gap_reader_spec {
+    uint64_t from;
+    uint32_t budget;
+    bool gaps_ok;
+} gap_reader_spec_t;
+
+/* Adds readers in the free slots, lowest first. */
+static void act_more_readers(drv_t *d, void *arg)
+{
+    const gap_reader_spec_t *spec = arg;
+    uint32_t i = 0;
+    for (uint32_t k = 0; spec[k].from != UINT64_MAX; k++) {
+        while (i < READERS_MAX && d->rd[i].r)
+            i++;
+        CHECK(i < READERS_MAX);
+        rdr_t *r = &d->rd[i];
+        memset(r, 0, sizeof *r);
+        CHECK_EQ(sl_journal_reader_create(d->j, spec[k].from, &r->r), 0);
+        r->expect = spec[k].from ? spec[k].from : 1;
+        r->budget = spec[k].budget;
+        r->gaps_ok = spec[k].gaps_ok;
+    }
+}
+
+/* No fd of a removed segment is left in the cache (driver thread: the
+ * cache has no lock in these tests). */
+static void act_check_cache(drv_t *d, void *arg)
+{
+    (void)arg;
+    uint64_t first = sl_journal_first_seq(d->j);
+    for (uint64_t k = 1; k < first; k++)
+        CHECK_EQ(sl_fdcache_lookup(d->cache, EPOCH, k, false), SL_ENOTFOUND);
+}
+
+/* Sets an age bound that the oldest segment passes *arg ns from now, and
+ * notes what the journal then expects: the segment's newest record time,
+ * the bound, and the deadline the journal asks for. */
+static void act_age_probe(drv_t *d, void *arg)
+{
+    const uint64_t *ahead_ns = arg;
+    d->track_drops = true;
+    d->last_count = sl_segment_index_count(sl_journal_index(d->j));
+    d->first_drop_wall = 0;
+    d->probe_ts = sl_segment_index_at(sl_journal_index(d->j), 0)->last_ts_ns;
+    d->probe_age = sl_clock_wall_ns() - d->probe_ts + *ahead_ns;
+    sl_journal_set_retention(d->j, 0, d->probe_age);
+    d->probe_mono = sl_clock_now_ns();
+    d->probe_wall = sl_clock_wall_ns();
+    d->probe_deadline = sl_journal_retention_deadline(d->j);
+}
+
+static bool until_segments_1(drv_t *d)
+{
+    return sl_segment_index_count(sl_journal_index(d->j)) == 1 && sl_journal_inflight(d->j) == 0;
+}
+
+/* The folder holds exactly the index's segment files; returns their bytes. */
+static uint64_t check_folder_matches(env_t *e, const snap_t *s, const sl_journal_t *j)
+{
+    const sl_segment_index_t *ix = sl_journal_index(j); /* driver idle */
+    uint32_t files;
+    uint64_t bytes = folder_bytes(e->dfd, &files);
+    CHECK_EQ(files, s->segments);
+    CHECK_EQ(bytes, s->ix_bytes);
+    for (uint32_t i = 0; i < s->segments; i++) {
+        char path[256];
+        struct stat st;
+        uint64_t first = sl_segment_index_at(ix, i)->first_seq;
+        CHECK(sl_segment_path(path, sizeof path, NULL, ID, strlen(ID), first) > 0);
+        CHECK_EQ(fstatat(e->dfd, path, &st, 0), 0);
+        CHECK_EQ(st.st_size, sl_segment_index_at(ix, i)->bytes);
+    }
+    return bytes;
+}
+
+/* After close: recovery finds exactly the retained records first..last,
+ * every one intact, and nothing damaged. */
+static void verify_retained(env_t *e, uint64_t first, uint64_t last)
+{
+    sl_recovery_session_t rs;
+    CHECK_EQ(sl_recovery_session(e->dir, ID, strlen(ID), NULL, SEG, DMAX, &rs), 0);
+    CHECK_EQ(rs.segments_truncated, 0);
+    CHECK_EQ(rs.segments_removed, 0);
+    CHECK_EQ(rs.segments_damaged, 0);
+    CHECK_EQ(sl_segment_index_first_seq(rs.index), first);
+    CHECK_EQ(sl_segment_index_last_seq(rs.index), last);
+    CHECK_EQ(sl_segment_index_events(rs.index), count_logged(first, last));
+    uint64_t expect = first;
+    for (uint32_t i = 0; i < sl_segment_index_count(rs.index); i++)
+        verify_segment(e, ID, sl_segment_index_at(rs.index, i), &expect);
+    CHECK_EQ(next_logged(expect), next_logged(last + 1));
+    sl_segment_index_destroy(rs.index);
+}
+
+static uint64_t payload_of(uint64_t first, uint64_t last)
+{
+    static gen_rec_t g;
+    uint64_t n = 0;
+    for (uint64_t s = first; s <= last; s++) {
+        if (logged(s)) {
+            gen(s, &g);
+            n += g.data_len;
+        }
+    }
+    return n;
+}
+
+/* Retention by bytes (3 segments of 64 KiB) over 10,000 records: the
+ * oldest files are unlinked as the log grows, the folder never holds more
+ * than the bound plus one segment, a reader that lags across removals
+ * keeps going (jumping forward, never failing), a reader from seq 1 starts
+ * at the oldest retained record, the stats add up exactly, no fd of a
+ * removed segment stays cached, and what is left recovers cleanly. */
+static void run_retention_bytes(sl_journal_fsync_t policy)
+{
+    env_t e;
+    env_up(&e, policy, 4);
+    drv_t *d = e.d;
+    uint64_t bound = 3 * (uint64_t)SEG;
+    retention_t rt = {.bytes_max = bound, .age_ns = 0};
+    drv_run(d, act_create, NULL, until_idle);
+    drv_run(d, act_retention, &rt, until_now);
+    gap_reader_spec_t slow[] = {{1, 2, true}, {UINT64_MAX, 0, false}};
+    drv_run(d, act_more_readers, slow, until_now);
+    d->watch_dfd = e.dfd;
+    uint64_t last = nth_logged(10000);
+    uint64_t range[2] = {1, last};
+    drv_run(d, act_feed, range, until_fed_and_read);
+    d->watch_dfd = -1;
+    const snap_t *s = &d->snap;
+    const sl_journal_stats_t *st = &s->st;
+    fprintf(stderr,
+            "  retention fsync=%d: removed=%llu waits=%llu segments=%u disk_max=%llu "
+            "slow reader gaps=%llu lost=%llu\n",
+            (int)policy, (unsigned long long)st->segments_removed,
+            (unsigned long long)st->retention_waits, s->segments, (unsigned long long)s->disk_max,
+            (unsigned long long)s->rd[0].gaps, (unsigned long long)s->rd[0].lost);
+    CHECK_EQ(s->status, 0);
+    CHECK_EQ(s->written, last);
+    /* Removed and retained add up to everything written. */
+    CHECK(st->segments_removed >= 20);
+    CHECK_EQ(st->bytes_removed + s->ix_bytes, st->bytes_written);
+    CHECK_EQ(st->events_removed + s->ix_events, 10000);
+    CHECK_EQ(st->payload_bytes_removed + s->ix_payload, payload_of(1, last));
+    CHECK_EQ(st->unlink_errors, 0);
+    CHECK(s->first_seq > 1);
+    CHECK_EQ(s->ix_events, count_logged(s->first_seq, last));
+    CHECK(s->segments >= 2);
+    CHECK(s->ix_bytes <= bound);
+    CHECK(s->disk_max <= bound + SEG);
+    uint64_t bytes = check_folder_matches(&e, s, d->j);
+    CHECK(bytes <= bound);
+    /* The slow reader went on across removals: it lost records to them but
+     * never stopped, and read up to the end. */
+    const rdr_t *slow_r = &s->rd[0];
+    CHECK_EQ(slow_r->status, SL_EAGAIN);
+    CHECK(slow_r->gaps >= 1);
+    CHECK_EQ(slow_r->first, 1);
+    CHECK_EQ(slow_r->got + slow_r->lost, 10000);
+    CHECK_EQ(slow_r->expect, last + 1);
+
+    /* A reader from 1 starts at the oldest retained record: its first
+     * record is later than asked, which the owner names in a gap. */
+    uint64_t first = s->first_seq;
+    gap_reader_spec_t fresh[] = {{1, 0, true}, {first, 0, false}, {UINT64_MAX, 0, false}};
+    drv_run(d, act_more_readers, fresh, until_readers);
+    CHECK_EQ(s->rd[1].first, first);
+    CHECK_EQ(s->rd[1].gaps, 1);
+    CHECK_EQ(s->rd[1].lost, count_logged(1, first - 1));
+    CHECK_EQ(s->rd[1].got, count_logged(first, last));
+    CHECK_EQ(s->rd[2].got, count_logged(first, last));
+    CHECK_EQ(s->rd[2].gaps, 0);
+    drv_run(d, act_check_cache, NULL, until_now);
+    end_journal(&e);
+    verify_retained(&e, first, last);
+    env_down(&e);
+}
+
+static void test_journal_retention_bytes(void)
+{
+    run_retention_bytes(SL_JOURNAL_FSYNC_NEVER);
+}
+
+static void test_journal_retention_bytes_synced(void)
+{
+    run_retention_bytes(SL_JOURNAL_FSYNC_BATCH);
+}
+
+/* Retention by age with injected record times: records stamped near the
+ * epoch expire at once, except in the last segment, which is never
+ * removed; records stamped now are kept under a 1 h bound; a short bound
+ * then removes them when it passes, by the journal's deadline alone (no
+ * append, no completion), and again never the last segment. */
+static void test_journal_retention_age(void)
+{
+    env_t e;
+    env_up(&e, SL_JOURNAL_FSYNC_ALWAYS, 4);
+    drv_t *d = e.d;
+    retention_t hour = {.bytes_max = 0, .age_ns = 3600 * SL_NS_PER_S};
+    drv_run(d, act_create, NULL, until_idle);
+    drv_run(d, act_retention, &hour, until_now);
+    uint64_t old_last = nth_logged(3000);
+    uint64_t r1[2] = {1, old_last};
+    drv_run(d, act_feed, r1, until_fed);
+    drv_run(d, act_noop, NULL, until_segments_1);
+    CHECK_EQ(d->snap.segments, 1);
+    CHECK(d->snap.st.segments_removed >= 5);
+    CHECK_EQ(d->snap.st.bytes_removed + d->snap.ix_bytes, d->snap.st.bytes_written);
+    uint64_t kept_first = d->snap.first_seq;
+    CHECK(kept_first > 1);
+    CHECK_EQ(check_folder_matches(&e, &d->snap, d->j), d->snap.ix_bytes);
+
+    /* Recent records: nothing goes, even the segment that holds both old
+     * and new records (its newest record counts). */
+    recent_from = old_last + 1;
+    recent_base = sl_clock_wall_ns();
+    uint64_t new_last = nth_logged(6000);
+    uint64_t removed = d->snap.st.segments_removed;
+    uint64_t r2[2] = {old_last + 1, new_last};
+    drv_run(d, act_feed, r2, until_fed);
+    CHECK_EQ(d->snap.st.segments_removed, removed);
+    CHECK_EQ(d->snap.first_seq, kept_first);
+    CHECK(d->snap.segments >= 5);
+
+    /* A bound the oldest segment passes 300 ms from now: nothing goes
+     * before, and the journal's deadline names that moment. */
+    uint64_t ahead = 300 * SL_NS_PER_MS;
+    drv_run(d, act_age_probe, &ahead, until_now);
+    CHECK(d->probe_ts >= recent_base);
+    uint64_t expiry = d->probe_ts + d->probe_age;
+    CHECK(d->probe_wall < expiry);
+    CHECK(d->probe_deadline > d->probe_mono);
+    uint64_t left = d->probe_deadline - d->probe_mono;
+    CHECK(left <= expiry - d->probe_wall + SL_NS_PER_MS);
+    CHECK(left + SL_NS_PER_MS >= expiry - d->probe_wall);
+    drv_run(d, act_noop, NULL, until_segments_1);
+    CHECK(d->first_drop_wall >= expiry);
+    CHECK(sl_clock_wall_ns() - expiry < 5 * SL_NS_PER_S);
+    d->track_drops = false; /* driver idle */
+    CHECK_EQ(d->snap.segments, 1);
+    CHECK(d->snap.st.segments_removed > removed);
+    CHECK_EQ(d->snap.st.events_removed + d->snap.ix_events, 6000);
+    CHECK_EQ(d->snap.written, new_last);
+    uint64_t first = d->snap.first_seq;
+    CHECK(first > kept_first);
+    gap_reader_spec_t from1[] = {{1, 0, true}, {UINT64_MAX, 0, false}};
+    drv_run(d, act_more_readers, from1, until_readers);
+    CHECK_EQ(d->snap.rd[0].first, first);
+    CHECK_EQ(d->snap.rd[0].got, count_logged(first, new_last));
+    drv_run(d, act_check_cache, NULL, until_now);
+    end_journal(&e);
+    verify_retained(&e, first, new_last);
+    recent_from = UINT64_MAX;
+    env_down(&e);
+}
+
+/* A recovered log: bytes retention applies at once (its segments are on
+ * disk and synced); the newest record times of recovered segments are
+ * unknown, so age retention keeps them until a record is committed after
+ * them, whose time they then take. */
+static void test_journal_retention_recovered(void)
+{
+    env_t e;
+    env_up(&e, SL_JOURNAL_FSYNC_BATCH, 4);
+    drv_t *d = e.d;
+    uint64_t last = nth_logged(6000);
+    write_and_reopen(&e, last);
+    uint32_t n0 = sl_segment_index_count(sl_journal_index(d->j)); /* driver idle */
+    CHECK(n0 >= 12);
+    retention_t age = {.bytes_max = 0, .age_ns = 1};
+    drv_run(d, act_retention, &age, until_idle);
+    CHECK_EQ(d->snap.st.segments_removed, 0); /* times unknown: kept */
+    retention_t bytes = {.bytes_max = 6 * (uint64_t)SEG, .age_ns = 0};
+    drv_run(d, act_retention, &bytes, until_idle);
+    CHECK(d->snap.st.segments_removed >= n0 - 6);
+    CHECK(d->snap.ix_bytes <= 6 * (uint64_t)SEG);
+    CHECK_EQ(d->snap.segments, n0 - d->snap.st.segments_removed);
+    check_folder_matches(&e, &d->snap, d->j);
+    /* One record stamped now makes every recovered segment that old. */
+    recent_from = last + 1;
+    recent_base = sl_clock_wall_ns();
+    drv_run(d, act_retention, &age, until_now);
+    uint64_t r[2] = {last + 1, last + 1};
+    drv_run(d, act_feed, r, until_fed);
+    drv_run(d, act_noop, NULL, until_segments_1);
+    CHECK_EQ(d->snap.segments, 1);
+    CHECK_EQ(d->snap.written, last + 1);
+    check_folder_matches(&e, &d->snap, d->j);
+    uint64_t first = d->snap.first_seq;
+    drv_run(d, act_check_cache, NULL, until_now);
+    end_journal(&e);
+    verify_retained(&e, first, last + 1);
+    recent_from = UINT64_MAX;
+    env_down(&e);
+}
+
+/* ---- retention against readers, step by step --------------------------------- */
+
+/* The test thread owns the journal and performs each op itself with plain
+ * syscalls, in an order it picks, to pin down the races between a reader
+ * and the removal of the segment it is about to open or read. */
+static void exec_op(sl_op_t *op)
+{
+    long r;
+    switch (op->kind) {
+    case SL_OP_OPENAT:
+        r = openat(op->fd, op->path, (int)op->flags | O_CLOEXEC, (mode_t)op->mode);
+        break;
+    case SL_OP_READ:
+        r = pread(op->fd, op->buf, op->len, (off_t)op->offset);
+        break;
+    case SL_OP_WRITE:
+        r = pwrite(op->fd, op->buf, op->len, (off_t)op->offset);
+        break;
+    case SL_OP_WRITEV:
+        r = pwritev(op->fd, op->iov, (int)op->iovcnt, (off_t)op->offset);
+        break;
+    case SL_OP_FSYNC:
+        r = (op->flags & IORING_FSYNC_DATASYNC) ? fdatasync(op->fd) : fsync(op->fd);
+        break;
+    case SL_OP_CLOSE:
+        r = close(op->fd);
+        break;
+    case SL_OP_MKDIRAT:
+        r = mkdirat(op->fd, op->path, (mode_t)op->mode);
+        break;
+    case SL_OP_UNLINKAT:
+        r = unlinkat(op->fd, op->path, (int)op->flags);
+        break;
+    default:
+        CHECK(!"unexpected op kind");
+        return;
+    }
+    op->res = r < 0 ? -errno : (int32_t)r;
+}
+
+/* Runs the journal's ops until it has none due now. */
+static void drive_sync(sl_journal_t *j)
+{
+    for (int guard = 0; guard < 100000; guard++) {
+        sl_op_t *op = sl_journal_next_op(j, sl_clock_now_ns());
+        if (!op)
+            return;
+        exec_op(op);
+        sl_journal_complete(j, op);
+    }
+    CHECK(!"journal ops did not settle");
+}
+
+static void append_sync(sl_journal_t *j, uint64_t from, uint64_t to)
+{
+    static gen_rec_t g;
+    for (uint64_t seq = from; seq <= to; seq++) {
+        if (!logged(seq))
+            continue;
+        gen(seq, &g);
+        int rc;
+        for (int guard = 0; (rc = sl_journal_append(j, seq, g.ts_ns, g.type, g.type_len, g.data,
+                                                    g.data_len)) == SL_EFULL;
+             guard++) {
+            CHECK(guard < 100);
+            drive_sync(j);
+        }
+        CHECK_EQ(rc, 0);
+    }
+    drive_sync(j);
+}
+
+typedef struct step_reader {
+    sl_journal_reader_t *r;
+    uint64_t first, last, got;
+} step_reader_t;
+
+/* Takes what the reader has read, checking each record and that seqs grow
+ * (jumps are retention's). */
+static void step_take(step_reader_t *sr)
+{
+    sl_record_view_t rec;
+    while (sl_journal_reader_next(sr->r, &rec) == 1) {
+        CHECK(rec.seq > sr->last);
+        CHECK(logged(rec.seq));
+        check_rec(&rec, rec.seq);
+        if (sr->first == 0)
+            sr->first = rec.seq;
+        sr->last = rec.seq;
+        sr->got++;
+    }
+}
+
+/* Reads to the end, waiting out retry deadlines. */
+static void step_read_all(step_reader_t *sr)
+{
+    for (int guard = 0; guard < 100000; guard++) {
+        step_take(sr);
+        sl_op_t *op = sl_journal_reader_next_op(sr->r, sl_clock_now_ns());
+        if (op) {
+            exec_op(op);
+            sl_journal_reader_complete(sr->r, op);
+            continue;
+        }
+        if (sl_journal_reader_status(sr->r) != 0)
+            break;
+        uint64_t dl = sl_journal_reader_deadline(sr->r);
+        CHECK(dl != 0); /* reading, no op, no deadline: stuck */
+        uint64_t now = sl_clock_now_ns();
+        if (dl > now)
+            nanosleep(&(struct timespec){0, (long)(dl - now)}, NULL);
+    }
+    CHECK_EQ(sl_journal_reader_status(sr->r), SL_EAGAIN);
+}
+
+static void step_reader_end(step_reader_t *sr)
+{
+    sl_journal_reader_stop(sr->r);
+    for (int guard = 0; guard < 10 && !sl_journal_reader_idle(sr->r); guard++) {
+        sl_op_t *op = sl_journal_reader_next_op(sr->r, sl_clock_now_ns());
+        CHECK(op != NULL);
+        exec_op(op);
+        sl_journal_reader_complete(sr->r, op);
+    }
+    sl_journal_reader_destroy(sr->r);
+    sr->r = NULL;
+}
+
+/* Drops exactly the oldest segment: a bytes bound just below what is kept. */
+static void retain_all_but_first(sl_journal_t *j)
+{
+    const sl_segment_index_t *ix = sl_journal_index(j);
+    uint64_t bound = sl_segment_index_placed_bytes(ix) - sl_segment_index_at(ix, 0)->bytes;
+    sl_journal_set_retention(j, bound, 0);
+}
+
+static bool segment_file_exists(int dfd, uint64_t seg)
+{
+    char path[256];
+    CHECK(sl_segment_path(path, sizeof path, NULL, ID, strlen(ID), seg) > 0);
+    struct stat st;
+    return fstatat(dfd, path, &st, 0) == 0;
+}
+
+/* A log of ~8 segments owned by the test thread, with a 2-fd cache so
+ * that the oldest segments' fds are evicted. */
+typedef struct race {
+    int fds_before;
+    char dir[32];
+    int dfd;
+    sl_fdcache_t *cache;
+    sl_journal_t *j;
+    const sl_segment_index_t *ix;
+    uint64_t last;
+} race_t;
+
+static void race_up(race_t *x)
+{
+    memset(x, 0, sizeof *x);
+    x->fds_before = count_fds();
+    snprintf(x->dir, sizeof x->dir, "/tmp/sl-journal-XXXXXX");
+    CHECK(mkdtemp(x->dir) != NULL);
+    x->dfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(x->dfd >= 0);
+    CHECK_EQ(sl_fdcache_create(2, &x->cache), 0);
+    sl_journal_config_t cfg = cfg_base(x->dfd, x->cache, SL_JOURNAL_FSYNC_NEVER);
+    CHECK_EQ(sl_journal_create(&cfg, ID, strlen(ID), EPOCH, &x->j), 0);
+    drive_sync(x->j);
+    x->last = nth_logged(3000);
+    append_sync(x->j, 1, x->last);
+    CHECK_EQ(sl_journal_written_seq(x->j), x->last);
+    x->ix = sl_journal_index(x->j);
+    CHECK(sl_segment_index_count(x->ix) >= 7);
+}
+
+/* Closes the journal; no fd is left cached, pinned or open. */
+static void race_down(race_t *x)
+{
+    sl_journal_close(x->j);
+    drive_sync(x->j);
+    CHECK(sl_journal_done(x->j));
+    sl_journal_stats_t st;
+    sl_journal_stats(x->j, &st);
+    CHECK_EQ(st.fds_pinned, 0);
+    CHECK_EQ(st.unlink_errors, 0);
+    sl_journal_destroy(x->j);
+    sl_fdcache_stats_t cs;
+    sl_fdcache_stats(x->cache, &cs);
+    CHECK_EQ(cs.open, 0);
+    sl_fdcache_destroy(x->cache);
+    close(x->dfd);
+    rm_tree(x->dir);
+    CHECK_EQ(count_fds(), x->fds_before);
+}
+
+/* A reader's open is in flight when its segment is removed. The open ran
+ * before the unlink (it succeeds) or after it (ENOENT): either way the
+ * reader goes on at the oldest retained record without an error, and the
+ * fd it got is closed, never cached under the removed segment. */
+static void test_journal_retention_open_races(void)
+{
+    race_t x;
+    race_up(&x);
+    for (int after_unlink = 0; after_unlink < 2; after_unlink++) {
+        uint64_t seg = sl_segment_index_at(x.ix, 0)->first_seq;
+        step_reader_t r = {0};
+        CHECK_EQ(sl_journal_reader_create(x.j, 1, &r.r), 0);
+        sl_op_t *op = sl_journal_reader_next_op(r.r, sl_clock_now_ns());
+        CHECK(op != NULL && op->kind == SL_OP_OPENAT); /* evicted: 2 cached fds */
+        CHECK_EQ(path_seg(op->path), seg);
+        if (!after_unlink)
+            exec_op(op);
+        retain_all_but_first(x.j);
+        drive_sync(x.j);
+        CHECK(!segment_file_exists(x.dfd, seg));
+        CHECK(sl_journal_first_seq(x.j) > seg);
+        if (after_unlink)
+            exec_op(op);
+        CHECK(after_unlink ? op->res == -ENOENT : op->res >= 0);
+        sl_journal_reader_complete(r.r, op);
+        CHECK_EQ(sl_journal_reader_status(r.r), 0);
+        CHECK_EQ(sl_fdcache_lookup(x.cache, EPOCH, seg, false), SL_ENOTFOUND);
+        step_read_all(&r);
+        CHECK_EQ(r.first, sl_journal_first_seq(x.j));
+        CHECK_EQ(r.last, x.last);
+        CHECK_EQ(r.got, count_logged(r.first, x.last));
+        step_reader_end(&r);
+    }
+    sl_journal_stats_t st;
+    sl_journal_stats(x.j, &st);
+    CHECK_EQ(st.segments_removed, 2);
+    race_down(&x);
+}
+
+/* Opens the reader's fd and returns its READ op, not yet performed. */
+static sl_op_t *step_to_read(step_reader_t *r)
+{
+    for (int guard = 0; guard < 4; guard++) {
+        sl_op_t *op = sl_journal_reader_next_op(r->r, sl_clock_now_ns());
+        CHECK(op != NULL);
+        if (op->kind == SL_OP_READ)
+            return op;
+        exec_op(op); /* the open, or the close of the fd its insert evicted */
+        sl_journal_reader_complete(r->r, op);
+    }
+    CHECK(!"no read planned");
+    return NULL;
+}
+
+/* A read in flight pins the fd: the removal waits for it, and a new reader
+ * of that segment holds off instead of pinning it again. Once the read
+ * completed the segment goes; the first reader drops what it read of it
+ * and goes on at the new oldest record (the jump the owner reports as a
+ * gap); the held-off one plans again rather than open a file that is gone. */
+static void test_journal_retention_waits_for_reads(void)
+{
+    race_t x;
+    race_up(&x);
+    uint64_t seg = sl_segment_index_at(x.ix, 0)->first_seq;
+    uint64_t seg_next = sl_segment_index_at(x.ix, 1)->first_seq;
+    step_reader_t r1 = {0}, r2 = {0};
+    CHECK_EQ(sl_journal_reader_create(x.j, seg, &r1.r), 0);
+    sl_op_t *read = step_to_read(&r1);
+    retain_all_but_first(x.j);
+    drive_sync(x.j);
+    sl_journal_stats_t st;
+    sl_journal_stats(x.j, &st);
+    CHECK_EQ(st.segments_removed, 0);
+    CHECK_EQ(st.retention_waits, 1);
+    CHECK(segment_file_exists(x.dfd, seg));
+    CHECK(sl_journal_deadline(x.j) != 0); /* the retry is due soon */
+    CHECK_EQ(sl_journal_reader_create(x.j, seg, &r2.r), 0);
+    CHECK(sl_journal_reader_next_op(r2.r, sl_clock_now_ns()) == NULL);
+    CHECK_EQ(sl_journal_reader_status(r2.r), 0);
+    CHECK(sl_journal_reader_deadline(r2.r) != 0);
+    exec_op(read);
+    sl_journal_reader_complete(r1.r, read);
+    sl_record_view_t rec;
+    CHECK_EQ(sl_journal_reader_next(r1.r, &rec), 1);
+    CHECK_EQ(rec.seq, seg);
+    r1.first = r1.last = seg;
+    r1.got = 1;
+    drive_sync(x.j); /* unpinned: the segment goes now */
+    sl_journal_stats(x.j, &st);
+    CHECK_EQ(st.segments_removed, 1);
+    CHECK(!segment_file_exists(x.dfd, seg));
+    CHECK_EQ(sl_journal_first_seq(x.j), seg_next);
+    CHECK_EQ(sl_fdcache_lookup(x.cache, EPOCH, seg, false), SL_ENOTFOUND);
+    step_read_all(&r1);
+    CHECK_EQ(r1.got, 1 + count_logged(seg_next, x.last));
+    CHECK_EQ(r1.last, x.last);
+    uint64_t dl = sl_journal_reader_deadline(r2.r);
+    uint64_t now = sl_clock_now_ns();
+    if (dl > now)
+        nanosleep(&(struct timespec){0, (long)(dl - now)}, NULL);
+    sl_op_t *op = sl_journal_reader_next_op(r2.r, sl_clock_now_ns());
+    CHECK(op != NULL && op->kind == SL_OP_OPENAT);
+    CHECK_EQ(path_seg(op->path), seg_next);
+    exec_op(op);
+    sl_journal_reader_complete(r2.r, op);
+    step_read_all(&r2);
+    CHECK_EQ(r2.first, seg_next);
+    CHECK_EQ(r2.got, count_logged(seg_next, x.last));
+    step_reader_end(&r1);
+    step_reader_end(&r2);
+    race_down(&x);
+}
+
+/* Appends one record of data_len bytes of 'r' at seq, driving the journal
+ * while its buffers are taken; returns the append's final result. */
+static int append_one(sl_journal_t *j, uint64_t seq, uint32_t data_len)
+{
+    static uint8_t data[200u << 10];
+    memset(data, 'r', data_len);
+    int rc = SL_EFULL;
+    for (int guard = 0; guard < 100 && rc == SL_EFULL; guard++) {
+        rc = sl_journal_append(j, seq, sl_clock_wall_ns(), "r", 1, data, data_len);
+        sl_journal_stats_t st;
+        sl_journal_stats(j, &st);
+        if (rc == SL_EFULL && st.retention_refusals > 0)
+            return rc; /* retention, not the buffers: the caller decides */
+        drive_sync(j);
+    }
+    return rc;
+}
+
+/* The policy at the bytes bound, step by step. A read pins the oldest
+ * segment: appends are refused (SL_EFULL, retention_refusals) once the
+ * files would pass the bound by more than a segment, and taken again once
+ * the read completed and the segment went. A record bigger than a segment
+ * is taken while the files are within the bound (refusing it would wait
+ * for a removal that is not due), and removals then bring them back. */
+static void test_journal_retention_refuses_appends(void)
+{
+    race_t x;
+    memset(&x, 0, sizeof x);
+    x.fds_before = count_fds();
+    snprintf(x.dir, sizeof x.dir, "/tmp/sl-journal-XXXXXX");
+    CHECK(mkdtemp(x.dir) != NULL);
+    x.dfd = open(x.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(x.dfd >= 0);
+    CHECK_EQ(sl_fdcache_create(4, &x.cache), 0);
+    sl_journal_config_t cfg = cfg_base(x.dfd, x.cache, SL_JOURNAL_FSYNC_NEVER);
+    cfg.data_max = 256u << 10;
+    CHECK_EQ(sl_journal_create(&cfg, ID, strlen(ID), EPOCH, &x.j), 0);
+    x.ix = sl_journal_index(x.j);
+    drive_sync(x.j);
+    uint64_t bound = 3 * (uint64_t)SEG;
+    sl_journal_set_retention(x.j, bound, 0);
+    uint64_t seq = 1;
+    while (sl_segment_index_count(x.ix) < 4 && seq < 100000)
+        CHECK_EQ(append_one(x.j, seq++, 1000), 0);
+    uint64_t seg = sl_segment_index_at(x.ix, 0)->first_seq;
+    step_reader_t r = {0};
+    CHECK_EQ(sl_journal_reader_create(x.j, seg, &r.r), 0);
+    sl_op_t *read = step_to_read(&r);
+    int rc = 0;
+    for (int guard = 0; guard < 1000 && rc == 0; guard++)
+        rc = append_one(x.j, seq++, 1000);
+    seq--;
+    CHECK_EQ(rc, SL_EFULL);
+    sl_journal_stats_t st;
+    sl_journal_stats(x.j, &st);
+    CHECK(st.retention_refusals >= 1);
+    CHECK(st.retention_waits >= 1);
+    uint32_t files;
+    CHECK(folder_bytes(x.dfd, &files) <= bound + SEG);
+    CHECK(sl_segment_index_placed_bytes(x.ix) + 1000 + 2 * SL_RECORD_OVERHEAD > bound);
+    exec_op(read);
+    sl_journal_reader_complete(r.r, read);
+    drive_sync(x.j); /* unpinned: removals catch up */
+    CHECK(sl_segment_index_placed_bytes(x.ix) <= bound);
+    CHECK_EQ(append_one(x.j, seq++, 1000), 0);
+    step_reader_end(&r);
+
+    /* Within the bound, a record bigger than a segment is taken. */
+    while (sl_segment_index_placed_bytes(x.ix) + 2000 < bound)
+        CHECK_EQ(append_one(x.j, seq++, 1000), 0);
+    uint64_t big = seq++;
+    CHECK_EQ(append_one(x.j, big, 200u << 10), 0);
+    CHECK_EQ(sl_journal_written_seq(x.j), big);
+    CHECK_EQ(sl_journal_first_seq(x.j), big); /* all before it went */
+    CHECK_EQ(sl_segment_index_count(x.ix), 1);
+    CHECK_EQ(append_one(x.j, seq, 10), 0);
+    CHECK_EQ(sl_journal_first_seq(x.j), seq); /* then the big one went */
+    CHECK_EQ(folder_bytes(x.dfd, &files), sl_segment_index_bytes(x.ix));
+    CHECK_EQ(files, 1);
+    race_down(&x);
+}
+
 /* Argument checks that need no I/O. */
 static void test_journal_arguments(void)
 {
@@ -1283,12 +2069,25 @@ int main(void)
         void (*fn)(void);
     } tests[] = {
 #define T(f) {#f, f}
-        T(test_journal_arguments),         T(test_journal_fsync_always),
-        T(test_journal_fsync_batch),       T(test_journal_fsync_never),
-        T(test_journal_batch_interval),    T(test_journal_full_buffers),
-        T(test_journal_reader_catchup),    T(test_journal_recovered_append_and_live_readers),
-        T(test_journal_write_error_fails), T(test_journal_remove),
-        T(test_journal_create_exists),     T(test_journal_sweep_removed),
+        T(test_journal_arguments),
+        T(test_journal_fsync_always),
+        T(test_journal_fsync_batch),
+        T(test_journal_fsync_never),
+        T(test_journal_batch_interval),
+        T(test_journal_full_buffers),
+        T(test_journal_reader_catchup),
+        T(test_journal_recovered_append_and_live_readers),
+        T(test_journal_write_error_fails),
+        T(test_journal_remove),
+        T(test_journal_create_exists),
+        T(test_journal_sweep_removed),
+        T(test_journal_retention_bytes),
+        T(test_journal_retention_bytes_synced),
+        T(test_journal_retention_age),
+        T(test_journal_retention_recovered),
+        T(test_journal_retention_open_races),
+        T(test_journal_retention_waits_for_reads),
+        T(test_journal_retention_refuses_appends),
 #undef T
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(tests); i++) {

@@ -542,6 +542,295 @@ static void test_segment_cursor_rereads_cut_record(void)
     disk_free(&d);
 }
 
+/* ---- retention: dropping the oldest segment -------------------------- */
+
+/* The totals equal the sums over the segments, positions are ordered, and
+ * every segment but the last holds readable records. */
+static void check_index_sums(const sl_segment_index_t *ix)
+{
+    uint64_t events = 0, payload = 0, bytes = 0, prev = 0;
+    uint32_t n = sl_segment_index_count(ix);
+    for (uint32_t i = 0; i < n; i++) {
+        const sl_segment_t *s = sl_segment_index_at(ix, i);
+        CHECK(s->first_seq > prev);
+        CHECK(i + 1 == n || s->events > 0);
+        prev = s->last_seq ? s->last_seq : s->first_seq;
+        events += s->events;
+        payload += s->payload_bytes;
+        bytes += s->bytes;
+    }
+    CHECK(sl_segment_index_events(ix) == events);
+    CHECK(sl_segment_index_payload_bytes(ix) == payload);
+    CHECK(sl_segment_index_bytes(ix) == bytes);
+}
+
+static void test_segment_drop_first_keeps_totals(void)
+{
+    disk_t d = {0};
+    sl_segment_index_t *ix = build_log(&d, 6000, 7);
+    CHECK(sl_segment_index_count(ix) >= 3);
+    check_index_sums(ix);
+    CHECK(sl_segment_index_first_seq(ix) == 1);
+    uint64_t last = sl_segment_index_last_seq(ix);
+    while (sl_segment_index_count(ix) > 1) {
+        sl_segment_t want = *sl_segment_index_at(ix, 0);
+        uint64_t next_first = sl_segment_index_at(ix, 1)->first_seq;
+        uint64_t ev = sl_segment_index_events(ix), pb = sl_segment_index_payload_bytes(ix);
+        uint64_t by = sl_segment_index_bytes(ix);
+        CHECK(sl_segment_index_can_drop_first(ix));
+        sl_segment_t out;
+        memset(&out, 0xab, sizeof out);
+        CHECK(sl_segment_index_drop_first(ix, &out) == 0);
+        CHECK(out.first_seq == want.first_seq && out.last_seq == want.last_seq);
+        CHECK(out.bytes == want.bytes && out.events == want.events);
+        CHECK(out.payload_bytes == want.payload_bytes && out.last_ts_ns == want.last_ts_ns);
+        CHECK(out._sparse == NULL && out._sparse_count == 0);
+        CHECK(sl_segment_index_events(ix) == ev - want.events);
+        CHECK(sl_segment_index_payload_bytes(ix) == pb - want.payload_bytes);
+        CHECK(sl_segment_index_bytes(ix) == by - want.bytes);
+        CHECK(sl_segment_index_first_seq(ix) == next_first);
+        CHECK(sl_segment_index_last_seq(ix) == last);
+        CHECK(sl_segment_index_dropped(ix, want.first_seq));
+        CHECK(!sl_segment_index_dropped(ix, next_first));
+        check_index_sums(ix);
+    }
+    /* The last segment takes the appends: never dropped. */
+    sl_segment_t out = {.first_seq = 42};
+    CHECK(!sl_segment_index_can_drop_first(ix));
+    CHECK(sl_segment_index_drop_first(ix, &out) == SL_EAGAIN);
+    CHECK(out.first_seq == 42); /* untouched */
+    CHECK(sl_segment_index_count(ix) == 1);
+    CHECK(sl_segment_index_at(ix, 0)->last_seq == last);
+    /* Appends continue in it after the drops. */
+    CHECK(append(&d, ix, 6001, "message", "e6001", 5, true) == 0);
+    CHECK(sl_segment_index_last_seq(ix) == 6001);
+    check_index_sums(ix);
+    sl_segment_index_destroy(ix);
+    disk_free(&d);
+}
+
+/* A segment with a record still in flight is not dropped; once it is
+ * committed the segment goes, and the commit of the record placed in the
+ * next segment lands there. */
+static void test_segment_drop_first_waits_for_commits(void)
+{
+    disk_t d = {0};
+    sl_segment_index_t *ix;
+    CHECK(sl_segment_index_create(SL_SEGMENT_BYTES_MIN, 1u << 20, &ix) == 0);
+    static uint8_t big[70000];
+    CHECK(append(&d, ix, 1, "m", "a", 1, false) == 0);
+    CHECK(append(&d, ix, 2, "m", big, sizeof big, false) == 0); /* segment 2 */
+    CHECK(sl_segment_index_count(ix) == 2);
+    CHECK(sl_segment_index_first_seq(ix) == 0); /* nothing readable */
+    CHECK(!sl_segment_index_can_drop_first(ix));
+    sl_segment_t out;
+    CHECK(sl_segment_index_drop_first(ix, &out) == SL_EAGAIN);
+    CHECK(sl_segment_index_commit(ix, 1, sl_record_size(1, 1), 1) == SL_SEGMENT_HEADER_BYTES);
+    CHECK(sl_segment_index_first_seq(ix) == 1);
+    CHECK(sl_segment_index_drop_first(ix, &out) == 0);
+    CHECK(out.first_seq == 1 && out.events == 1);
+    CHECK(sl_segment_index_first_seq(ix) == 0); /* segment 2 is not readable yet */
+    CHECK(sl_segment_index_commit(ix, 2, sl_record_size(1, sizeof big), sizeof big) ==
+          SL_SEGMENT_HEADER_BYTES);
+    CHECK(sl_segment_index_first_seq(ix) == 2 && sl_segment_index_last_seq(ix) == 2);
+    CHECK(sl_segment_index_events(ix) == 1);
+    check_index_sums(ix);
+    sl_segment_index_destroy(ix);
+    disk_free(&d);
+}
+
+/* Retention at steady state: one segment in, one out, for many more
+ * segments than the array ever held. The entries slide inside their
+ * allocation and move back now and then; nothing is lost or reordered. */
+static void test_segment_drop_first_churn(void)
+{
+    sl_segment_index_t *ix;
+    CHECK(sl_segment_index_create(SL_SEGMENT_BYTES_MIN, 1u << 20, &ix) == 0);
+    /* Two records per segment. */
+    uint32_t size = (uint32_t)((SL_SEGMENT_BYTES_MIN - SL_SEGMENT_HEADER_BYTES) / 2);
+    uint32_t dl = size - SL_RECORD_OVERHEAD - 1;
+    uint64_t seq = 0, dropped = 0;
+    for (int round = 0; round < 5000; round++) {
+        sl_segment_place_t pl;
+        seq++;
+        CHECK(sl_segment_index_place(ix, seq, size, &pl) == 0);
+        CHECK(pl.segment == (seq + 1) / 2 * 2 - 1); /* odd seqs open segments */
+        sl_segment_index_commit_ts(ix, seq, size, dl, seq);
+        /* Keep between 3 and 9 segments, like a bytes bound would. */
+        uint32_t keep = 3 + (uint32_t)(round % 7);
+        while (sl_segment_index_count(ix) > keep) {
+            sl_segment_t out;
+            uint64_t first = sl_segment_index_at(ix, 0)->first_seq;
+            CHECK(sl_segment_index_drop_first(ix, &out) == 0);
+            CHECK(out.first_seq == first && out.last_ts_ns == first + 1);
+            dropped += out.events;
+        }
+    }
+    check_index_sums(ix);
+    CHECK(dropped + sl_segment_index_events(ix) == seq);
+    uint32_t n = sl_segment_index_count(ix);
+    CHECK(sl_segment_index_at(ix, n - 1)->last_seq == seq);
+    CHECK(sl_segment_index_first_seq(ix) == sl_segment_index_at(ix, 0)->first_seq);
+    sl_segment_index_destroy(ix);
+}
+
+/* placed_bytes counts what the files will hold: readable bytes plus the
+ * records (and headers of new segments) still in flight; a failure forgets
+ * the latter, a drop takes its segment's share. */
+static void test_segment_placed_bytes(void)
+{
+    disk_t d = {0};
+    sl_segment_index_t *ix;
+    CHECK(sl_segment_index_create(SL_SEGMENT_BYTES_MIN, 1u << 20, &ix) == 0);
+    static uint8_t big[70000];
+    uint64_t small = sl_record_size(1, 1), large = sl_record_size(1, sizeof big);
+    CHECK(append(&d, ix, 1, "m", "a", 1, true) == 0);
+    CHECK(append(&d, ix, 2, "m", "b", 1, false) == 0);
+    CHECK(sl_segment_index_bytes(ix) == SL_SEGMENT_HEADER_BYTES + small);
+    CHECK(sl_segment_index_placed_bytes(ix) == SL_SEGMENT_HEADER_BYTES + 2 * small);
+    CHECK(append(&d, ix, 3, "m", big, sizeof big, false) == 0); /* segment 3 */
+    CHECK(sl_segment_index_placed_bytes(ix) == 2 * SL_SEGMENT_HEADER_BYTES + 2 * small + large);
+    sl_segment_index_commit(ix, 2, (uint32_t)small, 1);
+    sl_segment_index_commit(ix, 3, (uint32_t)large, sizeof big);
+    CHECK(sl_segment_index_placed_bytes(ix) == sl_segment_index_bytes(ix));
+    CHECK(append(&d, ix, 4, "m", "c", 1, false) == 0); /* segment 4, in flight */
+    CHECK(append(&d, ix, 5, "m", "d", 1, false) == 0);
+    sl_segment_t out;
+    CHECK(sl_segment_index_drop_first(ix, &out) == 0 && out.first_seq == 1);
+    CHECK(sl_segment_index_placed_bytes(ix) ==
+          SL_SEGMENT_HEADER_BYTES + large + SL_SEGMENT_HEADER_BYTES + 2 * small);
+    sl_segment_index_fail(ix);
+    CHECK(sl_segment_index_count(ix) == 1);
+    CHECK(sl_segment_index_placed_bytes(ix) == sl_segment_index_bytes(ix));
+    CHECK(sl_segment_index_bytes(ix) == SL_SEGMENT_HEADER_BYTES + large);
+    sl_segment_index_destroy(ix);
+    disk_free(&d);
+}
+
+/* Readers and drops: a cursor from before the retained history starts at
+ * the oldest retained record; one positioned in a dropped segment (between
+ * reads, or with a read in hand) continues at the new first segment; one at
+ * the end of a dropped segment loses nothing. */
+static void test_segment_cursor_survives_drops(void)
+{
+    disk_t d = {0};
+    sl_segment_index_t *ix = build_log(&d, 6000, 0);
+    CHECK(sl_segment_index_count(ix) >= 4);
+    uint32_t cap = 1u << 16;
+    static collected_t got;
+    sl_segment_read_t rd;
+    sl_segment_t out;
+
+    /* In the middle of segment 0 between reads. */
+    sl_segment_cursor_t mid;
+    sl_segment_cursor_init(&mid, 1);
+    memset(&got, 0, sizeof got);
+    got.stop_after = 5;
+    read_all(&d, ix, &mid, cap, &got);
+    CHECK(mid.next_seq == 6);
+    /* With a planned read in hand. */
+    sl_segment_cursor_t held;
+    sl_segment_cursor_init(&held, 10);
+    CHECK(sl_segment_cursor_plan(&held, ix, cap, &rd) == 0);
+    CHECK(rd.segment == 1);
+    /* Exactly at the end of segment 0. */
+    uint64_t s1 = sl_segment_index_at(ix, 1)->first_seq;
+    sl_segment_cursor_t edge;
+    sl_segment_cursor_init(&edge, s1 - 1);
+    memset(&got, 0, sizeof got);
+    got.stop_after = 1;
+    read_all(&d, ix, &edge, cap, &got);
+    CHECK(got.seqs[0] == s1 - 1 && edge.next_seq == s1);
+
+    CHECK(sl_segment_index_drop_first(ix, &out) == 0 && out.first_seq == 1);
+
+    /* The held read's bytes are not looked at: the segment's bounds are gone. */
+    int n = 0;
+    CHECK(sl_segment_cursor_consume(&held, ix, &rd, "junk", 4, count_cb, &n) == 0);
+    CHECK(n == 0 && held.next_seq == 10);
+    sl_segment_cursor_t *cs[] = {&mid, &held, &edge};
+    for (int k = 0; k < 3; k++) {
+        memset(&got, 0, sizeof got);
+        got.stop_after = 1;
+        read_all(&d, ix, cs[k], cap, &got);
+        CHECK(got.count == 1 && got.seqs[0] == s1);
+    }
+    /* A new cursor from before the retained history, and from 0. */
+    uint64_t s2 = sl_segment_index_at(ix, 1)->first_seq;
+    CHECK(sl_segment_index_drop_first(ix, &out) == 0 && out.first_seq == s1);
+    uint64_t froms[] = {0, 1, s1, s2 - 1, s2};
+    for (size_t k = 0; k < sizeof froms / sizeof froms[0]; k++) {
+        sl_segment_cursor_t c;
+        sl_segment_cursor_init(&c, froms[k]);
+        CHECK(sl_segment_cursor_plan(&c, ix, cap, &rd) == 0);
+        CHECK(rd.segment == s2 && rd.offset == SL_SEGMENT_HEADER_BYTES);
+        memset(&got, 0, sizeof got);
+        read_all(&d, ix, &c, cap, &got);
+        CHECK(got.seqs[0] == s2 && got.seqs[got.count - 1] == 6000);
+        CHECK((uint64_t)got.count == 6000 - s2 + 1);
+    }
+    sl_segment_index_destroy(ix);
+    disk_free(&d);
+}
+
+/* last_ts_ns keeps the newest commit time; segments added without one take
+ * the time of the first record committed after them; an added time stays. */
+static void test_segment_last_ts(void)
+{
+    disk_t d = {0};
+    sl_segment_index_t *ix;
+    CHECK(sl_segment_index_create(SL_SEGMENT_BYTES_MIN, 4096, &ix) == 0);
+    sl_segment_t a = {.first_seq = 1, .last_seq = 10, .bytes = 48 + 10 * 30, .events = 10};
+    sl_segment_t b = {
+        .first_seq = 11, .last_seq = 20, .bytes = 48 + 10 * 30, .events = 10, .last_ts_ns = 500};
+    sl_segment_t c = {.first_seq = 21, .last_seq = 30, .bytes = 48 + 10 * 30, .events = 10};
+    CHECK(sl_segment_index_add(ix, &a) == 0);
+    CHECK(sl_segment_index_at(ix, 0)->last_ts_ns == 0);
+    CHECK(sl_segment_index_add(ix, &b) == 0);
+    CHECK(sl_segment_index_add(ix, &c) == 0);
+    /* Segment 1 takes the time of segment 11, added after it. */
+    CHECK(sl_segment_index_at(ix, 0)->last_ts_ns == 500);
+    CHECK(sl_segment_index_at(ix, 1)->last_ts_ns == 500);
+    CHECK(sl_segment_index_at(ix, 2)->last_ts_ns == 0);
+    CHECK(sl_segment_index_bytes(ix) == 3 * (48 + 10 * 30));
+    /* The next record goes into segment 21 with a time of 9000: segment 21
+     * takes it, segments 11 and 1 keep 500. */
+    uint32_t size = sl_record_size(1, 1);
+    sl_segment_place_t pl;
+    CHECK(sl_segment_index_place(ix, 31, size, &pl) == 0 && pl.segment == 21);
+    sl_segment_index_commit_ts(ix, 31, size, 1, 9000);
+    CHECK(sl_segment_index_at(ix, 2)->last_ts_ns == 9000);
+    CHECK(sl_segment_index_at(ix, 1)->last_ts_ns == 500);
+    CHECK(sl_segment_index_at(ix, 0)->last_ts_ns == 500);
+    /* Times only grow; a commit without one records nothing. */
+    CHECK(sl_segment_index_place(ix, 32, size, &pl) == 0);
+    sl_segment_index_commit_ts(ix, 32, size, 1, 7000);
+    CHECK(sl_segment_index_place(ix, 33, size, &pl) == 0);
+    sl_segment_index_commit(ix, 33, size, 1);
+    CHECK(sl_segment_index_at(ix, 2)->last_ts_ns == 9000);
+    CHECK(sl_segment_index_bytes(ix) == 3 * (48 + 10 * 30) + 3 * size);
+    sl_segment_index_destroy(ix);
+
+    /* Unknown segments before the one a commit lands in all take its time. */
+    CHECK(sl_segment_index_create(SL_SEGMENT_BYTES_MIN, 1u << 20, &ix) == 0);
+    CHECK(sl_segment_index_add(ix, &a) == 0);
+    sl_segment_t c2 = c;
+    c2.first_seq = 11;
+    c2.last_seq = 20;
+    CHECK(sl_segment_index_add(ix, &c2) == 0);
+    CHECK(sl_segment_index_place(ix, 21, size, &pl) == 0 && pl.segment == 11);
+    sl_segment_index_commit_ts(ix, 21, size, 1, 1234);
+    CHECK(sl_segment_index_at(ix, 0)->last_ts_ns == 1234);
+    CHECK(sl_segment_index_at(ix, 1)->last_ts_ns == 1234);
+    static uint8_t big[70000];
+    CHECK(append(&d, ix, 22, "m", big, sizeof big, false) == 0); /* opens segment 22 */
+    sl_segment_index_commit_ts(ix, 22, sl_record_size(1, sizeof big), sizeof big, 99);
+    CHECK(sl_segment_index_at(ix, 2)->last_ts_ns == 99);
+    CHECK(sl_segment_index_at(ix, 1)->last_ts_ns == 1234); /* known: kept */
+    sl_segment_index_destroy(ix);
+    disk_free(&d);
+}
+
 int main(void)
 {
     test_session_id_valid_rule();
@@ -560,6 +849,12 @@ int main(void)
     test_segment_cursor_stops_when_callback_says();
     test_segment_cursor_reports_corruption();
     test_segment_cursor_rereads_cut_record();
+    test_segment_drop_first_keeps_totals();
+    test_segment_drop_first_waits_for_commits();
+    test_segment_drop_first_churn();
+    test_segment_placed_bytes();
+    test_segment_cursor_survives_drops();
+    test_segment_last_ts();
     printf("segment_test: ok\n");
     return 0;
 }
