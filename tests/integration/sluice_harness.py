@@ -673,6 +673,29 @@ def parse_prometheus(text):
 
 # -- test runner -------------------------------------------------------------
 
+def run_cases_each_server(name, cases, server_args=()):
+    """Runs each case fn(srv) against a fresh Server(args=server_args),
+    checks the server is still healthy after it, prints one line per case
+    and `<name>: N passed, M failed`; returns the exit code."""
+    passed = failed = 0
+    only = os.environ.get("SLUICE_TEST_ONLY")
+    for fn in cases:
+        if only and only not in fn.__name__:
+            continue
+        with Server(args=list(server_args)) as srv:
+            try:
+                fn(srv)
+                srv.assert_healthy(fn.__name__)
+                passed += 1
+                print("ok   %s" % fn.__name__)
+            except TestFailure as e:
+                failed += 1
+                print("FAIL %s: %s" % (fn.__name__, e))
+        sys.stdout.flush()
+    print("%s: %d passed, %d failed" % (name, passed, failed))
+    return 1 if failed else 0
+
+
 class Suite:
     """Runs named cases in order; prints one line per case and a final
     `<name>: N passed, M failed` line; exits 1 on any failure."""

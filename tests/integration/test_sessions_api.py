@@ -2,7 +2,6 @@
 NDJSON batch rules, start positions, and incarnations (delete then
 recreate starts at seq 1 with a new epoch)."""
 
-import json
 import os
 import subprocess
 import sys
@@ -175,21 +174,11 @@ def test_ephemeral_gap(srv):
 
 def main():
     H.require_tools("curl")
-    passed = failed = 0
-    for fn in (test_create_stat_delete, test_validation, test_ndjson_batch, test_list_paging,
-               test_from_future_waits, test_ephemeral_gap):
-        with H.Server(args=["--max-event-bytes", "64k", "--session-ring-bytes", "64k",
-                            "--ring-page-bytes", "4096"]) as srv:
-            try:
-                fn(srv)
-                srv.assert_healthy(fn.__name__)
-                passed += 1
-                print("ok   %s" % fn.__name__)
-            except H.TestFailure as e:
-                failed += 1
-                print("FAIL %s: %s" % (fn.__name__, e))
-    print("test_sessions_api: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    cases = (test_create_stat_delete, test_validation, test_ndjson_batch, test_list_paging,
+             test_from_future_waits, test_ephemeral_gap)
+    return H.run_cases_each_server("test_sessions_api", cases,
+                                   ["--max-event-bytes", "64k", "--session-ring-bytes", "64k",
+                                    "--ring-page-bytes", "4096"])
 
 
 if __name__ == "__main__":

@@ -256,19 +256,9 @@ def test_resume_last_event_id(srv):
 
 def main():
     H.require_tools("curl", "nghttp")
-    passed = failed = 0
-    for fn in (test_fanout_100_subscribers, test_resume_last_event_id):
-        with H.Server(args=["--workers", "2"]) as srv:
-            try:
-                fn(srv)
-                srv.assert_healthy(fn.__name__)
-                passed += 1
-                print("ok   %s" % fn.__name__)
-            except H.TestFailure as e:
-                failed += 1
-                print("FAIL %s: %s" % (fn.__name__, e))
-    print("test_sessions_fanout: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return H.run_cases_each_server("test_sessions_fanout",
+                                   (test_fanout_100_subscribers, test_resume_last_event_id),
+                                   ["--workers", "2"])
 
 
 if __name__ == "__main__":

@@ -70,19 +70,7 @@ def test_admin_fast_under_fanout(srv):
 
 
 def main():
-    passed = failed = 0
-    for fn in (test_admin_fast_under_fanout,):
-        with H.Server() as srv:
-            try:
-                fn(srv)
-                srv.assert_healthy(fn.__name__)
-                passed += 1
-                print("ok   %s" % fn.__name__)
-            except H.TestFailure as e:
-                failed += 1
-                print("FAIL %s: %s" % (fn.__name__, e))
-    print("test_sessions_responsive: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return H.run_cases_each_server("test_sessions_responsive", (test_admin_fast_under_fanout,))
 
 
 if __name__ == "__main__":
