@@ -11,13 +11,7 @@
 
 #include "actors/ring.h"
 
-#define CHECK(c)                                                                    \
-    do {                                                                            \
-        if (!(c)) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
+#include "tests/check.h"
 
 /* Event seq's bytes: "<seq>:" then filler to a length that varies. */
 static uint32_t event_bytes(uint64_t seq, uint8_t *out)

@@ -9,13 +9,7 @@
 
 #include "net/sse.h"
 
-#define CHECK(c)                                                                    \
-    do {                                                                            \
-        if (!(c)) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
+#include "tests/check.h"
 
 static void expect_n(uint64_t seq, const char *type, const void *data, size_t n,
                      const char *want, size_t want_len)

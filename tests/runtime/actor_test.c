@@ -14,13 +14,7 @@
 #include "runtime/actor.h"
 #include "runtime/clock.h"
 
-#define CHECK(c)                                                                    \
-    do {                                                                            \
-        if (!(c)) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            exit(1);                                                                \
-        }                                                                           \
-    } while (0)
+#include "tests/check.h"
 
 typedef struct tmsg {
     sl_msg_t h;

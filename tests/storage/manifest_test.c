@@ -14,13 +14,7 @@
 #include "storage/crc32c.h"
 #include "storage/manifest.h"
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/check.h"
 
 static const sl_segment_t segs_b[1] = {
     {.first_seq = 1, .last_seq = 9, .bytes = 600, .events = 9, .payload_bytes = 90}};

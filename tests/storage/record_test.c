@@ -11,13 +11,7 @@
 #include "storage/crc32c.h"
 #include "storage/record.h"
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/check.h"
 
 static sl_record_view_t rec_of(uint64_t seq, const char *type, const void *data, uint32_t len)
 {

@@ -17,13 +17,7 @@
 #include "runtime/log.h"
 #include "storage/recovery.h"
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/check.h"
 
 #define DMAX 4096u
 #define EPOCH 0x5eed5eedull
