@@ -38,6 +38,7 @@ typedef struct worker {
 
 struct sl_sched {
     sl_mpmc_t runq;
+    sl_mpmc_t runq_hi; /* actors marked urgent (sessions): served first */
     uint32_t batch;
     uint32_t nworkers;
     worker_t *workers;
@@ -86,7 +87,8 @@ static void enqueue(sl_sched_t *s, sl_actor_t *a)
      * blocks that cell while others lap the array. That stall ends when the
      * consumer runs again, so yield and retry (counted; bounded by the
      * preempted thread's next time slice). */
-    while (sl_mpmc_push(&s->runq, a) != 0) {
+    sl_mpmc_t *q = a->_urgent ? &s->runq_hi : &s->runq;
+    while (sl_mpmc_push(q, a) != 0) {
         atomic_fetch_add_explicit(&s->runq_stalls, 1, memory_order_relaxed);
         sched_yield();
     }
@@ -136,12 +138,32 @@ static void run_actor(sl_sched_t *s, sl_actor_t *a)
     }
 }
 
+/* Urgent actors first: a session that sequences events for a thousand
+ * subscribers should not queue behind the wake-ups it just caused. A
+ * worker still takes a normal actor after every SL_URGENT_RUN urgent runs,
+ * so normal actors are never starved. */
+#define SL_URGENT_RUN 8
+static _Thread_local uint32_t urgent_streak;
+
+static sl_actor_t *pop_any(sl_sched_t *s)
+{
+    sl_actor_t *a = NULL;
+    if (urgent_streak < SL_URGENT_RUN && (a = sl_mpmc_pop(&s->runq_hi)) != NULL) {
+        urgent_streak++;
+        return a;
+    }
+    urgent_streak = 0;
+    if ((a = sl_mpmc_pop(&s->runq)) != NULL)
+        return a;
+    return sl_mpmc_pop(&s->runq_hi);
+}
+
 static sl_actor_t *wait_for_work(sl_sched_t *s)
 {
     atomic_fetch_add_explicit(&s->spinning, 1, memory_order_seq_cst);
     uint64_t until = sl_clock_now_ns() + SPIN_NS;
     for (uint32_t i = 0;; i++) {
-        sl_actor_t *a = sl_mpmc_pop(&s->runq);
+        sl_actor_t *a = pop_any(s);
         if (a) {
             atomic_fetch_sub_explicit(&s->spinning, 1, memory_order_seq_cst);
             return a;
@@ -156,7 +178,7 @@ static sl_actor_t *wait_for_work(sl_sched_t *s)
     atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
     sl_actor_t *a = NULL;
     for (;;) {
-        a = sl_mpmc_pop(&s->runq);
+        a = pop_any(s);
         if (a || atomic_load_explicit(&s->stopping, memory_order_acquire))
             break;
         pthread_cond_wait(&s->cond, &s->lock);
@@ -171,7 +193,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     sl_sched_t *s = w->sched;
     for (;;) {
-        sl_actor_t *a = sl_mpmc_pop(&s->runq);
+        sl_actor_t *a = pop_any(s);
         if (!a)
             a = wait_for_work(s);
         if (!a)
@@ -190,7 +212,10 @@ int sl_sched_create(const sl_sched_config_t *cfg, sl_sched_t **out)
     if (!s)
         return -ENOMEM;
     s->workers = calloc(cfg->workers, sizeof *s->workers);
-    if (!s->workers || sl_mpmc_init(&s->runq, cfg->runq_capacity) != 0) {
+    if (!s->workers || sl_mpmc_init(&s->runq, cfg->runq_capacity) != 0 ||
+        sl_mpmc_init(&s->runq_hi, cfg->runq_capacity) != 0) {
+        sl_mpmc_deinit(&s->runq); /* the struct is zeroed: safe if never set */
+        sl_mpmc_deinit(&s->runq_hi);
         free(s->workers);
         free(s);
         return -ENOMEM;
@@ -235,6 +260,7 @@ void sl_sched_destroy(sl_sched_t *s)
     if (!s)
         return;
     sl_mpmc_deinit(&s->runq);
+    sl_mpmc_deinit(&s->runq_hi);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s->workers);
@@ -266,6 +292,7 @@ void sl_actor_init(sl_actor_t *a, sl_sched_t *s, const char *name, uint32_t mail
     a->_sched = s;
     a->name = name;
     a->_scheduled_ns = 0;
+    a->_urgent = false;
     atomic_store_explicit(&a->_refs, 1, memory_order_relaxed);
     atomic_store_explicit(&a->_notify_bits, 0, memory_order_relaxed);
     a->_notify_msg.kind = SL_MSG_KIND_NOTIFY;

@@ -53,6 +53,7 @@ struct sl_actor {
     _Atomic uint64_t _notify_bits;    /* senders OR in, behaviour exchanges out */
     sl_msg_t _notify_msg;             /* CONTROL class, embedded */
     uint64_t _scheduled_ns;           /* when last queued (scheduler lag) */
+    bool _urgent;                     /* served before normal actors (see sl_actor_set_urgent) */
 };
 
 typedef struct sl_sched_config {
@@ -108,6 +109,12 @@ void sl_actor_notify(sl_actor_t *a, uint64_t bits);
 /* Takes and clears the pending notify bits. The actor's own thread, when
  * handling SL_MSG_KIND_NOTIFY. */
 uint64_t sl_actor_take_notify(sl_actor_t *self);
+
+/* Marks a freshly initialised actor (before anything is sent to it) as
+ * urgent: its runs are taken before normal actors', at most
+ * SL_URGENT_RUN in a row per worker. For actors whose latency others wait
+ * on (sessions). */
+static inline void sl_actor_set_urgent(sl_actor_t *a) { a->_urgent = true; }
 
 /* The scheduler an actor runs on. */
 static inline sl_sched_t *sl_actor_sched(sl_actor_t *a) { return a->_sched; }

@@ -28,7 +28,14 @@ def batch(srv, sid, first, n, size=200):
 
 
 def folder_bytes(path):
-    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    """Bytes of the files in path; a file retention unlinks meanwhile counts 0."""
+    total = 0
+    for f in os.listdir(path):
+        try:
+            total += os.path.getsize(os.path.join(path, f))
+        except FileNotFoundError:
+            pass
+    return total
 
 
 def read_from(srv, sid, frm):
