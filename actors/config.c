@@ -60,6 +60,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"fanout-linger", SL_FLAG_SECONDS, "0.002", "wake a session's subscribers at most once per this (0: at once)", &c->fanout_linger_ns, 0, SEC, NULL},
         {"retention-bytes", SL_FLAG_BYTES, "0", "per-session log size kept; oldest segments deleted beyond (0: keep all)", &c->retention_bytes, 0, UINT64_MAX / 2, NULL},
         {"retention-age", SL_FLAG_SECONDS, "0", "delete log segments whose newest event is older than this (0: keep all)", &c->retention_age_ns, 0, 3650 * 86400 * SEC, NULL},
+        {"urgent-sessions", SL_FLAG_BOOL, "false", "schedule session actors before connection actors (measured slower; see bench/RESULTS.md)", &c->urgent_sessions, 0, 0, NULL},
         {"busy-lag", SL_FLAG_SECONDS, "0.1", "loop or scheduler lag at which /health says busy", &c->busy_lag_ns, SEC / 1000, 60 * SEC, NULL},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);

@@ -1054,7 +1054,8 @@ static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
     s->delete_msg = (sl_msg_t){.kind = SL_SESSION_MSG_DELETE, .mclass = SL_MSG_CONTROL};
     s->stop_msg = (sl_msg_t){.kind = MSG_STOP, .mclass = SL_MSG_CONTROL};
     sl_actor_init(&s->a, srv->sched, "session", srv->cfg.mailbox_capacity, behavior, destroy);
-    sl_actor_set_urgent(&s->a); /* publishes are not queued behind fan-out */
+    if (srv->cfg.urgent_sessions)
+        sl_actor_set_urgent(&s->a); /* publishes are not queued behind fan-out */
     atomic_fetch_add_explicit(&srv->counters.sessions_live, 1, memory_order_relaxed);
     /* A new journal has ops due at once (its folder); drive it. */
     sl_actor_notify(&s->a, NOTIFY_FLUSH);
