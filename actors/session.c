@@ -82,6 +82,7 @@ struct sl_session {
     sl_op_t cancel_ret;
     bool ret_armed;
     uint64_t seen_events_removed, seen_payload_removed, seen_segments_removed;
+    uint64_t seen_bytes_written, seen_fsyncs; /* journal counters already counted */
     sl_op_t fanout_timer;   /* linger before the next wake-up of subscribers */
     bool fanout_armed, fanout_pending;
     uint64_t last_fanout_ns;
@@ -108,9 +109,8 @@ static void stat_add(_Atomic uint64_t *v, uint64_t d)
     atomic_fetch_add_explicit(v, d, memory_order_relaxed);
 }
 
-static void reply_pub(sl_session_t *s, sl_pub_t *p)
+static void reply_pub(sl_pub_t *p)
 {
-    (void)s;
     reply(&p->h, p->reply_to, SL_CONN_MSG_PUBLISHED);
 }
 
@@ -230,6 +230,12 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
                         const uint8_t *data, uint32_t data_len, bool ephemeral)
 {
     uint64_t seq = s->next_seq;
+    /* Ring space first: a reservation that is not committed costs nothing,
+     * whereas an event logged but not sequenced here would reuse its seq. */
+    size_t size = sl_sse_encoded_size(seq, type_len, data, data_len);
+    uint8_t *dst = sl_ring_reserve(s->ring, (uint32_t)size);
+    if (!dst)
+        return -ENOMEM;
     if (!ephemeral) {
         if (!s->j)
             return -EIO;
@@ -237,12 +243,6 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
         if (rc != 0)
             return rc;
     }
-    size_t size = sl_sse_encoded_size(seq, type_len, data, data_len);
-    uint8_t *dst = sl_ring_reserve(s->ring, (uint32_t)size);
-    /* The ring can only fail to allocate a page; the event is logged, so a
-     * subscriber finds it through catch-up. Commit an empty slot instead. */
-    if (!dst)
-        return -ENOMEM;
     size_t n = sl_sse_encode(dst, size, seq, (const char *)type, type_len, data, data_len);
     sl_assert(n == size);
     sl_ring_commit(s->ring, seq, (uint32_t)size);
@@ -301,7 +301,7 @@ static bool run_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
     }
     if (rc != 0 && *done == 0) {
         p->status = rc;
-        reply_pub(s, p);
+        reply_pub(p);
         return true;
     }
     p->status = rc; /* a partial batch reports the error after its prefix lands */
@@ -327,13 +327,13 @@ static void on_publish(sl_session_t *s, sl_pub_t *p)
     p->first_seq = p->last_seq = 0;
     if (s->deleting || s->stopping) {
         p->status = SL_ECLOSED;
-        reply_pub(s, p);
+        reply_pub(p);
         return;
     }
     if (s->parked) { /* keep seq order behind the parked ones */
         if (s->parked >= SESSION_PARKED_MAX) {
             p->status = SL_EFULL; /* policy: explicit overload answer */
-            reply_pub(s, p);
+            reply_pub(p);
         } else {
             park(s, p);
         }
@@ -380,7 +380,7 @@ static void ack_ready(sl_session_t *s)
         s->acks_head = p->_next;
         if (!s->acks_head)
             s->acks_tail = NULL;
-        reply_pub(s, p);
+        reply_pub(p);
     }
 }
 
@@ -420,9 +420,6 @@ static void fan_out(sl_session_t *s)
  * ephemeral events after it when nothing durable is still unwritten. */
 static void advance_visible(sl_session_t *s)
 {
-    if (s->next_seq == sl_ring_first_seq(s->ring) && s->next_seq == sl_ring_next_seq(s->ring) &&
-        sl_ring_visible_seq(s->ring) + 1 == s->next_seq)
-        return;
     uint64_t last = s->next_seq - 1, v = last;
     if (s->j && sl_journal_status(s->j) == 0) {
         uint64_t written = sl_journal_written_seq(s->j);
@@ -742,13 +739,18 @@ static void arm_timer(sl_session_t *s)
 
 /* Submits whatever the journal and the readers have due, answers what
  * became durable, and moves the visible edge. */
-/* Folds what retention removed into the session's stats and, when a
- * segment went, into the saved segment list (a clean manifest must never
+/* Folds the journal's counters into the server's (once per drive, from
+ * the last figures seen), what retention removed into the session's stats
+ * and, when a segment went, into the saved segment list (a clean manifest must never
  * list a deleted file). Arms the age timer for idle sessions. */
-static void account_retention(sl_session_t *s)
+static void account_journal(sl_session_t *s)
 {
     sl_journal_stats_t st;
     sl_journal_stats(s->j, &st);
+    stat_add(&s->srv->journal_bytes_written, st.bytes_written - s->seen_bytes_written);
+    stat_add(&s->srv->journal_fsyncs, st.fsyncs - s->seen_fsyncs);
+    s->seen_bytes_written = st.bytes_written;
+    s->seen_fsyncs = st.fsyncs;
     if (st.segments_removed != s->seen_segments_removed) {
         sl_session_stats_t *ss = &s->e->stats;
         uint64_t ev = st.events_removed - s->seen_events_removed;
@@ -781,7 +783,7 @@ static void drive(sl_session_t *s)
         sl_op_t *op;
         while ((op = sl_journal_next_op(s->j, sl_clock_now_ns())) != NULL)
             submit(s, op);
-        account_retention(s);
+        account_journal(s);
     }
     for (catchup_job_t *job = s->jobs; job; job = job->next)
         drive_job(s, job);
@@ -850,12 +852,7 @@ static void on_io(sl_session_t *s, sl_op_t *op)
     } else if (op == &s->timer) {
         s->timer_armed = false;
     } else if (s->j && sl_journal_owns_op(s->j, op)) {
-        sl_journal_stats_t before, after;
-        sl_journal_stats(s->j, &before);
         sl_journal_complete(s->j, op);
-        sl_journal_stats(s->j, &after);
-        stat_add(&s->srv->journal_bytes_written, after.bytes_written - before.bytes_written);
-        stat_add(&s->srv->journal_fsyncs, after.fsyncs - before.fsyncs);
         if (sl_journal_status(s->j) != 0 && !s->journal_ending) {
             sl_error("session log failed", "session=%s error=\"%s\"", s->e->id,
                      sl_strerror(sl_journal_status(s->j)));
@@ -886,7 +883,7 @@ static void begin_end(sl_session_t *s, bool del)
         s->parked_head = p->_next;
         if (s->parked_done == 0) {
             p->status = SL_ECLOSED;
-            reply_pub(s, p);
+            reply_pub(p);
         } else {
             queue_ack(s, p); /* its prefix is in: answer with what landed */
         }
