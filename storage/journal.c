@@ -568,6 +568,13 @@ static bool retention_full(const sl_journal_t *j, uint32_t size)
 int sl_journal_append(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void *type,
                       uint32_t type_len, const void *data, uint32_t data_len)
 {
+    return sl_journal_append_flags(j, seq, ts_ns, type, type_len, 0, data, data_len);
+}
+
+int sl_journal_append_flags(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void *type,
+                            uint32_t type_len, uint8_t flags, const void *data,
+                            uint32_t data_len)
+{
     if (j->status != 0)
         return -EIO;
     if (j->mode != MODE_RUN)
@@ -607,6 +614,7 @@ int sl_journal_append(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void 
                             .ts_ns = ts_ns,
                             .type = type,
                             .type_len = type_len,
+                            .flags = flags,
                             .data = data,
                             .data_len = data_len};
     int n = sl_record_encode(s->mem + s->len, s->cap - s->len, &rec);
@@ -724,7 +732,7 @@ static void commit_slot(sl_journal_t *j, const slot_t *s)
         uint32_t len = sl_storage__get_le32(p);
         uint64_t seq = sl_storage__get_le64(p + REC_OFF_SEQ);
         uint64_t ts = sl_storage__get_le64(p + REC_OFF_TS);
-        uint32_t data_len = len - REC_LEN_BASE - p[REC_OFF_TYPE_LEN];
+        uint32_t data_len = len - REC_LEN_BASE - (p[REC_OFF_TYPE_LEN] & SL_RECORD_TYPE_LEN_MASK);
         sl_segment_index_commit_ts(j->ix, seq, len + 4, data_len, ts);
         j->written_seq = seq;
         p += len + 4;

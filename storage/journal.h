@@ -217,6 +217,10 @@ void sl_journal_destroy(sl_journal_t *j);
  * appended on failure. */
 int sl_journal_append(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void *type,
                       uint32_t type_len, const void *data, uint32_t data_len);
+/* The same with record flags (SL_RECORD_F_*, storage/record.h). */
+int sl_journal_append_flags(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void *type,
+                            uint32_t type_len, uint8_t flags, const void *data,
+                            uint32_t data_len);
 
 /* Says a durable publish waits for seq to be synced: under fsync=batch the
  * next round starts at once instead of at the interval. */

@@ -33,7 +33,8 @@ uint32_t sl_record_size(uint32_t type_len, uint32_t data_len)
 
 static int check_fields(const sl_record_view_t *rec)
 {
-    if (rec->seq == 0 || rec->type_len == 0 || rec->type_len > SL_EVENT_TYPE_MAX)
+    if (rec->seq == 0 || rec->type_len == 0 || rec->type_len > SL_EVENT_TYPE_MAX ||
+        (rec->flags & ~SL_RECORD_F_STR) != 0)
         return SL_EINVAL;
     if (rec->data_len > SL_EVENT_BYTES_MAX)
         return SL_ETOOBIG;
@@ -49,7 +50,7 @@ static uint32_t put_header(uint8_t *p, const sl_record_view_t *rec)
     sl_storage__put_le32(p + OFF_LEN_CRC, sl_crc32c(0, p + OFF_LEN, 4));
     sl_storage__put_le64(p + OFF_SEQ, rec->seq);
     sl_storage__put_le64(p + OFF_TS, rec->ts_ns);
-    p[OFF_TYPE_LEN] = (uint8_t)rec->type_len;
+    p[OFF_TYPE_LEN] = (uint8_t)(rec->type_len | rec->flags);
     memcpy(p + OFF_TYPE, rec->type, rec->type_len);
     uint32_t hdr = OFF_TYPE + rec->type_len;
     uint32_t crc = sl_crc32c(0, p + OFF_SEQ, hdr - OFF_SEQ);
@@ -111,7 +112,8 @@ int sl_record_decode(const void *buf, size_t n, uint32_t data_max, sl_record_vie
      * something other than this encoder; still never trust them. */
     out->seq = sl_storage__get_le64(p + OFF_SEQ);
     out->ts_ns = sl_storage__get_le64(p + OFF_TS);
-    out->type_len = p[OFF_TYPE_LEN];
+    out->type_len = p[OFF_TYPE_LEN] & SL_RECORD_TYPE_LEN_MASK;
+    out->flags = (uint8_t)(p[OFF_TYPE_LEN] & SL_RECORD_F_STR);
     if (out->seq == 0 || out->type_len == 0 || out->type_len > SL_EVENT_TYPE_MAX)
         return SL_ECORRUPT;
     if (LEN_BASE + out->type_len > len)

@@ -9,7 +9,7 @@
  *     8     4  crc       CRC32C of bytes [12, 4 + len): seq through data
  *    12     8  seq       >= 1
  *    20     8  ts_ns     wall-clock ns since the epoch (server time)
- *    28     1  type_len  1..SL_EVENT_TYPE_MAX
+ *    28     1  type_len  bits 0-6: 1..SL_EVENT_TYPE_MAX; bit 7: SL_RECORD_F_STR
  *    29     t  type
  *  29+t     d  data      d = len - 25 - type_len, 0..data_max
  *
@@ -45,6 +45,12 @@
 #include "runtime/base.h"
 #include "runtime/limits.h"
 
+/* Flags, kept in the top bit of the type_len byte (type_len <= 64, so the
+ * bit was always 0 before flags existed: older segments read unchanged). */
+#define SL_RECORD_F_STR 0x80u /* data was published as a string (msgpack str) */
+#define SL_RECORD_TYPE_LEN_MASK 0x7fu
+_Static_assert(SL_EVENT_TYPE_MAX <= SL_RECORD_TYPE_LEN_MASK, "type_len leaves the flag bit free");
+
 /* Size of a record with an empty type and no data. */
 #define SL_RECORD_OVERHEAD 29u
 /* Bytes needed to learn a record's total size (len + len_crc). */
@@ -66,6 +72,7 @@ typedef struct sl_record_view {
     uint32_t type_len;
     uint32_t data_len;
     uint32_t size; /* bytes the whole record occupies */
+    uint8_t flags; /* SL_RECORD_F_* (only those bits) */
 } sl_record_view_t;
 
 /* Total encoded size of a record. Asserts type_len <= SL_EVENT_TYPE_MAX and

@@ -39,6 +39,7 @@ static void round_trip(const sl_record_view_t *in, uint32_t data_max)
     CHECK(out.type_len == in->type_len);
     CHECK(memcmp(out.type, in->type, in->type_len) == 0);
     CHECK(out.data_len == in->data_len);
+    CHECK(out.flags == in->flags);
     CHECK(in->data_len == 0 || memcmp(out.data, in->data, in->data_len) == 0);
     CHECK(out.type == buf + SL_RECORD_OVERHEAD); /* views borrow, never copy */
     CHECK(out.data == buf + SL_RECORD_OVERHEAD + in->type_len);
@@ -59,6 +60,19 @@ static void test_record_round_trip_binary(void)
         d[i] = (uint8_t)(i * 7 + 3); /* every byte value, NULs included */
     sl_record_view_t r = rec_of(0xfffffffffffffff0ull, "bin.x:y-z_1", d, sizeof d);
     round_trip(&r, SL_EVENT_BYTES_DEFAULT);
+}
+
+/* The string flag shares the type_len byte and survives a round trip; an
+ * unknown flag bit is refused. */
+static void test_record_round_trip_str_flag(void)
+{
+    const char *d = "text";
+    sl_record_view_t r = rec_of(7, "message", d, 4);
+    r.flags = SL_RECORD_F_STR;
+    round_trip(&r, SL_EVENT_BYTES_DEFAULT);
+    r.flags = 0x40;
+    uint8_t buf[64];
+    CHECK(sl_record_encode(buf, sizeof buf, &r) == SL_EINVAL);
 }
 
 static void test_record_round_trip_empty_data(void)
@@ -221,6 +235,7 @@ int main(void)
 {
     test_record_round_trip_text();
     test_record_round_trip_binary();
+    test_record_round_trip_str_flag();
     test_record_round_trip_empty_data();
     test_record_round_trip_max();
     test_record_layout_matches_header_doc();
