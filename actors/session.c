@@ -15,7 +15,8 @@
  * events before them.
  *
  * Bounds: the journal's two write buffers (a publish that finds both taken
- * is parked; at most SESSION_PARKED_MAX parked, beyond that the answer is
+ * is parked; at most SESSION_PARKED_MAX publishes or SESSION_PARKED_BYTES
+ * of their events parked, beyond that the answer is
  * 503), the ring (--session-ring-bytes), subscribers per session
  * (SL_SESSION_SUBS_MAX, beyond: 503), catch-up jobs (one per subscriber).
  */
@@ -26,13 +27,18 @@
 #include <string.h>
 
 #include "actors/server.h"
+#include "net/rpc.h"
 #include "net/sse.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 #include "storage/journal.h"
 
 #define NOTIFY_FLUSH 1ull
-#define SESSION_PARKED_MAX 64
+/* Publishes waiting for a write buffer. Large enough that one RPC
+ * connection at its --rpc-max-inflight default never meets it (it is
+ * slowed by TCP instead); many producers together get 503/overloaded. */
+#define SESSION_PARKED_MAX 1024
+#define SESSION_PARKED_BYTES (8u << 20)
 #define SL_SESSION_SUBS_MAX 65536
 #define CATCHUP_CHUNK_MIN 4096
 /* Catch-up reads running at once per session; each holds a reader buffer
@@ -61,13 +67,15 @@ struct sl_session {
     sl_server_t *srv;
     sl_entry_t *e;        /* reference */
     sl_reactor_t *r;
-    sl_ring_t *ring;
+    sl_ring_t *ring;      /* SSE wire bytes */
+    sl_ring_t *rpc_ring;  /* msgpack-RPC event bodies; created by the first RPC subscriber */
     sl_journal_t *j;      /* NULL when the journal could not start */
     uint64_t next_seq;
     sl_sub_t **subs;      /* live subscriptions, unordered */
     uint32_t nsubs, subs_cap;
     sl_pub_t *parked_head, *parked_tail; /* waiting for a write buffer */
     uint32_t parked;
+    uint64_t parked_bytes; /* event bytes of the parked publishes */
     uint32_t parked_done; /* events of parked_head already appended */
     sl_pub_t *acks_head, *acks_tail;     /* appended, waiting for write/sync */
     catchup_job_t *jobs;
@@ -227,7 +235,7 @@ static void maybe_exit(sl_session_t *s)
 /* ---- publish ---- */
 
 static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
-                        const uint8_t *data, uint32_t data_len, bool ephemeral)
+                        const uint8_t *data, uint32_t data_len, bool ephemeral, bool str)
 {
     uint64_t seq = s->next_seq;
     /* Ring space first: a reservation that is not committed costs nothing,
@@ -236,16 +244,31 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
     uint8_t *dst = sl_ring_reserve(s->ring, (uint32_t)size);
     if (!dst)
         return -ENOMEM;
+    size_t rsize = 0;
+    uint8_t *rdst = NULL;
+    if (s->rpc_ring) {
+        rsize = sl_rpc_event_body_size(s->e->id_len, seq, type_len, data_len, str);
+        rdst = sl_ring_reserve(s->rpc_ring, (uint32_t)rsize);
+        if (!rdst)
+            return -ENOMEM;
+    }
     if (!ephemeral) {
         if (!s->j)
             return -EIO;
-        int rc = sl_journal_append(s->j, seq, sl_clock_wall_ns(), type, type_len, data, data_len);
+        int rc = sl_journal_append_flags(s->j, seq, sl_clock_wall_ns(), type, type_len,
+                                         str ? SL_RECORD_F_STR : 0, data, data_len);
         if (rc != 0)
             return rc;
     }
     size_t n = sl_sse_encode(dst, size, seq, (const char *)type, type_len, data, data_len);
     sl_assert(n == size);
     sl_ring_commit(s->ring, seq, (uint32_t)size);
+    if (rdst) {
+        int m = sl_rpc_event_body_encode(rdst, rsize, s->e->id, s->e->id_len, seq,
+                                         (const char *)type, type_len, data, data_len, str);
+        sl_assert(m == (int)rsize);
+        sl_ring_commit(s->rpc_ring, seq, (uint32_t)rsize);
+    }
     s->next_seq = seq + 1;
     sl_session_stats_t *st = &s->e->stats;
     uint64_t zero = 0;
@@ -263,7 +286,7 @@ static int append_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
     for (; *done < p->nevents; (*done)++) {
         const sl_pub_event_t *ev = &p->events[*done];
         int rc = append_event(s, p->buf + ev->type_off, ev->type_len, p->buf + ev->data_off,
-                              ev->data_len, p->ephemeral);
+                              ev->data_len, p->ephemeral, ev->data_str);
         if (rc != 0)
             return rc;
         if (*done == 0)
@@ -310,8 +333,17 @@ static bool run_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
     return true;
 }
 
+static uint64_t pub_bytes(const sl_pub_t *p)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < p->nevents; i++)
+        n += p->events[i].type_len + p->events[i].data_len;
+    return n;
+}
+
 static void park(sl_session_t *s, sl_pub_t *p)
 {
+    s->parked_bytes += pub_bytes(p);
     p->_next = NULL;
     if (s->parked_tail)
         s->parked_tail->_next = p;
@@ -331,7 +363,7 @@ static void on_publish(sl_session_t *s, sl_pub_t *p)
         return;
     }
     if (s->parked) { /* keep seq order behind the parked ones */
-        if (s->parked >= SESSION_PARKED_MAX) {
+        if (s->parked >= SESSION_PARKED_MAX || s->parked_bytes >= SESSION_PARKED_BYTES) {
             p->status = SL_EFULL; /* policy: explicit overload answer */
             reply_pub(p);
         } else {
@@ -350,15 +382,18 @@ static void resume_parked(sl_session_t *s)
 {
     while (s->parked_head) {
         sl_pub_t *p = s->parked_head;
+        sl_pub_t *next = p->_next; /* run_pub reuses _next for the ack queue */
+        uint64_t bytes = pub_bytes(p); /* p may be answered (gone) once it ran */
         uint32_t done = s->parked_done;
         if (!run_pub(s, p, &done)) {
             s->parked_done = done;
             return;
         }
-        s->parked_head = p->_next;
+        s->parked_head = next;
         if (!s->parked_head)
             s->parked_tail = NULL;
         s->parked--;
+        s->parked_bytes -= bytes;
         s->parked_done = 0;
     }
 }
@@ -426,10 +461,18 @@ static void advance_visible(sl_session_t *s)
         if (written < sl_journal_appended_seq(s->j))
             v = written;
     }
+    bool moved = false;
     if (v >= sl_ring_first_seq(s->ring) && v > sl_ring_visible_seq(s->ring)) {
         sl_ring_set_visible(s->ring, v);
-        fan_out(s);
+        moved = true;
     }
+    if (s->rpc_ring && v >= sl_ring_first_seq(s->rpc_ring) &&
+        v > sl_ring_visible_seq(s->rpc_ring)) {
+        sl_ring_set_visible(s->rpc_ring, v);
+        moved = true;
+    }
+    if (moved)
+        fan_out(s);
 }
 
 /* ---- subscribers ---- */
@@ -457,7 +500,7 @@ static void place_sub(sl_session_t *s, sl_sub_t *sub)
     uint64_t pos = 0;
     sub->catch_up = false;
     if (sub->from_seq == 0) {
-        sub->pos = sl_ring_tail_pos(s->ring);
+        sub->pos = sl_ring_tail_pos(sub->ring);
         sub->start_seq = s->next_seq;
         return;
     }
@@ -471,7 +514,7 @@ static void place_sub(sl_session_t *s, sl_sub_t *sub)
         sub->pos = 0;
         return;
     }
-    int rc = sl_ring_seek(s->ring, sub->from_seq, &pos);
+    int rc = sl_ring_seek(sub->ring, sub->from_seq, &pos);
     if (rc == SL_ENOTFOUND)
         sub->catch_up = true;
     if (rc == SL_EAGAIN)
@@ -479,15 +522,30 @@ static void place_sub(sl_session_t *s, sl_sub_t *sub)
     sub->pos = pos;
 }
 
+/* The RPC ring starts empty at the next seq, visible up to where the SSE
+ * ring is: older events reach RPC subscribers through catch-up. */
+static int ensure_rpc_ring(sl_session_t *s)
+{
+    if (s->rpc_ring)
+        return 0;
+    const sl_config_t *cfg = &s->srv->cfg;
+    int rc = sl_ring_create(cfg->session_ring_bytes, cfg->ring_page_bytes, s->next_seq,
+                            &s->rpc_ring);
+    if (rc == 0)
+        sl_ring_set_auto_visible(s->rpc_ring, false);
+    return rc;
+}
+
 static void on_subscribe(sl_session_t *s, sl_sub_t *sub)
 {
-    if (s->deleting || s->stopping || subs_reserve(s) != 0) {
+    if (s->deleting || s->stopping || subs_reserve(s) != 0 ||
+        (sub->rpc && ensure_rpc_ring(s) != 0)) {
         sub->status = s->deleting ? SL_ENOTFOUND : SL_ECLOSED;
         reply(&sub->h, sub->conn, SL_CONN_MSG_SUBSCRIBED);
         return;
     }
     sub->status = 0;
-    sub->ring = s->ring;
+    sub->ring = sub->rpc ? s->rpc_ring : s->ring;
     atomic_store_explicit(&sub->ended, false, memory_order_relaxed);
     place_sub(s, sub);
     sub->_index = s->nsubs;
@@ -511,8 +569,8 @@ static void on_unsubscribe(sl_session_t *s, sl_sub_t *sub)
 /* Ends every stream once it has everything up to the current tail. */
 static void end_all(sl_session_t *s)
 {
-    uint64_t tail = sl_ring_tail_pos(s->ring);
     for (uint32_t i = 0; i < s->nsubs; i++) {
+        uint64_t tail = sl_ring_tail_pos(s->subs[i]->ring);
         atomic_store_explicit(&s->subs[i]->end_pos, tail, memory_order_relaxed);
         atomic_store_explicit(&s->subs[i]->ended, true, memory_order_release);
         sl_actor_notify(s->subs[i]->conn, SL_CONN_NOTIFY_DATA);
@@ -535,11 +593,32 @@ static bool chunk_put(sl_catchup_t *cu, const uint8_t *bytes, size_t n)
 static bool put_gap(sl_catchup_t *cu, uint64_t from, uint64_t to)
 {
     uint8_t g[96];
-    size_t n = sl_sse_encode_gap(g, sizeof g, from, to);
+    _Static_assert(sizeof g >= SL_RPC_GAP_MAX, "gap buffer fits both forms");
+    size_t n = cu->rpc ? (size_t)sl_rpc_gap_encode(g, cu->rpc_sub_id, from, to)
+                       : sl_sse_encode_gap(g, sizeof g, from, to);
     if (!chunk_put(cu, g, n))
         return false;
     cu->gapped += to - from + 1;
     cu->next_seq = to + 1;
+    return true;
+}
+
+/* A whole RPC notification (this subscriber's prefix + the event body)
+ * for a record read from the log. */
+static bool put_rpc_record(sl_catchup_t *cu, const sl_record_view_t *rec)
+{
+    sl_chunk_t *c = cu->chunk;
+    bool str = (rec->flags & SL_RECORD_F_STR) != 0;
+    size_t body = sl_rpc_event_body_size(cu->session_len, rec->seq, rec->type_len,
+                                         rec->data_len, str);
+    if (c->len + SL_RPC_EVENT_PREFIX_MAX + body > c->cap)
+        return false;
+    c->len += (uint32_t)sl_rpc_event_prefix_encode(c->data + c->len, cu->rpc_sub_id);
+    int n = sl_rpc_event_body_encode(c->data + c->len, body, cu->session, cu->session_len,
+                                     rec->seq, (const char *)rec->type, rec->type_len,
+                                     rec->data, rec->data_len, str);
+    sl_assert(n == (int)body);
+    c->len += (uint32_t)n;
     return true;
 }
 
@@ -551,8 +630,15 @@ static bool put_record(sl_catchup_t *cu, const sl_record_view_t *rec)
         return true;
     if (rec->seq > cu->next_seq && !put_gap(cu, cu->next_seq, rec->seq - 1))
         return false;
-    size_t need = sl_sse_encoded_size(rec->seq, rec->type_len, rec->data, rec->data_len);
     sl_chunk_t *c = cu->chunk;
+    if (cu->rpc) {
+        if (!put_rpc_record(cu, rec))
+            return false;
+        cu->events++;
+        cu->next_seq = rec->seq + 1;
+        return true;
+    }
+    size_t need = sl_sse_encoded_size(rec->seq, rec->type_len, rec->data, rec->data_len);
     if (c->len + need > c->cap)
         return false;
     c->len += (uint32_t)sl_sse_encode(c->data + c->len, need, rec->seq, (const char *)rec->type,
@@ -560,6 +646,12 @@ static bool put_record(sl_catchup_t *cu, const sl_record_view_t *rec)
     cu->events++;
     cu->next_seq = rec->seq + 1;
     return true;
+}
+
+/* The ring a catch-up hands over to: the one its subscriber reads. */
+static sl_ring_t *ring_of(sl_session_t *s, const sl_catchup_t *cu)
+{
+    return cu->rpc && s->rpc_ring ? s->rpc_ring : s->ring;
 }
 
 static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
@@ -571,7 +663,7 @@ static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
     cu->status = status;
     /* Nothing the log holds lies between here and the ring: name what was
      * lost (ephemeral events, retention) and hand over to the ring. */
-    uint64_t ring_first = sl_ring_first_seq(s->ring);
+    uint64_t ring_first = sl_ring_first_seq(ring_of(s, cu));
     uint64_t gap_to = ring_first - 1;
     if (s->j && sl_journal_written_seq(s->j) < gap_to)
         gap_to = sl_journal_written_seq(s->j); /* not written yet is not lost */
@@ -592,7 +684,7 @@ static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
 static void job_consume(sl_session_t *s, catchup_job_t *job)
 {
     sl_catchup_t *cu = job->cu;
-    uint64_t ring_first = sl_ring_first_seq(s->ring);
+    uint64_t ring_first = sl_ring_first_seq(ring_of(s, cu));
     sl_record_view_t rec;
     int rc;
     while (!job->replied && (rc = sl_journal_reader_next(job->reader, &rec)) == 1) {
@@ -613,10 +705,19 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
     if (s->seen_segments_removed && sl_journal_first_seq(s->j) > handoff)
         handoff = sl_journal_first_seq(s->j);
     int st = sl_journal_reader_status(job->reader);
-    if (rc < 0 || (st != 0 && st != SL_EAGAIN))
+    if (rc < 0 || (st != 0 && st != SL_EAGAIN)) {
         job_reply(s, job, 0); /* damaged log: what was read, then the ring */
-    else if (st == SL_EAGAIN || cu->next_seq >= handoff)
+    } else if (cu->next_seq >= handoff) {
         job_reply(s, job, 0);
+    } else if (st == SL_EAGAIN) {
+        /* Caught up with what was readable at the last read; records
+         * written since are read before anything is called lost. */
+        sl_op_t *op = sl_journal_reader_next_op(job->reader, sl_clock_now_ns());
+        if (op)
+            submit(s, op);
+        else
+            job_reply(s, job, 0);
+    }
 }
 
 static void submit(sl_session_t *s, sl_op_t *op)
@@ -696,12 +797,14 @@ static void start_catchup(sl_session_t *s, sl_catchup_t *cu)
     cu->status = 0;
     cu->events = cu->gapped = 0;
     cu->next_seq = cu->from_seq;
+    cu->session = s->e->id;
+    cu->session_len = s->e->id_len;
     uint32_t cap = cu->max_bytes < CATCHUP_CHUNK_MIN ? CATCHUP_CHUNK_MIN : cu->max_bytes;
     cu->chunk = sl_chunk_create(cap);
     catchup_job_t *job = cu->chunk ? calloc(1, sizeof *job) : NULL;
     if (!job || !s->j || sl_journal_reader_create(s->j, cu->from_seq, &job->reader) != 0) {
         /* No log to read: what the ring lost is gone. */
-        uint64_t first = sl_ring_first_seq(s->ring);
+        uint64_t first = sl_ring_first_seq(ring_of(s, cu));
         if (cu->chunk && cu->from_seq < first)
             put_gap(cu, cu->from_seq, first - 1);
         free(job);
@@ -891,6 +994,7 @@ static void begin_end(sl_session_t *s, bool del)
     }
     s->parked_tail = NULL;
     s->parked = 0;
+    s->parked_bytes = 0;
     while (s->cu_wait_head) {
         sl_catchup_t *cu = s->cu_wait_head;
         s->cu_wait_head = cu->_next;
@@ -959,6 +1063,7 @@ static void destroy(sl_actor_t *self)
     sl_session_t *s = (sl_session_t *)self;
     atomic_fetch_sub_explicit(&s->srv->counters.sessions_live, 1, memory_order_relaxed);
     sl_ring_destroy(s->ring);
+    sl_ring_destroy(s->rpc_ring);
     sl_journal_destroy(s->j);
     free(s->subs);
     sl_entry_release(s->e);

@@ -53,6 +53,7 @@ enum {
 typedef struct sl_pub_event {
     uint32_t type_off, type_len; /* into sl_pub_t.buf */
     uint32_t data_off, data_len;
+    bool data_str;               /* published as a string (RPC str): kept for RPC readers */
 } sl_pub_event_t;
 
 /* A publish request and, when it comes back, its answer. Allocated by the
@@ -81,6 +82,7 @@ typedef struct sl_sub {
     sl_msg_t h;            /* SUBSCRIBE / UNSUBSCRIBE and their replies */
     sl_actor_t *conn;      /* notified on new data (reference held) */
     uint32_t stream_id;
+    bool rpc;              /* read the msgpack-RPC ring instead of the SSE ring */
     uint64_t from_seq;     /* first seq wanted; 0 = live only */
     /* answer to SUBSCRIBE (status 0: the fields below are valid) */
     int status;            /* 0, SL_ENOTFOUND (deleted) */
@@ -104,6 +106,10 @@ typedef struct sl_catchup {
     sl_actor_t *conn;      /* reply target (the stream's subscription ref) */
     uint64_t from_seq;
     uint32_t max_bytes;
+    bool rpc;              /* encode msgpack-RPC notifications for rpc_sub_id, not SSE */
+    uint64_t rpc_sub_id;
+    const char *session;   /* session's: the id, for RPC bodies (valid while it runs) */
+    uint32_t session_len;
     /* answer */
     int status;            /* 0 or SL_ECLOSED (session going away) */
     sl_chunk_t *chunk;     /* owned by the receiver; NULL when empty */
