@@ -3,7 +3,9 @@
  */
 #include "actors/json.h"
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/base.h"
@@ -187,4 +189,188 @@ int sl_json_escape(char *out, size_t cap, const char *s, size_t len)
     }
     out[o] = '\0';
     return (int)o;
+}
+
+/* ---- JSON -> msgpack (RPC answers built from the HTTP answers) ---- */
+
+static int to_msgpack(cur_t *c, msgpack_packer *pk, uint32_t depth);
+
+/* A string value: decoded into a scratch buffer as long as the input
+ * (escapes never grow), then packed as str. */
+static int pack_string(cur_t *c, msgpack_packer *pk)
+{
+    const char *q = c->p + 1;
+    size_t max = 0;
+    while (q + max < c->end && q[max] != '"')
+        max += q[max] == '\\' ? 2 : 1;
+    uint8_t stackbuf[256];
+    uint8_t *buf = max + 4 <= sizeof stackbuf ? stackbuf : malloc(max + 4);
+    if (!buf)
+        return -ENOMEM;
+    size_t o = 0;
+    int rc = string(c, buf, max + 4, &o);
+    if (rc == 0) {
+        msgpack_pack_str(pk, o);
+        msgpack_pack_str_body(pk, buf, o);
+    }
+    if (buf != stackbuf)
+        free(buf);
+    return rc;
+}
+
+static int pack_number(cur_t *c, msgpack_packer *pk)
+{
+    const char *s = c->p;
+    bool neg = c->p < c->end && *c->p == '-', frac = false;
+    if (neg)
+        c->p++;
+    while (c->p < c->end && ((*c->p >= '0' && *c->p <= '9') || strchr(".eE+-", *c->p))) {
+        frac |= *c->p == '.' || *c->p == 'e' || *c->p == 'E';
+        c->p++;
+    }
+    char tmp[64];
+    size_t n = (size_t)(c->p - s);
+    if (n == 0 || n >= sizeof tmp || (n == 1 && neg))
+        return SL_EINVAL;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *end;
+    errno = 0;
+    if (frac) {
+        double d = strtod(tmp, &end);
+        if (*end)
+            return SL_EINVAL;
+        msgpack_pack_double(pk, d);
+    } else if (neg) {
+        long long v = strtoll(tmp, &end, 10);
+        if (*end || errno)
+            return SL_EINVAL;
+        msgpack_pack_int64(pk, v);
+    } else {
+        unsigned long long v = strtoull(tmp, &end, 10);
+        if (*end || errno)
+            return SL_EINVAL;
+        msgpack_pack_uint64(pk, v);
+    }
+    return 0;
+}
+
+static bool literal(cur_t *c, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n) != 0)
+        return false;
+    c->p += n;
+    return true;
+}
+
+/* Counts the members of the array/object at c->p (on its opening
+ * bracket) without decoding them: msgpack needs the count up front. */
+static uint32_t count_members(const cur_t *c)
+{
+    uint32_t depth = 0, n = 0;
+    bool in_str = false, any = false;
+    for (const char *p = c->p; p < c->end; p++) {
+        char ch = *p;
+        if (in_str) {
+            if (ch == '\\')
+                p++;
+            else if (ch == '"')
+                in_str = false;
+            continue;
+        }
+        if (ch == '"')
+            in_str = true;
+        if (ch == '[' || ch == '{') {
+            if (depth++ == 1)
+                any = true;
+            continue;
+        }
+        if (ch == ']' || ch == '}') {
+            if (--depth == 0)
+                return any ? n + 1 : 0;
+            continue;
+        }
+        if (depth == 1 && ch == ',')
+            n++;
+        if (depth == 1 && ch != ' ' && ch != '\n' && ch != '\t' && ch != '\r')
+            any = true;
+    }
+    return 0;
+}
+
+static int pack_container(cur_t *c, msgpack_packer *pk, uint32_t depth, bool obj)
+{
+    uint32_t n = count_members(c);
+    char close = obj ? '}' : ']';
+    c->p++;
+    if (obj)
+        msgpack_pack_map(pk, n);
+    else
+        msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        skip_ws(c);
+        if (obj) {
+            int rc = pack_string(c, pk);
+            skip_ws(c);
+            if (rc || c->p >= c->end || *c->p++ != ':')
+                return rc ? rc : SL_EINVAL;
+        }
+        int rc = to_msgpack(c, pk, depth + 1);
+        if (rc)
+            return rc;
+        skip_ws(c);
+        if (c->p >= c->end || *c->p != (i + 1 < n ? ',' : close))
+            return SL_EINVAL;
+        if (i + 1 < n)
+            c->p++;
+    }
+    skip_ws(c);
+    if (c->p >= c->end || *c->p++ != close)
+        return SL_EINVAL;
+    return 0;
+}
+
+static int to_msgpack(cur_t *c, msgpack_packer *pk, uint32_t depth)
+{
+    if (depth > SL_JSON_DEPTH_MAX)
+        return SL_EINVAL;
+    skip_ws(c);
+    if (c->p >= c->end)
+        return SL_EINVAL;
+    switch (*c->p) {
+    case '{':
+        return pack_container(c, pk, depth, true);
+    case '[':
+        return pack_container(c, pk, depth, false);
+    case '"':
+        return pack_string(c, pk);
+    case 't':
+        if (!literal(c, "true"))
+            return SL_EINVAL;
+        msgpack_pack_true(pk);
+        return 0;
+    case 'f':
+        if (!literal(c, "false"))
+            return SL_EINVAL;
+        msgpack_pack_false(pk);
+        return 0;
+    case 'n':
+        if (!literal(c, "null"))
+            return SL_EINVAL;
+        msgpack_pack_nil(pk);
+        return 0;
+    default:
+        return pack_number(c, pk);
+    }
+}
+
+int sl_json_to_msgpack(const char *json, size_t len, msgpack_packer *pk)
+{
+    cur_t c = {json, json + len};
+    int rc = to_msgpack(&c, pk, 1);
+    if (rc)
+        return rc;
+    skip_ws(&c);
+    return c.p == c.end ? 0 : SL_EINVAL;
 }

@@ -301,6 +301,55 @@ int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, bool whole_even
     return 0;
 }
 
+/* Index (in p) of the event starting at page offset from, or -1. */
+static int64_t event_at(const page_t *p, uint32_t from)
+{
+    uint32_t lo = 0, hi = p->nevents;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (p->offsets[mid] < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < p->nevents && p->offsets[lo] == from ? (int64_t)lo : -1;
+}
+
+int sl_ring_read_events(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, sl_ring_event_t *out,
+                        uint32_t max_events, uint32_t *nout)
+{
+    *nout = 0;
+    pthread_mutex_lock(&r->lock);
+    int64_t idx = find_page(r, pos);
+    if (idx == -1 || pos > r->tail_pos) {
+        pthread_mutex_unlock(&r->lock);
+        return SL_ENOTFOUND;
+    }
+    uint64_t taken = 0;
+    for (uint64_t i = idx < 0 ? r->npages : (uint64_t)idx; i < r->npages; i++) {
+        page_t *p = page_at(r, r->first_page + i);
+        if (pos < p->base || pos - p->base >= p->len)
+            continue;
+        int64_t ev = event_at(p, (uint32_t)(pos - p->base));
+        sl_assert(ev >= 0); /* readers hold event starts only */
+        for (uint32_t e = (uint32_t)ev; e < p->nevents && *nout < max_events; e++) {
+            uint32_t off = p->offsets[e], len = event_end(p, e) - off;
+            if (p->base + off + len > r->visible_pos || (*nout > 0 && taken + len > max_bytes)) {
+                pthread_mutex_unlock(&r->lock);
+                return 0;
+            }
+            sl_chunk_retain(p->chunk);
+            out[(*nout)++] = (sl_ring_event_t){p->chunk, off, len, p->first_seq + e};
+            taken += len;
+            pos = p->base + off + len;
+        }
+        if (*nout >= max_events)
+            break;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
 void sl_ring_set_auto_visible(sl_ring_t *r, bool on)
 {
     pthread_mutex_lock(&r->lock);

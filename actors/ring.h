@@ -90,6 +90,21 @@ int sl_ring_seek(sl_ring_t *r, uint64_t seq, uint64_t *pos);
  * pos was evicted (fell behind: catch up from the log). */
 int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, bool whole_events,
                  sl_ring_slice_t *out, uint32_t max_slices, sl_ring_read_t *res);
+/* One event of a per-event read. */
+typedef struct sl_ring_event {
+    sl_chunk_t *chunk; /* one reference owned by the caller */
+    uint32_t off, len;
+    uint64_t seq;
+} sl_ring_event_t;
+
+/* Any thread. Takes whole visible events one by one from pos (an event
+ * start), at most max_events and max_bytes in all (a first event larger
+ * than max_bytes is returned alone), for readers that frame each event
+ * themselves (RPC notifications). *nout = events taken, each holding its
+ * own chunk reference. Returns 0, or SL_ENOTFOUND when pos was evicted. */
+int sl_ring_read_events(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, sl_ring_event_t *out,
+                        uint32_t max_events, uint32_t *nout);
+
 /* Any thread: the next seq to be committed, the tail position, the oldest
  * seq still in the ring, and bytes held. */
 uint64_t sl_ring_next_seq(sl_ring_t *r);
