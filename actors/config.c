@@ -8,6 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdlib.h>
+
+#include "net/rpc.h"
 #include "runtime/base.h"
 #include "runtime/limits.h"
 
@@ -21,6 +24,29 @@
 static const char summary[] =
     "sluiced: durable event sessions streamed over HTTP/2 and HTTP/1.1 server-sent events.";
 
+/* The env twin of a list flag holds several values, comma-separated:
+ * split them in place of the one item (copies live until exit). */
+static int split_list(sl_flag_list_t *l, char *err, size_t n)
+{
+    sl_flag_list_t out = {0};
+    for (uint32_t i = 0; i < l->count; i++) {
+        char *copy = strdup(l->items[i]), *save = NULL;
+        if (!copy) {
+            snprintf(err, n, "out of memory");
+            return -1;
+        }
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (out.count >= SL_FLAG_LIST_MAX) {
+                snprintf(err, n, "at most %d listen addresses per flag", SL_FLAG_LIST_MAX);
+                return -1;
+            }
+            out.items[out.count++] = t;
+        }
+    }
+    *l = out;
+    return 0;
+}
+
 int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
@@ -29,6 +55,9 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
     snprintf(workers_def, sizeof workers_def, "%ld", cores < 1 ? 1 : (cores > 64 ? 64 : cores));
     const sl_flag_t flags[] = {
         {"listen", SL_FLAG_STRING, "127.0.0.1:8080", "HTTP listen address HOST:PORT (port 0 picks a free port)", &c->listen, 0, 0, NULL},
+        {"rpc-listen", SL_FLAG_LIST, NULL, "msgpack-RPC listen address HOST:PORT or unix:PATH (repeatable; env: comma-separated; none: RPC off)", &c->rpc_listen, 0, 0, NULL},
+        {"max-rpc-message-bytes", SL_FLAG_BYTES, "2m", "largest msgpack-RPC message; a larger one closes the connection", &c->max_rpc_message_bytes, 1024, SL_RPC_MESSAGE_BYTES_MAX, NULL},
+        {"rpc-max-inflight", SL_FLAG_U32, "1024", "RPC requests awaiting a session's answer per connection; at the bound the connection is not read (TCP backpressure)", &c->rpc_max_inflight, 1, 65536, NULL},
         {"data-dir", SL_FLAG_STRING, "./sluice-data", "directory for session logs (created if missing)", &c->data_dir, 0, 0, NULL},
         {"ready-file", SL_FLAG_STRING, NULL, "write http=HOST:PORT here once accepting", &c->ready_file, 0, 0, NULL},
         {"log-level", SL_FLAG_ENUM, "info", "debug|info|warn|error", &c->log_level, 0, 0, "debug|info|warn|error"},
@@ -73,6 +102,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         return 2;
     }
     if (rc < 0)
+        return -1;
+    if (split_list(&c->rpc_listen, err, n) != 0)
         return -1;
     if ((c->recv_buffers & (c->recv_buffers - 1)) != 0) {
         snprintf(err, n, "--recv-buffers: expected a power of two, got %u", c->recv_buffers);

@@ -13,6 +13,9 @@
 
 typedef struct sl_config {
     const char *listen;            /* HOST:PORT for HTTP */
+    sl_flag_list_t rpc_listen;     /* msgpack-RPC: HOST:PORT or unix:PATH each (none: off) */
+    uint64_t max_rpc_message_bytes; /* policy: close the connection, logged */
+    uint32_t rpc_max_inflight;     /* RPC publishes awaiting answers per connection; policy: stop reading */
     const char *data_dir;
     const char *ready_file;        /* NULL: none */
     const char *log_level;

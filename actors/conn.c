@@ -85,11 +85,12 @@ void sl_conn__pump(sl_conn_t *c)
 {
     if (c->state >= SL_CONN__CLOSING)
         return;
-    if (c->http)
+    bool proto = c->http || c->rpc;
+    if (proto)
         sl_conn__proto_flush(c);
     send_some(c);
-    bool done = c->proto_failed || (c->http && sl_conn__proto_want_close(c)) ||
-                (c->state == SL_CONN__DRAINING && (!c->http || sl_conn__proto_idle(c)));
+    bool done = c->proto_failed || sl_conn__proto_want_close(c) ||
+                (c->state == SL_CONN__DRAINING && (!proto || sl_conn__proto_idle(c)));
     if (done && c->outq.bytes_pending == 0 && !c->send_armed)
         start_close(c);
     else
@@ -144,8 +145,8 @@ static void on_timer(sl_conn_t *c)
         return;
     const sl_config_t *cfg = &c->srv->cfg;
     uint64_t now = sl_clock_now_ns();
-    bool idle = !c->http || sl_conn__proto_idle(c);
-    if (!c->http && now - c->accepted_ns >= cfg->header_timeout_ns) {
+    bool idle = (!c->http && !c->rpc) || sl_conn__proto_idle(c);
+    if (!c->http && !c->rpc && now - c->accepted_ns >= cfg->header_timeout_ns) {
         atomic_fetch_add_explicit(&c->srv->counters.closed_header_timeout, 1, memory_order_relaxed);
         start_close(c);
         return;
@@ -228,8 +229,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
     case MSG_DRAIN:
         if (c->state == SL_CONN__OPEN) {
             c->state = SL_CONN__DRAINING;
-            if (c->http)
-                sl_conn__proto_drain(c);
+            sl_conn__proto_drain(c);
             sl_conn__pump(c);
             maybe_close_fd(c);
         }
@@ -264,8 +264,7 @@ static void destroy(sl_actor_t *self)
 {
     sl_conn_t *c = (sl_conn_t *)self;
     sl_conn__streams_free(c);
-    if (c->http)
-        sl_conn__proto_destroy(c);
+    sl_conn__proto_destroy(c);
     sl_outq_deinit(&c->outq);
     free(c);
 }
@@ -279,6 +278,10 @@ static void format_peer(int fd, char *out, size_t n)
     out[0] = '\0';
     if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
         return;
+    if (ss.ss_family == AF_UNIX) {
+        snprintf(out, n, "unix");
+        return;
+    }
     if (ss.ss_family == AF_INET6) {
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
         port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -289,7 +292,7 @@ static void format_peer(int fd, char *out, size_t n)
     snprintf(out, n, "%s:%d", host, port);
 }
 
-void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd)
+void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
 {
     sl_server_counters_t *ctr = &srv->counters;
     atomic_fetch_add_explicit(&ctr->accepted, 1, memory_order_relaxed);
@@ -318,6 +321,12 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd)
     c->srv = srv;
     c->r = r;
     c->fd = fd;
+    if (rpc && sl_conn__rpc_create(c) != 0) {
+        sl_outq_deinit(&c->outq);
+        free(c);
+        close(fd);
+        return;
+    }
     c->accepted_ns = c->last_activity_ns = sl_clock_now_ns();
     c->drain_msg = (sl_msg_t){.kind = MSG_DRAIN, .mclass = SL_MSG_CONTROL};
     c->abort_msg = (sl_msg_t){.kind = MSG_ABORT, .mclass = SL_MSG_CONTROL};

@@ -23,9 +23,10 @@
 #include "runtime/reactor.h"
 
 /* Accept callback body: creates the actor for fd and arms its first recv.
- * Takes fd (closes it when over --max-connections or out of memory).
+ * rpc: the socket came from an --rpc-listen listener (msgpack-RPC), else
+ * HTTP. Takes fd (closes it when over --max-connections or out of memory).
  * Reactor thread. */
-void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd);
+void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc);
 
 /* Asks the connection to finish (graceful: complete in-flight responses,
  * GOAWAY, then close) or to abort now. At most one of each is delivered;

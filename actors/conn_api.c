@@ -44,7 +44,7 @@ static void not_allowed(sl_conn_t *c, uint32_t sid, const char *allow)
     sl_http_respond_error(c->http, sid, 405, "method_not_allowed", "method not allowed here", &h, 1);
 }
 
-static bool type_valid(const char *t, size_t n)
+bool sl_conn__type_valid(const char *t, size_t n)
 {
     if (n < 1 || n > SL_EVENT_TYPE_MAX)
         return false;
@@ -68,7 +68,7 @@ static bool truthy(sl_http_str_t v)
     return v.ptr && ((v.len == 1 && v.ptr[0] == '1') || (v.len == 4 && memcmp(v.ptr, "true", 4) == 0));
 }
 
-static size_t stats_json(const sl_entry_t *e, char *out, size_t cap)
+size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap)
 {
     const sl_session_stats_t *s = &e->stats;
 #define L(f) (uint64_t) atomic_load_explicit(&s->f, memory_order_relaxed)
@@ -85,7 +85,7 @@ static size_t stats_json(const sl_entry_t *e, char *out, size_t cap)
 
 /* ---- publish ---- */
 
-static sl_pub_t *pub_alloc(uint32_t nevents, size_t buf_bytes)
+sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes)
 {
     size_t size = sizeof(sl_pub_t) + nevents * sizeof(sl_pub_event_t) + buf_bytes;
     sl_pub_t *p = calloc(1, size);
@@ -107,7 +107,7 @@ static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status
     for (size_t i = 0; i < n; i++)
         lines += b[i] == '\n';
     lines++;
-    sl_pub_t *p = pub_alloc(lines, n + 16);
+    sl_pub_t *p = sl_conn__pub_alloc(lines, n + 16);
     if (!p) {
         *status = 503, *code = "overloaded";
         return NULL;
@@ -125,7 +125,7 @@ static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status
             uint32_t tlen, doff, dlen;
             int rc = sl_json_event_line(b + start, len, p->buf + out, n + 16 - out, &tlen, &doff, &dlen);
             const char *type = tlen ? (const char *)p->buf + out : "message";
-            if (rc != 0 || (tlen && !type_valid(type, tlen))) {
+            if (rc != 0 || (tlen && !sl_conn__type_valid(type, tlen))) {
                 free(p);
                 *status = 400, *code = rc == 0 ? "invalid_type" : "bad_request";
                 return NULL;
@@ -137,10 +137,10 @@ static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status
             }
             if (!tlen) { /* default type goes after the data */
                 memcpy(p->buf + out + doff + dlen, "message", 7);
-                p->events[ev] = (sl_pub_event_t){(uint32_t)(out + doff + dlen), 7, (uint32_t)(out + doff), dlen};
+                p->events[ev] = (sl_pub_event_t){(uint32_t)(out + doff + dlen), 7, (uint32_t)(out + doff), dlen, false};
                 out += doff + dlen + 7;
             } else {
-                p->events[ev] = (sl_pub_event_t){(uint32_t)out, tlen, (uint32_t)(out + doff), dlen};
+                p->events[ev] = (sl_pub_event_t){(uint32_t)out, tlen, (uint32_t)(out + doff), dlen, false};
                 out += doff + dlen;
             }
             ev++;
@@ -163,7 +163,7 @@ static sl_pub_t *parse_single(sl_conn_t *c, const sl_http_req_t *req, int *statu
         t = req->event_type;
     if (sl_http_query_param(req->query, "type", &q))
         t = q;
-    if (!type_valid(t.ptr, t.len)) {
+    if (!sl_conn__type_valid(t.ptr, t.len)) {
         *status = 400, *code = "invalid_type";
         return NULL;
     }
@@ -171,7 +171,7 @@ static sl_pub_t *parse_single(sl_conn_t *c, const sl_http_req_t *req, int *statu
         *status = 413, *code = "too_large";
         return NULL;
     }
-    sl_pub_t *p = pub_alloc(1, t.len + req->body_len);
+    sl_pub_t *p = sl_conn__pub_alloc(1, t.len + req->body_len);
     if (!p) {
         *status = 503, *code = "overloaded";
         return NULL;
@@ -179,12 +179,11 @@ static sl_pub_t *parse_single(sl_conn_t *c, const sl_http_req_t *req, int *statu
     memcpy(p->buf, t.ptr, t.len);
     if (req->body_len)
         memcpy(p->buf + t.len, req->body, req->body_len);
-    p->events[0] = (sl_pub_event_t){0, (uint32_t)t.len, (uint32_t)t.len, (uint32_t)req->body_len};
+    p->events[0] = (sl_pub_event_t){0, (uint32_t)t.len, (uint32_t)t.len, (uint32_t)req->body_len, false};
     return p;
 }
 
-/* Sends p to the session of id (creating it). Returns 0 or answers. */
-static void send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_len, sl_pub_t *p)
+int sl_conn__send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_len, sl_pub_t *p)
 {
     sl_entry_t *e = NULL;
     bool created;
@@ -192,8 +191,7 @@ static void send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_l
     int rc = sl_registry_get_or_create(c->srv->registry, id, id_len, epoch, &e, &created);
     if (rc != 0) {
         free(p);
-        err(c, sid, 503, "overloaded", "too many sessions");
-        return;
+        return SL_EFULL;
     }
     if (created)
         atomic_store(&e->stats.created_ns, sl_clock_wall_ns());
@@ -201,26 +199,46 @@ static void send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_l
     sl_entry_release(e);
     if (!s) {
         free(p);
-        err(c, sid, 503, "overloaded", "session unavailable; retry");
-        return;
+        return SL_ECLOSED;
     }
     p->h.kind = SL_SESSION_MSG_PUBLISH;
     p->h.mclass = SL_MSG_NORMAL;
     p->reply_to = &c->a;
     p->stream_id = sid;
     sl_actor_retain(&c->a);
+    rc = 0;
     if (sl_actor_send(s, &p->h) == SL_EFULL) {
         /* Policy at a full session mailbox: explicit overload answer. */
         sl_actor_release(&c->a);
         free(p);
         atomic_fetch_add_explicit(&c->srv->counters.publish_refused, 1, memory_order_relaxed);
-        static const sl_http_header_t ra[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};
-        atomic_fetch_add_explicit(&c->srv->counters.responses_5xx, 1, memory_order_relaxed);
-        sl_http_respond_error(c->http, sid, 503, "overloaded", "session is busy; retry", ra, 1);
+        rc = SL_EAGAIN;
     } else {
         c->pubs_inflight++;
     }
     sl_actor_release(s);
+    return rc;
+}
+
+const char *sl_conn__publish_error_text(int rc)
+{
+    return rc == SL_EFULL     ? "too many sessions"
+           : rc == SL_ECLOSED ? "session unavailable; retry"
+                              : "session is busy; retry";
+}
+
+/* Sends p to the session of id (creating it), or answers the failure. */
+static void send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_len, sl_pub_t *p)
+{
+    int rc = sl_conn__send_publish(c, sid, id, id_len, p);
+    if (rc == SL_EAGAIN) {
+        static const sl_http_header_t ra[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};
+        atomic_fetch_add_explicit(&c->srv->counters.responses_5xx, 1, memory_order_relaxed);
+        sl_http_respond_error(c->http, sid, 503, "overloaded", sl_conn__publish_error_text(rc),
+                              ra, 1);
+    } else if (rc != 0) {
+        err(c, sid, 503, "overloaded", sl_conn__publish_error_text(rc));
+    }
 }
 
 static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
@@ -259,10 +277,17 @@ static void on_published(sl_conn_t *c, sl_pub_t *p)
     /* The session actor ended (hibernated) between our lookup and its turn:
      * nothing was appended, so send the same request to its successor. */
     if (p->status == SL_ECLOSED && p->first_seq == 0 && p->retries < 3 &&
-        c->state < SL_CONN__CLOSING && c->http) {
+        c->state < SL_CONN__CLOSING && (c->http || c->rpc)) {
         p->retries++;
         sl_actor_release(&c->a);
-        send_publish(c, p->stream_id, p->id, p->id_len, p);
+        if (c->rpc)
+            sl_conn__rpc_resend(c, p);
+        else
+            send_publish(c, p->stream_id, p->id, p->id_len, p);
+        return;
+    }
+    if (c->rpc) {
+        sl_conn__rpc_published(c, p);
         return;
     }
     if (c->state < SL_CONN__CLOSING && c->http) {
@@ -357,22 +382,35 @@ static void handle_list(sl_conn_t *c, const sl_http_req_t *req)
             return;
         }
     }
+    size_t o;
+    char *body = sl_conn__list_json(c, clen ? cursor : NULL, (size_t)clen, limit, &o);
+    if (!body) {
+        err(c, req->stream_id, 503, "overloaded", "out of memory");
+        return;
+    }
+    sl_http_respond(c->http, req->stream_id, 200, json_hdr, 1, body, o);
+    free(body);
+}
+
+char *sl_conn__list_json(sl_conn_t *c, const char *cursor, size_t clen, uint64_t limit,
+                         size_t *len)
+{
+    limit = limit < 1 ? 1 : limit > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : limit;
     sl_entry_t **list = malloc(limit * sizeof *list);
     char *body = malloc(limit * STATS_JSON_MAX + 256);
     if (!list || !body) {
         free(list);
         free(body);
-        err(c, req->stream_id, 503, "overloaded", "out of memory");
-        return;
+        return NULL;
     }
     bool more;
-    uint32_t n = sl_registry_list(c->srv->registry, clen ? cursor : NULL, (size_t)clen,
-                                  (uint32_t)limit, list, &more);
+    uint32_t n = sl_registry_list(c->srv->registry, clen ? cursor : NULL, clen, (uint32_t)limit,
+                                  list, &more);
     size_t o = (size_t)sprintf(body, "{\"sessions\":[");
     for (uint32_t i = 0; i < n; i++) {
         if (i)
             body[o++] = ',';
-        o += stats_json(list[i], body + o, STATS_JSON_MAX);
+        o += sl_conn__stats_json(list[i], body + o, STATS_JSON_MAX);
     }
     o += (size_t)sprintf(body + o, "]");
     if (more && n > 0)
@@ -380,9 +418,9 @@ static void handle_list(sl_conn_t *c, const sl_http_req_t *req)
     o += (size_t)sprintf(body + o, "}");
     for (uint32_t i = 0; i < n; i++)
         sl_entry_release(list[i]);
-    sl_http_respond(c->http, req->stream_id, 200, json_hdr, 1, body, o);
     free(list);
-    free(body);
+    *len = o;
+    return body;
 }
 
 static void handle_session(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
@@ -393,7 +431,7 @@ static void handle_session(sl_conn_t *c, const sl_http_req_t *req, const char *i
         sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
         if (!e)
             return err(c, sid, 404, "not_found", "no such session");
-        size_t n = stats_json(e, body, sizeof body);
+        size_t n = sl_conn__stats_json(e, body, sizeof body);
         sl_entry_release(e);
         sl_http_respond(c->http, sid, 200, json_hdr, 1, body, n);
     } else if (req->method == SL_HTTP_METHOD_PUT) {
@@ -404,7 +442,7 @@ static void handle_session(sl_conn_t *c, const sl_http_req_t *req, const char *i
             return err(c, sid, 503, "overloaded", "too many sessions");
         if (created)
             atomic_store(&e->stats.created_ns, sl_clock_wall_ns());
-        size_t n = stats_json(e, body, sizeof body);
+        size_t n = sl_conn__stats_json(e, body, sizeof body);
         sl_entry_release(e);
         sl_http_respond(c->http, sid, created ? 201 : 200, json_hdr, 1, body, n);
     } else if (req->method == SL_HTTP_METHOD_DELETE) {

@@ -125,6 +125,8 @@ static int ensure_http(sl_conn_t *c)
 
 int sl_conn__proto_feed(sl_conn_t *c, const uint8_t *data, size_t len)
 {
+    if (c->rpc)
+        return sl_conn__rpc_feed(c, data, len);
     int rc = ensure_http(c);
     if (rc != 0)
         return rc;
@@ -138,6 +140,10 @@ int sl_conn__proto_feed(sl_conn_t *c, const uint8_t *data, size_t len)
 
 void sl_conn__proto_flush(sl_conn_t *c)
 {
+    if (c->rpc) {
+        sl_conn__rpc_flush(c);
+        return;
+    }
     /* Held-back pipelined HTTP/1.x input is processed once the previous
      * response is out of the way; bounded by the input that was read. */
     for (int i = 0; i < 64 && sl_http_conn_has_input(c->http); i++) {
@@ -155,20 +161,34 @@ void sl_conn__proto_flush(sl_conn_t *c)
 
 bool sl_conn__proto_want_read(sl_conn_t *c)
 {
+    if (c->rpc)
+        return sl_conn__rpc_want_read(c);
     return !c->http || sl_http_conn_want_read(c->http);
 }
 
-bool sl_conn__proto_want_close(sl_conn_t *c) { return sl_http_conn_want_close(c->http); }
+bool sl_conn__proto_want_close(sl_conn_t *c)
+{
+    return c->http && sl_http_conn_want_close(c->http);
+}
 
 bool sl_conn__proto_idle(sl_conn_t *c)
 {
-    return c->nstreams == 0 && c->pubs_inflight == 0 && !sl_http_conn_has_input(c->http);
+    if (c->rpc)
+        return sl_conn__rpc_idle(c);
+    return c->nstreams == 0 && c->pubs_inflight == 0 &&
+           (!c->http || !sl_http_conn_has_input(c->http));
 }
 
-void sl_conn__proto_drain(sl_conn_t *c) { sl_http_conn_shutdown(c->http); }
+void sl_conn__proto_drain(sl_conn_t *c)
+{
+    if (c->http)
+        sl_http_conn_shutdown(c->http);
+}
 
 void sl_conn__proto_destroy(sl_conn_t *c)
 {
-    sl_http_conn_destroy(c->http);
+    sl_conn__rpc_destroy(c);
+    if (c->http)
+        sl_http_conn_destroy(c->http);
     c->http = NULL;
 }

@@ -24,6 +24,7 @@ typedef enum conn_state {
 
 struct sl_http_conn;
 struct sl_http_req;
+struct sl_conn_rpc;
 
 /* An SSE response stream on this connection, following one session. */
 typedef struct sl_conn_stream {
@@ -34,7 +35,9 @@ typedef struct sl_conn_stream {
     bool sub_active;   /* SUBSCRIBE sent, UNSUBSCRIBED not yet received */
     bool unsub_sent;
     bool ended;        /* END_STREAM / last chunk queued */
-    bool counted;      /* counted in streams_open / subscribers */
+    bool counted;      /* counted in streams_open (SSE) / subscribers */
+    bool rpc;          /* an RPC subscription: stream_id is its subscription id */
+    uint32_t rpc_msgid; /* RPC: the subscribe request, answered on SUBSCRIBED */
     bool reset;        /* send sluice.reset first (Last-Event-ID of an earlier incarnation) */
     sl_entry_t *e;     /* reference */
     sl_actor_t *session; /* reference, while sub_active */
@@ -64,6 +67,7 @@ struct sl_conn {
     struct iovec iov[SL_SEND_IOV_MAX];
     /* Protocol. */
     struct sl_http_conn *http;     /* NULL until the first bytes chose one */
+    struct sl_conn_rpc *rpc;       /* msgpack-RPC state (RPC listeners), else NULL */
     uint8_t sniff[32];
     uint32_t sniff_len;
     bool proto_failed;             /* close once the error answer is sent */
@@ -116,9 +120,46 @@ void sl_conn__streams_close_all(sl_conn_t *c);
 void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns);
 /* Frees stream records (destroy). */
 void sl_conn__streams_free(sl_conn_t *c);
-/* Subscribes stream_id of this connection to e from from_seq. */
+/* Subscribes stream_id of this connection to e from from_seq (takes the
+ * reference to e); failures are answered as HTTP errors. */
 void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
                         uint64_t wait_seq, bool reset);
+/* The same for either front end; failures are the caller's to answer:
+ * returns 0, SL_ENOTFOUND (session deleted) or -ENOMEM. */
+int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
+                          uint64_t wait_seq, bool reset, bool rpc, uint32_t rpc_msgid);
+
+/* Shared by the HTTP and RPC front ends, in conn_api.c. */
+bool sl_conn__type_valid(const char *t, size_t n);
+size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap);
+sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes);
+/* Sends p (owned) to the session of id, creating the session. Returns 0
+ * (answered later by PUBLISHED; counted in pubs_inflight) or, with p
+ * freed: SL_EFULL (too many sessions), SL_ECLOSED (session unavailable),
+ * SL_EAGAIN (its mailbox is full; counted in publish_refused). */
+int sl_conn__send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_len, sl_pub_t *p);
+const char *sl_conn__publish_error_text(int rc);
+/* A sessions page as JSON (malloc'd; *len set), or NULL out of memory. */
+char *sl_conn__list_json(sl_conn_t *c, const char *cursor, size_t clen, uint64_t limit,
+                         size_t *len);
+
+/* msgpack-RPC protocol, in conn_rpc.c. */
+int sl_conn__rpc_create(sl_conn_t *c);
+void sl_conn__rpc_destroy(sl_conn_t *c);
+int sl_conn__rpc_feed(sl_conn_t *c, const uint8_t *data, size_t len);
+void sl_conn__rpc_flush(sl_conn_t *c);
+bool sl_conn__rpc_want_read(sl_conn_t *c);
+bool sl_conn__rpc_idle(sl_conn_t *c);
+void sl_conn__rpc_published(sl_conn_t *c, sl_pub_t *p);
+void sl_conn__rpc_resend(sl_conn_t *c, sl_pub_t *p);
+/* RPC subscriptions: the subscribe answer, room for notifications, a
+ * caught-up chunk, the end notice, and one pull from the ring (1: pull
+ * again, 0: done for now, SL_ENOTFOUND: fell out of the ring). */
+void sl_conn__rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st, bool ok);
+uint64_t sl_conn__rpc_room(const sl_conn_t *c);
+int sl_conn__rpc_write_chunk(sl_conn_t *c, sl_chunk_t *chunk);
+void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st);
+int sl_conn__rpc_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit);
 
 /* I/O engine entry points the glue may call. */
 void sl_conn__pump(sl_conn_t *c); /* flush protocol output and send */

@@ -7,6 +7,7 @@
  * copy. Pulls happen when the session notifies (coalesced: one wake-up
  * per batch of events) and when room grows (output sent, WINDOW_UPDATE).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,8 @@ static void free_stream(sl_conn_t *c, sl_conn_stream_t *st)
 {
     unlink_stream(c, st);
     if (st->counted) {
-        atomic_fetch_sub_explicit(&c->srv->counters.streams_open, 1, memory_order_relaxed);
+        if (!st->rpc)
+            atomic_fetch_sub_explicit(&c->srv->counters.streams_open, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
     }
     if (st->e)
@@ -71,16 +73,26 @@ static void send_unsubscribe(sl_conn_t *c, sl_conn_stream_t *st)
 void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
                         uint64_t wait_seq, bool reset)
 {
+    int rc = sl_conn__subscribe_ex(c, stream_id, e, from_seq, wait_seq, reset, false, 0);
+    if (rc != 0)
+        sl_http_respond_error(c->http, stream_id, rc == SL_ENOTFOUND ? 404 : 503,
+                              rc == SL_ENOTFOUND ? "not_found" : "overloaded",
+                              rc == SL_ENOTFOUND ? "no such session" : "out of memory", NULL, 0);
+}
+
+int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
+                          uint64_t wait_seq, bool reset, bool rpc, uint32_t rpc_msgid)
+{
     sl_conn_stream_t *st = calloc(1, sizeof *st);
     sl_actor_t *session = st ? sl_session_acquire(c->srv, e) : NULL;
     if (!session) {
         free(st);
         sl_entry_release(e);
-        sl_http_respond_error(c->http, stream_id, session ? 503 : 404,
-                              session ? "overloaded" : "not_found",
-                              session ? "out of memory" : "no such session", NULL, 0);
-        return;
+        return st ? SL_ENOTFOUND : -ENOMEM;
     }
+    st->rpc = rpc;
+    st->rpc_msgid = rpc_msgid;
+    st->sub.rpc = rpc;
     st->stream_id = stream_id;
     st->e = e;
     st->session = session;
@@ -100,6 +112,7 @@ void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_
     c->nstreams++;
     int rc = sl_actor_send(session, &st->sub.h);
     sl_assert(rc == 0);
+    return 0;
 }
 
 /* The session actor was ending (hibernating) when our SUBSCRIBE arrived:
@@ -122,13 +135,29 @@ static bool resubscribe(sl_conn_t *c, sl_conn_stream_t *st)
     return true;
 }
 
+/* The subscribe answer goes out before any notification of it. */
+static void on_rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    sl_conn__rpc_subscribed(c, st, true);
+    st->begun = true;
+    st->counted = true;
+    atomic_fetch_add_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
+    st->next_seq = st->sub.start_seq;
+    st->catching_up = st->sub.catch_up;
+    if (st->wait_seq && (st->wait_seq <= st->sub.start_seq || st->sub.catch_up))
+        st->wait_seq = 0;
+    st->last_write_ns = sl_clock_now_ns();
+}
+
 static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_sub_t *sub = &st->sub;
     if (resubscribe(c, st))
         return;
     if (sub->status != 0 || st->dead || c->state >= SL_CONN__CLOSING) {
-        if (sub->status != 0 && !st->dead && c->http)
+        if (sub->status != 0 && !st->dead && c->rpc)
+            sl_conn__rpc_subscribed(c, st, false);
+        else if (sub->status != 0 && !st->dead && c->http)
             sl_http_respond_error(c->http, st->stream_id, 404, "not_found", "no such session",
                                   NULL, 0);
         send_unsubscribe(c, st); /* still registered when status was 0 */
@@ -139,6 +168,10 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
             free_stream(c, st);
             sl_actor_release(&c->a);
         }
+        return;
+    }
+    if (st->rpc) {
+        on_rpc_subscribed(c, st);
         return;
     }
     static const sl_http_header_t h[] = {
@@ -172,10 +205,21 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
 
 static void end_stream(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    if (!st->ended && !st->dead)
-        sl_http_stream_end(c->http, st->stream_id);
+    if (!st->ended && !st->dead) {
+        if (st->rpc)
+            sl_conn__rpc_end(c, st);
+        else
+            sl_http_stream_end(c->http, st->stream_id);
+    }
     st->ended = true;
     send_unsubscribe(c, st);
+}
+
+static size_t stream_room(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    if (st->rpc)
+        return (size_t)sl_conn__rpc_room(c);
+    return sl_http_stream_room(c->http, st->stream_id);
 }
 
 /* One pull from the ring into the stream. Returns true to pull again. */
@@ -196,13 +240,21 @@ static bool pull_once(sl_conn_t *c, sl_conn_stream_t *st)
     if (st->cu_ready && !apply_catchup(c, st))
         return false;
     if (st->catching_up) {
-        request_catchup(c, st, sl_http_stream_room(c->http, st->stream_id));
+        request_catchup(c, st, stream_room(c, st));
         return false;
     }
     uint64_t limit = UINT64_MAX;
     bool ended = atomic_load_explicit(&sub->ended, memory_order_acquire);
     if (ended)
         limit = atomic_load_explicit(&sub->end_pos, memory_order_relaxed);
+    if (st->rpc) {
+        int rc = sl_conn__rpc_pull(c, st, limit);
+        if (rc == SL_ENOTFOUND) {
+            st->catching_up = true;
+            request_catchup(c, st, stream_room(c, st));
+        }
+        return rc == 1;
+    }
     size_t room = sl_http_stream_room(c->http, st->stream_id);
     uint64_t max = limit > sub->pos ? limit - sub->pos : 0;
     if (room < max)
@@ -247,7 +299,7 @@ static void pump_stream(sl_conn_t *c, sl_conn_stream_t *st)
 
 void sl_conn__pump_streams(sl_conn_t *c)
 {
-    if (!c->http || c->state >= SL_CONN__CLOSING)
+    if ((!c->http && !c->rpc) || c->state >= SL_CONN__CLOSING)
         return;
     for (sl_conn_stream_t *st = c->streams; st; st = st->next)
         pump_stream(c, st);
@@ -276,6 +328,8 @@ static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room)
     st->cu.h.mclass = SL_MSG_CONTROL; /* the record's one outstanding request */
     st->cu.conn = &c->a;
     st->cu.from_seq = st->next_seq;
+    st->cu.rpc = st->rpc;
+    st->cu.rpc_sub_id = st->stream_id;
     st->cu.max_bytes = room > (1u << 20) ? (1u << 20) : (uint32_t)room;
     sl_actor_retain(&c->a); /* released when the answer is handled */
     int rc = sl_actor_send(st->session, &st->cu.h);
@@ -289,7 +343,9 @@ static bool apply_catchup(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_catchup_t *cu = &st->cu;
     if (cu->chunk && cu->chunk->len &&
-        sl_http_stream_write_ref(c->http, st->stream_id, cu->chunk, 0, cu->chunk->len) != 0)
+        (st->rpc ? sl_conn__rpc_write_chunk(c, cu->chunk)
+                 : sl_http_stream_write_ref(c->http, st->stream_id, cu->chunk, 0,
+                                            cu->chunk->len)) != 0)
         return false;
     sl_server_counters_t *ctr = &c->srv->counters;
     atomic_fetch_add_explicit(&ctr->events_caught_up, cu->events, memory_order_relaxed);
@@ -352,7 +408,7 @@ void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns)
 {
     uint64_t ka = c->srv->cfg.sse_keepalive_ns;
     for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
-        if (!st->begun || st->dead || st->ended || now_ns - st->last_write_ns < ka)
+        if (st->rpc || !st->begun || st->dead || st->ended || now_ns - st->last_write_ns < ka)
             continue;
         if (sl_http_stream_write_copy(c->http, st->stream_id, sl_sse_keepalive,
                                       SL_SSE_KEEPALIVE_LEN) == 0)

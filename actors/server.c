@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "actors/conn.h"
@@ -128,6 +129,73 @@ static int open_listeners(sl_server_t *srv)
     return 0;
 }
 
+/* A unix socket path: a stale socket file left by a killed server is
+ * replaced; anything else at the path is an error. */
+static int bind_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        return SL_EINVAL;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static int bind_tcp(const char *addr, char *bound, size_t n)
+{
+    char host[256], port[32];
+    if (split_addr(addr, host, sizeof host, port, sizeof port) != 0)
+        return SL_EINVAL;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0)
+        return SL_EINVAL;
+    int fd = bind_one(res, false);
+    freeaddrinfo(res);
+    if (fd >= 0)
+        format_bound(fd, bound, n);
+    return fd;
+}
+
+/* One socket per --rpc-listen address, each served by one reactor. */
+static int open_rpc_listeners(sl_server_t *srv)
+{
+    for (uint32_t i = 0; i < srv->cfg.rpc_listen.count; i++) {
+        const char *addr = srv->cfg.rpc_listen.items[i];
+        sl_rpc_listener_t *l = &srv->rpc[i];
+        l->srv = srv;
+        l->is_unix = strncmp(addr, "unix:", 5) == 0;
+        int fd;
+        if (l->is_unix) {
+            fd = bind_unix(addr + 5);
+            snprintf(l->addr, sizeof l->addr, "%s", addr);
+        } else {
+            fd = bind_tcp(addr, l->addr, sizeof l->addr);
+        }
+        if (fd < 0) {
+            sl_error("cannot listen for RPC", "rpc_listen=%s error=\"%s\" hint=HOST:PORT|unix:PATH",
+                     addr, sl_strerror(fd));
+            return fd;
+        }
+        l->fd = fd;
+        srv->nrpc = i + 1;
+    }
+    return 0;
+}
+
 static int ensure_data_dir(const char *dir)
 {
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
@@ -164,6 +232,8 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
     srv->nreactors = cfg->reactors;
     for (uint32_t i = 0; i < SL_REACTORS_MAX; i++)
         srv->listen_fds[i] = -1;
+    for (uint32_t i = 0; i < SL_FLAG_LIST_MAX; i++)
+        srv->rpc[i].fd = -1;
     pthread_mutex_init(&srv->conns_lock, NULL);
     srv->fd_limit = raise_fd_limit();
     int rc = ensure_data_dir(cfg->data_dir);
@@ -198,12 +268,20 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
             return rc;
         }
     }
-    return open_listeners(srv);
+    if ((rc = open_listeners(srv)) != 0)
+        return rc;
+    return open_rpc_listeners(srv);
 }
 
 static void on_accept(sl_reactor_t *r, int fd, void *ctx)
 {
-    sl_conn_accept((sl_server_t *)ctx, r, fd);
+    sl_conn_accept((sl_server_t *)ctx, r, fd, false);
+}
+
+static void on_accept_rpc(sl_reactor_t *r, int fd, void *ctx)
+{
+    sl_rpc_listener_t *l = ctx;
+    sl_conn_accept(l->srv, r, fd, true);
 }
 
 static void write_ready_file(const sl_server_t *srv)
@@ -213,8 +291,12 @@ static void write_ready_file(const sl_server_t *srv)
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", srv->cfg.ready_file);
     FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "http=%s\n", srv->http_addr) < 0 || fclose(f) != 0 ||
-        rename(tmp, srv->cfg.ready_file) != 0)
+    bool ok = f && fprintf(f, "http=%s\n", srv->http_addr) >= 0;
+    for (uint32_t i = 0; ok && i < srv->nrpc; i++)
+        ok = fprintf(f, "rpc=%s\n", srv->rpc[i].addr) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, srv->cfg.ready_file) != 0)
         sl_error("cannot write ready file", "path=%s error=\"%s\"", srv->cfg.ready_file,
                  strerror(errno));
 }
@@ -235,8 +317,17 @@ int sl_server_start(sl_server_t *srv)
         if ((rc = sl_reactor_listen(srv->reactors[i], srv->listen_fds[i], on_accept, srv)) != 0)
             return rc;
     }
-    sl_info("listening", "http=%s rpc= reactors=%u workers=%u data_dir=%s pid=%d", srv->http_addr,
-            srv->nreactors, srv->cfg.workers, srv->cfg.data_dir, (int)getpid());
+    char rpc[SL_FLAG_LIST_MAX * 130] = "";
+    size_t o = 0;
+    for (uint32_t i = 0; i < srv->nrpc; i++) {
+        sl_reactor_t *r = srv->reactors[i % srv->nreactors];
+        if ((rc = sl_reactor_listen(r, srv->rpc[i].fd, on_accept_rpc, &srv->rpc[i])) != 0)
+            return rc;
+        o += (size_t)snprintf(rpc + o, sizeof rpc - o, "%s%s", i ? "," : "", srv->rpc[i].addr);
+    }
+    sl_info("listening", "http=%s rpc=%s reactors=%u workers=%u data_dir=%s pid=%d",
+            srv->http_addr, rpc, srv->nreactors, srv->cfg.workers, srv->cfg.data_dir,
+            (int)getpid());
     write_ready_file(srv);
     return 0;
 }
@@ -331,6 +422,12 @@ void sl_server_shutdown(sl_server_t *srv)
         sl_reactor_destroy(srv->reactors[i]);
         if (srv->listen_fds[i] >= 0)
             close(srv->listen_fds[i]);
+    }
+    for (uint32_t i = 0; i < srv->nrpc; i++) {
+        if (srv->rpc[i].fd >= 0)
+            close(srv->rpc[i].fd);
+        if (srv->rpc[i].is_unix)
+            unlink(srv->rpc[i].addr + 5);
     }
     sl_registry_destroy(srv->registry, NULL);
     sl_sched_destroy(srv->sched);

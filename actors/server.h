@@ -44,6 +44,14 @@ typedef struct sl_server_counters {
     _Atomic uint64_t publish_refused;   /* publishes answered 503 (full session mailbox) */
 } sl_server_counters_t;
 
+/* One msgpack-RPC listening socket (--rpc-listen). */
+typedef struct sl_rpc_listener {
+    struct sl_server *srv;
+    int fd;
+    bool is_unix;
+    char addr[128];               /* bound HOST:PORT or unix:PATH */
+} sl_rpc_listener_t;
+
 typedef struct sl_server {
     sl_config_t cfg;
     sl_sched_t *sched;
@@ -51,6 +59,8 @@ typedef struct sl_server {
     sl_reactor_t *reactors[SL_REACTORS_MAX];
     int listen_fds[SL_REACTORS_MAX];
     char http_addr[128];          /* bound HOST:PORT, for logs and ready file */
+    sl_rpc_listener_t rpc[SL_FLAG_LIST_MAX]; /* --rpc-listen sockets */
+    uint32_t nrpc;
     uint64_t start_ns;            /* monotonic */
     uint64_t fd_limit;
     sl_monitor_t *monitor;

@@ -1,0 +1,754 @@
+/*
+ * Connection actor, msgpack-RPC side (API.md "msgpack-RPC"): decodes
+ * requests with net/rpc's bounded decoder, runs them, and writes responses
+ * and subscription notifications into the connection's output queue.
+ *
+ * Requests are handled in arrival order, but answers go out as soon as each
+ * is ready: a publish is answered when its session says the event is
+ * written (or synced), everything else at once, so responses may overtake
+ * one another (clients match msgid).
+ *
+ * Bounds and their policies:
+ * - --max-rpc-message-bytes and the decoder's depth/array/map/object limits:
+ *   a message over them closes the connection with a logged reason (the
+ *   framing cannot be trusted past it).
+ * - --rpc-max-inflight publishes awaiting their session per connection, and
+ *   RPC_REQUEST_ROOM bytes of output room: while either is exhausted no
+ *   request is decoded and the socket is not read, so a client that sends
+ *   faster than sluice accepts is slowed by TCP, not by our memory. At most
+ *   one receive buffer of input (RPC_STASH_BYTES) waits beside the decoder.
+ * - Subscriptions per connection: --max-streams (beyond: overloaded). Their
+ *   notifications use the output queue up to RPC_REQUEST_ROOM below its
+ *   bound, so answers always have room to go out.
+ *
+ * Event notifications are the session's per-event msgpack body (encoded
+ * once into its RPC ring, shared by every subscriber) behind a few bytes of
+ * per-subscription prefix.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "actors/conn_int.h"
+#include "actors/json.h"
+#include "actors/monitor.h"
+#include "actors/server.h"
+#include "net/rpc.h"
+#include "runtime/clock.h"
+#include "runtime/log.h"
+#include "storage/session_id.h"
+
+/* Input held beside the decoder while requests wait (one receive). */
+#define RPC_STASH_BYTES SL_RECV_BUFFER_BYTES
+/* Requests decoded per turn before yielding to other actors. */
+#define RPC_REQUESTS_PER_TURN 256
+/* Output room a request needs before it is decoded (the largest ordinary
+ * answer is a 1,000-entry sessions page, about 300 KB). */
+#define RPC_REQUEST_ROOM (512u * 1024)
+/* Segment slots kept free for answers; notifications stop short of them. */
+#define RPC_REQUEST_SEGS 16
+/* Events per ring read of one subscription. */
+#define RPC_EVENTS_PER_PULL 64
+#define RPC_ERROR_MAX 256
+/* Output kept for the answer of each publish in flight (an error answer
+ * with its message fits). */
+#define RPC_PUBLISH_ANSWER_MAX 128
+
+struct sl_conn_rpc {
+    sl_rpc_decoder_t *dec;
+    uint8_t *stash;        /* input the decoder could not take yet */
+    uint32_t stash_len;
+    uint32_t next_sub_id;
+    bool failed;           /* framing lost: no more input */
+};
+
+/* ---- output helpers ---- */
+
+/* Output room kept free for answers: one ordinary answer plus the answers
+ * of every publish in flight, which are written whenever sessions reply. */
+static uint64_t request_room(const sl_conn_t *c)
+{
+    uint64_t max = c->outq.bytes_max;
+    uint64_t one = RPC_REQUEST_ROOM < max / 4 ? RPC_REQUEST_ROOM : max / 4;
+    return one + (uint64_t)c->pubs_inflight * RPC_PUBLISH_ANSWER_MAX;
+}
+
+/* An answer that cannot be queued would leave its client waiting forever:
+ * close the connection instead (never expected: room is kept for it). */
+static void put_failed(sl_conn_t *c, uint32_t msgid, int rc)
+{
+    sl_warn("rpc answer does not fit the output queue; closing", "peer=%s msgid=%u error=\"%s\"",
+            c->peer, msgid, sl_strerror(rc));
+    c->proto_failed = true;
+}
+
+static void put_error(sl_conn_t *c, uint32_t msgid, const char *code, const char *msg)
+{
+    uint8_t buf[RPC_ERROR_MAX];
+    int n = sl_rpc_error_encode(buf, sizeof buf, msgid, code, msg);
+    sl_assert(n > 0);
+    atomic_fetch_add_explicit(&c->srv->counters.responses_4xx, 1, memory_order_relaxed);
+    int rc = sl_rpc_outq_put(&c->outq, buf, (size_t)n);
+    if (rc != 0)
+        put_failed(c, msgid, rc);
+}
+
+static void put_packed(sl_conn_t *c, uint32_t msgid, const msgpack_sbuffer *sb)
+{
+    if (sl_rpc_outq_response_packed(&c->outq, msgid, sb->data, sb->size) != 0)
+        put_error(c, msgid, "overloaded", "answer does not fit the output queue now; retry");
+}
+
+static void put_uint(sl_conn_t *c, uint32_t msgid, uint64_t v)
+{
+    uint8_t buf[32];
+    int n = sl_rpc_response_uint(buf, sizeof buf, msgid, v);
+    int rc = sl_rpc_outq_put(&c->outq, buf, (size_t)n);
+    if (rc != 0)
+        put_failed(c, msgid, rc);
+}
+
+static void put_true(sl_conn_t *c, uint32_t msgid)
+{
+    uint8_t buf[16];
+    int n = sl_rpc_response_bool(buf, sizeof buf, msgid, true);
+    int rc = sl_rpc_outq_put(&c->outq, buf, (size_t)n);
+    if (rc != 0)
+        put_failed(c, msgid, rc);
+}
+
+/* Answers with the msgpack form of a JSON document sluice rendered. */
+static void put_json(sl_conn_t *c, uint32_t msgid, const char *json, size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (sl_json_to_msgpack(json, len, &pk) != 0)
+        put_error(c, msgid, "internal", "cannot encode the answer");
+    else
+        put_packed(c, msgid, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- params ---- */
+
+static bool obj_bytes(const msgpack_object *o, const char **p, size_t *n)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        *p = o->via.str.ptr, *n = o->via.str.size;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *p = o->via.bin.ptr, *n = o->via.bin.size;
+        return true;
+    }
+    return false;
+}
+
+static bool obj_is(const msgpack_object *o, const char *s)
+{
+    const char *p;
+    size_t n;
+    return obj_bytes(o, &p, &n) && n == strlen(s) && memcmp(p, s, n) == 0;
+}
+
+/* The session id of params[i]; answers and returns false when it is bad. */
+static bool param_session(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, uint32_t i,
+                          const char **id, size_t *len)
+{
+    if (i >= a->size || !obj_bytes(&a->ptr[i], id, len)) {
+        put_error(c, msgid, "bad_params", "expected a session id (str)");
+        return false;
+    }
+    if (!sl_session_id_valid(*id, *len)) {
+        put_error(c, msgid, "invalid_session_id",
+                  "session ids are 1-128 bytes of [A-Za-z0-9._-], not starting with '.'");
+        return false;
+    }
+    return true;
+}
+
+/* Reads {"durable": bool, "ephemeral": bool} (unknown keys ignored). */
+static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, uint32_t i,
+                       sl_pub_t *p)
+{
+    if (i >= a->size || a->ptr[i].type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (a->ptr[i].type != MSGPACK_OBJECT_MAP) {
+        put_error(c, msgid, "bad_params", "options must be a map");
+        return false;
+    }
+    const msgpack_object_map *m = &a->ptr[i].via.map;
+    for (uint32_t k = 0; k < m->size; k++) {
+        const msgpack_object *v = &m->ptr[k].val;
+        bool *dst = obj_is(&m->ptr[k].key, "durable")     ? &p->durable
+                    : obj_is(&m->ptr[k].key, "ephemeral") ? &p->ephemeral
+                                                          : NULL;
+        if (!dst)
+            continue;
+        if (v->type != MSGPACK_OBJECT_BOOLEAN && v->type != MSGPACK_OBJECT_NIL) {
+            put_error(c, msgid, "bad_params", "durable and ephemeral take booleans");
+            return false;
+        }
+        *dst = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+    }
+    if (p->durable && p->ephemeral) {
+        put_error(c, msgid, "bad_params", "an event cannot be both durable and ephemeral");
+        return false;
+    }
+    return true;
+}
+
+/* Checks one [type, data] pair; adds its byte needs to *bytes. */
+static bool check_event(sl_conn_t *c, uint32_t msgid, const msgpack_object *type,
+                        const msgpack_object *data, size_t *bytes)
+{
+    const char *t = "message", *d;
+    size_t tn = 7, dn;
+    if (type->type != MSGPACK_OBJECT_NIL && !obj_bytes(type, &t, &tn)) {
+        put_error(c, msgid, "bad_params", "type must be a str");
+        return false;
+    }
+    if (!sl_conn__type_valid(t, tn)) {
+        put_error(c, msgid, "invalid_type", "types are 1-64 bytes of [A-Za-z0-9._:-]");
+        return false;
+    }
+    if (!obj_bytes(data, &d, &dn)) {
+        put_error(c, msgid, "bad_params", "data must be bin or str");
+        return false;
+    }
+    if (dn > c->srv->cfg.max_event_bytes) {
+        put_error(c, msgid, "too_large", "event data exceeds --max-event-bytes");
+        return false;
+    }
+    *bytes += tn + dn;
+    return true;
+}
+
+static void fill_event(sl_pub_t *p, uint32_t i, size_t *off, const msgpack_object *type,
+                       const msgpack_object *data)
+{
+    const char *t = "message", *d = NULL;
+    size_t tn = 7, dn = 0;
+    if (type->type != MSGPACK_OBJECT_NIL)
+        obj_bytes(type, &t, &tn);
+    obj_bytes(data, &d, &dn);
+    memcpy(p->buf + *off, t, tn);
+    if (dn)
+        memcpy(p->buf + *off + tn, d, dn);
+    p->events[i] = (sl_pub_event_t){(uint32_t)*off, (uint32_t)tn, (uint32_t)(*off + tn),
+                                    (uint32_t)dn, data->type == MSGPACK_OBJECT_STR};
+    *off += tn + dn;
+}
+
+/* ---- methods ---- */
+
+static void send_pub(sl_conn_t *c, uint32_t msgid, sl_pub_t *p)
+{
+    int rc = sl_conn__send_publish(c, msgid, p->id, p->id_len, p);
+    if (rc != 0)
+        put_error(c, msgid, "overloaded", sl_conn__publish_error_text(rc));
+}
+
+static void start_pub(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a,
+                      const char *id, size_t id_len, uint32_t opts_at,
+                      const msgpack_object *events, uint32_t n, bool batch)
+{
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *ty = batch ? &events[i].via.array.ptr[0] : &events[0];
+        const msgpack_object *da = batch ? &events[i].via.array.ptr[1] : &events[1];
+        if (!check_event(c, msgid, ty, da, &bytes))
+            return;
+    }
+    sl_pub_t *p = sl_conn__pub_alloc(n, bytes);
+    if (!p) {
+        put_error(c, msgid, "overloaded", "out of memory");
+        return;
+    }
+    if (!param_opts(c, msgid, a, opts_at, p)) {
+        free(p);
+        return;
+    }
+    size_t off = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *ty = batch ? &events[i].via.array.ptr[0] : &events[0];
+        const msgpack_object *da = batch ? &events[i].via.array.ptr[1] : &events[1];
+        fill_event(p, i, &off, ty, da);
+    }
+    p->aux_batch = batch;
+    memcpy(p->id, id, id_len);
+    p->id_len = (uint32_t)id_len;
+    send_pub(c, msgid, p);
+}
+
+/* publish [session, type, data, opts?] */
+static void m_publish(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
+{
+    const char *id;
+    size_t id_len;
+    if (a->size < 3 || a->size > 4) {
+        put_error(c, msgid, "bad_params", "expected [session, type, data, opts?]");
+        return;
+    }
+    if (param_session(c, msgid, a, 0, &id, &id_len))
+        start_pub(c, msgid, a, id, id_len, 3, &a->ptr[1], 1, false);
+}
+
+/* publish_batch [session, [[type, data], ...], opts?] */
+static void m_publish_batch(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
+{
+    const char *id;
+    size_t id_len;
+    if (a->size < 2 || a->size > 3 || a->ptr[1].type != MSGPACK_OBJECT_ARRAY ||
+        a->ptr[1].via.array.size == 0) {
+        put_error(c, msgid, "bad_params", "expected [session, [[type, data], ...], opts?]");
+        return;
+    }
+    const msgpack_object_array *evs = &a->ptr[1].via.array;
+    for (uint32_t i = 0; i < evs->size; i++) {
+        if (evs->ptr[i].type != MSGPACK_OBJECT_ARRAY || evs->ptr[i].via.array.size != 2) {
+            put_error(c, msgid, "bad_params", "each event is [type, data]");
+            return;
+        }
+    }
+    if (param_session(c, msgid, a, 0, &id, &id_len))
+        start_pub(c, msgid, a, id, id_len, 2, evs->ptr, evs->size, true);
+}
+
+/* subscribe [session, from?]: from = seq or "live" */
+static void m_subscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
+{
+    const char *id;
+    size_t id_len;
+    uint64_t from = 0;
+    if (a->size < 1 || a->size > 2) {
+        put_error(c, msgid, "bad_params", "expected [session, from?]");
+        return;
+    }
+    if (a->size == 2) {
+        const msgpack_object *f = &a->ptr[1];
+        if (f->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            from = f->via.u64 ? f->via.u64 : 1;
+        else if (f->type != MSGPACK_OBJECT_NIL && !obj_is(f, "live")) {
+            put_error(c, msgid, "bad_params", "from must be a seq or \"live\"");
+            return;
+        }
+    }
+    if (!param_session(c, msgid, a, 0, &id, &id_len))
+        return;
+    if (c->nstreams >= c->srv->cfg.max_streams) {
+        put_error(c, msgid, "overloaded", "too many subscriptions on this connection");
+        return;
+    }
+    sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
+    if (!e) {
+        put_error(c, msgid, "not_found", "no such session");
+        return;
+    }
+    uint32_t sub_id = ++c->rpc->next_sub_id;
+    int rc = sl_conn__subscribe_ex(c, sub_id, e, from, from, false, true, msgid);
+    if (rc != 0)
+        put_error(c, msgid, rc == SL_ENOTFOUND ? "not_found" : "overloaded",
+                  rc == SL_ENOTFOUND ? "no such session" : "out of memory");
+}
+
+static void m_unsubscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
+{
+    if (a->size != 1 || a->ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        put_error(c, msgid, "bad_params", "expected [subscription_id]");
+        return;
+    }
+    if (a->ptr[0].via.u64 <= UINT32_MAX)
+        sl_conn__stream_closed(c, (uint32_t)a->ptr[0].via.u64);
+    put_true(c, msgid);
+}
+
+static void m_sessions(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
+{
+    uint64_t limit = 100;
+    const char *cur = NULL;
+    size_t cur_len = 0;
+    if (a->size > 2 ||
+        (a->size >= 1 && a->ptr[0].type != MSGPACK_OBJECT_NIL &&
+         a->ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) ||
+        (a->size == 2 && a->ptr[1].type != MSGPACK_OBJECT_NIL &&
+         !obj_bytes(&a->ptr[1], &cur, &cur_len))) {
+        put_error(c, msgid, "bad_params", "expected [limit?, cursor?]");
+        return;
+    }
+    if (a->size >= 1 && a->ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        limit = a->ptr[0].via.u64;
+    if (cur_len > SL_SESSION_ID_MAX) {
+        put_error(c, msgid, "bad_params", "bad cursor");
+        return;
+    }
+    size_t len;
+    char *body = sl_conn__list_json(c, cur_len ? cur : NULL, cur_len, limit, &len);
+    if (!body) {
+        put_error(c, msgid, "overloaded", "out of memory");
+        return;
+    }
+    put_json(c, msgid, body, len);
+    free(body);
+}
+
+enum { ONE_GET, ONE_CREATE, ONE_DELETE };
+
+/* session / create / delete [session] */
+static void m_one(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, int what)
+{
+    const char *id;
+    size_t id_len;
+    if (a->size != 1) {
+        put_error(c, msgid, "bad_params", "expected [session]");
+        return;
+    }
+    if (!param_session(c, msgid, a, 0, &id, &id_len))
+        return;
+    sl_entry_t *e = NULL;
+    if (what == ONE_CREATE) {
+        bool created;
+        uint64_t epoch = atomic_fetch_add(&c->srv->epoch_next, 1);
+        if (sl_registry_get_or_create(c->srv->registry, id, id_len, epoch, &e, &created) != 0) {
+            put_error(c, msgid, "overloaded", "too many sessions");
+            return;
+        }
+        if (created)
+            atomic_store(&e->stats.created_ns, sl_clock_wall_ns());
+        sl_entry_release(e);
+        put_true(c, msgid);
+        return;
+    }
+    if (!(e = sl_registry_get(c->srv->registry, id, id_len))) {
+        put_error(c, msgid, "not_found", "no such session");
+        return;
+    }
+    if (what == ONE_DELETE) {
+        if (sl_registry_remove(c->srv->registry, e) == 0)
+            sl_session_delete(c->srv, e);
+        put_true(c, msgid);
+    } else {
+        char body[512];
+        size_t n = sl_conn__stats_json(e, body, sizeof body);
+        put_json(c, msgid, body, n);
+    }
+    sl_entry_release(e);
+}
+
+static void m_health(sl_conn_t *c, uint32_t msgid)
+{
+    sl_chunk_t *snap = sl_monitor_health_json(c->srv->monitor);
+    if (!snap) {
+        put_error(c, msgid, "overloaded", "snapshot not available");
+        return;
+    }
+    char *doc = malloc(snap->len + 160);
+    if (!doc) {
+        sl_chunk_release(snap);
+        put_error(c, msgid, "overloaded", "out of memory");
+        return;
+    }
+    size_t n = sl_monitor_health_head(c->srv, doc, 160);
+    memcpy(doc + n, snap->data, snap->len);
+    n += snap->len;
+    sl_chunk_release(snap);
+    put_json(c, msgid, doc, n);
+    free(doc);
+}
+
+static bool method_is(const sl_rpc_msg_t *m, const char *name)
+{
+    size_t n = strlen(name);
+    return m->method_len == n && memcmp(m->method, name, n) == 0;
+}
+
+static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
+{
+    const msgpack_object_array *a = &m->params.via.array;
+    uint32_t id = m->msgid;
+    atomic_fetch_add_explicit(&c->srv->counters.requests, 1, memory_order_relaxed);
+    if (method_is(m, "publish"))
+        m_publish(c, id, a);
+    else if (method_is(m, "publish_batch"))
+        m_publish_batch(c, id, a);
+    else if (method_is(m, "subscribe"))
+        m_subscribe(c, id, a);
+    else if (method_is(m, "unsubscribe"))
+        m_unsubscribe(c, id, a);
+    else if (method_is(m, "sessions"))
+        m_sessions(c, id, a);
+    else if (method_is(m, "session"))
+        m_one(c, id, a, ONE_GET);
+    else if (method_is(m, "create"))
+        m_one(c, id, a, ONE_CREATE);
+    else if (method_is(m, "delete"))
+        m_one(c, id, a, ONE_DELETE);
+    else if (method_is(m, "health"))
+        m_health(c, id);
+    else
+        put_error(c, id, "unknown_method", "no such method");
+}
+
+/* ---- input ---- */
+
+static bool can_take_request(const sl_conn_t *c)
+{
+    return c->state == SL_CONN__OPEN && c->pubs_inflight < c->srv->cfg.rpc_max_inflight &&
+           sl_outq_room(&c->outq) >= request_room(c) &&
+           sl_outq_segs_free(&c->outq) >= RPC_REQUEST_SEGS;
+}
+
+static void fail(sl_conn_t *c, int rc)
+{
+    struct sl_conn_rpc *r = c->rpc;
+    r->failed = true;
+    c->proto_failed = true;
+    atomic_fetch_add_explicit(&c->srv->counters.protocol_errors, 1, memory_order_relaxed);
+    const char *why = sl_rpc_decoder_reason(r->dec);
+    if (rc == SL_ETOOBIG)
+        sl_warn("rpc connection closed: message over a limit", "peer=%s reason=%s "
+                "max_rpc_message_bytes=%llu hint=\"see --max-rpc-message-bytes\"",
+                c->peer, why ? why : "limit",
+                (unsigned long long)c->srv->cfg.max_rpc_message_bytes);
+    else
+        sl_warn("rpc connection closed: not msgpack-RPC", "peer=%s reason=%s error=\"%s\"",
+                c->peer, why ? why : "decoder", sl_strerror(rc));
+}
+
+/* Moves stashed input into the decoder. Returns false on a fatal error. */
+static bool feed_stash(sl_conn_t *c)
+{
+    struct sl_conn_rpc *r = c->rpc;
+    if (!r->stash_len)
+        return true;
+    int n = sl_rpc_decoder_feed(r->dec, r->stash, r->stash_len);
+    if (n < 0) {
+        fail(c, n);
+        return false;
+    }
+    memmove(r->stash, r->stash + n, r->stash_len - (uint32_t)n);
+    r->stash_len -= (uint32_t)n;
+    return true;
+}
+
+/* Decodes and runs requests while the bounds allow. */
+static void process(sl_conn_t *c)
+{
+    struct sl_conn_rpc *r = c->rpc;
+    for (int i = 0; i < RPC_REQUESTS_PER_TURN; i++) {
+        if (r->failed || !can_take_request(c))
+            return;
+        sl_rpc_msg_t m;
+        int rc = sl_rpc_decoder_next(r->dec, &m);
+        if (rc == 0) {
+            if (!r->stash_len)
+                return;
+            if (!feed_stash(c))
+                return;
+            continue;
+        }
+        if (rc == 1) {
+            if (m.type == SL_RPC_REQUEST)
+                dispatch(c, &m);
+            continue; /* notifications and responses from a client: ignored */
+        }
+        if (rc == SL_EINVAL) {
+            if (m.type == SL_RPC_REQUEST && m.has_msgid)
+                put_error(c, m.msgid, "bad_request",
+                          "expected [0, msgid, method, params] with params an array");
+            continue;
+        }
+        fail(c, rc);
+        return;
+    }
+    sl_actor_notify(&c->a, SL_CONN_NOTIFY_DATA); /* more to do: after others ran */
+}
+
+int sl_conn__rpc_feed(sl_conn_t *c, const uint8_t *data, size_t len)
+{
+    struct sl_conn_rpc *r = c->rpc;
+    if (r->failed)
+        return 0;
+    sl_assert(r->stash_len == 0); /* no read is armed while input is stashed */
+    while (len > 0 && !r->failed) {
+        int n = sl_rpc_decoder_feed(r->dec, data, len);
+        if (n < 0) {
+            fail(c, n);
+            break;
+        }
+        data += n, len -= (size_t)n;
+        if (len > 0 && (n == 0 || !can_take_request(c))) {
+            /* The decoder is full of waiting requests: keep the rest. */
+            sl_assert(len <= RPC_STASH_BYTES);
+            memcpy(r->stash, data, len);
+            r->stash_len = (uint32_t)len;
+            break;
+        }
+        process(c);
+    }
+    process(c);
+    return r->failed ? SL_EPROTO : 0;
+}
+
+void sl_conn__rpc_flush(sl_conn_t *c)
+{
+    if (c->rpc && !c->rpc->failed)
+        process(c);
+}
+
+bool sl_conn__rpc_want_read(sl_conn_t *c)
+{
+    struct sl_conn_rpc *r = c->rpc;
+    return !r->failed && r->stash_len == 0 && c->state == SL_CONN__OPEN &&
+           (sl_rpc_decoder_pending(r->dec) == 0 || can_take_request(c));
+}
+
+bool sl_conn__rpc_idle(sl_conn_t *c)
+{
+    /* A partial message does not keep a connection busy: a client that
+     * stops mid-message is closed as idle. */
+    return c->nstreams == 0 && c->pubs_inflight == 0 && c->rpc->stash_len == 0;
+}
+
+int sl_conn__rpc_create(sl_conn_t *c)
+{
+    struct sl_conn_rpc *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    sl_rpc_limits_t lim;
+    sl_rpc_limits_default(&lim);
+    lim.max_message_bytes = (uint32_t)c->srv->cfg.max_rpc_message_bytes;
+    lim.max_str_bytes = lim.max_message_bytes;
+    r->stash = malloc(RPC_STASH_BYTES);
+    int rc = r->stash ? sl_rpc_decoder_create(&lim, &r->dec) : -ENOMEM;
+    if (rc != 0) {
+        free(r->stash);
+        free(r);
+        return rc;
+    }
+    c->rpc = r;
+    return 0;
+}
+
+void sl_conn__rpc_destroy(sl_conn_t *c)
+{
+    if (!c->rpc)
+        return;
+    sl_rpc_decoder_destroy(c->rpc->dec);
+    free(c->rpc->stash);
+    free(c->rpc);
+    c->rpc = NULL;
+}
+
+/* ---- session answers ---- */
+
+void sl_conn__rpc_published(sl_conn_t *c, sl_pub_t *p)
+{
+    uint32_t msgid = p->stream_id;
+    if (c->state < SL_CONN__CLOSING) {
+        if (p->status != 0) {
+            put_error(c, msgid, "overloaded",
+                      p->status == SL_ECLOSED  ? "session is closing; retry"
+                      : p->status == SL_EFULL ? "session is busy; retry"
+                                              : "publish failed");
+        } else if (p->aux_batch) {
+            uint8_t buf[48];
+            int n = sl_rpc_response_uint_pair(buf, sizeof buf, msgid, p->first_seq, p->last_seq);
+            int rc = sl_rpc_outq_put(&c->outq, buf, (size_t)n);
+            if (rc != 0)
+                put_failed(c, msgid, rc);
+        } else {
+            put_uint(c, msgid, p->last_seq);
+        }
+    }
+    free(p);
+    sl_actor_release(&c->a); /* the request's reference */
+}
+
+void sl_conn__rpc_resend(sl_conn_t *c, sl_pub_t *p) { send_pub(c, p->stream_id, p); }
+
+/* ---- subscriptions (called from conn_sse.c) ---- */
+
+void sl_conn__rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st, bool ok)
+{
+    if (ok)
+        put_uint(c, st->rpc_msgid, st->stream_id);
+    else
+        put_error(c, st->rpc_msgid, "not_found", "no such session");
+}
+
+uint64_t sl_conn__rpc_room(const sl_conn_t *c)
+{
+    uint64_t room = sl_outq_room(&c->outq), keep = request_room(c);
+    if (sl_outq_segs_free(&c->outq) < RPC_REQUEST_SEGS + 2)
+        return 0;
+    return room > keep ? room - keep : 0;
+}
+
+int sl_conn__rpc_write_chunk(sl_conn_t *c, sl_chunk_t *chunk)
+{
+    if (sl_outq_room(&c->outq) < chunk->len || sl_outq_segs_free(&c->outq) < RPC_REQUEST_SEGS)
+        return SL_EFULL;
+    return sl_outq_append_ref(&c->outq, chunk, 0, chunk->len);
+}
+
+void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    /* ["end", [subscription_id]]: the session was deleted or the server is
+     * stopping; nothing more will come for this id. */
+    uint8_t buf[24];
+    size_t n = 0;
+    buf[n++] = 0x93; /* fixarray 3 */
+    buf[n++] = 0x02;
+    buf[n++] = 0xa3; /* fixstr 3 */
+    memcpy(buf + n, "end", 3);
+    n += 3;
+    buf[n++] = 0x91; /* fixarray 1 */
+    buf[n++] = 0xce; /* uint32 */
+    buf[n++] = (uint8_t)(st->stream_id >> 24);
+    buf[n++] = (uint8_t)(st->stream_id >> 16);
+    buf[n++] = (uint8_t)(st->stream_id >> 8);
+    buf[n++] = (uint8_t)st->stream_id;
+    sl_rpc_outq_put(&c->outq, buf, n);
+}
+
+/* One pull of whole events from the subscription's ring, each framed as a
+ * notification. Returns 1 to pull again, 0 when done for now, SL_ENOTFOUND
+ * when the position fell out of the ring (catch up from the log). */
+int sl_conn__rpc_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit)
+{
+    sl_sub_t *sub = &st->sub;
+    uint64_t room = sl_conn__rpc_room(c);
+    uint64_t max = limit > sub->pos ? limit - sub->pos : 0;
+    uint32_t segs = (sl_outq_segs_free(&c->outq) - RPC_REQUEST_SEGS) / 2;
+    uint32_t want = segs < RPC_EVENTS_PER_PULL ? segs : RPC_EVENTS_PER_PULL;
+    if (room < max)
+        max = room;
+    if (max == 0 || want == 0)
+        return 0;
+    sl_ring_event_t ev[RPC_EVENTS_PER_PULL];
+    uint32_t n;
+    int rc = sl_ring_read_events(sub->ring, sub->pos, max, ev, want, &n);
+    if (rc != 0)
+        return rc;
+    uint32_t done = 0;
+    for (; done < n; done++) {
+        if (sub->pos + ev[done].len > limit ||
+            sl_rpc_outq_event(&c->outq, st->stream_id, ev[done].chunk, ev[done].off,
+                              ev[done].len) != 0)
+            break;
+        sub->pos += ev[done].len;
+        st->next_seq = ev[done].seq + 1;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        sl_chunk_release(ev[i].chunk);
+    if (done) {
+        atomic_fetch_add_explicit(&c->srv->counters.events_delivered, done, memory_order_relaxed);
+        st->last_write_ns = sl_clock_now_ns();
+    }
+    return done == n && n == want ? 1 : 0;
+}
