@@ -616,6 +616,13 @@ bool sl_conn__rpc_idle(sl_conn_t *c)
 
 int sl_conn__rpc_create(sl_conn_t *c)
 {
+    /* Output bound: at least one largest event notification beside the
+     * room kept for answers, so every event can go out whole. */
+    const sl_config_t *cfg = &c->srv->cfg;
+    uint64_t need = cfg->max_event_bytes + SL_EVENT_TYPE_MAX + SL_SESSION_ID_MAX + 64 +
+                    RPC_REQUEST_ROOM + (uint64_t)cfg->rpc_max_inflight * RPC_PUBLISH_ANSWER_MAX;
+    if (c->outq.bytes_max < need)
+        c->outq.bytes_max = need;
     struct sl_conn_rpc *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;

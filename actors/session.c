@@ -603,16 +603,37 @@ static bool put_gap(sl_catchup_t *cu, uint64_t from, uint64_t to)
     return true;
 }
 
+/* The first event of an answer always fits: a chunk too small for it is
+ * replaced by one of its size (like a ring read, a big event passes a
+ * small window whole). Later events that do not fit wait for the next
+ * request. Returns false when need bytes do not fit (or memory ran out). */
+static bool make_room(sl_catchup_t *cu, size_t need)
+{
+    sl_chunk_t *c = cu->chunk;
+    if (c->len + need <= c->cap)
+        return true;
+    if (cu->events > 0 || c->len + need > UINT32_MAX)
+        return false;
+    sl_chunk_t *n = sl_chunk_create((uint32_t)(c->len + need));
+    if (!n)
+        return false;
+    memcpy(n->data, c->data, c->len);
+    n->len = c->len;
+    sl_chunk_release(c);
+    cu->chunk = n;
+    return true;
+}
+
 /* A whole RPC notification (this subscriber's prefix + the event body)
  * for a record read from the log. */
 static bool put_rpc_record(sl_catchup_t *cu, const sl_record_view_t *rec)
 {
-    sl_chunk_t *c = cu->chunk;
     bool str = (rec->flags & SL_RECORD_F_STR) != 0;
     size_t body = sl_rpc_event_body_size(cu->session_len, rec->seq, rec->type_len,
                                          rec->data_len, str);
-    if (c->len + SL_RPC_EVENT_PREFIX_MAX + body > c->cap)
+    if (!make_room(cu, SL_RPC_EVENT_PREFIX_MAX + body))
         return false;
+    sl_chunk_t *c = cu->chunk;
     c->len += (uint32_t)sl_rpc_event_prefix_encode(c->data + c->len, cu->rpc_sub_id);
     int n = sl_rpc_event_body_encode(c->data + c->len, body, cu->session, cu->session_len,
                                      rec->seq, (const char *)rec->type, rec->type_len,
@@ -630,7 +651,6 @@ static bool put_record(sl_catchup_t *cu, const sl_record_view_t *rec)
         return true;
     if (rec->seq > cu->next_seq && !put_gap(cu, cu->next_seq, rec->seq - 1))
         return false;
-    sl_chunk_t *c = cu->chunk;
     if (cu->rpc) {
         if (!put_rpc_record(cu, rec))
             return false;
@@ -639,8 +659,9 @@ static bool put_record(sl_catchup_t *cu, const sl_record_view_t *rec)
         return true;
     }
     size_t need = sl_sse_encoded_size(rec->seq, rec->type_len, rec->data, rec->data_len);
-    if (c->len + need > c->cap)
+    if (!make_room(cu, need))
         return false;
+    sl_chunk_t *c = cu->chunk;
     c->len += (uint32_t)sl_sse_encode(c->data + c->len, need, rec->seq, (const char *)rec->type,
                                       rec->type_len, rec->data, rec->data_len);
     cu->events++;
