@@ -2,7 +2,7 @@
 #   make run   install build deps, Release build, start sluiced
 #   make test  install test deps, build normal + sanitizer builds, run ctest
 JOBS ?= $(shell nproc)
-RUN_FLAGS ?= --listen 127.0.0.1:8080 --data-dir ./sluice-data
+RUN_FLAGS ?= --listen 127.0.0.1:8080 --rpc-listen 127.0.0.1:7070 --data-dir ./sluice-data
 WERROR := $(if $(CI),ON,ON)
 
 .PHONY: all deps deps-test release debug asan tsan run test test-release test-asan test-tsan bench clean
