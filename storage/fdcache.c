@@ -26,6 +26,7 @@ struct sl_fdcache {
     uint32_t mask; /* buckets - 1 */
     uint32_t capacity;
     uint32_t count;
+    uint32_t outside; /* reserved for an open, or out of the table and closing */
     uint32_t pinned;
     uint32_t free_head;
     uint32_t mru; /* LRU list head (most recent) */
@@ -165,6 +166,40 @@ int sl_fdcache_lookup(sl_fdcache_t *c, uint64_t session, uint64_t segment, bool 
     return c->e[i].fd;
 }
 
+int sl_fdcache_reserve(sl_fdcache_t *c, int *close_fd)
+{
+    *close_fd = -1;
+    if (c->count + c->outside < c->capacity) {
+        c->outside++;
+        return 0;
+    }
+    if (c->lru == NIL || c->count == 0)
+        return SL_EFULL;
+    *close_fd = drop(c, c->lru);
+    c->outside++; /* closing */
+    c->evictions++;
+    return SL_EAGAIN;
+}
+
+int sl_fdcache_insert_reserved(sl_fdcache_t *c, uint64_t session, uint64_t segment, int fd,
+                               bool pin, int *close_fd)
+{
+    sl_assert(c->outside > 0);
+    if (find(c, session, segment) != NIL)
+        return sl_fdcache_insert(c, session, segment, fd, pin, close_fd); /* fd stays counted */
+    c->outside--; /* the reservation becomes the entry: never over capacity */
+    int rc = sl_fdcache_insert(c, session, segment, fd, pin, close_fd);
+    if (rc == SL_EFULL)
+        c->outside++; /* not taken: counted until the caller closed it */
+    return rc;
+}
+
+void sl_fdcache_release(sl_fdcache_t *c)
+{
+    sl_assert(c->outside > 0);
+    c->outside--;
+}
+
 int sl_fdcache_insert(sl_fdcache_t *c, uint64_t session, uint64_t segment, int fd, bool pin,
                       int *close_fd)
 {
@@ -220,6 +255,7 @@ int sl_fdcache_remove(sl_fdcache_t *c, uint64_t session, uint64_t segment)
         return SL_ENOTFOUND;
     if (c->e[i].pins > 0)
         return SL_EAGAIN;
+    c->outside++; /* closing */
     return drop(c, i);
 }
 
@@ -233,7 +269,7 @@ int sl_fdcache_pop_lru(sl_fdcache_t *c)
 void sl_fdcache_stats(const sl_fdcache_t *c, sl_fdcache_stats_t *out)
 {
     *out = (sl_fdcache_stats_t){.capacity = c->capacity,
-                                .open = c->count,
+                                .open = c->count + c->outside,
                                 .pinned = c->pinned,
                                 .hits = c->hits,
                                 .misses = c->misses,

@@ -16,6 +16,12 @@
  *   the caller closes its new fd and retries after an unpin (policy at the
  *   bound: wait, never exceed it).
  *
+ * Fds outside the table count against the bound too: an opener reserves
+ * room before its open (sl_fdcache_reserve), and an fd leaving the table
+ * (evicted, removed, or an opener's fd that lost a race) stays counted
+ * until its close completed (sl_fdcache_release). So held + opening +
+ * closing never exceeds capacity, not only the held ones.
+ *
  * Keys: session is any u64 that names one session incarnation (its epoch
  * serves); segment is the segment's first_seq.
  *
@@ -40,7 +46,7 @@ typedef struct sl_fdcache sl_fdcache_t;
 
 typedef struct sl_fdcache_stats {
     uint32_t capacity;
-    uint32_t open;   /* fds held */
+    uint32_t open;   /* fds held, opening or closing (all count against capacity) */
     uint32_t pinned; /* of which pinned */
     uint64_t hits;
     uint64_t misses;
@@ -72,6 +78,22 @@ int sl_fdcache_lookup(sl_fdcache_t *c, uint64_t session, uint64_t segment, bool 
 int sl_fdcache_insert(sl_fdcache_t *c, uint64_t session, uint64_t segment, int fd, bool pin,
                       int *close_fd);
 
+/* Reserves room for one fd about to be opened (call after a lookup miss).
+ * Returns 0 (reserved: open, then sl_fdcache_insert_reserved or, when the
+ * open failed, sl_fdcache_release); SL_EAGAIN with *close_fd set to the
+ * least recently used unpinned fd, evicted (the caller closes it, calls
+ * sl_fdcache_release when the close completed, and tries again); or
+ * SL_EFULL when every fd is pinned (wait for an unpin). */
+int sl_fdcache_reserve(sl_fdcache_t *c, int *close_fd);
+/* sl_fdcache_insert for an fd opened under a reservation, which it uses
+ * up when fd is taken. When the key was present, fd comes back in
+ * *close_fd and stays counted until its close (sl_fdcache_release). */
+int sl_fdcache_insert_reserved(sl_fdcache_t *c, uint64_t session, uint64_t segment, int fd,
+                               bool pin, int *close_fd);
+/* An fd counted outside the table is gone: its close completed, or the
+ * open a reservation was for failed. */
+void sl_fdcache_release(sl_fdcache_t *c);
+
 /* Drops one pin of (session, segment); at zero the fd becomes the most
  * recently used evictable one. The key must be present and pinned
  * (asserts). */
@@ -79,8 +101,9 @@ void sl_fdcache_unpin(sl_fdcache_t *c, uint64_t session, uint64_t segment);
 
 /* Removes (session, segment) (a session hibernates or is deleted, a
  * segment is removed). Returns the fd, which the caller now owns and
- * closes; SL_ENOTFOUND; or SL_EAGAIN when it is pinned (retry after its
- * I/O completed). */
+ * closes through the reactor (it stays counted until
+ * sl_fdcache_release); SL_ENOTFOUND; or SL_EAGAIN when it is pinned (retry
+ * after its I/O completed). */
 int sl_fdcache_remove(sl_fdcache_t *c, uint64_t session, uint64_t segment);
 
 /* Removes the least recently used unpinned entry and returns its fd (the

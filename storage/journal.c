@@ -247,11 +247,22 @@ static fd_step_t pipe_fd(sl_journal_t *j, pipe_t *p, uint64_t key, bool create, 
     p->key = key;
     cache_lock(j);
     int fd = sl_fdcache_lookup(j->cfg.fdcache, j->epoch, key, true);
+    int evicted = -1, rc = fd >= 0 ? 0 : sl_fdcache_reserve(j->cfg.fdcache, &evicted);
     cache_unlock(j);
     if (fd >= 0) {
         p->fd = fd;
         j->st.fds_pinned++;
         return FD_READY;
+    }
+    if (rc == SL_EAGAIN) { /* at the bound: close the least recently used first */
+        p->close_fd = evicted;
+        *op = pipe_close(p);
+        return FD_OP;
+    }
+    if (rc == SL_EFULL) { /* every fd is busy: wait, never exceed the bound */
+        p->retry_at = now + RETRY_NS;
+        j->st.fd_waits++;
+        return FD_WAIT;
     }
     key_path(j, key, p->path);
     *op = op_prep(p, SL_OP_OPENAT, j->cfg.data_dir_fd, STEP_OPEN);
@@ -275,6 +286,9 @@ static bool open_error_is_wait(int32_t res)
 static int pipe_opened(sl_journal_t *j, pipe_t *p, int32_t res)
 {
     if (res < 0) {
+        cache_lock(j);
+        sl_fdcache_release(j->cfg.fdcache); /* the reservation */
+        cache_unlock(j);
         if (!open_error_is_wait(res))
             return res;
         p->retry_at = sl_clock_now_ns() + RETRY_NS;
@@ -284,7 +298,7 @@ static int pipe_opened(sl_journal_t *j, pipe_t *p, int32_t res)
     j->st.opens++;
     int close_fd = -1;
     cache_lock(j);
-    int fd = sl_fdcache_insert(j->cfg.fdcache, j->epoch, p->key, res, true, &close_fd);
+    int fd = sl_fdcache_insert_reserved(j->cfg.fdcache, j->epoch, p->key, res, true, &close_fd);
     cache_unlock(j);
     if (fd == SL_EFULL) {
         /* Every cached fd is pinned: never exceed the bound, wait. */
@@ -1322,12 +1336,24 @@ bool sl_journal_owns_op(const sl_journal_t *j, const sl_op_t *op)
     return false;
 }
 
+/* Every fd a journal closes came out of the cache (or was opened under a
+ * reservation): it stops counting against the bound once closed. */
+static void fd_closed(const sl_journal_t *j, const sl_op_t *op)
+{
+    if (op->kind != SL_OP_CLOSE)
+        return;
+    cache_lock(j);
+    sl_fdcache_release(j->cfg.fdcache);
+    cache_unlock(j);
+}
+
 void sl_journal_complete(sl_journal_t *j, sl_op_t *op)
 {
     sl_assert(sl_journal_owns_op(j, op));
     pipe_t *p = sl_container_of(op, pipe_t, op);
     sl_assert(p->busy);
     p->busy = false;
+    fd_closed(j, op);
     if (p == &j->ctl) {
         ctl_complete(j, op->res);
     } else if (p == &j->w) {
@@ -1575,6 +1601,7 @@ void sl_journal_reader_complete(sl_journal_reader_t *r, sl_op_t *op)
     sl_assert(op == &r->p.op);
     sl_assert(r->p.busy);
     r->p.busy = false;
+    fd_closed(r->j, op);
     if (r->p.step == STEP_CLOSE) {
         r->j->st.closes++;
     } else if (r->p.step == STEP_OPEN && sl_segment_index_dropped(r->j->ix, r->p.key)) {
@@ -1583,7 +1610,11 @@ void sl_journal_reader_complete(sl_journal_reader_t *r, sl_op_t *op)
         if (op->res >= 0) {
             sl_assert(r->p.close_fd < 0); /* pipe_fd closes before it opens */
             r->j->st.opens++;
-            r->p.close_fd = op->res;
+            r->p.close_fd = op->res; /* counted until this close completes */
+        } else {
+            cache_lock(r->j);
+            sl_fdcache_release(r->j->cfg.fdcache); /* the reservation */
+            cache_unlock(r->j);
         }
         r->planned = false;
     } else if (r->p.step == STEP_OPEN) {

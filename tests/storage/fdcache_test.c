@@ -230,6 +230,7 @@ static void random_op(sl_fdcache_t *c, model_t *m, uint64_t now, int *next_fd)
             CHECK(r == SL_EAGAIN);
         else {
             CHECK(r == m->fd[k]);
+            sl_fdcache_release(c); /* its close completed */
             m->present[k] = false;
             m->count--;
         }
@@ -258,8 +259,48 @@ static void test_fdcache_randomized_against_model(void)
     sl_fdcache_destroy(c);
 }
 
+/* Opening and closing fds count against the bound: held + reserved +
+ * closing never exceeds capacity. */
+static void test_fdcache_reserve_counts_outside(void)
+{
+    sl_fdcache_t *c;
+    CHECK(sl_fdcache_create(2, &c) == 0);
+    sl_fdcache_stats_t st;
+    int closefd = 0;
+    CHECK(sl_fdcache_reserve(c, &closefd) == 0 && closefd == -1);
+    CHECK(sl_fdcache_reserve(c, &closefd) == 0);
+    CHECK(sl_fdcache_reserve(c, &closefd) == SL_EFULL); /* two opens in flight, none held */
+    CHECK(sl_fdcache_insert_reserved(c, 1, 1, 10, false, &closefd) == 10 && closefd == -1);
+    CHECK(sl_fdcache_insert_reserved(c, 1, 2, 11, true, &closefd) == 11 && closefd == -1);
+    sl_fdcache_stats(c, &st);
+    CHECK(st.open == 2);
+    /* At the bound: the unpinned LRU (fd 10) is evicted and stays counted
+     * until its close completes. */
+    CHECK(sl_fdcache_reserve(c, &closefd) == SL_EAGAIN && closefd == 10);
+    sl_fdcache_stats(c, &st);
+    CHECK(st.open == 2);
+    CHECK(sl_fdcache_reserve(c, &closefd) == SL_EFULL); /* fd 11 is pinned */
+    sl_fdcache_release(c); /* fd 10 closed */
+    CHECK(sl_fdcache_reserve(c, &closefd) == 0);
+    /* A lost race: the key is present, the new fd comes back and stays
+     * counted until closed. */
+    CHECK(sl_fdcache_insert_reserved(c, 1, 2, 12, false, &closefd) == 11 && closefd == 12);
+    sl_fdcache_stats(c, &st);
+    CHECK(st.open == 2);
+    sl_fdcache_release(c);
+    sl_fdcache_unpin(c, 1, 2);
+    CHECK(sl_fdcache_remove(c, 1, 2) == 11);
+    sl_fdcache_stats(c, &st);
+    CHECK(st.open == 1); /* closing */
+    sl_fdcache_release(c);
+    sl_fdcache_stats(c, &st);
+    CHECK(st.open == 0);
+    sl_fdcache_destroy(c);
+}
+
 int main(void)
 {
+    test_fdcache_reserve_counts_outside();
     test_fdcache_hit_and_miss();
     test_fdcache_lru_order_and_eviction();
     test_fdcache_pinned_never_evicted();
