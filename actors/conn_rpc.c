@@ -470,7 +470,7 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
 {
     const msgpack_object_array *a = &m->params.via.array;
     uint32_t id = m->msgid;
-    atomic_fetch_add_explicit(&c->srv->counters.requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->srv->counters.rpc_requests, 1, memory_order_relaxed);
     if (method_is(m, "publish"))
         m_publish(c, id, a);
     else if (method_is(m, "publish_batch"))
@@ -507,7 +507,7 @@ static void fail(sl_conn_t *c, int rc)
     struct sl_conn_rpc *r = c->rpc;
     r->failed = true;
     c->proto_failed = true;
-    atomic_fetch_add_explicit(&c->srv->counters.protocol_errors, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->srv->counters.rpc_protocol_errors, 1, memory_order_relaxed);
     const char *why = sl_rpc_decoder_reason(r->dec);
     if (rc == SL_ETOOBIG)
         sl_warn("rpc connection closed: message over a limit", "peer=%s reason=%s "
@@ -638,6 +638,7 @@ int sl_conn__rpc_create(sl_conn_t *c)
         return rc;
     }
     c->rpc = r;
+    atomic_fetch_add_explicit(&c->srv->counters.rpc_connections, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -645,6 +646,7 @@ void sl_conn__rpc_destroy(sl_conn_t *c)
 {
     if (!c->rpc)
         return;
+    atomic_fetch_sub_explicit(&c->srv->counters.rpc_connections, 1, memory_order_relaxed);
     sl_rpc_decoder_destroy(c->rpc->dec);
     free(c->rpc->stash);
     free(c->rpc);

@@ -47,8 +47,9 @@ static void free_stream(sl_conn_t *c, sl_conn_stream_t *st)
 {
     unlink_stream(c, st);
     if (st->counted) {
-        if (!st->rpc)
-            atomic_fetch_sub_explicit(&c->srv->counters.streams_open, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(st->rpc ? &c->srv->counters.rpc_subscriptions
+                                          : &c->srv->counters.streams_open,
+                                  1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
     }
     if (st->e)
@@ -142,6 +143,7 @@ static void on_rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
     st->begun = true;
     st->counted = true;
     atomic_fetch_add_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->srv->counters.rpc_subscriptions, 1, memory_order_relaxed);
     st->next_seq = st->sub.start_seq;
     st->catching_up = st->sub.catch_up;
     if (st->wait_seq && (st->wait_seq <= st->sub.start_seq || st->sub.catch_up))

@@ -195,6 +195,11 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         CTR(closed_idle), CTR(closed_header_timeout), CTR(responses_4xx), CTR(responses_5xx),
         CTR(bytes_in), CTR(bytes_out));
     put(c,
+        "\"rpc\":{\"listeners\":%u,\"connections\":%" PRIu64 ",\"requests\":%" PRIu64
+        ",\"subscriptions\":%" PRIu64 ",\"protocol_errors\":%" PRIu64 "},",
+        srv->nrpc, CTR(rpc_connections), CTR(rpc_requests), CTR(rpc_subscriptions),
+        CTR(rpc_protocol_errors));
+    put(c,
         "\"events\":{\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
         ",\"caught_up\":%" PRIu64 ",\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
         "\"storage\":{\"open_files\":%u,\"max_open_files\":%u,\"bytes_written\":%" PRIu64
@@ -236,6 +241,15 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
     metric(c, "http_requests_total", "counter", "Requests received.", (double)CTR(requests));
     metric(c, "protocol_errors_total", "counter", "Connections failed by a protocol error.",
            (double)CTR(protocol_errors));
+    metric(c, "rpc_connections", "gauge", "Open msgpack-RPC connections.",
+           (double)CTR(rpc_connections));
+    metric(c, "rpc_requests_total", "counter", "msgpack-RPC requests received.",
+           (double)CTR(rpc_requests));
+    metric(c, "rpc_subscriptions", "gauge", "Open msgpack-RPC subscriptions.",
+           (double)CTR(rpc_subscriptions));
+    metric(c, "rpc_protocol_errors_total", "counter",
+           "msgpack-RPC connections closed for bad framing or a limit.",
+           (double)CTR(rpc_protocol_errors));
     metric(c, "bytes_in_total", "counter", "Bytes received.", (double)CTR(bytes_in));
     metric(c, "bytes_out_total", "counter", "Bytes sent.", (double)CTR(bytes_out));
     metric(c, "sessions_live", "gauge", "Session actors running.", (double)CTR(sessions_live));

@@ -42,6 +42,10 @@ typedef struct sl_server_counters {
     _Atomic uint64_t events_gapped;     /* events a subscriber was told it missed */
     _Atomic uint64_t events_caught_up;  /* events delivered from the log (catch-up) */
     _Atomic uint64_t publish_refused;   /* publishes answered 503 (full session mailbox) */
+    _Atomic uint64_t rpc_connections;   /* open msgpack-RPC connections (gauge) */
+    _Atomic uint64_t rpc_requests;
+    _Atomic uint64_t rpc_subscriptions; /* open RPC subscriptions (gauge) */
+    _Atomic uint64_t rpc_protocol_errors; /* RPC connections closed for bad framing or limits */
 } sl_server_counters_t;
 
 /* One msgpack-RPC listening socket (--rpc-listen). */
