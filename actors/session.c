@@ -1124,6 +1124,9 @@ static sl_journal_t *journal_start(sl_server_t *srv, sl_entry_t *e)
                  : strcmp(cfg->fsync, "never") == 0 ? SL_JOURNAL_FSYNC_NEVER
                                                     : SL_JOURNAL_FSYNC_BATCH,
         .fsync_interval_ns = cfg->fsync_interval_ns,
+        /* A session deleted and at once published to again: the new
+         * incarnation waits for the old folder's removal. */
+        .mkdir_wait_ns = (uint64_t)SL_JOURNAL_MKDIR_WAIT_MS * SL_NS_PER_MS,
     };
     sl_journal_t *j = NULL;
     persist_t *ps = e->persist;

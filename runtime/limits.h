@@ -96,6 +96,9 @@
 /* Journal: pause before retrying an open refused for lack of descriptors
  * (every cached fd pinned, or EMFILE/ENFILE). Policy: wait, never exceed. */
 #define SL_JOURNAL_RETRY_MS 10
+/* Longest a new session incarnation waits for the deleted one's folder to
+ * be removed (its mkdir sees EEXIST meanwhile); then its log fails. */
+#define SL_JOURNAL_MKDIR_WAIT_MS 5000
 /* Manifest file size accepted at startup (larger: treated as corrupt, the
  * data dir is scanned instead). */
 #define SL_MANIFEST_BYTES_MAX (256ull << 20)

@@ -107,6 +107,7 @@ struct sl_journal {
     int status;
     int remove_status;
     bool submitted; /* some op was ever handed out */
+    uint32_t mkdir_tries; /* EEXIST retries of the folder's mkdir */
 
     uint64_t appended_seq;
     uint64_t written_seq;
@@ -1174,6 +1175,8 @@ static sl_op_t *ctl_step(sl_journal_t *j, uint64_t now, bool *again)
     sl_op_t *op;
     switch (j->phase) {
     case PH_MKDIR:
+        if (j->ctl.retry_at > now)
+            return NULL;
         op = ctl_prep_folder(j, SL_OP_MKDIRAT);
         op->mode = DIR_MODE;
         return op;
@@ -1245,6 +1248,11 @@ static void ctl_complete(sl_journal_t *j, int32_t res)
     }
     switch (j->phase) {
     case PH_MKDIR:
+        if (res == -EEXIST && j->mode == MODE_RUN &&
+            (uint64_t)++j->mkdir_tries * RETRY_NS <= j->cfg.mkdir_wait_ns) {
+            j->ctl.retry_at = sl_clock_now_ns() + RETRY_NS; /* the old one is leaving */
+            break;
+        }
         if (res < 0)
             journal_fail(j, res);
         if (res == 0 && j->cfg.fsync != SL_JOURNAL_FSYNC_NEVER)
@@ -1400,7 +1408,7 @@ uint64_t sl_journal_deadline(const sl_journal_t *j)
         dl = earliest(dl, j->w.retry_at);
     if (!j->s.busy && j->round.active)
         dl = earliest(dl, j->s.retry_at);
-    if (!j->ctl.busy && j->phase == PH_RELEASE)
+    if (!j->ctl.busy && (j->phase == PH_RELEASE || j->phase == PH_MKDIR))
         dl = earliest(dl, j->ctl.retry_at);
     if (!j->ret.busy)
         dl = earliest(dl, j->ret.retry_at);

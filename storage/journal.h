@@ -150,6 +150,10 @@ typedef struct sl_journal_config {
     sl_journal_fsync_t fsync;
     uint64_t fsync_interval_ns; /* batch: longest a write waits for its
                                    fsync when nobody asks for it */
+    uint64_t mkdir_wait_ns;     /* a create that finds its folder (a deleted
+                                   incarnation still being removed) retries
+                                   the mkdir every SL_JOURNAL_RETRY_MS this
+                                   long before failing; 0: fail at once */
 } sl_journal_config_t;
 
 typedef struct sl_journal_stats {

@@ -1307,6 +1307,26 @@ static void test_journal_create_exists(void)
     env_down(&e);
 }
 
+/* With mkdir_wait_ns, a create whose folder exists waits for it to go (a
+ * deleted incarnation's removal still running) and then proceeds. */
+static void test_journal_create_waits_for_old_folder(void)
+{
+    env_t e;
+    env_up(&e, SL_JOURNAL_FSYNC_ALWAYS, 4);
+    drv_t *d = e.d;
+    d->cfg.mkdir_wait_ns = 2 * SL_NS_PER_S;
+    CHECK_EQ(mkdirat(e.dfd, ID, 0755), 0);
+    drv_run(d, act_create, NULL, until_now);
+    nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    CHECK_EQ(unlinkat(e.dfd, ID, AT_REMOVEDIR), 0); /* the old one is gone */
+    uint64_t range[2] = {1, 10};
+    drv_run(d, act_feed, range, until_idle);
+    CHECK_EQ(d->snap.status, 0);
+    CHECK_EQ(d->snap.append_err, 0);
+    end_journal(&e);
+    env_down(&e);
+}
+
 /* The startup sweep removes what an unfinished remove left, nothing else. */
 static void test_journal_sweep_removed(void)
 {
@@ -2093,6 +2113,7 @@ int main(void)
         T(test_journal_write_error_fails),
         T(test_journal_remove),
         T(test_journal_create_exists),
+        T(test_journal_create_waits_for_old_folder),
         T(test_journal_sweep_removed),
         T(test_journal_retention_bytes),
         T(test_journal_retention_bytes_synced),
