@@ -26,7 +26,18 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   missing=$(echo "$missing" | tr ' ' '\n' | grep -vx -e nodejs -e npm | tr '\n' ' ')
 fi
 missing=$(echo $missing)
-[ -z "$missing" ] && exit 0
+
+# The Node msgpack-RPC interop test's modules (tests/integration/node), as
+# pinned by its lockfile; skipped when node_modules is newer than the lock.
+npm_modules() {
+  [ "$1" = build ] && return 0
+  command -v npm >/dev/null 2>&1 || return 0
+  dir="$(dirname "$0")/../tests/integration/node"
+  [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
+  echo "install-deps: npm ci in tests/integration/node" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+[ -z "$missing" ] && { npm_modules "$1"; exit 0; }
 
 if [ "$(id -u)" != 0 ]; then
   echo "install-deps: missing packages: $missing (run as root, or install them)" >&2
@@ -38,3 +49,4 @@ if ! apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; th
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+npm_modules "$1"

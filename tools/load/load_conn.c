@@ -4,6 +4,7 @@
  * loop's rule: shutdown → cancel → wait for every completion → close → free.
  */
 #include "tools/load/load_int.h"
+#include "tools/load/load_rpc_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -72,6 +73,7 @@ static void teardown(sl_load_conn_t *c)
         sl_load__req_finish(c, c->head, SL_ECLOSED);
     if (c->h2)
         sl_load__h2_deinit(c);
+    sl_load__rpc_deinit(c);
     c->close_cb(c, c->close_err, c->ctx);
     if (c->abortive) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -150,8 +152,9 @@ static void on_recv(sl_load_op_t *op, int res)
                 c->next_read_ns = now;
             c->next_read_ns += (uint64_t)res * SL_NS_PER_S / c->read_rate;
         }
-        int rc = c->proto == SL_LOAD_PROTO_H2 ? sl_load__h2_recv(c, c->rbuf, (size_t)res)
-                                              : sl_load__h1_recv(c, c->rbuf, (size_t)res);
+        int rc = c->proto == SL_LOAD_PROTO_H2    ? sl_load__h2_recv(c, c->rbuf, (size_t)res)
+                 : c->proto == SL_LOAD_PROTO_RPC ? sl_load__rpc_recv(c, c->rbuf, (size_t)res)
+                                                 : sl_load__h1_recv(c, c->rbuf, (size_t)res);
         if (rc < 0)
             sl_load__conn_fail(c, rc);
         flush(c);
@@ -274,6 +277,8 @@ static int init_conn(sl_load_conn_t *c, sl_load_loop_t *loop, const sl_load_conn
     c->sending = malloc(c->out_cap);
     if (!c->rbuf || !c->out || !c->sending)
         return -ENOMEM;
+    if (c->proto == SL_LOAD_PROTO_RPC)
+        return sl_load__rpc_init(c);
     return c->proto == SL_LOAD_PROTO_H2 ? sl_load__h2_init(c) : sl_load__h1_init(c);
 }
 
@@ -300,6 +305,7 @@ sl_load_conn_t *sl_load_conn_create(sl_load_loop_t *loop, const sl_load_conn_cfg
     if (rc < 0) {
         if (c->h2)
             nghttp2_session_del(c->h2);
+        sl_load__rpc_deinit(c);
         if (c->fd >= 0)
             close(c->fd);
         free(c->rbuf);
@@ -325,8 +331,9 @@ int sl_load_conn_submit(sl_load_conn_t *c, sl_load_req_t *req)
     req->status = 0;
     req->_stream_id = 0;
     req->_body_off = 0;
-    int rc = c->proto == SL_LOAD_PROTO_H2 ? sl_load__h2_submit(c, req)
-                                          : sl_load__h1_submit(c, req);
+    int rc = c->proto == SL_LOAD_PROTO_H2    ? sl_load__h2_submit(c, req)
+             : c->proto == SL_LOAD_PROTO_RPC ? sl_load__rpc_submit(c, req)
+                                             : sl_load__h1_submit(c, req);
     if (rc < 0)
         return rc;
     c->dispatch_depth++;

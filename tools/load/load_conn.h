@@ -1,8 +1,10 @@
 /*
  * Client connections for sluice-load: one TCP connection speaking HTTP/2
  * cleartext with prior knowledge (nghttp2 client session, many concurrent
- * requests) or HTTP/1.1 (http-parser response mode, requests pipelined in
- * order), driven by an sl_load_loop.
+ * requests), HTTP/1.1 (http-parser response mode, requests pipelined in
+ * order) or msgpack-RPC (requests pipelined, responses matched by msgid;
+ * TCP or a unix socket; load_rpc.h says how a request maps onto a call),
+ * driven by an sl_load_loop.
  *
  * A request (sl_load_req_t) is caller storage: submit it, receive
  * on_headers once the status is known, on_body for each piece of the
@@ -29,6 +31,7 @@
 typedef enum sl_load_proto {
     SL_LOAD_PROTO_H2 = 0,
     SL_LOAD_PROTO_H1 = 1,
+    SL_LOAD_PROTO_RPC = 2,
 } sl_load_proto_t;
 
 #define SL_LOAD_PATH_MAX 320
@@ -47,11 +50,12 @@ typedef struct sl_load_req_cbs {
 struct sl_load_req {
     const sl_load_req_cbs_t *cbs;
     void *ctx;
-    const char *method;    /* static string: "GET", "POST", "PUT" */
-    char path[SL_LOAD_PATH_MAX];
-    const char *body;      /* borrowed until on_done; NULL for none */
+    const char *method;    /* static string: "GET", "POST", "PUT"; RPC: the method */
+    char path[SL_LOAD_PATH_MAX]; /* unused by RPC */
+    const char *body;      /* borrowed until on_done; NULL for none. RPC: the
+                            * packed params array, borrowed during submit */
     size_t body_len;
-    bool sse;              /* adds Accept: text/event-stream */
+    bool sse;              /* adds Accept: text/event-stream; RPC: a stream */
     int status;            /* set before on_headers */
     /* Private to the connection. */
     sl_load_conn_t *_conn;
@@ -59,6 +63,7 @@ struct sl_load_req {
     sl_load_req_t *_next;
     int32_t _stream_id;
     size_t _body_off;
+    uint64_t _rpc_id;      /* RPC: msgid until answered, then a stream's id */
 };
 
 typedef struct sl_load_conn_cfg {

@@ -57,6 +57,8 @@ struct sl_load_conn {
     uint32_t h2_conn_window;
     /* HTTP/1.1 */
     http_parser hp;
+    /* msgpack-RPC (load_rpc.c); NULL for the other protocols */
+    struct sl_load_rpc_conn *rpc;
 };
 
 /* Links req at the tail of c's request list. */

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,7 +29,7 @@ typedef struct flag {
     const char *help;
 } flag_t;
 
-static const char *const proto_names[] = {"h2", "h1", NULL};
+static const char *const proto_names[] = {"h2", "h1", "rpc", NULL};
 static const char *const scenario_names[] = {"fanout", "sessions", "churn", "publish",
                                              "slow",   "stall",    NULL};
 static const char *const stall_names[] = {"resume", "close", "hold", NULL};
@@ -40,7 +41,10 @@ static const char *const from_names[] = {"live", "first", NULL};
 
 static const flag_t flags[] = {
     {"target", K_STR, O(target), S(target), NULL, "127.0.0.1:8080", "server HOST:PORT"},
-    {"proto", K_ENUM, O(proto), 0, proto_names, "h2", "h2 (cleartext, prior knowledge) | h1"},
+    {"proto", K_ENUM, O(proto), 0, proto_names, "h2",
+     "h2 (cleartext, prior knowledge) | h1 | rpc (msgpack-RPC at --rpc-target)"},
+    {"rpc-target", K_STR, O(rpc_target), S(rpc_target), NULL, "127.0.0.1:7070",
+     "msgpack-RPC HOST:PORT or unix:PATH; with --proto rpc every connection goes here"},
     {"scenario", K_ENUM, O(scenario), 0, scenario_names, "fanout",
      "fanout|sessions|churn|publish|slow|stall (sets the defaults below)"},
     {"publishers", K_U32, O(publishers), 0, NULL, "1", "publisher connections"},
@@ -54,7 +58,10 @@ static const flag_t flags[] = {
     {"duration", K_DBL, O(duration_s), 0, NULL, "10", "seconds of publishing"},
     {"events", K_U64, O(events), 0, NULL, "0", "stop after this many events (0 = no bound)"},
     {"pub-inflight", K_U32, O(pub_inflight), 0, NULL, "64",
-     "publish requests outstanding per publisher (h1: pipelined)"},
+     "publish requests outstanding per publisher (h1, rpc: pipelined)"},
+    {"pipeline", K_U32, O(pub_inflight), 0, NULL, "64", "the same as --pub-inflight"},
+    {"durable", K_BOOL, O(durable), 0, NULL, "0",
+     "publishes are acknowledged after fsync (rpc {durable: true}; http ?durable=1)"},
     {"from", K_ENUM, O(from_first), 0, from_names, "first",
      "first: subscribe with ?from=1 (exact counts); live"},
     {"create", K_BOOL, O(create), 0, NULL, "1", "PUT each session before subscribing"},
@@ -102,6 +109,16 @@ static const char *const presets[][8] = {
 const char *sl_load_scenario_name(sl_load_scenario_t s)
 {
     return scenario_names[s];
+}
+
+const char *sl_load_proto_name(sl_load_proto_t p)
+{
+    return proto_names[p];
+}
+
+const char *sl_load_opts_target(const sl_load_opts_t *o)
+{
+    return o->proto == SL_LOAD_PROTO_RPC ? o->rpc_target : o->target;
 }
 
 static const flag_t *find_flag(const char *name, size_t len)
@@ -216,8 +233,9 @@ void sl_load_opts_usage(FILE *f)
     fprintf(f,
             "usage: sluice-load [flags]\n"
             "Loads a server speaking sluice's publish/subscribe subset (POST and SSE GET on\n"
-            "/v1/sessions/{id}/events) over HTTP/2 cleartext or HTTP/1.1, then reports\n"
-            "deliveries/s, end-to-end latency, gaps and the server's CPU and memory.\n\n"
+            "/v1/sessions/{id}/events) over HTTP/2 cleartext or HTTP/1.1, or its msgpack-RPC\n"
+            "calls (publish, subscribe with event/gap notifications, create, health), then\n"
+            "reports deliveries/s, end-to-end latency, gaps and the server's CPU and memory.\n\n"
             "  --config FILE  scenario file: one 'flag = value' per line, # comments\n"
             "                 [env SLUICE_LOAD_CONFIG]\n"
             "  --help         this text\n");
@@ -358,13 +376,35 @@ static int apply_argv(sl_load_opts_t *o, int argc, char **argv, FILE *err)
     return 0;
 }
 
+/* unix:PATH (--rpc-target only). */
+static int resolve_unix(sl_load_opts_t *o, const char *path, FILE *err)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(un.sun_path)) {
+        fprintf(err, "sluice-load: --rpc-target unix:PATH needs a path of 1..%zu bytes\n",
+                sizeof(un.sun_path) - 1);
+        return -1;
+    }
+    memcpy(un.sun_path, path, n + 1);
+    memcpy(&o->addr, &un, sizeof(un));
+    o->addr_len = sizeof(un);
+    snprintf(o->authority, sizeof(o->authority), "localhost");
+    return 0;
+}
+
 static int resolve(sl_load_opts_t *o, FILE *err)
 {
     char host[256];
-    const char *t = o->target;
+    bool rpc = o->proto == SL_LOAD_PROTO_RPC;
+    const char *t = sl_load_opts_target(o);
+    const char *flag = rpc ? "--rpc-target" : "--target";
+    if (rpc && strncmp(t, "unix:", 5) == 0)
+        return resolve_unix(o, t + 5, err);
     const char *colon = strrchr(t, ':');
     if (!colon || colon == t || !colon[1]) {
-        fprintf(err, "sluice-load: --target must be HOST:PORT, got '%s'\n", t);
+        fprintf(err, "sluice-load: %s must be HOST:PORT%s, got '%s'\n", flag,
+                rpc ? " or unix:PATH" : "", t);
         return -1;
     }
     size_t hl = (size_t)(colon - t);
@@ -378,14 +418,13 @@ static int resolve(sl_load_opts_t *o, FILE *err)
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(host, colon + 1, &hints, &ai);
     if (rc != 0 || !ai) {
-        fprintf(err, "sluice-load: cannot resolve --target %s: %s\n", o->target,
-                gai_strerror(rc));
+        fprintf(err, "sluice-load: cannot resolve %s %s: %s\n", flag, t, gai_strerror(rc));
         return -1;
     }
     memcpy(&o->addr, ai->ai_addr, ai->ai_addrlen);
     o->addr_len = ai->ai_addrlen;
     freeaddrinfo(ai);
-    snprintf(o->authority, sizeof(o->authority), "%s", o->target);
+    snprintf(o->authority, sizeof(o->authority), "%s", t);
     return 0;
 }
 
@@ -410,9 +449,12 @@ static int validate(sl_load_opts_t *o, FILE *err)
         check(o->drain_s <= 600 && o->connect_timeout_s <= 600 && o->connect_timeout_s > 0,
               "--drain and --connect-timeout must be at most 600 s", err) ||
         check(o->pub_inflight >= 1 && o->pub_inflight <= SL_LOAD_INFLIGHT_MAX,
-              "--pub-inflight must be 1..4096", err) ||
-        check(o->streams_per_conn >= 1 && (o->proto == SL_LOAD_PROTO_H2 || o->streams_per_conn == 1),
+              "--pub-inflight (--pipeline) must be 1..4096", err) ||
+        check(o->streams_per_conn >= 1 && (o->proto != SL_LOAD_PROTO_H1 || o->streams_per_conn == 1),
               "--streams-per-conn must be >= 1, and 1 with --proto h1", err) ||
+        check(o->proto != SL_LOAD_PROTO_RPC || o->churn_rate == 0,
+              "--churn-rate is not supported with --proto rpc (fanout, sessions, publish, slow "
+              "and stall are)", err) ||
         check(o->slow_fraction <= 1 && o->stall_fraction <= 1 &&
                   o->slow_fraction + o->stall_fraction <= 1,
               "--slow-fraction and --stall-fraction must add up to at most 1", err) ||

@@ -46,6 +46,7 @@ typedef enum sl_load_progress {
 
 typedef struct sl_load_opts {
     char target[256];
+    char rpc_target[256];    /* HOST:PORT or unix:PATH, for --proto rpc */
     sl_load_proto_t proto;
     sl_load_scenario_t scenario;
     uint32_t publishers;
@@ -57,6 +58,7 @@ typedef struct sl_load_opts {
     double duration_s;
     uint64_t events;         /* total events to publish; 0 = no count bound */
     uint32_t pub_inflight;   /* requests outstanding per publisher connection */
+    bool durable;            /* publishes wait for fsync (RPC option, HTTP ?durable=1) */
     bool from_first;         /* subscribe with ?from=1 (else live) */
     bool create;             /* PUT each session before subscribing */
     double drain_s;
@@ -92,5 +94,9 @@ int sl_load_opts_parse(sl_load_opts_t *o, int argc, char **argv, FILE *err);
 /* Prints the flag reference to f. */
 void sl_load_opts_usage(FILE *f);
 const char *sl_load_scenario_name(sl_load_scenario_t s);
+const char *sl_load_proto_name(sl_load_proto_t p);
+/* The address the run's connections go to: --rpc-target for --proto rpc,
+ * else --target. Borrowed from o. */
+const char *sl_load_opts_target(const sl_load_opts_t *o);
 
 #endif

@@ -40,8 +40,8 @@ void sl_load_report_table(FILE *f, const sl_load_result_t *r)
 {
     const sl_load_opts_t *o = r->opts;
     fprintf(f, "sluice-load: %s %s %s pubs=%u subs=%u sessions=%u rate=%g size=%u\n",
-            sl_load_scenario_name(o->scenario), o->proto == SL_LOAD_PROTO_H2 ? "h2" : "h1",
-            o->target, o->publishers, o->subscribers, o->sessions, o->rate, o->size_bytes);
+            sl_load_scenario_name(o->scenario), sl_load_proto_name(o->proto),
+            sl_load_opts_target(o), o->publishers, o->subscribers, o->sessions, o->rate, o->size_bytes);
     fprintf(f, "  phases             setup %.2f s, publish %.2f s, drain %.2f s%s%s\n",
             r->setup_s, r->run_s, r->drain_s, r->drain_timed_out ? " (drain timed out)" : "",
             r->interrupted ? " (interrupted)" : "");
@@ -102,7 +102,7 @@ static void json_opts(FILE *f, const sl_load_opts_t *o)
             "\"streams_per_conn\": %u, \"rate\": %g, \"size\": %u, \"duration_s\": %g, "
             "\"events\": %" PRIu64 ", \"from\": \"%s\", \"slow_fraction\": %g, "
             "\"stall_fraction\": %g, \"churn_rate\": %g, \"session_prefix\": \"%s\"},\n",
-            o->target, o->proto == SL_LOAD_PROTO_H2 ? "h2" : "h1",
+            sl_load_opts_target(o), sl_load_proto_name(o->proto),
             sl_load_scenario_name(o->scenario), o->publishers, o->subscribers, o->sessions,
             o->streams_per_conn, o->rate, o->size_bytes, o->duration_s, o->events,
             o->from_first ? "first" : "live", o->slow_fraction, o->stall_fraction, o->churn_rate,

@@ -23,6 +23,8 @@
 #include "runtime/base.h"
 #include "runtime/clock.h"
 #include "tools/load/load_event.h"
+#include "tools/load/load_rpc.h"
+#include "tools/load/load_rpc_subs.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -66,6 +68,42 @@ static void on_pub_done(sl_load_req_t *req, int err)
 
 static const sl_load_req_cbs_t pub_cbs = {.on_done = on_pub_done};
 
+/* A publish request's body buffer: the payload, or with RPC the params
+ * around it. */
+static size_t pub_body_bytes(const sl_load_opts_t *o)
+{
+    return o->size_bytes + (o->proto == SL_LOAD_PROTO_RPC ? SL_LOAD_RPC_PUBLISH_OVERHEAD : 0);
+}
+
+/* Fills pr's request with ev: a POST of the payload, or an RPC publish
+ * whose data is the payload. Returns 0 or SL_ETOOBIG. */
+static int pub_fill(sl_load_run_t *r, pubreq_t *pr, const sl_load_event_t *ev)
+{
+    const sl_load_opts_t *o = r->o;
+    char *payload = pr->body;
+    size_t len = o->size_bytes;
+    if (o->proto == SL_LOAD_PROTO_RPC) {
+        char sid[128];
+        size_t off;
+        int n = sl_load_rpc_session_id(o, pr->session, sid, sizeof(sid));
+        int plen = n < 0 ? n
+                         : sl_load_rpc_encode_publish(pr->body, pub_body_bytes(o), sid,
+                                                      (size_t)n, o->size_bytes, o->durable, &off);
+        if (plen < 0)
+            return SL_ETOOBIG;
+        payload = pr->body + off;
+        len = (size_t)plen;
+    } else {
+        sl_load__session_path(r, pr->session, o->durable ? "/events?durable=1" : "/events",
+                              pr->req.path);
+    }
+    if (sl_load_event_format(payload, o->size_bytes, ev) < 0)
+        return SL_ETOOBIG;
+    pr->req.body = pr->body;
+    pr->req.body_len = len;
+    return 0;
+}
+
 /* Sends one event due at intended. Returns 0, or SL_EFULL to wait. */
 static int pub_issue(pub_t *p, uint64_t intended, uint64_t now)
 {
@@ -77,11 +115,8 @@ static int pub_issue(pub_t *p, uint64_t intended, uint64_t now)
     pr->intended_ns = intended;
     sl_load_event_t ev = {.intended_ns = intended, .publisher = p->index, .n = p->issued,
                           .send_delay_ns = now > intended ? now - intended : 0};
-    if (sl_load_event_format(pr->body, o->size_bytes, &ev) < 0)
+    if (pub_fill(r, pr, &ev) < 0)
         return SL_ETOOBIG;
-    pr->req.body = pr->body;
-    pr->req.body_len = o->size_bytes;
-    sl_load__session_path(r, pr->session, "/events", pr->req.path);
     int rc = sl_load_conn_submit(p->conn, &pr->req);
     if (rc < 0)
         return rc;
@@ -183,8 +218,8 @@ static int pubs_alloc(sl_load_run_t *r)
             pr->pub = p;
             pr->req.cbs = &pub_cbs;
             pr->req.ctx = pr;
-            pr->req.method = "POST";
-            pr->body = malloc(o->size_bytes);
+            pr->req.method = o->proto == SL_LOAD_PROTO_RPC ? "publish" : "POST";
+            pr->body = malloc(pub_body_bytes(o));
             if (!pr->body)
                 return -ENOMEM;
             pr->next_free = p->free;
@@ -240,6 +275,22 @@ static void on_put_done(sl_load_req_t *req, int err)
 
 static const sl_load_req_cbs_t put_cbs = {.on_done = on_put_done};
 
+/* Turns a PUT request into an RPC create [session]; params is the
+ * caller's buffer of SL_LOAD_RPC_PARAMS_SMALL bytes. */
+static int rpc_create_params(sl_load_run_t *r, ctlreq_t *c, char *params)
+{
+    char sid[128];
+    int n = sl_load_rpc_session_id(r->o, r->puts_next, sid, sizeof(sid));
+    int len = n < 0 ? n
+                    : sl_load_rpc_encode_session(params, SL_LOAD_RPC_PARAMS_SMALL, sid, (size_t)n);
+    if (len < 0)
+        return len;
+    c->req.method = "create";
+    c->req.body = params;
+    c->req.body_len = (size_t)len;
+    return 0;
+}
+
 static void puts_pump(sl_load_run_t *r)
 {
     for (uint32_t i = 0; i < RUN_PUT_WINDOW && r->ctl_open; i++) {
@@ -252,7 +303,12 @@ static void puts_pump(sl_load_run_t *r)
         c->req.method = "PUT";
         c->req.body = NULL;
         sl_load__session_path(r, r->puts_next, "", c->req.path);
-        if (sl_load_conn_submit(r->ctl, &c->req) < 0)
+        char params[SL_LOAD_RPC_PARAMS_SMALL];
+        if (r->o->proto == SL_LOAD_PROTO_RPC && rpc_create_params(r, c, params) < 0)
+            return;
+        int rc = sl_load_conn_submit(r->ctl, &c->req);
+        c->req.body = NULL; /* RPC params are copied by the submit */
+        if (rc < 0)
             return;
         r->puts_next++;
         r->puts_inflight++;
@@ -273,7 +329,10 @@ static void on_health_done(sl_load_req_t *req, int err)
     sl_load_run_t *r = c->run;
     r->health_inflight = false;
     c->buf[c->len] = '\0';
-    if (err == 0 && req->status == 200 && sl_load_health_parse(c->buf, &r->last_health) == 0) {
+    int prc = r->o->proto == SL_LOAD_PROTO_RPC
+                  ? sl_load_rpc_health_parse(c->buf, c->len, &r->last_health)
+                  : sl_load_health_parse(c->buf, &r->last_health);
+    if (err == 0 && req->status == 200 && prc == 0) {
         r->have_health = true;
     } else if (err == 0) {
         /* No /health (or not JSON we understand): stop asking. */
@@ -293,8 +352,8 @@ static void health_poll(sl_load_run_t *r)
     c->len = 0;
     c->req.cbs = &health_cbs;
     c->req.ctx = c;
-    c->req.method = "GET";
-    c->req.body = NULL;
+    c->req.method = r->o->proto == SL_LOAD_PROTO_RPC ? "health" : "GET";
+    c->req.body = NULL; /* RPC: no params */
     snprintf(c->req.path, sizeof(c->req.path), "/health");
     if (sl_load_conn_submit(r->ctl, &c->req) == 0)
         r->health_inflight = true;
@@ -399,7 +458,9 @@ static bool wait_for(sl_load_run_t *r, cond_fn cond, uint64_t deadline)
         uint64_t now = sl_clock_now_ns();
         if (now >= deadline || stop_requested)
             return false;
-        if (r->subscribing)
+        if (r->subscribing && r->o->proto == SL_LOAD_PROTO_RPC)
+            sl_load__rpc_subs_start_more(r);
+        else if (r->subscribing)
             sl_load__subs_start_more(r);
         uint64_t wake = now + 50 * SL_NS_PER_MS;
         if (sl_load_loop_step(r->loop, wake < deadline ? wake : deadline) < 0)
@@ -447,7 +508,7 @@ static int setup(sl_load_run_t *r)
     wait_for(r, ctl_settled, r->setup_deadline);
     if (!r->ctl_open) {
         snprintf(r->result.verdict, sizeof(r->result.verdict), "could not reach %.200s",
-                 r->o->target);
+                 sl_load_opts_target(r->o));
         return SL_LOAD_EXIT_UNREACHABLE;
     }
     if (r->o->create && !wait_for(r, puts_settled, r->setup_deadline))
@@ -689,6 +750,9 @@ static void init_cfgs(sl_load_run_t *r)
     r->cfg_sub = base;
     r->cfg_sub.rcvbuf_bytes = (int)o->rcvbuf;
     r->cfg_sub.recv_bytes = o->streams_per_conn > 1 ? 65536 : 16384;
+    /* RPC subscribe calls are framed into the output buffer at once. */
+    if (o->proto == SL_LOAD_PROTO_RPC)
+        r->cfg_sub.send_bytes = 16384 + (size_t)o->streams_per_conn * SL_LOAD_RPC_PARAMS_SMALL;
     r->cfg_pub = base;
     /* Room for a full window of requests, so the window, not the buffer,
      * bounds what is outstanding. */
