@@ -288,6 +288,14 @@ class Server:
         check(isinstance(h, dict) and "uptime_s" in h, "/health is not the expected JSON after %s" % what)
         return h
 
+    def rpc_addrs(self):
+        """The `rpc=` lines of the ready file, in flag order: "HOST:PORT" or
+        "unix:PATH" each. The file is written whole (renamed into place), so
+        an empty list means the server has no RPC listener."""
+        ready = self.extra_env.get("SLUICE_READY_FILE", self.ready_file)
+        with open(ready) as f:
+            return [l[4:].strip() for l in f.read().splitlines() if l.startswith("rpc=")]
+
 
 def read_ready_file(path):
     """Returns (host, port) from an `http=HOST:PORT` line, or None."""
@@ -601,6 +609,186 @@ def h2_frames(buf):
     return frames, buf
 
 
+# -- msgpack-RPC -------------------------------------------------------------
+
+def rpc_supported():
+    """True when the binary under test lists --rpc-listen in --help."""
+    p = run([sluiced_path(), "--help"], timeout=30)
+    return b"--rpc-listen" in p.stdout + p.stderr
+
+
+def require_rpc():
+    """Exits with SKIP_EXIT when the server binary has no msgpack-RPC."""
+    if not rpc_supported():
+        print("SKIP: %s has no --rpc-listen" % sluiced_path())
+        sys.exit(SKIP_EXIT)
+
+
+def rpc_server(args=(), unix=True, **kw):
+    """A Server with a TCP RPC listener on 127.0.0.1:0 and, when `unix`, one
+    on a unix socket in its temp dir; rpc_addrs() lists them in that order."""
+    srv = Server(args=args, **kw)
+    rpc = ["--rpc-listen", "127.0.0.1:0"]
+    if unix:
+        rpc += ["--rpc-listen", "unix:" + os.path.join(srv.tmp, "rpc.sock")]
+    srv.args = rpc + srv.args
+    return srv
+
+
+def rpc_request_bytes(msgid, method, params):
+    """One encoded request [0, msgid, method, params] (python3-msgpack:
+    str stays str, bytes become bin)."""
+    import msgpack
+    return msgpack.packb([0, msgid, method, list(params)], use_bin_type=True)
+
+
+class RpcClient:
+    """A blocking msgpack-RPC client (python3-msgpack) over TCP ("HOST:PORT")
+    or a unix socket ("unix:PATH").
+
+    Every decoded message is kept in arrival order in `messages`, so tests
+    can assert ordering; responses are also indexed by msgid until claimed,
+    and a second response to one msgid fails the test. Every wait has a
+    deadline: a silent server fails the test, it never hangs it."""
+
+    def __init__(self, addr, timeout=10.0, rcvbuf=None):
+        import msgpack
+        if addr.startswith("unix:"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target = addr[5:]
+        else:
+            host, _, port = addr.rpartition(":")
+            host = host.strip("[]")
+            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            target = (host, int(port))
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        s.connect(target)
+        self.sock = s
+        self.addr = addr
+        self.timeout = timeout
+        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=256 << 20)
+        self.messages = []
+        self.responses = {}
+        self.answered = set()
+        self.next_msgid = 1
+        self.eof = False
+
+    # -- sending ---------------------------------------------------------
+
+    def take_msgid(self):
+        msgid = self.next_msgid
+        self.next_msgid = (self.next_msgid + 1) & 0xFFFFFFFF
+        return msgid
+
+    def send(self, method, *params):
+        """Sends one request; returns its msgid."""
+        msgid = self.take_msgid()
+        self.sock.sendall(rpc_request_bytes(msgid, method, params))
+        return msgid
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    # -- receiving -------------------------------------------------------
+
+    def _store(self, msg):
+        self.messages.append(msg)
+        if isinstance(msg, list) and len(msg) == 4 and msg[0] == 1:
+            check(msg[1] not in self.answered, "second response for msgid %r: %r" % (msg[1], msg))
+            self.answered.add(msg[1])
+            self.responses[msg[1]] = (msg[2], msg[3])
+
+    def read_some(self, deadline, what="a message"):
+        """Reads once and decodes every complete message. Returns False at
+        EOF (or reset); fails the test at the deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TestFailure("no %s from %s within the deadline" % (what, self.addr))
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(1 << 16)
+        except socket.timeout:
+            raise TestFailure("no %s from %s within %.1fs" % (what, self.addr, remaining))
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.unpacker.feed(data)
+        for msg in self.unpacker:
+            self._store(msg)
+        return True
+
+    def wait_until(self, pred, what, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not pred():
+            if not self.read_some(deadline, what):
+                raise TestFailure("%s closed the connection while waiting for %s"
+                                  % (self.addr, what))
+
+    def wait_response(self, msgid, timeout=None):
+        """Returns (error, result) of msgid, claiming it."""
+        self.wait_until(lambda: msgid in self.responses, "the response to msgid %d" % msgid, timeout)
+        return self.responses.pop(msgid)
+
+    def call(self, method, *params, timeout=None):
+        return self.wait_response(self.send(method, *params), timeout)
+
+    def ok(self, method, *params, timeout=None):
+        """The result of a call that must succeed."""
+        err, res = self.call(method, *params, timeout=timeout)
+        if err is not None:
+            raise TestFailure("%s %s: unexpected error %r" % (method, repr(params)[:200], err))
+        return res
+
+    def error_code(self, method, *params, timeout=None):
+        """The error code of a call that must fail; checks the error shape
+        [code_string, message_string] and a nil result."""
+        err, res = self.call(method, *params, timeout=timeout)
+        check(isinstance(err, list) and len(err) == 2 and isinstance(err[0], str)
+              and isinstance(err[1], str),
+              "%s %s: error must be [code, message], got %r (result %r)"
+              % (method, repr(params)[:200], err, res))
+        check_eq(res, None, "result of a failed %s" % method)
+        return err[0]
+
+    def notifications(self, method=None):
+        return [m for m in self.messages
+                if isinstance(m, list) and len(m) == 3 and m[0] == 2
+                and (method is None or m[1] == method)]
+
+    def events(self, sub_id):
+        """[(session, seq, type, data)] of `event` notifications for sub_id."""
+        return [tuple(m[2][1:]) for m in self.notifications("event") if m[2][0] == sub_id]
+
+    def wait_events(self, sub_id, count, timeout=None):
+        self.wait_until(lambda: len(self.events(sub_id)) >= count,
+                        "%d events for subscription %r" % (count, sub_id), timeout)
+        return self.events(sub_id)
+
+    def expect_closed(self, timeout=5.0):
+        """Reads (keeping what decodes) until the server closes; fails the
+        test when it is still open after timeout."""
+        deadline = time.monotonic() + timeout
+        while self.read_some(deadline, "connection close"):
+            pass
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 # -- tools -------------------------------------------------------------------
 
 def curl(args, timeout=10.0):
@@ -673,8 +861,9 @@ def parse_prometheus(text):
 
 # -- test runner -------------------------------------------------------------
 
-def run_cases_each_server(name, cases, server_args=()):
-    """Runs each case fn(srv) against a fresh Server(args=server_args),
+def run_cases_each_server(name, cases, server_args=(), factory=Server):
+    """Runs each case fn(srv) against a fresh factory(args=server_args)
+    (a Server, or e.g. rpc_server),
     checks the server is still healthy after it, prints one line per case
     and `<name>: N passed, M failed`; returns the exit code."""
     passed = failed = 0
@@ -682,7 +871,7 @@ def run_cases_each_server(name, cases, server_args=()):
     for fn in cases:
         if only and only not in fn.__name__:
             continue
-        with Server(args=list(server_args)) as srv:
+        with factory(args=list(server_args)) as srv:
             try:
                 fn(srv)
                 srv.assert_healthy(fn.__name__)
