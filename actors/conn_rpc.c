@@ -55,13 +55,33 @@
 /* Output kept for the answer of each publish in flight (an error answer
  * with its message fits). */
 #define RPC_PUBLISH_ANSWER_MAX 128
+/* Consecutive `publish` requests to one session with the same options are
+ * sent to it as one batch (one message, one answer, one allocation), at
+ * most this many events or bytes; each request still gets its own answer
+ * with its own seq. */
+#define RPC_COALESCE_EVENTS 256
+#define RPC_COALESCE_BYTES (256u * 1024)
+
+/* Publishes gathered for one session, not yet sent. */
+typedef struct rpc_batch {
+    uint32_t n;
+    char id[SL_SESSION_ID_MAX];
+    uint32_t id_len;
+    bool durable, ephemeral;
+    uint32_t msgids[RPC_COALESCE_EVENTS];
+    sl_pub_event_t ev[RPC_COALESCE_EVENTS];
+    uint8_t *buf;          /* types and data, grown as needed */
+    size_t len, cap;
+} rpc_batch_t;
 
 struct sl_conn_rpc {
     sl_rpc_decoder_t *dec;
     uint8_t *stash;        /* input the decoder could not take yet */
     uint32_t stash_len;
     uint32_t next_sub_id;
+    uint32_t answers;      /* publish requests sent to sessions, not answered */
     bool failed;           /* framing lost: no more input */
+    rpc_batch_t batch;
 };
 
 /* ---- output helpers ---- */
@@ -72,7 +92,8 @@ static uint64_t request_room(const sl_conn_t *c)
 {
     uint64_t max = c->outq.bytes_max;
     uint64_t one = RPC_REQUEST_ROOM < max / 4 ? RPC_REQUEST_ROOM : max / 4;
-    return one + (uint64_t)c->pubs_inflight * RPC_PUBLISH_ANSWER_MAX;
+    uint64_t pending = c->rpc ? (uint64_t)c->rpc->answers + c->rpc->batch.n : c->pubs_inflight;
+    return one + pending * RPC_PUBLISH_ANSWER_MAX;
 }
 
 /* An answer that cannot be queued would leave its client waiting forever:
@@ -173,8 +194,9 @@ static bool param_session(sl_conn_t *c, uint32_t msgid, const msgpack_object_arr
 
 /* Reads {"durable": bool, "ephemeral": bool} (unknown keys ignored). */
 static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, uint32_t i,
-                       sl_pub_t *p)
+                       bool *durable, bool *ephemeral)
 {
+    *durable = *ephemeral = false;
     if (i >= a->size || a->ptr[i].type == MSGPACK_OBJECT_NIL)
         return true;
     if (a->ptr[i].type != MSGPACK_OBJECT_MAP) {
@@ -184,8 +206,8 @@ static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array 
     const msgpack_object_map *m = &a->ptr[i].via.map;
     for (uint32_t k = 0; k < m->size; k++) {
         const msgpack_object *v = &m->ptr[k].val;
-        bool *dst = obj_is(&m->ptr[k].key, "durable")     ? &p->durable
-                    : obj_is(&m->ptr[k].key, "ephemeral") ? &p->ephemeral
+        bool *dst = obj_is(&m->ptr[k].key, "durable")     ? durable
+                    : obj_is(&m->ptr[k].key, "ephemeral") ? ephemeral
                                                           : NULL;
         if (!dst)
             continue;
@@ -195,7 +217,7 @@ static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array 
         }
         *dst = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
     }
-    if (p->durable && p->ephemeral) {
+    if (*durable && *ephemeral) {
         put_error(c, msgid, "bad_params", "an event cannot be both durable and ephemeral");
         return false;
     }
@@ -246,11 +268,29 @@ static void fill_event(sl_pub_t *p, uint32_t i, size_t *off, const msgpack_objec
 
 /* ---- methods ---- */
 
-static void send_pub(sl_conn_t *c, uint32_t msgid, sl_pub_t *p)
+static uint32_t pub_answers(const sl_pub_t *p) { return p->rpc_msgids ? p->nevents : 1; }
+
+/* Sends p to its session; answers (every request it carries) when that
+ * fails. resend: a retry of a publish already counted in `answers`. */
+static void send_pub(sl_conn_t *c, uint32_t msgid, sl_pub_t *p, bool resend)
 {
+    uint32_t n = pub_answers(p), ids[RPC_COALESCE_EVENTS];
+    bool coalesced = p->rpc_msgids != NULL;
+    if (coalesced)
+        memcpy(ids, p->rpc_msgids, n * sizeof ids[0]); /* p is freed on failure */
     int rc = sl_conn__send_publish(c, msgid, p->id, p->id_len, p);
-    if (rc != 0)
-        put_error(c, msgid, "overloaded", sl_conn__publish_error_text(rc));
+    if (rc == 0) {
+        if (!resend)
+            c->rpc->answers += n;
+        return;
+    }
+    if (resend)
+        c->rpc->answers -= n;
+    const char *msg = sl_conn__publish_error_text(rc);
+    if (!coalesced)
+        put_error(c, msgid, "overloaded", msg);
+    for (uint32_t i = 0; coalesced && i < n; i++)
+        put_error(c, ids[i], "overloaded", msg);
 }
 
 static void start_pub(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a,
@@ -264,15 +304,16 @@ static void start_pub(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *
         if (!check_event(c, msgid, ty, da, &bytes))
             return;
     }
+    bool durable, ephemeral;
+    if (!param_opts(c, msgid, a, opts_at, &durable, &ephemeral))
+        return;
     sl_pub_t *p = sl_conn__pub_alloc(n, bytes);
     if (!p) {
         put_error(c, msgid, "overloaded", "out of memory");
         return;
     }
-    if (!param_opts(c, msgid, a, opts_at, p)) {
-        free(p);
-        return;
-    }
+    p->durable = durable;
+    p->ephemeral = ephemeral;
     size_t off = 0;
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *ty = batch ? &events[i].via.array.ptr[0] : &events[0];
@@ -282,20 +323,98 @@ static void start_pub(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *
     p->aux_batch = batch;
     memcpy(p->id, id, id_len);
     p->id_len = (uint32_t)id_len;
-    send_pub(c, msgid, p);
+    send_pub(c, msgid, p, false);
+}
+
+/* Sends the gathered publishes as one batch. */
+static void flush_batch(sl_conn_t *c)
+{
+    rpc_batch_t *b = &c->rpc->batch;
+    if (b->n == 0)
+        return;
+    size_t ids_off = (b->len + 3) & ~(size_t)3;
+    sl_pub_t *p = sl_conn__pub_alloc(b->n, ids_off + b->n * sizeof(uint32_t));
+    if (!p) {
+        for (uint32_t i = 0; i < b->n; i++)
+            put_error(c, b->msgids[i], "overloaded", "out of memory");
+    } else {
+        memcpy(p->buf, b->buf, b->len);
+        memcpy(p->events, b->ev, b->n * sizeof b->ev[0]);
+        p->rpc_msgids = (uint32_t *)(void *)(p->buf + ids_off);
+        memcpy(p->rpc_msgids, b->msgids, b->n * sizeof b->msgids[0]);
+        p->durable = b->durable;
+        p->ephemeral = b->ephemeral;
+        memcpy(p->id, b->id, b->id_len);
+        p->id_len = b->id_len;
+        b->n = 0; /* before send_pub: its answers are counted there */
+        send_pub(c, b->msgids[0], p, false);
+    }
+    b->n = 0;
+    b->len = 0;
+    if (b->cap > RPC_COALESCE_BYTES / 4) { /* a burst's buffer is not kept */
+        free(b->buf);
+        b->buf = NULL;
+        b->cap = 0;
+    }
+}
+
+/* Adds one checked publish to the batch, flushing first when it belongs
+ * to another session or options, or would overflow the batch. */
+static void batch_add(sl_conn_t *c, uint32_t msgid, const char *id, size_t id_len,
+                      const msgpack_object *type, const msgpack_object *data, bool durable,
+                      bool ephemeral)
+{
+    rpc_batch_t *b = &c->rpc->batch;
+    const char *t = "message", *d = NULL;
+    size_t tn = 7, dn = 0;
+    if (type->type != MSGPACK_OBJECT_NIL)
+        obj_bytes(type, &t, &tn);
+    obj_bytes(data, &d, &dn);
+    if (b->n && (b->id_len != id_len || memcmp(b->id, id, id_len) != 0 ||
+                 b->durable != durable || b->ephemeral != ephemeral ||
+                 b->n == RPC_COALESCE_EVENTS || b->len + tn + dn > RPC_COALESCE_BYTES))
+        flush_batch(c);
+    if (b->len + tn + dn > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + tn + dn)
+            cap *= 2;
+        uint8_t *nb = realloc(b->buf, cap);
+        if (!nb) {
+            put_error(c, msgid, "overloaded", "out of memory");
+            return;
+        }
+        b->buf = nb;
+        b->cap = cap;
+    }
+    if (b->n == 0) {
+        memcpy(b->id, id, id_len);
+        b->id_len = (uint32_t)id_len;
+        b->durable = durable;
+        b->ephemeral = ephemeral;
+    }
+    memcpy(b->buf + b->len, t, tn);
+    if (dn)
+        memcpy(b->buf + b->len + tn, d, dn);
+    b->ev[b->n] = (sl_pub_event_t){(uint32_t)b->len, (uint32_t)tn, (uint32_t)(b->len + tn),
+                                   (uint32_t)dn, data->type == MSGPACK_OBJECT_STR};
+    b->msgids[b->n++] = msgid;
+    b->len += tn + dn;
 }
 
 /* publish [session, type, data, opts?] */
 static void m_publish(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
 {
     const char *id;
-    size_t id_len;
+    size_t id_len, bytes = 0;
+    bool durable, ephemeral;
     if (a->size < 3 || a->size > 4) {
         put_error(c, msgid, "bad_params", "expected [session, type, data, opts?]");
         return;
     }
-    if (param_session(c, msgid, a, 0, &id, &id_len))
-        start_pub(c, msgid, a, id, id_len, 3, &a->ptr[1], 1, false);
+    if (param_session(c, msgid, a, 0, &id, &id_len) &&
+        check_event(c, msgid, &a->ptr[1], &a->ptr[2], &bytes) &&
+        param_opts(c, msgid, a, 3, &durable, &ephemeral))
+        batch_add(c, msgid, id, id_len, &a->ptr[1], &a->ptr[2], durable, ephemeral);
 }
 
 /* publish_batch [session, [[type, data], ...], opts?] */
@@ -471,9 +590,12 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
     const msgpack_object_array *a = &m->params.via.array;
     uint32_t id = m->msgid;
     atomic_fetch_add_explicit(&c->srv->counters.rpc_requests, 1, memory_order_relaxed);
-    if (method_is(m, "publish"))
+    if (method_is(m, "publish")) {
         m_publish(c, id, a);
-    else if (method_is(m, "publish_batch"))
+        return;
+    }
+    flush_batch(c); /* every other request sees the publishes before it sent */
+    if (method_is(m, "publish_batch"))
         m_publish_batch(c, id, a);
     else if (method_is(m, "subscribe"))
         m_subscribe(c, id, a);
@@ -497,7 +619,8 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
 
 static bool can_take_request(const sl_conn_t *c)
 {
-    return c->state == SL_CONN__OPEN && c->pubs_inflight < c->srv->cfg.rpc_max_inflight &&
+    uint64_t pending = (uint64_t)c->rpc->answers + c->rpc->batch.n;
+    return c->state == SL_CONN__OPEN && pending < c->srv->cfg.rpc_max_inflight &&
            sl_outq_room(&c->outq) >= request_room(c) &&
            sl_outq_segs_free(&c->outq) >= RPC_REQUEST_SEGS;
 }
@@ -536,7 +659,7 @@ static bool feed_stash(sl_conn_t *c)
 }
 
 /* Decodes and runs requests while the bounds allow. */
-static void process(sl_conn_t *c)
+static void process_some(sl_conn_t *c)
 {
     struct sl_conn_rpc *r = c->rpc;
     for (int i = 0; i < RPC_REQUESTS_PER_TURN; i++) {
@@ -566,6 +689,12 @@ static void process(sl_conn_t *c)
         return;
     }
     sl_actor_notify(&c->a, SL_CONN_NOTIFY_DATA); /* more to do: after others ran */
+}
+
+static void process(sl_conn_t *c)
+{
+    process_some(c);
+    flush_batch(c); /* what a read brought goes out at once */
 }
 
 int sl_conn__rpc_feed(sl_conn_t *c, const uint8_t *data, size_t len)
@@ -648,6 +777,7 @@ void sl_conn__rpc_destroy(sl_conn_t *c)
         return;
     atomic_fetch_sub_explicit(&c->srv->counters.rpc_connections, 1, memory_order_relaxed);
     sl_rpc_decoder_destroy(c->rpc->dec);
+    free(c->rpc->batch.buf);
     free(c->rpc->stash);
     free(c->rpc);
     c->rpc = NULL;
@@ -655,10 +785,29 @@ void sl_conn__rpc_destroy(sl_conn_t *c)
 
 /* ---- session answers ---- */
 
+/* Answers each request a coalesced publish carried: its own seq, or the
+ * error for the ones after a failure. */
+static void answer_coalesced(sl_conn_t *c, const sl_pub_t *p)
+{
+    for (uint32_t i = 0; i < p->nevents; i++) {
+        uint64_t seq = p->first_seq + i;
+        if (p->first_seq && seq <= p->last_seq)
+            put_uint(c, p->rpc_msgids[i], seq);
+        else
+            put_error(c, p->rpc_msgids[i], "overloaded",
+                      p->status == SL_ECLOSED  ? "session is closing; retry"
+                      : p->status == SL_EFULL ? "session is busy; retry"
+                                              : "publish failed");
+    }
+}
+
 void sl_conn__rpc_published(sl_conn_t *c, sl_pub_t *p)
 {
     uint32_t msgid = p->stream_id;
-    if (c->state < SL_CONN__CLOSING) {
+    c->rpc->answers -= pub_answers(p);
+    if (c->state < SL_CONN__CLOSING && p->rpc_msgids) {
+        answer_coalesced(c, p);
+    } else if (c->state < SL_CONN__CLOSING) {
         if (p->status != 0) {
             put_error(c, msgid, "overloaded",
                       p->status == SL_ECLOSED  ? "session is closing; retry"
@@ -678,7 +827,7 @@ void sl_conn__rpc_published(sl_conn_t *c, sl_pub_t *p)
     sl_actor_release(&c->a); /* the request's reference */
 }
 
-void sl_conn__rpc_resend(sl_conn_t *c, sl_pub_t *p) { send_pub(c, p->stream_id, p); }
+void sl_conn__rpc_resend(sl_conn_t *c, sl_pub_t *p) { send_pub(c, p->stream_id, p, true); }
 
 /* ---- subscriptions (called from conn_sse.c) ---- */
 

@@ -65,6 +65,8 @@ typedef struct sl_pub {
     bool durable;
     bool ephemeral;
     bool aux_batch;        /* requester's: answer in batch form */
+    uint32_t *rpc_msgids;  /* requester's: RPC publishes coalesced into this one,
+                              one msgid per event (in buf), else NULL */
     uint8_t retries;       /* requester's: resends after SL_ECLOSED */
     uint32_t id_len;       /* requester's: the session id, for resends */
     char id[SL_SESSION_ID_MAX + 1];
