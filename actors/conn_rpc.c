@@ -51,6 +51,11 @@
 #define RPC_REQUEST_SEGS 16
 /* Events per ring read of one subscription. */
 #define RPC_EVENTS_PER_PULL 64
+/* Notifications up to this size are copied (prefix and shared body) into
+ * the output queue's scratch chunk, where consecutive ones merge into one
+ * iovec; larger bodies are referenced. For token-sized events a 100-byte
+ * copy costs less than a reference count and an iovec per event. */
+#define RPC_COPY_EVENT_BYTES 512
 #define RPC_ERROR_MAX 256
 /* Output kept for the answer of each publish in flight (an error answer
  * with its message fits). */
@@ -874,6 +879,16 @@ void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st)
     sl_rpc_outq_put(&c->outq, buf, n);
 }
 
+static int put_event(sl_conn_t *c, const sl_conn_stream_t *st, const sl_ring_event_t *ev)
+{
+    if (ev->len > RPC_COPY_EVENT_BYTES)
+        return sl_rpc_outq_event(&c->outq, st->stream_id, ev->chunk, ev->off, ev->len);
+    uint8_t msg[SL_RPC_EVENT_PREFIX_MAX + RPC_COPY_EVENT_BYTES];
+    int pl = sl_rpc_event_prefix_encode(msg, st->stream_id);
+    memcpy(msg + pl, ev->chunk->data + ev->off, ev->len);
+    return sl_outq_append_copy(&c->outq, msg, (size_t)pl + ev->len);
+}
+
 /* One pull of whole events from the subscription's ring, each framed as a
  * notification. Returns 1 to pull again, 0 when done for now, SL_ENOTFOUND
  * when the position fell out of the ring (catch up from the log). */
@@ -895,9 +910,7 @@ int sl_conn__rpc_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit)
         return rc;
     uint32_t done = 0;
     for (; done < n; done++) {
-        if (sub->pos + ev[done].len > limit ||
-            sl_rpc_outq_event(&c->outq, st->stream_id, ev[done].chunk, ev[done].off,
-                              ev[done].len) != 0)
+        if (sub->pos + ev[done].len > limit || put_event(c, st, &ev[done]) != 0)
             break;
         sub->pos += ev[done].len;
         st->next_seq = ev[done].seq + 1;
