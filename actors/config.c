@@ -47,6 +47,26 @@ static int split_list(sl_flag_list_t *l, char *err, size_t n)
     return 0;
 }
 
+/* Relations between the liveness flags (README "Peers and liveness"). */
+static int config_check_liveness(const sl_config_t *c, char *err, size_t n)
+{
+    if (c->watchdog_interval_ns != 0 && c->watchdog_interval_ns < SEC / 100) {
+        snprintf(err, n, "--watchdog-interval: expected 0 (off) or at least 0.01 s");
+        return -1;
+    }
+    if (c->watchdog_interval_ns != 0 && c->dead_peer_grace_ns < c->watchdog_interval_ns) {
+        snprintf(err, n, "--dead-peer-grace must be at least --watchdog-interval");
+        return -1;
+    }
+    if (c->tcp_user_timeout_ns != 0 && c->paused_peer_limit_ns != 0 &&
+        c->tcp_user_timeout_ns < c->paused_peer_limit_ns) {
+        snprintf(err, n, "--tcp-user-timeout must be at least --paused-peer-limit (the kernel "
+                         "aborts paused peers at it)");
+        return -1;
+    }
+    return 0;
+}
+
 int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
@@ -91,6 +111,13 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"retention-age", SL_FLAG_SECONDS, "0", "delete log segments whose newest event is older than this (0: keep all)", &c->retention_age_ns, 0, 3650 * 86400 * SEC, NULL},
         {"urgent-sessions", SL_FLAG_BOOL, "false", "schedule session actors before connection actors (measured slower; see bench/RESULTS.md)", &c->urgent_sessions, 0, 0, NULL},
         {"busy-lag", SL_FLAG_SECONDS, "0.1", "loop or scheduler lag at which /health says busy", &c->busy_lag_ns, SEC / 1000, 60 * SEC, NULL},
+        /* Peers and liveness: the rules are in actors/watchdog.h and README. */
+        {"watchdog-interval", SL_FLAG_SECONDS, "1", "half-open peer watchdog tick (0: off)", &c->watchdog_interval_ns, 0, 60 * SEC, NULL},
+        {"dead-peer-grace", SL_FLAG_SECONDS, "30", "reap a peer that acked none of our queued bytes for this long", &c->dead_peer_grace_ns, SEC / 10, 86400 * SEC, NULL},
+        {"paused-peer-limit", SL_FLAG_SECONDS, "0", "reap a live zero-window (paused) peer after this long (0: never)", &c->paused_peer_limit_ns, 0, 30 * 86400 * SEC, NULL},
+        {"tcp-user-timeout", SL_FLAG_SECONDS, "0", "TCP_USER_TIMEOUT of client sockets; it aborts paused peers too, so >= --paused-peer-limit (0: kernel default)", &c->tcp_user_timeout_ns, 0, 86400 * SEC, NULL},
+        {"h2-ping-interval", SL_FLAG_SECONDS, "30", "PING an HTTP/2 connection with open streams that sent nothing this long (0: off)", &c->h2_ping_interval_ns, 0, 86400 * SEC, NULL},
+        {"h2-ping-timeout", SL_FLAG_SECONDS, "30", "close when that PING is unanswered this long with nothing queued towards the peer", &c->h2_ping_timeout_ns, SEC / 10, 86400 * SEC, NULL},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
     if (rc == 1) {
@@ -118,5 +145,5 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
                  (unsigned long long)c->max_event_bytes, (unsigned long long)c->max_body_bytes);
         return -1;
     }
-    return 0;
+    return config_check_liveness(c, err, n);
 }

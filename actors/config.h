@@ -49,6 +49,14 @@ typedef struct sl_config {
     uint64_t segment_bytes;        /* segment file roll size */
     uint32_t max_open_files;       /* cached segment fds; opener waits at the bound */
     uint64_t journal_buffer_bytes; /* per-session write buffer (x2); publish 503 when both full */
+    /* Peers and liveness (actors/watchdog.h, actors/conn_guard.c). */
+    uint64_t watchdog_interval_ns;  /* watchdog tick (0: watchdog off) */
+    uint64_t dead_peer_grace_ns;    /* queued output, no bytes acked this long: reaped */
+    uint64_t paused_peer_limit_ns;  /* live zero-window peer kept this long (0: forever) */
+    uint64_t tcp_user_timeout_ns;   /* TCP_USER_TIMEOUT of client sockets (0: kernel default);
+                                     * >= paused_peer_limit_ns when that is set */
+    uint64_t h2_ping_interval_ns;   /* PING an HTTP/2 connection with streams silent this long (0: off) */
+    uint64_t h2_ping_timeout_ns;    /* unanswered PING with the path clear: closed */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

@@ -15,7 +15,7 @@
 #include "runtime/clock.h"
 #include "runtime/log.h"
 
-enum { MSG_DRAIN = SL_MSG_KIND_USER, MSG_ABORT };
+enum { MSG_DRAIN = SL_MSG_KIND_USER, MSG_ABORT, MSG_REAP };
 
 /* Largest single sendmsg: bounds the time one send holds the outq head. */
 #define SEND_BYTES_MAX (1u << 20)
@@ -53,6 +53,7 @@ static uint64_t timer_period(const sl_conn_t *c)
                                                                : cfg->header_timeout_ns;
     if (c->nstreams && cfg->sse_keepalive_ns < p)
         p = cfg->sse_keepalive_ns;
+    p = sl_conn__guard_period(c, p);
     return p / 2 > 0 ? p / 2 : 1;
 }
 
@@ -79,6 +80,7 @@ static void send_some(sl_conn_t *c)
     c->send_op.flags = 0;
     c->send_armed = true;
     submit(c, &c->send_op);
+    sl_watchdog_sent(c->srv->watchdog, &c->wd); /* unacked output: watch the peer */
 }
 
 void sl_conn__pump(sl_conn_t *c)
@@ -95,6 +97,7 @@ void sl_conn__pump(sl_conn_t *c)
         start_close(c);
     else
         arm_recv(c);
+    sl_conn__guard_publish(c);
 }
 
 static void on_recv(sl_conn_t *c, sl_op_t *op)
@@ -114,6 +117,7 @@ static void on_recv(sl_conn_t *c, sl_op_t *op)
     if (c->state < SL_CONN__CLOSING)
         rc = sl_conn__proto_feed(c, op->buf, (size_t)op->res);
     sl_reactor_buf_return(c->r, op->buf_id);
+    sl_conn__guard_recv(c, c->last_activity_ns);
     if (rc < 0)
         c->proto_failed = true;
     if (c->nstreams)
@@ -156,10 +160,13 @@ static void on_timer(sl_conn_t *c)
         start_close(c);
         return;
     }
-    if (c->nstreams) {
-        sl_conn__streams_tick(c, now);
-        sl_conn__pump(c);
+    if (sl_conn__guard_tick(c, now)) { /* header timeout, unanswered PING */
+        start_close(c);
+        return;
     }
+    if (c->nstreams)
+        sl_conn__streams_tick(c, now);
+    sl_conn__pump(c); /* keepalives, a PING */
     arm_timer(c);
 }
 
@@ -196,6 +203,8 @@ static void maybe_close_fd(sl_conn_t *c)
 {
     if (c->state == SL_CONN__CLOSING && c->ops_inflight == 0) {
         c->state = SL_CONN__CLOSED;
+        /* The fd-reuse guard: from here the watchdog never touches fd. */
+        sl_watchdog_forget(c->srv->watchdog, &c->wd);
         c->close_op.kind = SL_OP_CLOSE;
         c->close_op.fd = c->fd;
         submit(c, &c->close_op);
@@ -235,6 +244,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
         }
         return;
     case MSG_ABORT:
+    case MSG_REAP: /* the watchdog shut the socket down; it logged and counted */
         start_close(c);
         maybe_close_fd(c);
         return;
@@ -332,6 +342,8 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
     c->abort_msg = (sl_msg_t){.kind = MSG_ABORT, .mclass = SL_MSG_CONTROL};
     format_peer(fd, c->peer, sizeof c->peer);
     sl_actor_init(&c->a, srv->sched, "conn", srv->cfg.mailbox_capacity, behavior, destroy);
+    c->reap_msg = (sl_msg_t){.kind = MSG_REAP, .mclass = SL_MSG_CONTROL};
+    sl_conn__guard_init(c);
     atomic_fetch_add_explicit(&ctr->connections_open, 1, memory_order_relaxed);
     c->counted_open = true;
     /* No completion can be posted while this reactor thread is inside the

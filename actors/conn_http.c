@@ -88,6 +88,8 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
     } else if (path_is(req, "/metrics")) {
         serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),
                        "text/plain; version=0.0.4; charset=utf-8");
+    } else if (path_is(req, "/debug/connections")) {
+        sl_conn__debug_connections(c, req);
     } else if (req->path.len >= 12 && memcmp(req->path.ptr, "/v1/sessions", 12) == 0) {
         sl_conn__api_request(c, req);
     } else {
@@ -134,6 +136,7 @@ int sl_conn__proto_feed(sl_conn_t *c, const uint8_t *data, size_t len)
     if (rc == SL_EPROTO) {
         atomic_fetch_add_explicit(&c->srv->counters.protocol_errors, 1, memory_order_relaxed);
         sl_debug("protocol error", "peer=%s", c->peer);
+        sl_conn__guard_proto_error(c); /* counts HTTP/2 floods by kind */
     }
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "actors/conn.h"
 #include "actors/registry.h"
 #include "actors/session.h"
+#include "actors/watchdog.h"
 #include "runtime/buf.h"
 #include "runtime/limits.h"
 
@@ -83,6 +84,18 @@ struct sl_conn {
     bool drain_sent, abort_sent;
     bool counted_open;
     char peer[64];
+    /* Liveness (conn_guard.c): watchdog link, backstop timers. */
+    sl_watchdog_link_t wd;         /* registered with srv->watchdog while sending */
+    sl_msg_t reap_msg;             /* CONTROL, sent by the watchdog at most once */
+    uint64_t last_recv_ns;         /* last bytes received */
+    uint64_t head_since_ns;        /* a request head began arriving (0: none pending) */
+    uint64_t ping_sent_ns;         /* HTTP/2 PING outstanding since (0: none) */
+    uint64_t ping_acks;            /* PING ACKs counted when it was sent */
+    /* Figures for /debug/connections, written by this actor (relaxed). */
+    _Atomic uint64_t pub_outq_bytes;
+    _Atomic uint64_t pub_lag_events;
+    _Atomic uint32_t pub_streams;
+    _Atomic uint8_t pub_proto;     /* sl_http_proto_t */
 };
 
 /* Protocol glue, in conn_http.c. All run on the connection's actor. */
@@ -160,6 +173,23 @@ uint64_t sl_conn__rpc_room(const sl_conn_t *c);
 int sl_conn__rpc_write_chunk(sl_conn_t *c, sl_chunk_t *chunk);
 void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st);
 int sl_conn__rpc_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit);
+
+/* Liveness and abuse backstops, in conn_guard.c. All on the actor. */
+/* At accept: TCP_USER_TIMEOUT, the watchdog link, the reap message. */
+void sl_conn__guard_init(sl_conn_t *c);
+/* After received bytes were fed: header-timeout bookkeeping. */
+void sl_conn__guard_recv(sl_conn_t *c, uint64_t now_ns);
+/* Timer tick: header timeout, HTTP/2 PING. Returns true when the
+ * connection must close (counted and logged here). */
+bool sl_conn__guard_tick(sl_conn_t *c, uint64_t now_ns);
+/* The timer period, shortened for the PING backstop where it applies. */
+uint64_t sl_conn__guard_period(const sl_conn_t *c, uint64_t period_ns);
+/* A protocol error ended the connection: counts abuse kinds. */
+void sl_conn__guard_proto_error(sl_conn_t *c);
+/* Refreshes the figures /debug/connections reads. */
+void sl_conn__guard_publish(sl_conn_t *c);
+/* GET /debug/connections, in conn_debug.c. */
+void sl_conn__debug_connections(sl_conn_t *c, const struct sl_http_req *req);
 
 /* I/O engine entry points the glue may call. */
 void sl_conn__pump(sl_conn_t *c); /* flush protocol output and send */

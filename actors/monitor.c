@@ -9,6 +9,7 @@
  */
 #include "actors/monitor.h"
 #include "actors/registry.h"
+#include "actors/watchdog.h"
 #include "storage/fdcache.h"
 
 #include <dirent.h>
@@ -148,6 +149,31 @@ static void render_json_reactors(sl_monitor_t *m, sl_chunk_t *c)
     put(c, "],");
 }
 
+/* The watchdog and the backstops (actors/watchdog.h, conn_guard.c); ends
+ * the object. */
+static void render_json_liveness(sl_monitor_t *m, sl_chunk_t *c)
+{
+    sl_server_t *srv = m->srv;
+    sl_watchdog_stats_t w;
+    sl_watchdog_stats(srv->watchdog, &w);
+    put(c,
+        "\"watchdog\":{\"enabled\":%s,\"interval_ms\":%" PRIu64 ",\"dead_peer_grace_ms\":%" PRIu64
+        ",\"paused_peer_limit_ms\":%" PRIu64 ",\"tracked\":%" PRIu64 ",\"paused\":%" PRIu64
+        ",\"stalled\":%" PRIu64 ",\"ticks\":%" PRIu64 ",\"probes\":%" PRIu64
+        ",\"probe_errors\":%" PRIu64 ",\"tick_ms_last\":%.3f,\"tick_ms_max\":%.3f"
+        ",\"reaped_send_stall\":%" PRIu64 ",\"reaped_peer_closed\":%" PRIu64
+        ",\"reaped_paused\":%" PRIu64 "},",
+        w.enabled ? "true" : "false", w.interval_ms, w.grace_ms, w.paused_limit_ms, w.tracked,
+        w.paused, w.stalled, w.ticks, w.probes, w.probe_errors, w.tick_ms_last, w.tick_ms_max,
+        w.reaped_send_stall, w.reaped_peer_closed, w.reaped_paused);
+    put(c,
+        "\"guard\":{\"closed_ping_timeout\":%" PRIu64 ",\"h2_rapid_reset\":%" PRIu64
+        ",\"h2_control_flood\":%" PRIu64 ",\"h2_continuation_flood\":%" PRIu64
+        ",\"h2_ack_flood\":%" PRIu64 "}}\n",
+        CTR(closed_ping_timeout), CTR(h2_rapid_reset), CTR(h2_control_flood),
+        CTR(h2_continuation_flood), CTR(h2_ack_flood));
+}
+
 static sl_chunk_t *render_json(sl_monitor_t *m)
 {
     sl_server_t *srv = m->srv;
@@ -204,13 +230,13 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         ",\"caught_up\":%" PRIu64 ",\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
         "\"storage\":{\"open_files\":%u,\"max_open_files\":%u,\"bytes_written\":%" PRIu64
         ",\"fsyncs\":%" PRIu64 ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64 "},"
-        "\"watchdog\":{\"enabled\":false,\"reaped_send_stall\":0,\"reaped_peer_closed\":0},"
-        "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "}}\n",
+        "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "},",
         CTR(events_published), CTR(events_delivered), CTR(events_caught_up), CTR(events_gapped),
         CTR(publish_refused), open_files, srv->cfg.max_open_files,
         atomic_load(&srv->journal_bytes_written), atomic_load(&srv->journal_fsyncs),
         atomic_load(&srv->journal_reads), atomic_load(&srv->journal_failures),
         sl_chunk_bytes_live());
+    render_json_liveness(m, c);
     return c;
 }
 
@@ -219,6 +245,40 @@ static void metric(sl_chunk_t *c, const char *name, const char *type, const char
 {
     put(c, "# HELP sluice_%s %s\n# TYPE sluice_%s %s\nsluice_%s %.17g\n", name, help, name, type,
         name, v);
+}
+
+static void render_metrics_liveness(sl_monitor_t *m, sl_chunk_t *c)
+{
+    sl_server_t *srv = m->srv;
+    sl_watchdog_stats_t w;
+    sl_watchdog_stats(srv->watchdog, &w);
+    metric(c, "watchdog_enabled", "gauge", "1 when the half-open peer watchdog runs.", w.enabled);
+    metric(c, "watchdog_tracked", "gauge", "Sockets with unacked output the watchdog probes.",
+           (double)w.tracked);
+    metric(c, "watchdog_paused", "gauge", "Live zero-window peers on the last tick.", (double)w.paused);
+    metric(c, "watchdog_stalled", "gauge", "Queued peers without acked progress on the last tick.",
+           (double)w.stalled);
+    metric(c, "watchdog_tick_seconds_max", "gauge", "Longest watchdog sweep.", w.tick_ms_max / 1e3);
+    put(c, "# HELP sluice_watchdog_reaped_total Connections reaped by the watchdog, per reason.\n"
+           "# TYPE sluice_watchdog_reaped_total counter\n"
+           "sluice_watchdog_reaped_total{reason=\"send_stall\"} %" PRIu64 "\n"
+           "sluice_watchdog_reaped_total{reason=\"peer_closed\"} %" PRIu64 "\n"
+           "sluice_watchdog_reaped_total{reason=\"paused\"} %" PRIu64 "\n",
+        w.reaped_send_stall, w.reaped_peer_closed, w.reaped_paused);
+    metric(c, "connections_closed_ping_timeout_total", "counter",
+           "HTTP/2 connections closed for an unanswered PING.", (double)CTR(closed_ping_timeout));
+    metric(c, "connections_closed_idle_total", "counter", "Connections closed idle.",
+           (double)CTR(closed_idle));
+    metric(c, "connections_closed_header_timeout_total", "counter",
+           "Connections closed for a request head that did not complete in time.",
+           (double)CTR(closed_header_timeout));
+    put(c, "# HELP sluice_h2_abuse_total HTTP/2 connections ended with ENHANCE_YOUR_CALM, per kind.\n"
+           "# TYPE sluice_h2_abuse_total counter\n"
+           "sluice_h2_abuse_total{kind=\"rapid_reset\"} %" PRIu64 "\n"
+           "sluice_h2_abuse_total{kind=\"control_flood\"} %" PRIu64 "\n"
+           "sluice_h2_abuse_total{kind=\"continuation_flood\"} %" PRIu64 "\n"
+           "sluice_h2_abuse_total{kind=\"ack_flood\"} %" PRIu64 "\n",
+        CTR(h2_rapid_reset), CTR(h2_control_flood), CTR(h2_continuation_flood), CTR(h2_ack_flood));
 }
 
 static sl_chunk_t *render_metrics(sl_monitor_t *m)
@@ -261,6 +321,7 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            (double)CTR(events_gapped));
     metric(c, "publish_refused_total", "counter", "Publishes answered 503 (busy session).",
            (double)CTR(publish_refused));
+    render_metrics_liveness(m, c);
     put(c, "# HELP sluice_reactor_loop_lag_seconds Reactor loop lag (max over 10 s).\n"
            "# TYPE sluice_reactor_loop_lag_seconds gauge\n");
     for (uint32_t i = 0; i < srv->nreactors; i++)

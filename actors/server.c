@@ -24,6 +24,7 @@
 #include "actors/persist.h"
 #include "actors/registry.h"
 #include "actors/session.h"
+#include "actors/watchdog.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 
@@ -268,6 +269,10 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
             return rc;
         }
     }
+    sl_watchdog_config_t wcfg = {cfg->watchdog_interval_ns, cfg->dead_peer_grace_ns,
+                                 cfg->paused_peer_limit_ns};
+    if ((rc = sl_watchdog_create(&wcfg, srv->sched, srv->reactors[0], &srv->watchdog)) != 0)
+        return rc;
     if ((rc = open_listeners(srv)) != 0)
         return rc;
     return open_rpc_listeners(srv);
@@ -313,6 +318,7 @@ int sl_server_start(sl_server_t *srv)
             return rc;
     }
     sl_monitor_start(srv->monitor);
+    sl_watchdog_start(srv->watchdog);
     for (uint32_t i = 0; i < srv->nreactors; i++) {
         if ((rc = sl_reactor_listen(srv->reactors[i], srv->listen_fds[i], on_accept, srv)) != 0)
             return rc;
@@ -412,6 +418,8 @@ void sl_server_shutdown(sl_server_t *srv)
     if (!wait_counter(&srv->counters.sessions_live, sl_clock_now_ns() + 5 * SL_NS_PER_S))
         sl_warn("sessions still closing their logs at shutdown", "live=%llu",
                 (unsigned long long)atomic_load(&srv->counters.sessions_live));
+    sl_watchdog_stop(srv->watchdog);
+    sl_watchdog_wait_stopped(srv->watchdog, 5 * SL_NS_PER_S);
     sl_monitor_stop(srv->monitor);
     sl_monitor_wait_stopped(srv->monitor, 5 * SL_NS_PER_S);
     for (uint32_t i = 0; i < srv->nreactors; i++)
@@ -431,6 +439,7 @@ void sl_server_shutdown(sl_server_t *srv)
     }
     sl_registry_destroy(srv->registry, NULL);
     sl_sched_destroy(srv->sched);
+    sl_watchdog_destroy(srv->watchdog); /* no connection can call it now */
     pthread_mutex_destroy(&srv->conns_lock);
     sl_info("stopped", "clean=%d shutdown_ms=%.1f", clean, (double)(sl_clock_now_ns() - t0) / 1e6);
 }

@@ -19,6 +19,7 @@
 typedef struct sl_conn sl_conn_t;
 typedef struct sl_registry sl_registry_t;
 typedef struct sl_monitor sl_monitor_t;
+typedef struct sl_watchdog sl_watchdog_t;
 
 /* Process-wide counters: relaxed atomics, written by connection actors and
  * reactor callbacks, read by the monitor. */
@@ -46,6 +47,12 @@ typedef struct sl_server_counters {
     _Atomic uint64_t rpc_requests;
     _Atomic uint64_t rpc_subscriptions; /* open RPC subscriptions (gauge) */
     _Atomic uint64_t rpc_protocol_errors; /* RPC connections closed for bad framing or limits */
+    /* Liveness backstops and abuse (actors/conn_guard.c). */
+    _Atomic uint64_t closed_ping_timeout;   /* HTTP/2 PING unanswered with the path clear */
+    _Atomic uint64_t h2_rapid_reset;        /* GOAWAY(ENHANCE_YOUR_CALM), per kind */
+    _Atomic uint64_t h2_control_flood;
+    _Atomic uint64_t h2_continuation_flood;
+    _Atomic uint64_t h2_ack_flood;
 } sl_server_counters_t;
 
 /* One msgpack-RPC listening socket (--rpc-listen). */
@@ -68,6 +75,7 @@ typedef struct sl_server {
     uint64_t start_ns;            /* monotonic */
     uint64_t fd_limit;
     sl_monitor_t *monitor;
+    sl_watchdog_t *watchdog;      /* half-open peer reaper (actors/watchdog.h) */
     sl_registry_t *registry;
     sl_server_counters_t counters;
     _Atomic uint64_t epoch_next;  /* incarnation ids for new sessions */

@@ -42,10 +42,14 @@ int main(int argc, char **argv)
         sl_error("startup failed", "%s", "");
         return 1;
     }
-    int sig = 0;
-    sigwait(&set, &sig);
-    sl_info("shutting down", "signal=%s grace_s=%.3f", sig == SIGTERM ? "TERM" : "INT",
-            (double)cfg.shutdown_grace_ns / 1e9);
+    /* sigwaitinfo, not sigwait: the log names who asked us to stop. */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int sig;
+    while ((sig = sigwaitinfo(&set, &si)) < 0) {
+    }
+    sl_info("shutting down", "signal=%s from_pid=%d grace_s=%.3f", sig == SIGTERM ? "TERM" : "INT",
+            (int)si.si_pid, (double)cfg.shutdown_grace_ns / 1e9);
     sl_server_shutdown(&srv);
     return 0;
 }

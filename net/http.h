@@ -240,6 +240,37 @@ uint64_t sl_http_conn_mem_bytes(const sl_http_conn_t *conn);
 /* The same summed over all live connections. Any thread. */
 uint64_t sl_http_mem_bytes_live(void);
 
+/* ---- liveness and abuse (net/http_liveness.c, net/http2.c) ----------- */
+
+/* Why a connection was ended for abusing the protocol (HTTP/2 only): it
+ * got GOAWAY(ENHANCE_YOUR_CALM) and feed returned SL_EPROTO. */
+typedef enum sl_http_abuse {
+    SL_HTTP_ABUSE_NONE = 0,
+    SL_HTTP_ABUSE_RESET_FLOOD,        /* > SL_H2_RST_PER_S_MAX RST_STREAM/s (rapid reset) */
+    SL_HTTP_ABUSE_CONTROL_FLOOD,      /* > SL_H2_CONTROL_PER_S_MAX PING/SETTINGS/PRIORITY/s */
+    SL_HTTP_ABUSE_CONTINUATION_FLOOD, /* header block beyond SL_H2_CONTINUATIONS_MAX frames
+                                       * or twice max_header_bytes */
+    SL_HTTP_ABUSE_ACK_FLOOD,          /* nghttp2 refused: too many unsent ACKs, etc. */
+} sl_http_abuse_t;
+
+/* The abuse that ended the connection, or SL_HTTP_ABUSE_NONE. */
+sl_http_abuse_t sl_http_conn_abuse(const sl_http_conn_t *conn);
+/* Short name of an abuse kind ("rapid_reset", ...); never NULL. Pure. */
+const char *sl_http_abuse_name(sl_http_abuse_t a);
+/* True while a request's header section has begun to arrive and is not
+ * complete (HTTP/1.x head being parsed, HTTP/2 HEADERS awaiting its
+ * CONTINUATIONs, or first bytes not yet enough to pick a protocol): what a
+ * header timeout measures (slowloris). */
+bool sl_http_conn_head_pending(const sl_http_conn_t *conn);
+/* Queues an HTTP/2 PING (flush to send it). Returns 0; SL_ENOTFOUND when
+ * the connection is not HTTP/2; SL_ECLOSED after an error; SL_ENOMEM. */
+int sl_http_conn_ping(sl_http_conn_t *conn);
+/* PING ACKs received so far (HTTP/2; 0 otherwise). */
+uint64_t sl_http_conn_pings_acked(const sl_http_conn_t *conn);
+/* Response bytes buffered inside the connection, not yet moved into the
+ * caller's outq (HTTP/2 stream queues, HTTP/1.x framing). */
+uint64_t sl_http_conn_pending_bytes(const sl_http_conn_t *conn);
+
 /* Sends a complete response: status, the caller's headers, content-length
  * and the body (copied; borrowed). For HEAD and for 1xx/204/304 no body is
  * sent. Never fails on the output buffer bounds (a complete response is

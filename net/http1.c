@@ -47,6 +47,7 @@ static int on_message_begin(http_parser *p)
     h->cb_state = H1_CB_NONE;
     h->body_len = 0;
     h->err_status = 0;
+    h->in_head = true; /* the header timeout runs until headers complete */
     return 0;
 }
 
@@ -146,6 +147,7 @@ static int on_headers_complete(http_parser *p)
 {
     sl_http_conn_t *c = conn_of(p);
     sl_http__h1_t *h = &c->h1;
+    h->in_head = false;
     int rc = end_piece(c);
     if (rc != 0)
         return stop(h, rc);

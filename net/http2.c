@@ -23,6 +23,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/clock.h"
+#include "runtime/limits.h"
+
 enum {
     S_RECV = 0,   /* request arriving */
     S_REJECTED,   /* answered with an error before the request completed */
@@ -40,6 +43,7 @@ struct sl_http__h2_stream {
     bool eof;       /* no more payload will be queued */
     bool deferred;  /* read_cb returned NGHTTP2_ERR_DEFERRED */
     bool out_ready; /* out is initialised */
+    bool head_done; /* the request's header block is complete */
     int reject;     /* status to answer when the header block ends */
     int64_t content_length;
     sl_http__hdrs_t hdrs;
@@ -87,6 +91,8 @@ static void drop_pending(sl_http_conn_t *c, sl_http__h2_stream_t *s)
 
 static void stream_free(sl_http_conn_t *c, sl_http__h2_stream_t *s)
 {
+    if (!s->head_done)
+        c->h2.heads_pending--;
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -300,6 +306,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     if (s->next != NULL)
         s->next->prev = s;
     c->h2.streams = s;
+    c->h2.heads_pending++; /* until headers_done: the header timeout runs */
     nghttp2_session_set_stream_user_data(session, s->id, s);
     return 0;
 }
@@ -342,6 +349,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 
 static void headers_done(sl_http_conn_t *c, sl_http__h2_stream_t *s)
 {
+    if (!s->head_done) {
+        s->head_done = true;
+        c->h2.heads_pending--;
+    }
     if (s->reject != 0) {
         reject(c, s, s->reject);
         return;
@@ -393,6 +404,8 @@ static void request_done(sl_http_conn_t *c, sl_http__h2_stream_t *s)
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
     sl_http_conn_t *c = ud;
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
+        c->h2.pings_acked++;
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     sl_http__h2_stream_t *s = stream_get(c, (uint32_t)frame->hd.stream_id);
@@ -468,6 +481,80 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     return 0;
 }
 
+/* ---- abuse accounting ------------------------------------------------- */
+
+/* Counts one frame of a rate-limited kind in the current one-second
+ * window. Returns true when the window's bound is exceeded. */
+static bool over_rate(sl_http_conn_t *c, uint32_t *count, uint32_t max)
+{
+    uint64_t now = sl_clock_now_ns();
+    if (now - c->h2.window_start_ns >= SL_NS_PER_S) {
+        c->h2.window_start_ns = now;
+        c->h2.rst_in_window = 0;
+        c->h2.control_in_window = 0;
+    }
+    return ++*count > max;
+}
+
+/* Tracks the header block being received: frames and bytes. nghttp2 only
+ * delivers a block's fields once it is complete, and a client that sends
+ * CONTINUATIONs forever (empty ones included) would cost decoding work
+ * and memory without end. */
+static bool header_block_abuse(sl_http_conn_t *c, const nghttp2_frame_hd *hd)
+{
+    if (hd->type == NGHTTP2_HEADERS) {
+        c->h2.block_frames = 0;
+        c->h2.block_bytes = hd->length;
+    } else {
+        c->h2.block_frames++;
+        c->h2.block_bytes += hd->length;
+    }
+    uint64_t bytes_max = 2ull * c->cfg.max_header_bytes + H2_FRAME_PAYLOAD_MAX;
+    return c->h2.block_frames > SL_H2_CONTINUATIONS_MAX || c->h2.block_bytes > bytes_max;
+}
+
+/* Runs for every frame header received, before its payload. Refusing here
+ * stops nghttp2 at once; sl_http__h2_feed then queues
+ * GOAWAY(ENHANCE_YOUR_CALM). */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *ud)
+{
+    sl_http_conn_t *c = ud;
+    sl_http_abuse_t a = SL_HTTP_ABUSE_NONE;
+    switch (hd->type) {
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_CONTINUATION:
+        if (header_block_abuse(c, hd))
+            a = SL_HTTP_ABUSE_CONTINUATION_FLOOD;
+        break;
+    case NGHTTP2_RST_STREAM:
+        if (over_rate(c, &c->h2.rst_in_window, SL_H2_RST_PER_S_MAX))
+            a = SL_HTTP_ABUSE_RESET_FLOOD;
+        break;
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS:
+        if (hd->flags & NGHTTP2_FLAG_ACK)
+            break;
+        /* fall through */
+    case NGHTTP2_PRIORITY:
+        if (over_rate(c, &c->h2.control_in_window, SL_H2_CONTROL_PER_S_MAX))
+            a = SL_HTTP_ABUSE_CONTROL_FLOOD;
+        break;
+    default:
+        break;
+    }
+    if (a == SL_HTTP_ABUSE_NONE)
+        return 0;
+    c->h2.abuse = (uint8_t)a;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+int sl_http__h2_ping(sl_http_conn_t *c)
+{
+    static const uint8_t opaque[8] = {'s', 'l', 'u', 'i', 'c', 'e', 0, 1};
+    int rv = nghttp2_submit_ping(c->h2.session, NGHTTP2_FLAG_NONE, opaque);
+    return rv == 0 ? 0 : sl_http__nomem(c);
+}
+
 /* ---- allocator glue --------------------------------------------------- */
 
 static void *mem_malloc(size_t size, void *ud)
@@ -505,8 +592,19 @@ static int new_session(sl_http_conn_t *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    nghttp2_option *opt = NULL;
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        return -ENOMEM;
+    }
+    /* A peer that floods PINGs or SETTINGS without reading the ACKs is
+     * cut off when this many ACKs wait unsent (NGHTTP2_ERR_FLOODED). */
+    nghttp2_option_set_max_outbound_ack(opt, SL_H2_OUTBOUND_ACK_MAX);
+    nghttp2_option_set_max_settings(opt, SL_H2_SETTINGS_ENTRIES_MAX);
     nghttp2_mem mem = {c, mem_malloc, mem_free, mem_calloc, mem_realloc};
-    int rv = nghttp2_session_server_new3(&c->h2.session, cbs, c, NULL, &mem);
+    int rv = nghttp2_session_server_new3(&c->h2.session, cbs, c, opt, &mem);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0) {
         c->h2.session = NULL;
@@ -564,8 +662,15 @@ int sl_http__h2_feed(sl_http_conn_t *c, const uint8_t *data, size_t len)
         return sl_http__nomem(c);
     }
     /* Bad client magic, flooding, a failed callback: nghttp2 stopped
-     * reading. Queue GOAWAY so the peer learns why. */
-    uint32_t code = rv == NGHTTP2_ERR_FLOODED            ? NGHTTP2_ENHANCE_YOUR_CALM
+     * reading. Queue GOAWAY so the peer learns why; abuse we detected
+     * (on_begin_frame) is told to calm down like nghttp2's own floods. */
+    if (rv == NGHTTP2_ERR_FLOODED && c->h2.abuse == SL_HTTP_ABUSE_NONE)
+        c->h2.abuse = SL_HTTP_ABUSE_ACK_FLOOD;
+    /* NGHTTP2_ERR_TOO_MANY_CONTINUATIONS exists only in patched builds;
+     * its value is stable. */
+    if (rv == -905 && c->h2.abuse == SL_HTTP_ABUSE_NONE)
+        c->h2.abuse = SL_HTTP_ABUSE_CONTINUATION_FLOOD;
+    uint32_t code = c->h2.abuse != SL_HTTP_ABUSE_NONE       ? NGHTTP2_ENHANCE_YOUR_CALM
                     : rv == NGHTTP2_ERR_CALLBACK_FAILURE ? NGHTTP2_INTERNAL_ERROR
                                                          : NGHTTP2_PROTOCOL_ERROR;
     if (nghttp2_session_terminate_session(c->h2.session, code) != 0)

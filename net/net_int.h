@@ -70,6 +70,7 @@ typedef struct sl_http__h1 {
     bool cur_chunked;
     bool cur_nobody;        /* HEAD, 204, 304: writes are dropped */
     bool close_after;       /* close when the response in progress ended */
+    bool in_head;           /* a request's header section is being parsed */
     sl_outq_t out;          /* framed output not yet in the caller's outq */
 } sl_http__h1_t;
 
@@ -82,6 +83,16 @@ typedef struct sl_http__h2 {
     uint64_t pending_bytes;        /* response payload buffered, all streams */
     bool blocked;                  /* a send callback found the outq full */
     bool fatal;                    /* nghttp2 failed: no more output */
+    /* Liveness and abuse accounting (http2.c; bounds SL_H2_* in
+     * runtime/limits.h). Windows are one second long. */
+    uint32_t heads_pending;        /* request header blocks begun, not complete */
+    uint64_t pings_acked;          /* PING ACKs received */
+    uint64_t window_start_ns;
+    uint32_t rst_in_window;        /* RST_STREAM frames received in the window */
+    uint32_t control_in_window;    /* PING / SETTINGS / PRIORITY received in it */
+    uint32_t block_frames;         /* CONTINUATIONs of the header block in progress */
+    uint64_t block_bytes;          /* bytes of that header block so far */
+    uint8_t abuse;                 /* sl_http_abuse_t; set once */
 } sl_http__h2_t;
 
 struct sl_http_conn {
@@ -173,5 +184,7 @@ int sl_http__h2_write(sl_http_conn_t *c, uint32_t id, sl_chunk_t *chunk, const v
 int sl_http__h2_end(sl_http_conn_t *c, uint32_t id);
 int sl_http__h2_reset(sl_http_conn_t *c, uint32_t id);
 size_t sl_http__h2_room(const sl_http_conn_t *c, uint32_t id);
+/* Liveness (http2.c), dispatched from http_liveness.c. */
+int sl_http__h2_ping(sl_http_conn_t *c);
 
 #endif

@@ -103,6 +103,43 @@
  * data dir is scanned instead). */
 #define SL_MANIFEST_BYTES_MAX (256ull << 20)
 
+/* Watchdog (actors/watchdog.h). Probes (one SIOCOUTQ ioctl + one TCP_INFO
+ * getsockopt) per slice of a tick; the actor yields its worker between
+ * slices so a tick over 100k tracked sockets never holds a worker for the
+ * whole sweep (policy: the sweep continues in the next run, the tick ends
+ * when every tracked socket was probed once). */
+#define SL_WATCHDOG_SLICE_PROBES 512
+/* A zero-window peer whose window probes went unanswered this many times
+ * in a row is treated as dead, not paused (a live one answers every probe,
+ * which resets the kernel's count to 0). */
+#define SL_WATCHDOG_PAUSED_PROBES_MAX 1
+/* Ticks a socket must be seen outside ESTABLISHED before it is reaped as
+ * closed by its peer (the connection's own read usually wins first). */
+#define SL_WATCHDOG_CLOSED_TICKS 2
+/* /debug/connections: rows per answer (?limit= is clamped to 1..this). */
+#define SL_DEBUG_CONNS_LIMIT_DEFAULT 20
+#define SL_DEBUG_CONNS_LIMIT_MAX 1000
+
+/* HTTP/2 abuse bounds (net/http2.c), each per connection. Policy at every
+ * one: GOAWAY(ENHANCE_YOUR_CALM), then close once it is flushed.
+ * RST_STREAM frames from the client per second (rapid reset, CVE-2023-44487;
+ * a browser cancelling a page's requests stays far below). */
+#define SL_H2_RST_PER_S_MAX 100
+/* PING, SETTINGS and PRIORITY frames from the client per second (floods
+ * that cost us a frame or a tree update each). */
+#define SL_H2_CONTROL_PER_S_MAX 200
+/* CONTINUATION frames after one HEADERS frame (the CVE-2024-27316 family;
+ * a legitimate block of --max-header-bytes needs 1-2 at the default frame
+ * size). Below nghttp2's own default (8, in the versions that have one) so
+ * the count is ours and named. The block's bytes are bounded too, by twice
+ * --max-header-bytes. */
+#define SL_H2_CONTINUATIONS_MAX 6
+/* SETTINGS ACK + PING ACK frames nghttp2 may hold unsent for a peer that
+ * does not read (nghttp2_option_set_max_outbound_ack). */
+#define SL_H2_OUTBOUND_ACK_MAX 100
+/* Entries accepted in one SETTINGS frame (nghttp2_option_set_max_settings). */
+#define SL_H2_SETTINGS_ENTRIES_MAX 32
+
 _Static_assert((SL_RECV_BUFFERS_DEFAULT & (SL_RECV_BUFFERS_DEFAULT - 1)) == 0,
                "recv buffers must be a power of two");
 _Static_assert(SL_RECV_BUFFERS_MAX <= 32768, "buffer ids are 15 bits in the ring");
@@ -114,6 +151,7 @@ _Static_assert(SL_OPEN_FILES_DEFAULT <= SL_OPEN_FILES_MAX, "open files default w
 _Static_assert(SL_JOURNAL_BUFFER_BYTES_MIN <= SL_JOURNAL_BUFFER_BYTES_DEFAULT &&
                    SL_JOURNAL_BUFFER_BYTES_DEFAULT <= SL_JOURNAL_BUFFER_BYTES_MAX,
                "journal buffer default within range");
+_Static_assert(SL_DEBUG_CONNS_LIMIT_DEFAULT <= SL_DEBUG_CONNS_LIMIT_MAX, "debug rows default within cap");
 _Static_assert(SL_JOURNAL_BUFFERS >= 2, "double buffering: append while a write is in flight");
 
 #endif

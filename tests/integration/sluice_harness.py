@@ -66,8 +66,17 @@ def sluiced_path():
 
 
 def sanitizer_build():
-    """True when the binary under test is a sanitizer build."""
-    return "asan" in sluiced_path() or bool(os.environ.get("SLUICE_SANITIZER"))
+    """True when the binary under test is a sanitizer build: named so, told
+    so (SLUICE_SANITIZER), or configured so in its build dir's CMake cache."""
+    if "asan" in sluiced_path() or os.environ.get("SLUICE_SANITIZER"):
+        return True
+    cache = os.path.join(os.environ.get("SLUICE_BUILD_DIR", ""), "CMakeCache.txt")
+    try:
+        with open(cache) as f:
+            text = f.read()
+    except OSError:
+        return False
+    return "SLUICE_ASAN:BOOL=ON" in text or "SLUICE_TSAN:BOOL=ON" in text
 
 
 def slow_factor():
@@ -226,6 +235,8 @@ class Server:
     def __exit__(self, et, ev, tb):
         self.close()
         text = self.stderr_text()
+        if et is not None:
+            self._note_foreign_signal()
         reports = sanitizer_reports(text)
         keep = os.environ.get("SLUICE_KEEP_TMP")
         if reports or (et is not None and et is not TestFailure):
@@ -244,6 +255,16 @@ class Server:
             raise TestFailure("%s did not exit 0 when stopped: code %r after %.1fs; stderr tail:\n%s"
                               % (self.name, code, took, text[-3000:]))
         return False
+
+    def _note_foreign_signal(self):
+        """A failing test whose server was told to stop by another process
+        (sluiced logs the sender's pid) says so: that failure is not the
+        server's."""
+        for line in self.log_lines("shutting down"):
+            m = re.search(r"from_pid=(\d+)", line)
+            if m and int(m.group(1)) not in (0, os.getpid()):
+                sys.stdout.write("NOTE: %s was signalled by pid %s, not by this test: %s\n"
+                                 % (self.name, m.group(1), line))
 
     # -- observation -----------------------------------------------------
 
