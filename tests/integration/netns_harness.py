@@ -246,21 +246,15 @@ def log_time(ts):
         tzinfo=timezone.utc).timestamp()
 
 
-class SseReader:
+class SseReader(H.ChunkedSseParser):
     """An HTTP/1.1 SSE subscription over a given socket: undoes chunked
     framing, parses events, records (seq, type, data)."""
 
     def __init__(self, sock, path):
         self.sock = sock
         self.sock.sendall(H.build_http1("GET", path, SERVER_IP))
-        self.raw = bytearray()
-        self.chunk_left = 0
-        self.need_crlf = False
-        self.ended = False
+        self._init_parser()
         self.closed = False
-        self.text = ""
-        self.cur = {"id": None, "event": None, "data": []}
-        self.events = []
         while b"\r\n\r\n" not in self.raw:
             self._recv(65536)
         head, _, rest = bytes(self.raw).partition(b"\r\n\r\n")
@@ -290,50 +284,6 @@ class SseReader:
         n = len(self.raw) - before
         self._parse(self._dechunk())
         return n
-
-    def _dechunk(self):
-        out = bytearray()
-        while not self.ended:
-            if self.chunk_left:
-                n = min(self.chunk_left, len(self.raw))
-                if n == 0:
-                    break
-                out += self.raw[:n]
-                del self.raw[:n]
-                self.chunk_left -= n
-                self.need_crlf = self.chunk_left == 0
-            elif self.need_crlf:
-                if len(self.raw) < 2:
-                    break
-                del self.raw[:2]
-                self.need_crlf = False
-            else:
-                i = self.raw.find(b"\r\n")
-                if i < 0:
-                    break
-                size = int(bytes(self.raw[:i]).split(b";")[0], 16)
-                del self.raw[:i + 2]
-                self.ended = size == 0
-                self.chunk_left = size
-        return bytes(out)
-
-    def _parse(self, data):
-        self.text += data.decode("utf-8")
-        *lines, self.text = self.text.split("\n")
-        for line in lines:
-            if line == "":
-                c = self.cur
-                if c["data"] or c["event"]:
-                    ident = int(c["id"]) if c["id"] is not None else None
-                    self.events.append((ident, c["event"] or "message", "\n".join(c["data"])))
-                self.cur = {"id": None, "event": None, "data": []}
-            elif not line.startswith(":"):
-                field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field == "data":
-                    self.cur["data"].append(value)
-                elif field in ("id", "event"):
-                    self.cur[field] = value
 
     def last_seq(self):
         for e in reversed(self.events):

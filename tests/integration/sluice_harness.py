@@ -957,3 +957,64 @@ class Suite:
         print("%s: %d passed, %d failed%s" % (self.name, self.passed, len(self.failed),
               (" (" + ", ".join(self.failed) + ")") if self.failed else ""))
         sys.exit(1 if self.failed else 0)
+
+
+class ChunkedSseParser:
+    """Incremental parsing of an SSE body sent with HTTP/1.1 chunked
+    framing: feed raw bytes into self.raw, then call self._parse(
+    self._dechunk()); events accumulate in self.events as
+    (id int or None, type, data str). Used by the raw-socket SSE readers."""
+
+    def _init_parser(self):
+        self.raw = bytearray()
+        self.chunk_left = 0
+        self.need_crlf = False
+        self.ended = False
+        self.text = ""
+        self.cur = {"id": None, "event": None, "data": []}
+        self.events = []
+
+    def _dechunk(self):
+        out = bytearray()
+        while not self.ended:
+            if self.chunk_left:
+                n = min(self.chunk_left, len(self.raw))
+                if n == 0:
+                    break
+                out += self.raw[:n]
+                del self.raw[:n]
+                self.chunk_left -= n
+                self.need_crlf = self.chunk_left == 0
+            elif self.need_crlf:
+                if len(self.raw) < 2:
+                    break
+                check_eq(bytes(self.raw[:2]), b"\r\n", "chunk terminator")
+                del self.raw[:2]
+                self.need_crlf = False
+            else:
+                i = self.raw.find(b"\r\n")
+                if i < 0:
+                    break
+                size = int(bytes(self.raw[:i]).split(b";")[0], 16)
+                del self.raw[:i + 2]
+                self.ended = size == 0
+                self.chunk_left = size
+        return bytes(out)
+
+    def _parse(self, data):
+        self.text += data.decode("utf-8")
+        *lines, self.text = self.text.split("\n")
+        for line in lines:
+            if line == "":
+                c = self.cur
+                if c["data"] or c["event"]:
+                    ident = int(c["id"]) if c["id"] is not None else None
+                    self.events.append((ident, c["event"] or "message", "\n".join(c["data"])))
+                self.cur = {"id": None, "event": None, "data": []}
+            elif not line.startswith(":"):
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "data":
+                    self.cur["data"].append(value)
+                elif field in ("id", "event"):
+                    self.cur[field] = value

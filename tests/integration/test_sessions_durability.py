@@ -53,7 +53,7 @@ def server_on(data_dir, extra=(), name="sluiced", expect_clean_exit=True):
     return srv
 
 
-class SseStream:
+class SseStream(H.ChunkedSseParser):
     """An SSE subscription over one raw HTTP/1.1 socket: undoes the chunked
     framing and parses events incrementally, so a caller can stop after
     exactly the events it expects."""
@@ -68,13 +68,7 @@ class SseStream:
             self.sock.settimeout(timeout)
             self.sock.connect((host, port))
         self.sock.sendall(H.build_http1("GET", path, host))
-        self.raw = bytearray()
-        self.chunk_left = 0
-        self.need_crlf = False
-        self.ended = False
-        self.text = ""
-        self.cur = {"id": None, "event": None, "data": []}
-        self.events = []            # (id int, type, data str)
+        self._init_parser()         # events: (id int, type, data str)
         self._read_head()
 
     def _read_head(self):
@@ -94,51 +88,6 @@ class SseStream:
         if not data:
             raise H.ConnectionClosed("SSE stream closed")
         self.raw += data
-
-    def _dechunk(self):
-        out = bytearray()
-        while not self.ended:
-            if self.chunk_left:
-                n = min(self.chunk_left, len(self.raw))
-                if n == 0:
-                    break
-                out += self.raw[:n]
-                del self.raw[:n]
-                self.chunk_left -= n
-                self.need_crlf = self.chunk_left == 0
-            elif self.need_crlf:
-                if len(self.raw) < 2:
-                    break
-                H.check_eq(bytes(self.raw[:2]), b"\r\n", "chunk terminator")
-                del self.raw[:2]
-                self.need_crlf = False
-            else:
-                i = self.raw.find(b"\r\n")
-                if i < 0:
-                    break
-                size = int(bytes(self.raw[:i]).split(b";")[0], 16)
-                del self.raw[:i + 2]
-                self.ended = size == 0
-                self.chunk_left = size
-        return bytes(out)
-
-    def _parse(self, data):
-        self.text += data.decode("utf-8")
-        *lines, self.text = self.text.split("\n")
-        for line in lines:
-            if line == "":
-                c = self.cur
-                if c["data"] or c["event"]:
-                    ident = int(c["id"]) if c["id"] is not None else None
-                    self.events.append((ident, c["event"] or "message", "\n".join(c["data"])))
-                self.cur = {"id": None, "event": None, "data": []}
-            elif not line.startswith(":"):
-                field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field == "data":
-                    self.cur["data"].append(value)
-                elif field in ("id", "event"):
-                    self.cur[field] = value
 
     def read_until(self, count, deadline):
         """Reads until `count` events arrived, the stream ended or deadline."""
