@@ -409,9 +409,11 @@ static void prep_op(struct io_uring_sqe *sqe, sl_op_t *op)
         break;
     case SL_OP_WRITE:
         io_uring_prep_write(sqe, op->fd, op->buf, op->len, op->offset);
+        sqe->rw_flags = (__kernel_rwf_t)op->flags; /* RWF_DSYNC */
         break;
     case SL_OP_WRITEV:
         io_uring_prep_writev(sqe, op->fd, op->iov, op->iovcnt, op->offset);
+        sqe->rw_flags = (__kernel_rwf_t)op->flags;
         break;
     case SL_OP_FSYNC:
         io_uring_prep_fsync(sqe, op->fd, op->flags);

@@ -73,7 +73,8 @@ struct sl_op {
     uint8_t _state;
     uint16_t buf_id;          /* provided buffer id (RECV with buf==NULL) */
     int fd;                   /* or dirfd for OPENAT */
-    uint32_t flags;           /* MSG_*, open flags, shutdown how, fsync flags */
+    uint32_t flags;           /* MSG_*, open flags, shutdown how, fsync flags,
+                                 RWF_* for WRITE/WRITEV */
     uint32_t len;             /* buffer length */
     uint32_t iovcnt;
     void *buf;                /* RECV/SEND/READ/WRITE buffer; for provided-

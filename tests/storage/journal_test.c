@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -242,6 +243,11 @@ static void trace_complete(trace_t *t, const sl_op_t *op, uint64_t written_befor
             t->writes[t->nwrites].lo = written_before + 1;
             t->writes[t->nwrites].hi = written_after;
             t->nwrites++;
+            /* RWF_DSYNC makes this write's records durable -- and only
+             * them: the segment counts as covered only when everything
+             * written to it before was covered already. */
+            if ((op->flags & RWF_DSYNC) && t->segs[i].covered >= t->segs[i].wlast)
+                t->segs[i].covered = written_after;
             t->segs[i].wlast = written_after;
         }
         break;
