@@ -82,7 +82,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"ready-file", SL_FLAG_STRING, NULL, "write http=HOST:PORT here once accepting", &c->ready_file, 0, 0, NULL},
         {"log-level", SL_FLAG_ENUM, "info", "debug|info|warn|error", &c->log_level, 0, 0, "debug|info|warn|error"},
         {"reactors", SL_FLAG_U32, "1", "io_uring reactor threads", &c->reactors, 1, SL_REACTORS_MAX, NULL},
-        {"workers", SL_FLAG_U32, workers_def, "actor worker threads (default: cores)", &c->workers, 1, SL_WORKERS_MAX, NULL},
+        {"workers", SL_FLAG_U32, workers_def, "actor worker threads (default: cores); 0 runs actors on the reactor thread (needs --reactors 1; for one core)", &c->workers, 0, SL_WORKERS_MAX, NULL},
         {"shutdown-grace", SL_FLAG_SECONDS, "10", "seconds to finish in-flight work on SIGTERM", &c->shutdown_grace_ns, 0, 3600 * SEC, NULL},
         {"max-connections", SL_FLAG_U32, "10000", "open connections; excess are accepted and closed", &c->max_connections, 1, 1000000, NULL},
         {"max-header-bytes", SL_FLAG_BYTES, "16k", "request header bytes (431 beyond)", &c->max_header_bytes, 1024, 1 * MIB, NULL},
@@ -132,6 +132,10 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         return -1;
     if (split_list(&c->rpc_listen, err, n) != 0)
         return -1;
+    if (c->workers == 0 && c->reactors != 1) {
+        snprintf(err, n, "--workers 0 (actors on the reactor thread) needs --reactors 1");
+        return -1;
+    }
     if ((c->recv_buffers & (c->recv_buffers - 1)) != 0) {
         snprintf(err, n, "--recv-buffers: expected a power of two, got %u", c->recv_buffers);
         return -1;

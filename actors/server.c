@@ -269,6 +269,8 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
             return rc;
         }
     }
+    if (cfg->workers == 0) /* one thread: actors run between the reactor's I/O rounds */
+        sl_reactor_host_sched(srv->reactors[0], srv->sched);
     sl_watchdog_config_t wcfg = {cfg->watchdog_interval_ns, cfg->dead_peer_grace_ns,
                                  cfg->paused_peer_limit_ns};
     if ((rc = sl_watchdog_create(&wcfg, srv->sched, srv->reactors[0], &srv->watchdog)) != 0)

@@ -46,6 +46,8 @@ struct sl_sched {
     alignas(SL_CACHELINE) _Atomic uint32_t sleepers;
     _Atomic uint32_t spinning; /* workers polling the queue before sleeping */
     _Atomic bool stopping;
+    sl_sched_wake_fn wake_fn; /* inline mode: the host's wake-up */
+    void *wake_ctx;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     /* Stats: written by workers and producers, read by the monitor. */
@@ -95,6 +97,10 @@ static void enqueue(sl_sched_t *s, sl_actor_t *a)
     /* Dekker with the sleeper's seq_cst increment then re-check of runq (a
      * spinner re-checks too, after its decrement, before it sleeps). */
     atomic_thread_fence(memory_order_seq_cst);
+    if (s->wake_fn) { /* inline: the host re-checks has_ready before it sleeps */
+        s->wake_fn(s->wake_ctx);
+        return;
+    }
     if (atomic_load_explicit(&s->spinning, memory_order_seq_cst) == 0 &&
         atomic_load_explicit(&s->sleepers, memory_order_seq_cst) > 0) {
         pthread_mutex_lock(&s->lock);
@@ -188,6 +194,29 @@ static sl_actor_t *wait_for_work(sl_sched_t *s)
     return a;
 }
 
+void sl_sched_set_inline(sl_sched_t *s, sl_sched_wake_fn wake, void *ctx)
+{
+    sl_assert(s->nworkers == 0 && !s->started);
+    s->wake_fn = wake;
+    s->wake_ctx = ctx;
+}
+
+uint32_t sl_sched_run_some(sl_sched_t *s, uint32_t max)
+{
+    uint32_t n = 0;
+    sl_actor_t *a;
+    while (n < max && (a = pop_any(s)) != NULL) {
+        run_actor(s, a);
+        n++;
+    }
+    return n;
+}
+
+bool sl_sched_has_ready(sl_sched_t *s)
+{
+    return sl_mpmc_maybe_nonempty(&s->runq) || sl_mpmc_maybe_nonempty(&s->runq_hi);
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
@@ -205,13 +234,13 @@ static void *worker_main(void *arg)
 
 int sl_sched_create(const sl_sched_config_t *cfg, sl_sched_t **out)
 {
-    if (cfg->workers < 1 || cfg->workers > SL_WORKERS_MAX || cfg->batch < 1 ||
+    if (cfg->workers > SL_WORKERS_MAX || cfg->batch < 1 ||
         cfg->runq_capacity < 2)
         return SL_EINVAL;
     sl_sched_t *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    s->workers = calloc(cfg->workers, sizeof *s->workers);
+    s->workers = calloc(cfg->workers ? cfg->workers : 1, sizeof *s->workers);
     if (!s->workers || sl_mpmc_init(&s->runq, cfg->runq_capacity) != 0 ||
         sl_mpmc_init(&s->runq_hi, cfg->runq_capacity) != 0) {
         sl_mpmc_deinit(&s->runq); /* the struct is zeroed: safe if never set */
@@ -230,6 +259,8 @@ int sl_sched_create(const sl_sched_config_t *cfg, sl_sched_t **out)
 
 int sl_sched_start(sl_sched_t *s)
 {
+    if (s->nworkers == 0 && !s->wake_fn)
+        return SL_EINVAL; /* nothing would ever run an actor */
     for (uint32_t i = 0; i < s->nworkers; i++) {
         s->workers[i].sched = s;
         s->workers[i].index = i;
@@ -253,6 +284,10 @@ void sl_sched_stop(sl_sched_t *s)
     for (uint32_t i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);
     s->nworkers = 0;
+    /* Inline: the host has stopped; finish what is queued here, as the
+     * workers would (bounded: stopped actors only wind down). */
+    for (int i = 0; s->wake_fn && i < 1000 && sl_sched_run_some(s, 1024) > 0; i++) {
+    }
 }
 
 void sl_sched_destroy(sl_sched_t *s)

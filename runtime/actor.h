@@ -57,7 +57,8 @@ struct sl_actor {
 };
 
 typedef struct sl_sched_config {
-    uint32_t workers;        /* >= 1 worker threads */
+    uint32_t workers;        /* worker threads; 0: actors run on a host thread that
+                                calls sl_sched_run_some (see sl_sched_set_inline) */
     uint32_t batch;          /* messages per run before yielding, >= 1 */
     uint32_t runq_capacity;  /* >= max live actors; rounded up to a power of two */
 } sl_sched_config_t;
@@ -83,6 +84,17 @@ int sl_sched_start(sl_sched_t *s);
 /* Asks the workers to exit once the run queue is empty and joins them.
  * Main thread; call after every actor has been told to stop. */
 void sl_sched_stop(sl_sched_t *s);
+/* Inline mode (workers == 0; before start): no worker threads. The host
+ * thread (a reactor) runs actors with sl_sched_run_some; wake(ctx) is
+ * called, from any thread, after an actor became runnable, so a sleeping
+ * host wakes up. */
+typedef void (*sl_sched_wake_fn)(void *ctx);
+void sl_sched_set_inline(sl_sched_t *s, sl_sched_wake_fn wake, void *ctx);
+/* Runs up to max runnable actors (one batch each) on the calling thread;
+ * returns how many ran. Inline host only. */
+uint32_t sl_sched_run_some(sl_sched_t *s, uint32_t max);
+/* True when an actor may be runnable. Any thread. */
+bool sl_sched_has_ready(sl_sched_t *s);
 /* Frees the scheduler; workers must be stopped. */
 void sl_sched_destroy(sl_sched_t *s);
 /* Reads and resets the windowed stats (max values). Any thread. */

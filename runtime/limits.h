@@ -29,6 +29,9 @@
 /* Reactor: listening sockets per reactor over its lifetime (a slot is not
  * reused after unlisten). Policy: sl_reactor_listen returns SL_EFULL. */
 #define SL_REACTOR_LISTEN_MAX 16
+/* Actor runs an inline-hosting reactor does per tick before it submits and
+ * reaps I/O again (bounds how long I/O waits behind actors). */
+#define SL_REACTOR_INLINE_RUNS 256
 /* Reactor: pause before re-arming an accept that failed for lack of
  * resources (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...). Policy at the fd limit:
  * pending connections wait in the kernel backlog; the reactor never spins. */

@@ -10,6 +10,7 @@
 
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "runtime/base.h"
@@ -35,5 +36,13 @@ int sl_mpmc_push(sl_mpmc_t *q, void *item);
 /* Returns the oldest item or NULL if empty. Any thread. */
 void *sl_mpmc_pop(sl_mpmc_t *q);
 static inline size_t sl_mpmc_capacity(const sl_mpmc_t *q) { return q->_mask + 1; }
+/* True when an item was pushed and not yet popped (it may still be being
+ * published). seq_cst loads, for a consumer's check before it sleeps. Any
+ * thread. */
+static inline bool sl_mpmc_maybe_nonempty(sl_mpmc_t *q)
+{
+    return atomic_load_explicit(&q->_enq, memory_order_seq_cst) !=
+           atomic_load_explicit(&q->_deq, memory_order_seq_cst);
+}
 
 #endif

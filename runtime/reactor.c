@@ -91,6 +91,7 @@ typedef struct rstats {
 } rstats_t;
 
 struct sl_reactor {
+    struct sl_sched *sched; /* inline scheduler hosted on this thread, or NULL */
     /* Written by submitting threads. */
     alignas(SL_CACHELINE) _Atomic(sl_msg_t *) req_head;
     alignas(SL_CACHELINE) _Atomic uint32_t ret_enq;
@@ -678,7 +679,8 @@ static void resume_parked(sl_reactor_t *r)
 static bool may_sleep(sl_reactor_t *r)
 {
     atomic_store_explicit(&r->sleeping, 1, memory_order_seq_cst);
-    bool work = reqq_nonempty(r) || atomic_load_explicit(&r->stop, memory_order_seq_cst);
+    bool work = reqq_nonempty(r) || atomic_load_explicit(&r->stop, memory_order_seq_cst) ||
+                (r->sched && sl_sched_has_ready(r->sched)); /* Dekker with enqueue's wake */
     if (!work && r->parked_head)
         work = atomic_load_explicit(&r->ret_enq, memory_order_seq_cst) !=
                atomic_load_explicit(&r->ret_deq, memory_order_relaxed);
@@ -690,11 +692,14 @@ static bool may_sleep(sl_reactor_t *r)
 static void reactor_tick(sl_reactor_t *r)
 {
     stat_add64(&r->st.iterations, 1);
+    if (r->sched) /* actors first: their ops are submitted in this tick */
+        sl_sched_run_some(r->sched, SL_REACTOR_INLINE_RUNS);
     uint32_t drained = drain_requests(r);
     drain_returns(r);
     if (r->parked_head)
         resume_parked(r);
-    bool wait = drained < SL_REACTOR_DRAIN_MAX && io_uring_cq_ready(&r->ring) == 0 && may_sleep(r);
+    bool wait = drained < SL_REACTOR_DRAIN_MAX && io_uring_cq_ready(&r->ring) == 0 &&
+                (!r->sched || !sl_sched_has_ready(r->sched)) && may_sleep(r);
     int rc =
         wait ? io_uring_submit_and_wait(&r->ring, 1) : io_uring_submit_and_get_events(&r->ring);
     stat_add64(&r->st.enter_calls, 1);
@@ -735,6 +740,14 @@ static void *reactor_main(void *arg)
      * io_uring_queue_exit on another thread. */
     io_uring_unregister_ring_fd(&r->ring);
     return NULL;
+}
+
+static void inline_wake(void *ctx) { wake_if_sleeping(ctx); }
+
+void sl_reactor_host_sched(sl_reactor_t *r, struct sl_sched *s)
+{
+    r->sched = s;
+    sl_sched_set_inline(s, inline_wake, r);
 }
 
 /* ---- setup and teardown ------------------------------------------------- */

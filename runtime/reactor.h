@@ -128,6 +128,13 @@ typedef void (*sl_accept_cb)(sl_reactor_t *r, int fd, void *ctx);
 int sl_reactor_create(const sl_reactor_config_t *cfg, uint32_t index, sl_reactor_t **out);
 /* Starts the reactor thread. */
 int sl_reactor_start(sl_reactor_t *r);
+struct sl_sched;
+/* Makes this reactor's thread the host of an inline scheduler (one with
+ * no worker threads): every tick it runs up to SL_REACTOR_INLINE_RUNS
+ * runnable actors, and it sleeps only when none is runnable. Before start.
+ * With one reactor and one core, actor hand-offs become function calls
+ * instead of thread wake-ups. */
+void sl_reactor_host_sched(sl_reactor_t *r, struct sl_sched *s);
 /* Adds a multishot accept on listen_fd (borrowed; the caller closes it after
  * sl_reactor_stop). cb runs on the reactor thread. Before or after start. */
 int sl_reactor_listen(sl_reactor_t *r, int listen_fd, sl_accept_cb cb, void *ctx);

@@ -44,6 +44,7 @@ static void wait_for(_Atomic uint64_t *v, uint64_t want, double seconds)
 
 #define PRODUCERS 4
 #define PER_PRODUCER 1000000u
+#define INLINE_PER_PRODUCER 100000u
 
 typedef struct counter_actor {
     sl_actor_t a;
@@ -79,6 +80,21 @@ static void *producer_main(void *p)
         m->n = i;
         while (sl_actor_send(&pa->c->a, &m->h) == SL_EFULL) {
             pa->refused++; /* policy under test: the sender waits and retries */
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+static void *inline_producer_main(void *p)
+{
+    prod_arg_t *pa = p;
+    for (uint32_t i = 0; i < INLINE_PER_PRODUCER; i++) {
+        tmsg_t *m = &pa->msgs[i];
+        m->producer = pa->id;
+        m->n = i;
+        while (sl_actor_send(&pa->c->a, &m->h) == SL_EFULL) {
+            pa->refused++;
             sched_yield();
         }
     }
@@ -281,8 +297,88 @@ static void test_actor_ping_pong(void)
     sl_sched_destroy(s);
 }
 
+/* ---- inline mode: no workers, a host thread runs the actors ---- */
+
+typedef struct host {
+    sl_sched_t *s;
+    _Atomic uint64_t wakes;
+    _Atomic int stop;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool signalled;
+} host_t;
+
+static void host_wake(void *ctx)
+{
+    host_t *h = ctx;
+    atomic_fetch_add(&h->wakes, 1);
+    pthread_mutex_lock(&h->lock);
+    h->signalled = true;
+    pthread_cond_signal(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* The host loop a reactor runs: actors, then sleep only when none is
+ * runnable (re-checked under the lock the wake takes). */
+static void *host_main(void *p)
+{
+    host_t *h = p;
+    while (!atomic_load(&h->stop)) {
+        if (sl_sched_run_some(h->s, 16) > 0)
+            continue;
+        pthread_mutex_lock(&h->lock);
+        while (!h->signalled && !sl_sched_has_ready(h->s) && !atomic_load(&h->stop))
+            pthread_cond_wait(&h->cond, &h->lock);
+        h->signalled = false;
+        pthread_mutex_unlock(&h->lock);
+    }
+    return NULL;
+}
+
+static void test_actor_inline_host_exactly_once(void)
+{
+    sl_sched_t *s = new_sched(0);
+    CHECK(sl_sched_start(s) == SL_EINVAL); /* no workers and no host: refused */
+    static host_t h;
+    h.s = s;
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    sl_sched_set_inline(s, host_wake, &h);
+    CHECK(sl_sched_start(s) == 0);
+    static counter_actor_t c;
+    sl_actor_init(&c.a, s, "counter", 256, counter_behavior, NULL);
+    pthread_t host, th[PRODUCERS];
+    CHECK(pthread_create(&host, NULL, host_main, &h) == 0);
+    prod_arg_t args[PRODUCERS];
+    for (uint32_t p = 0; p < PRODUCERS; p++) {
+        args[p] = (prod_arg_t){&c, calloc(INLINE_PER_PRODUCER, sizeof(tmsg_t)), p, 0};
+        CHECK(args[p].msgs != NULL);
+    }
+    /* Reuse the stress producer with a smaller count. */
+    for (uint32_t p = 0; p < PRODUCERS; p++)
+        CHECK(pthread_create(&th[p], NULL, inline_producer_main, &args[p]) == 0);
+    for (int p = 0; p < PRODUCERS; p++)
+        pthread_join(th[p], NULL);
+    wait_for(&c.total, (uint64_t)PRODUCERS * INLINE_PER_PRODUCER, 120);
+    atomic_store(&h.stop, 1);
+    host_wake(&h);
+    pthread_join(host, NULL);
+    sl_sched_stop(s);
+    CHECK(atomic_load(&c.errors) == 0);
+    for (int p = 0; p < PRODUCERS; p++) {
+        CHECK(c.next[p] == INLINE_PER_PRODUCER);
+        free(args[p].msgs);
+    }
+    CHECK(atomic_load(&h.wakes) > 0);
+    sl_actor_release(&c.a);
+    sl_sched_destroy(s);
+    pthread_mutex_destroy(&h.lock);
+    pthread_cond_destroy(&h.cond);
+}
+
 int main(void)
 {
+    test_actor_inline_host_exactly_once();
     test_actor_full_policy_per_class();
     test_actor_batch_then_yield();
     test_actor_ping_pong();
