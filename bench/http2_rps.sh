@@ -38,17 +38,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-log() { echo "http2_rps: $*" >&2; }
-
-# Waits (bounded) until a file exists and is non-empty.
-wait_file() {
-  i=0
-  while [ ! -s "$1" ]; do
-    i=$((i + 1))
-    [ $i -gt 200 ] && { log "timed out waiting for $1"; return 1; }
-    sleep 0.05
-  done
-}
+BENCH_NAME=http2_rps
+. "$(dirname "$0")/lib.sh"
 
 # The TCP port a pid listens on (for nghttpd, which has no ready file).
 listen_port() {

@@ -43,16 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-log() { echo "rpc_fanout: $*" >&2; }
-
-wait_file() {
-  i=0
-  while [ ! -s "$1" ]; do
-    i=$((i + 1))
-    [ $i -gt 200 ] && { log "timed out waiting for $1"; return 1; }
-    sleep 0.05
-  done
-}
+BENCH_NAME=rpc_fanout
+. "$(dirname "$0")/lib.sh"
 
 # run PROTO SUBS: one fresh server, one sluice-load run. sluice-load's own
 # exit status (1 = errors, gaps or an unfinished drain) is kept in the JSON

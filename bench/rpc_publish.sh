@@ -61,26 +61,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-log() { echo "rpc_publish: $*" >&2; }
-
-# Waits (bounded) until a file exists and is non-empty.
-wait_file() {
-  i=0
-  while [ ! -s "$1" ]; do
-    i=$((i + 1))
-    [ $i -gt 200 ] && { log "timed out waiting for $1"; return 1; }
-    sleep 0.05
-  done
-}
+BENCH_NAME=rpc_publish
+. "$(dirname "$0")/lib.sh"
 
 # A TCP port nothing listens on right now (redis has no port-0 ready file).
 free_port() {
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# CPU seconds (user + system, all threads) a process has used so far.
-cpu_s() {
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"
 }
 
 # 64 bytes of payload, printable so both servers store the same bytes.
