@@ -71,6 +71,10 @@ static void send_some(sl_conn_t *c)
 {
     if (c->send_armed || c->state >= SL_CONN__CLOSING || c->outq.bytes_pending == 0)
         return;
+    if (!c->iov && !(c->iov = malloc(SL_SEND_IOV_MAX * sizeof *c->iov))) {
+        start_close(c); /* out of memory: this connection cannot send */
+        return;
+    }
     uint32_t n = sl_outq_iov(&c->outq, c->iov, SL_SEND_IOV_MAX, SEND_BYTES_MAX);
     sl_assert(n > 0);
     c->send_op.kind = SL_OP_SENDMSG;
@@ -276,6 +280,7 @@ static void destroy(sl_actor_t *self)
     sl_conn__streams_free(c);
     sl_conn__proto_destroy(c);
     sl_outq_deinit(&c->outq);
+    free(c->iov);
     free(c);
 }
 

@@ -65,7 +65,7 @@ struct sl_conn {
     bool recv_armed, send_armed, timer_armed;
     uint32_t ops_inflight;
     sl_outq_t outq;
-    struct iovec iov[SL_SEND_IOV_MAX];
+    struct iovec *iov;             /* SL_SEND_IOV_MAX, allocated by the first send */
     /* Protocol. */
     struct sl_http_conn *http;     /* NULL until the first bytes chose one */
     struct sl_conn_rpc *rpc;       /* msgpack-RPC state (RPC listeners), else NULL */

@@ -80,9 +80,8 @@ int sl_outq_init(sl_outq_t *q, uint32_t seg_capacity, uint64_t bytes_max)
     sl_assert(q != NULL);
     sl_assert(seg_capacity > 0);
     memset(q, 0, sizeof(*q));
-    q->_segs = calloc(seg_capacity, sizeof(q->_segs[0]));
-    if (q->_segs == NULL)
-        return -ENOMEM;
+    /* The segment ring is allocated by the first append: an idle
+     * connection that never sent anything holds none. */
     q->_seg_capacity = seg_capacity;
     q->bytes_max = bytes_max;
     q->copy_chunk_bytes = SL_OUTQ_COPY_CHUNK_BYTES;
@@ -112,6 +111,13 @@ void sl_outq_deinit(sl_outq_t *q)
     q->_segs = NULL;
     q->_count = 0;
     q->bytes_pending = 0;
+}
+
+static int ensure_segs(sl_outq_t *q)
+{
+    if (q->_segs == NULL && (q->_segs = calloc(q->_seg_capacity, sizeof(q->_segs[0]))) == NULL)
+        return -ENOMEM;
+    return 0;
 }
 
 static bool fits_bytes(const sl_outq_t *q, size_t len)
@@ -164,6 +170,8 @@ int sl_outq_append_copy(sl_outq_t *q, const void *data, size_t len)
         return 0;
     if (!fits_bytes(q, len) || len > UINT32_MAX)
         return SL_EFULL;
+    if (ensure_segs(q) != 0)
+        return -ENOMEM;
     sl_chunk_t *c = q->_scratch;
     if (c != NULL && c->cap - c->len >= len) {
         sl_outq_seg_t *t = tail_seg(q);
@@ -194,6 +202,8 @@ int sl_outq_append_ref(sl_outq_t *q, sl_chunk_t *chunk, uint32_t off, uint32_t l
         return 0;
     if (!fits_bytes(q, len))
         return SL_EFULL;
+    if (ensure_segs(q) != 0)
+        return SL_EFULL; /* out of memory: the producer waits, as at the bound */
     sl_outq_seg_t *t = tail_seg(q);
     if (t != NULL && t->chunk == chunk && t->off + t->len == off) {
         /* Contiguous slice of the same chunk (events encoded back to back):

@@ -73,7 +73,9 @@ typedef struct sl_outq {
 
 /* Initialises on caller storage with room for seg_capacity segments and a
  * byte bound; copy_chunk_bytes starts at SL_OUTQ_COPY_CHUNK_BYTES and may be
- * changed by the owner. Returns 0 or -ENOMEM. */
+ * changed by the owner. Allocates nothing: the segment ring comes with the
+ * first append (an idle connection's queue costs only this struct).
+ * Returns 0. */
 int sl_outq_init(sl_outq_t *q, uint32_t seg_capacity, uint64_t bytes_max);
 /* Releases every referenced chunk and the ring. */
 void sl_outq_deinit(sl_outq_t *q);
