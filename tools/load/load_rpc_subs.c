@@ -18,21 +18,12 @@
 #include "runtime/clock.h"
 #include "tools/load/load_rpc.h"
 
-static void resolve_setup(subconn_t *sc)
-{
-    if (sc->in_setup) {
-        sc->in_setup = false;
-        sl_assert(sc->run->connecting > 0);
-        sc->run->connecting--;
-    }
-}
-
 static void on_sub_headers(sl_load_req_t *req)
 {
     sub_t *s = req->ctx;
     sl_load_run_t *r = s->run;
     if (s->sc->unresolved && --s->sc->unresolved == 0)
-        resolve_setup(s->sc);
+        sl_load__subs_resolve_setup(s->sc);
     if (req->status != 200) {
         if (r->result.subscribe_errors++ < 3)
             fprintf(stderr, "sluice-load: subscribe to session %u answered status %d\n", s->session,
@@ -81,21 +72,9 @@ static void on_sub_body(sl_load_req_t *req, const char *data, size_t len)
 static void on_sub_done(sl_load_req_t *req, int err)
 {
     sub_t *s = req->ctx;
-    sl_load_run_t *r = s->run;
-    bool expected = s->sc->closing_by_us || r->phase == PHASE_DONE;
-    if (s->state == SUB_PENDING) {
-        if (s->sc->unresolved && --s->sc->unresolved == 0)
-            resolve_setup(s->sc);
-        if (!expected && r->result.subscribe_errors++ < 3)
-            fprintf(stderr, "sluice-load: subscribe to session %u ended unanswered (%s)\n",
-                    s->session, sl_strerror(err));
-    } else if (s->state == SUB_LIVE) {
-        /* An `end` (the session was deleted) or a lost connection. */
-        r->live--;
-        if (!expected)
-            r->result.stream_errors++;
-    }
-    s->state = SUB_ENDED;
+    char what[64];
+    snprintf(what, sizeof what, "subscribe to session %u", s->session);
+    sl_load__sub_done(s, err, what); /* SUB_LIVE: an `end`, or a lost connection */
 }
 
 static const sl_load_req_cbs_t sub_cbs = {
@@ -106,12 +85,9 @@ static const sl_load_req_cbs_t sub_cbs = {
 
 static void on_sc_close(sl_load_conn_t *c, int err, void *ctx)
 {
-    subconn_t *sc = ctx;
-    sl_load_run_t *r = sc->run;
-    if (!sc->closing_by_us && r->phase != PHASE_DONE)
-        r->result.conn_errors++;
-    resolve_setup(sc);
-    sc->conn = NULL;
+    (void)c;
+    (void)err;
+    sl_load__sc_closed(ctx);
 }
 
 /* Submits sub s's subscribe call on its connection. Returns 0 or < 0. */
@@ -159,7 +135,7 @@ static void start_sc(sl_load_run_t *r, subconn_t *sc)
             s->state = SUB_ENDED;
             r->result.subscribe_errors++;
             if (--sc->unresolved == 0)
-                resolve_setup(sc);
+                sl_load__subs_resolve_setup(sc);
         }
     }
 }

@@ -170,6 +170,12 @@ struct sl_load_run {
 
 /* load_subs.c */
 int sl_load__subs_alloc(sl_load_run_t *r);
+/* Shared by the SSE and RPC subscribers (load_subs.c): a connection in
+ * setup has all its subscriptions answered; a subscription ended (what
+ * names it in the first errors printed); a subscriber connection closed. */
+void sl_load__subs_resolve_setup(subconn_t *sc);
+void sl_load__sub_done(sub_t *s, int err, const char *what);
+void sl_load__sc_closed(subconn_t *sc);
 void sl_load__subs_free(sl_load_run_t *r);
 /* Starts steady subscriber connections up to the concurrency bound. */
 void sl_load__subs_start_more(sl_load_run_t *r);

@@ -90,7 +90,7 @@ static void on_event(const sl_load_sse_event_t *ev, void *ctx)
     r->delivered++;
 }
 
-static void resolve_setup(subconn_t *sc)
+void sl_load__subs_resolve_setup(subconn_t *sc)
 {
     if (sc->in_setup) {
         sc->in_setup = false;
@@ -104,7 +104,7 @@ static void on_sub_headers(sl_load_req_t *req)
     sub_t *s = req->ctx;
     sl_load_run_t *r = s->run;
     if (s->sc->unresolved && --s->sc->unresolved == 0)
-        resolve_setup(s->sc);
+        sl_load__subs_resolve_setup(s->sc);
     if (req->status != 200) {
         if (r->result.subscribe_errors++ < 3)
             fprintf(stderr, "sluice-load: GET %s answered %d\n", req->path, req->status);
@@ -142,23 +142,29 @@ static void on_sub_body(sl_load_req_t *req, const char *data, size_t len)
     }
 }
 
-static void on_sub_done(sl_load_req_t *req, int err)
+void sl_load__sub_done(sub_t *s, int err, const char *what)
 {
-    sub_t *s = req->ctx;
     sl_load_run_t *r = s->run;
     bool expected = s->sc->closing_by_us || r->phase == PHASE_DONE;
     if (s->state == SUB_PENDING) {
         if (s->sc->unresolved && --s->sc->unresolved == 0)
-            resolve_setup(s->sc);
+            sl_load__subs_resolve_setup(s->sc);
         if (!expected && r->result.subscribe_errors++ < 3)
-            fprintf(stderr, "sluice-load: GET %s ended before a status (%s)\n", req->path,
+            fprintf(stderr, "sluice-load: %s ended before an answer (%s)\n", what,
                     sl_strerror(err));
     } else if (s->state == SUB_LIVE) {
-        r->live--;
+        r->live--; /* the server ended the stream, or the connection was lost */
         if (!expected)
             r->result.stream_errors++;
     }
     s->state = SUB_ENDED;
+}
+
+static void on_sub_done(sl_load_req_t *req, int err)
+{
+    char what[sizeof req->path + 8];
+    snprintf(what, sizeof what, "GET %s", req->path);
+    sl_load__sub_done(req->ctx, err, what);
 }
 
 static const sl_load_req_cbs_t sub_cbs = {
@@ -167,14 +173,22 @@ static const sl_load_req_cbs_t sub_cbs = {
     .on_done = on_sub_done,
 };
 
+void sl_load__sc_closed(subconn_t *sc)
+{
+    sl_load_run_t *r = sc->run;
+    if (!sc->closing_by_us && r->phase != PHASE_DONE)
+        r->result.conn_errors++;
+    sl_load__subs_resolve_setup(sc);
+    sc->conn = NULL;
+}
+
 static void on_sc_close(sl_load_conn_t *c, int err, void *ctx)
 {
     subconn_t *sc = ctx;
     sl_load_run_t *r = sc->run;
-    if (!sc->closing_by_us && r->phase != PHASE_DONE)
-        r->result.conn_errors++;
-    resolve_setup(sc);
-    sc->conn = NULL;
+    (void)c;
+    (void)err;
+    sl_load__sc_closed(sc);
     if (sc->mode == SL_LOAD_MODE_CHURN) {
         if (sc->closing_by_us)
             r->result.churn_completed++;
@@ -217,7 +231,7 @@ static void start_sc(sl_load_run_t *r, subconn_t *sc, bool setup)
             s->state = SUB_ENDED;
             r->result.subscribe_errors++;
             if (--sc->unresolved == 0)
-                resolve_setup(sc);
+                sl_load__subs_resolve_setup(sc);
         }
     }
 }
