@@ -97,7 +97,7 @@ static uint64_t request_room(const sl_conn_t *c)
 {
     uint64_t max = c->outq.bytes_max;
     uint64_t one = RPC_REQUEST_ROOM < max / 4 ? RPC_REQUEST_ROOM : max / 4;
-    uint64_t pending = c->rpc ? (uint64_t)c->rpc->answers + c->rpc->batch.n : c->pubs_inflight;
+    uint64_t pending = (uint64_t)c->rpc->answers + c->rpc->batch.n;
     return one + pending * RPC_PUBLISH_ANSWER_MAX;
 }
 
@@ -255,20 +255,29 @@ static bool check_event(sl_conn_t *c, uint32_t msgid, const msgpack_object *type
     return true;
 }
 
-static void fill_event(sl_pub_t *p, uint32_t i, size_t *off, const msgpack_object *type,
-                       const msgpack_object *data)
+/* The type (nil: "message") and data of a checked event. */
+static void event_bytes(const msgpack_object *type, const msgpack_object *data, const char **t,
+                        size_t *tn, const char **d, size_t *dn)
 {
-    const char *t = "message", *d = NULL;
-    size_t tn = 7, dn = 0;
+    *t = "message", *tn = 7, *d = NULL, *dn = 0;
     if (type->type != MSGPACK_OBJECT_NIL)
-        obj_bytes(type, &t, &tn);
-    obj_bytes(data, &d, &dn);
-    memcpy(p->buf + *off, t, tn);
+        obj_bytes(type, t, tn);
+    obj_bytes(data, d, dn);
+}
+
+/* Copies a checked event's type then data to buf + off (room checked by
+ * the caller) and returns its descriptor. */
+static sl_pub_event_t put_event_bytes(uint8_t *buf, size_t off, const msgpack_object *type,
+                                      const msgpack_object *data)
+{
+    const char *t, *d;
+    size_t tn, dn;
+    event_bytes(type, data, &t, &tn, &d, &dn);
+    memcpy(buf + off, t, tn);
     if (dn)
-        memcpy(p->buf + *off + tn, d, dn);
-    p->events[i] = (sl_pub_event_t){(uint32_t)*off, (uint32_t)tn, (uint32_t)(*off + tn),
-                                    (uint32_t)dn, data->type == MSGPACK_OBJECT_STR};
-    *off += tn + dn;
+        memcpy(buf + off + tn, d, dn);
+    return (sl_pub_event_t){(uint32_t)off, (uint32_t)tn, (uint32_t)(off + tn), (uint32_t)dn,
+                            data->type == MSGPACK_OBJECT_STR};
 }
 
 /* ---- methods ---- */
@@ -298,19 +307,18 @@ static void send_pub(sl_conn_t *c, uint32_t msgid, sl_pub_t *p, bool resend)
         put_error(c, ids[i], "overloaded", msg);
 }
 
-static void start_pub(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a,
-                      const char *id, size_t id_len, uint32_t opts_at,
-                      const msgpack_object *events, uint32_t n, bool batch)
+/* publish_batch: all events (each [type, data]) in one publish, or none. */
+static void start_batch(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a,
+                        const char *id, size_t id_len, const msgpack_object_array *evs)
 {
+    uint32_t n = evs->size;
     size_t bytes = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object *ty = batch ? &events[i].via.array.ptr[0] : &events[0];
-        const msgpack_object *da = batch ? &events[i].via.array.ptr[1] : &events[1];
-        if (!check_event(c, msgid, ty, da, &bytes))
+    for (uint32_t i = 0; i < n; i++)
+        if (!check_event(c, msgid, &evs->ptr[i].via.array.ptr[0], &evs->ptr[i].via.array.ptr[1],
+                         &bytes))
             return;
-    }
     bool durable, ephemeral;
-    if (!param_opts(c, msgid, a, opts_at, &durable, &ephemeral))
+    if (!param_opts(c, msgid, a, 2, &durable, &ephemeral))
         return;
     sl_pub_t *p = sl_conn__pub_alloc(n, bytes);
     if (!p) {
@@ -321,11 +329,11 @@ static void start_pub(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *
     p->ephemeral = ephemeral;
     size_t off = 0;
     for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object *ty = batch ? &events[i].via.array.ptr[0] : &events[0];
-        const msgpack_object *da = batch ? &events[i].via.array.ptr[1] : &events[1];
-        fill_event(p, i, &off, ty, da);
+        p->events[i] = put_event_bytes(p->buf, off, &evs->ptr[i].via.array.ptr[0],
+                                       &evs->ptr[i].via.array.ptr[1]);
+        off += p->events[i].type_len + p->events[i].data_len;
     }
-    p->aux_batch = batch;
+    p->aux_batch = true;
     memcpy(p->id, id, id_len);
     p->id_len = (uint32_t)id_len;
     send_pub(c, msgid, p, false);
@@ -370,11 +378,9 @@ static void batch_add(sl_conn_t *c, uint32_t msgid, const char *id, size_t id_le
                       bool ephemeral)
 {
     rpc_batch_t *b = &c->rpc->batch;
-    const char *t = "message", *d = NULL;
-    size_t tn = 7, dn = 0;
-    if (type->type != MSGPACK_OBJECT_NIL)
-        obj_bytes(type, &t, &tn);
-    obj_bytes(data, &d, &dn);
+    const char *t, *d;
+    size_t tn, dn;
+    event_bytes(type, data, &t, &tn, &d, &dn);
     if (b->n && (b->id_len != id_len || memcmp(b->id, id, id_len) != 0 ||
                  b->durable != durable || b->ephemeral != ephemeral ||
                  b->n == RPC_COALESCE_EVENTS || b->len + tn + dn > RPC_COALESCE_BYTES))
@@ -397,11 +403,7 @@ static void batch_add(sl_conn_t *c, uint32_t msgid, const char *id, size_t id_le
         b->durable = durable;
         b->ephemeral = ephemeral;
     }
-    memcpy(b->buf + b->len, t, tn);
-    if (dn)
-        memcpy(b->buf + b->len + tn, d, dn);
-    b->ev[b->n] = (sl_pub_event_t){(uint32_t)b->len, (uint32_t)tn, (uint32_t)(b->len + tn),
-                                   (uint32_t)dn, data->type == MSGPACK_OBJECT_STR};
+    b->ev[b->n] = put_event_bytes(b->buf, b->len, type, data);
     b->msgids[b->n++] = msgid;
     b->len += tn + dn;
 }
@@ -440,7 +442,7 @@ static void m_publish_batch(sl_conn_t *c, uint32_t msgid, const msgpack_object_a
         }
     }
     if (param_session(c, msgid, a, 0, &id, &id_len))
-        start_pub(c, msgid, a, id, id_len, 2, evs->ptr, evs->size, true);
+        start_batch(c, msgid, a, id, id_len, evs);
 }
 
 /* subscribe [session, from?]: from = seq or "live" */
