@@ -899,7 +899,9 @@ int sl_conn__rpc_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit)
     sl_sub_t *sub = &st->sub;
     uint64_t room = sl_conn__rpc_room(c);
     uint64_t max = limit > sub->pos ? limit - sub->pos : 0;
-    uint32_t segs = (sl_outq_segs_free(&c->outq) - RPC_REQUEST_SEGS) / 2;
+    uint32_t free_segs = sl_outq_segs_free(&c->outq);
+    /* Two segments per notification at most; the reserve stays for answers. */
+    uint32_t segs = free_segs > RPC_REQUEST_SEGS ? (free_segs - RPC_REQUEST_SEGS) / 2 : 0;
     uint32_t want = segs < RPC_EVENTS_PER_PULL ? segs : RPC_EVENTS_PER_PULL;
     if (room < max)
         max = room;
