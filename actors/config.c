@@ -95,6 +95,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"monitor-interval", SL_FLAG_SECONDS, "0.25", "resource snapshot refresh period", &c->monitor_interval_ns, SEC / 100, 60 * SEC, NULL},
         {"recv-buffers", SL_FLAG_U32, "1024", "provided 16 KiB receive buffers per reactor (power of two; all get touched in rotation, so this sets RSS)", &c->recv_buffers, 8, SL_RECV_BUFFERS_MAX, NULL},
         {"mailbox-capacity", SL_FLAG_U32, "1024", "messages per actor mailbox (beyond: the kind's policy)", &c->mailbox_capacity, 16, 1 << 20, NULL},
+        {"max-subscribers-per-session", SL_FLAG_U32, "65536", "subscribers of one session (beyond: 503 overloaded)", &c->max_subs_per_session, 1, SL_SESSION_SUBS_MAX, NULL},
         {"max-sessions", SL_FLAG_U32, "100000", "sessions in the directory (beyond: 503 overloaded)", &c->max_sessions, 1, 10000000, NULL},
         {"session-ring-bytes", SL_FLAG_BYTES, "4m", "recent SSE bytes kept in memory per live session", &c->session_ring_bytes, 64 * 1024, 1024 * MIB, NULL},
         {"ring-page-bytes", SL_FLAG_U32, "65536", "ring page size in bytes", &c->ring_page_bytes, 4096, 16 * 1024 * 1024, NULL},

@@ -35,6 +35,7 @@ typedef struct sl_config {
     uint32_t mailbox_capacity;     /* NORMAL messages per actor mailbox */
     uint64_t busy_lag_ns;          /* loop/scheduler lag that reports busy=true */
     uint32_t max_sessions;         /* directory entries; policy: create answers 503 */
+    uint32_t max_subs_per_session; /* subscribers of one session; beyond: 503 overloaded */
     uint64_t session_ring_bytes;   /* in-memory SSE bytes per live session; older: catch up */
     uint32_t ring_page_bytes;      /* ring page size (events per page <= 1024) */
     uint64_t sse_keepalive_ns;     /* `: keepalive` on idle SSE streams */

@@ -27,21 +27,41 @@ struct sl_http_conn;
 struct sl_http_req;
 struct sl_conn_rpc;
 
+/* Where a stream's subscription record (sl_sub_t, embedded below) is. The
+ * record is one message that travels: SUBSCRIBE goes to the session and
+ * comes back as SUBSCRIBED, UNSUBSCRIBE goes and comes back as
+ * UNSUBSCRIBED. While it is away (SUBSCRIBING, UNSUBSCRIBING) the
+ * connection must neither send it again nor free it; a wish to leave that
+ * arrives meanwhile is remembered (unsub_wanted) and acted on when the
+ * record is home. Transitions (conn_sse.c, each tested):
+ *   SUBSCRIBING --SUBSCRIBED ok--> ACTIVE (--> UNSUBSCRIBING if unsub_wanted)
+ *   SUBSCRIBING --SUBSCRIBED refused--> DONE (or SUBSCRIBING again: the
+ *                session was hibernating, its successor is asked)
+ *   ACTIVE --leave (reset, unsubscribe, end, close)--> UNSUBSCRIBING
+ *   UNSUBSCRIBING --UNSUBSCRIBED--> DONE
+ * Only a DONE record with no catch-up outstanding is freed. */
+typedef enum sl_conn__sub_state {
+    SL_CONN__SUB_SUBSCRIBING = 0, /* SUBSCRIBE at the session */
+    SL_CONN__SUB_ACTIVE,          /* registered; the record is home */
+    SL_CONN__SUB_UNSUBSCRIBING,   /* UNSUBSCRIBE at the session */
+    SL_CONN__SUB_DONE,            /* not registered; the record is home */
+} sl_conn__sub_state_t;
+
 /* An SSE response stream on this connection, following one session. */
 typedef struct sl_conn_stream {
     struct sl_conn_stream *next, *prev;
     uint32_t stream_id;
     bool begun;        /* response head queued */
     bool dead;         /* peer reset it / connection closing: no more writes */
-    bool sub_active;   /* SUBSCRIBE sent, UNSUBSCRIBED not yet received */
-    bool unsub_sent;
+    uint8_t sub_state; /* sl_conn__sub_state_t */
+    bool unsub_wanted; /* leave as soon as the record is home */
     bool ended;        /* END_STREAM / last chunk queued */
     bool counted;      /* counted in streams_open (SSE) / subscribers */
     bool rpc;          /* an RPC subscription: stream_id is its subscription id */
     uint32_t rpc_msgid; /* RPC: the subscribe request, answered on SUBSCRIBED */
     bool reset;        /* send sluice.reset first (Last-Event-ID of an earlier incarnation) */
     sl_entry_t *e;     /* reference */
-    sl_actor_t *session; /* reference, while sub_active */
+    sl_actor_t *session; /* reference, until the record is DONE */
     sl_sub_t sub;      /* embedded subscription (holds a conn reference) */
     sl_catchup_t cu;   /* embedded catch-up request (holds a conn reference) */
     bool catching_up;  /* behind the ring: events come from the session's log */
@@ -128,6 +148,10 @@ void sl_conn__session_msg(sl_conn_t *c, sl_msg_t *m);
 void sl_conn__pump_streams(sl_conn_t *c);
 /* A peer reset or the connection is closing: stop writing, unsubscribe. */
 void sl_conn__stream_closed(sl_conn_t *c, uint32_t stream_id);
+/* The client asked to stop following (RPC unsubscribe): nothing more is
+ * written for it, but a subscribe still unanswered gets its answer.
+ * Returns false when no such stream exists. */
+bool sl_conn__stream_leave(sl_conn_t *c, uint32_t stream_id);
 void sl_conn__streams_close_all(sl_conn_t *c);
 /* Timer tick: keepalive comments on idle streams. */
 void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns);
@@ -168,7 +192,7 @@ void sl_conn__rpc_resend(sl_conn_t *c, sl_pub_t *p);
 /* RPC subscriptions: the subscribe answer, room for notifications, a
  * caught-up chunk, the end notice, and one pull from the ring (1: pull
  * again, 0: done for now, SL_ENOTFOUND: fell out of the ring). */
-void sl_conn__rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st, bool ok);
+void sl_conn__rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st, int status);
 uint64_t sl_conn__rpc_room(const sl_conn_t *c);
 int sl_conn__rpc_write_chunk(sl_conn_t *c, sl_chunk_t *chunk);
 void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st);

@@ -489,7 +489,7 @@ static void m_unsubscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_arr
         return;
     }
     if (a->ptr[0].via.u64 <= UINT32_MAX)
-        sl_conn__stream_closed(c, (uint32_t)a->ptr[0].via.u64);
+        sl_conn__stream_leave(c, (uint32_t)a->ptr[0].via.u64);
     put_true(c, msgid);
 }
 
@@ -838,12 +838,16 @@ void sl_conn__rpc_resend(sl_conn_t *c, sl_pub_t *p) { send_pub(c, p->stream_id, 
 
 /* ---- subscriptions (called from conn_sse.c) ---- */
 
-void sl_conn__rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st, bool ok)
+void sl_conn__rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st, int status)
 {
-    if (ok)
+    if (status == 0)
         put_uint(c, st->rpc_msgid, st->stream_id);
-    else
+    else if (status == SL_ENOTFOUND)
         put_error(c, st->rpc_msgid, "not_found", "no such session");
+    else
+        put_error(c, st->rpc_msgid, "overloaded",
+                  status == SL_EFULL ? "too many subscribers on this session"
+                                     : "session unavailable, retry");
 }
 
 uint64_t sl_conn__rpc_room(const sl_conn_t *c)

@@ -59,16 +59,44 @@ static void free_stream(sl_conn_t *c, sl_conn_stream_t *st)
     free(st);
 }
 
-static void send_unsubscribe(sl_conn_t *c, sl_conn_stream_t *st)
+/* Stops following the session: sends UNSUBSCRIBE when the record is home
+ * and registered, remembers the wish while SUBSCRIBE is still away, and
+ * does nothing once leaving has begun (see sl_conn__sub_state_t). */
+static void leave(sl_conn_t *c, sl_conn_stream_t *st)
 {
     (void)c;
-    if (!st->sub_active || st->unsub_sent)
+    switch ((sl_conn__sub_state_t)st->sub_state) {
+    case SL_CONN__SUB_SUBSCRIBING:
+        st->unsub_wanted = true; /* acted on in on_subscribed */
         return;
-    st->unsub_sent = true;
-    st->sub.h.kind = SL_SESSION_MSG_UNSUBSCRIBE;
-    st->sub.h.mclass = SL_MSG_CONTROL; /* the record's one outstanding request */
-    int rc = sl_actor_send(st->session, &st->sub.h);
-    sl_assert(rc == 0);
+    case SL_CONN__SUB_ACTIVE:
+        st->sub_state = SL_CONN__SUB_UNSUBSCRIBING;
+        st->sub.h.kind = SL_SESSION_MSG_UNSUBSCRIBE;
+        st->sub.h.mclass = SL_MSG_CONTROL; /* the record's one outstanding request */
+        int rc = sl_actor_send(st->session, &st->sub.h);
+        sl_assert(rc == 0);
+        return;
+    case SL_CONN__SUB_UNSUBSCRIBING:
+    case SL_CONN__SUB_DONE:
+        return;
+    }
+}
+
+/* How a refused or failed subscribe is answered: a deleted session is
+ * not_found; anything else (subscriber table full, memory, the session
+ * or the server ending) is overloaded, which a client retries. */
+static bool refusal_is_not_found(int status) { return status == SL_ENOTFOUND; }
+
+static void respond_refused(sl_conn_t *c, uint32_t stream_id, int status)
+{
+    static const sl_http_header_t ra[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};
+    if (refusal_is_not_found(status))
+        sl_http_respond_error(c->http, stream_id, 404, "not_found", "no such session", NULL, 0);
+    else
+        sl_http_respond_error(c->http, stream_id, 503, "overloaded",
+                              status == SL_EFULL ? "too many subscribers on this session"
+                                                 : "session unavailable, retry",
+                              ra, SL_ARRAY_LEN(ra));
 }
 
 void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
@@ -76,9 +104,7 @@ void sl_conn__subscribe(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_
 {
     int rc = sl_conn__subscribe_ex(c, stream_id, e, from_seq, wait_seq, reset, false, 0);
     if (rc != 0)
-        sl_http_respond_error(c->http, stream_id, rc == SL_ENOTFOUND ? 404 : 503,
-                              rc == SL_ENOTFOUND ? "not_found" : "overloaded",
-                              rc == SL_ENOTFOUND ? "no such session" : "out of memory", NULL, 0);
+        respond_refused(c, stream_id, rc);
 }
 
 int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint64_t from_seq,
@@ -105,7 +131,7 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
     st->sub.from_seq = from_seq;
     st->sub.h.kind = SL_SESSION_MSG_SUBSCRIBE;
     st->sub.h.mclass = SL_MSG_CONTROL;
-    st->sub_active = true;
+    st->sub_state = SL_CONN__SUB_SUBSCRIBING;
     st->next = c->streams;
     if (c->streams)
         c->streams->prev = st;
@@ -120,8 +146,9 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
  * subscribe again with its successor. Returns true when resent. */
 static bool resubscribe(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    if (st->sub.status != SL_ECLOSED || st->dead || c->state >= SL_CONN__CLOSING ||
-        atomic_load(&c->srv->draining) || st->resubscribes >= 3)
+    if (st->sub.status != SL_ECLOSED || st->dead || st->unsub_wanted ||
+        c->state >= SL_CONN__CLOSING || atomic_load(&c->srv->draining) ||
+        st->resubscribes >= SL_CONN_RESUBSCRIBES_MAX)
         return false;
     sl_actor_t *next = sl_session_acquire(c->srv, st->e);
     if (!next)
@@ -139,7 +166,7 @@ static bool resubscribe(sl_conn_t *c, sl_conn_stream_t *st)
 /* The subscribe answer goes out before any notification of it. */
 static void on_rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    sl_conn__rpc_subscribed(c, st, true);
+    sl_conn__rpc_subscribed(c, st, 0);
     st->begun = true;
     st->counted = true;
     atomic_fetch_add_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
@@ -151,25 +178,40 @@ static void on_rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
     st->last_write_ns = sl_clock_now_ns();
 }
 
+/* SUBSCRIBE was refused: the session holds no pointer to the record, so
+ * it is ours to free (after the client got its answer, if it still
+ * listens). */
+static void on_refused(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    st->sub_state = SL_CONN__SUB_DONE;
+    if (!st->dead && c->state < SL_CONN__CLOSING) {
+        if (st->rpc)
+            sl_conn__rpc_subscribed(c, st, st->sub.status);
+        else if (c->http)
+            respond_refused(c, st->stream_id, st->sub.status);
+    }
+    sl_actor_release(st->session);
+    st->session = NULL;
+    free_stream(c, st);
+    sl_actor_release(&c->a); /* the subscription's reference */
+}
+
 static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_sub_t *sub = &st->sub;
-    if (resubscribe(c, st))
+    sl_assert(st->sub_state == SL_CONN__SUB_SUBSCRIBING);
+    if (sub->status != 0) {
+        if (!resubscribe(c, st))
+            on_refused(c, st);
         return;
-    if (sub->status != 0 || st->dead || c->state >= SL_CONN__CLOSING) {
-        if (sub->status != 0 && !st->dead && c->rpc)
-            sl_conn__rpc_subscribed(c, st, false);
-        else if (sub->status != 0 && !st->dead && c->http)
-            sl_http_respond_error(c->http, st->stream_id, 404, "not_found", "no such session",
-                                  NULL, 0);
-        send_unsubscribe(c, st); /* still registered when status was 0 */
-        if (sub->status != 0) {
-            st->sub_active = false;
-            sl_actor_release(st->session);
-            st->session = NULL;
-            free_stream(c, st);
-            sl_actor_release(&c->a);
-        }
+    }
+    st->sub_state = SL_CONN__SUB_ACTIVE;
+    if (st->dead || st->unsub_wanted || c->state >= SL_CONN__CLOSING) {
+        /* Left before the answer: an RPC client that unsubscribed on a
+         * live connection is still owed the subscribe's answer. */
+        if (st->rpc && !st->dead && c->state < SL_CONN__CLOSING)
+            sl_conn__rpc_subscribed(c, st, 0);
+        leave(c, st);
         return;
     }
     if (st->rpc) {
@@ -183,7 +225,7 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
     };
     if (sl_http_stream_begin(c->http, st->stream_id, 200, h, SL_ARRAY_LEN(h)) != 0) {
         st->dead = true;
-        send_unsubscribe(c, st);
+        leave(c, st);
         return;
     }
     st->begun = true;
@@ -214,7 +256,7 @@ static void end_stream(sl_conn_t *c, sl_conn_stream_t *st)
             sl_http_stream_end(c->http, st->stream_id);
     }
     st->ended = true;
-    send_unsubscribe(c, st);
+    leave(c, st);
 }
 
 static size_t stream_room(sl_conn_t *c, sl_conn_stream_t *st)
@@ -289,7 +331,7 @@ static bool pull_once(sl_conn_t *c, sl_conn_stream_t *st)
 
 static void pump_stream(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    if (!st->begun || st->dead || st->ended || !st->sub_active)
+    if (!st->begun || st->dead || st->ended || st->sub_state != SL_CONN__SUB_ACTIVE)
         return;
     for (int i = 0; i < PULLS_PER_PUMP && pull_once(c, st); i++) {
     }
@@ -309,8 +351,9 @@ void sl_conn__pump_streams(sl_conn_t *c)
 
 static void on_unsubscribed(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    st->sub_active = false;
-    if (!st->ended && !st->dead && c->http && c->state < SL_CONN__CLOSING)
+    sl_assert(st->sub_state == SL_CONN__SUB_UNSUBSCRIBING);
+    st->sub_state = SL_CONN__SUB_DONE;
+    if (!st->ended && !st->dead && !st->rpc && c->http && c->state < SL_CONN__CLOSING)
         sl_http_stream_end(c->http, st->stream_id);
     st->ended = true;
     if (!st->cu_outstanding) {
@@ -323,7 +366,7 @@ static void on_unsubscribed(sl_conn_t *c, sl_conn_stream_t *st)
 /* Asks the session for what this stream missed (one request at a time). */
 static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room)
 {
-    if (st->cu_outstanding || st->cu_ready || st->unsub_sent || room == 0)
+    if (st->cu_outstanding || st->cu_ready || st->sub_state != SL_CONN__SUB_ACTIVE || room == 0)
         return;
     st->cu_outstanding = true;
     st->cu.h.kind = SL_SESSION_MSG_CATCHUP;
@@ -371,7 +414,8 @@ static void on_caught_up(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_catchup_t *cu = &st->cu;
     st->cu_outstanding = false;
-    bool live = st->sub_active && !st->dead && !st->ended && c->state < SL_CONN__CLOSING;
+    bool live = st->sub_state == SL_CONN__SUB_ACTIVE && !st->dead && !st->ended &&
+                c->state < SL_CONN__CLOSING;
     if (live && cu->status == 0) {
         st->cu_ready = true;
         apply_catchup(c, st);
@@ -382,7 +426,7 @@ static void on_caught_up(sl_conn_t *c, sl_conn_stream_t *st)
             sl_chunk_release(cu->chunk);
         cu->chunk = NULL;
     }
-    if (!st->sub_active) { /* unsubscribed meanwhile: the record is ours to free */
+    if (st->sub_state == SL_CONN__SUB_DONE) { /* unsubscribed meanwhile: ours to free */
         sl_actor_release(st->session);
         free_stream(c, st);
     }
@@ -395,14 +439,24 @@ void sl_conn__stream_closed(sl_conn_t *c, uint32_t stream_id)
     if (!st)
         return;
     st->dead = true;
-    send_unsubscribe(c, st);
+    leave(c, st);
+}
+
+bool sl_conn__stream_leave(sl_conn_t *c, uint32_t stream_id)
+{
+    sl_conn_stream_t *st = find_stream(c, stream_id);
+    if (!st)
+        return false;
+    st->unsub_wanted = true;
+    leave(c, st);
+    return true;
 }
 
 void sl_conn__streams_close_all(sl_conn_t *c)
 {
     for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
         st->dead = true;
-        send_unsubscribe(c, st);
+        leave(c, st);
     }
 }
 
@@ -422,7 +476,9 @@ void sl_conn__streams_free(sl_conn_t *c)
 {
     while (c->streams) {
         sl_conn_stream_t *st = c->streams;
-        sl_assert(!st->sub_active && !st->cu_outstanding); /* replies arrive first */
+        /* replies arrive first */
+        sl_assert(st->sub_state == SL_CONN__SUB_DONE);
+        sl_assert(!st->cu_outstanding);
         free_stream(c, st);
     }
 }

@@ -18,7 +18,7 @@
  * is parked; at most SESSION_PARKED_MAX publishes or SESSION_PARKED_BYTES
  * of their events parked, beyond that the answer is
  * 503), the ring (--session-ring-bytes), subscribers per session
- * (SL_SESSION_SUBS_MAX, beyond: 503), catch-up jobs (one per subscriber).
+ * (--max-subscribers-per-session, beyond: 503), catch-up jobs (one per subscriber).
  */
 #include "actors/session.h"
 
@@ -39,7 +39,6 @@
  * slowed by TCP instead); many producers together get 503/overloaded. */
 #define SESSION_PARKED_MAX 1024
 #define SESSION_PARKED_BYTES (8u << 20)
-#define SL_SESSION_SUBS_MAX 65536
 #define CATCHUP_CHUNK_MIN 4096
 /* Catch-up reads running at once per session; each holds a reader buffer
  * (>= one largest record). Policy at the bound: further requests wait in
@@ -479,11 +478,13 @@ static void advance_visible(sl_session_t *s)
 
 static int subs_reserve(sl_session_t *s)
 {
+    if (s->nsubs >= s->srv->cfg.max_subs_per_session)
+        return SL_EFULL;
     if (s->nsubs < s->subs_cap)
         return 0;
-    if (s->subs_cap >= SL_SESSION_SUBS_MAX)
-        return SL_EFULL;
     uint32_t cap = s->subs_cap ? s->subs_cap * 2 : 8;
+    if (cap > s->srv->cfg.max_subs_per_session)
+        cap = s->srv->cfg.max_subs_per_session;
     sl_sub_t **n = realloc(s->subs, cap * sizeof *n);
     if (!n)
         return -ENOMEM;
@@ -536,11 +537,17 @@ static int ensure_rpc_ring(sl_session_t *s)
     return rc;
 }
 
+/* Answers SUBSCRIBE: status 0 (registered), SL_ENOTFOUND (deleted),
+ * SL_ECLOSED (this actor is ending; the connection asks its successor),
+ * SL_EFULL (--max-subscribers-per-session) or -ENOMEM. A refused record is
+ * not kept: the connection frees it when the answer arrives. */
 static void on_subscribe(sl_session_t *s, sl_sub_t *sub)
 {
-    if (s->deleting || s->stopping || subs_reserve(s) != 0 ||
-        (sub->rpc && ensure_rpc_ring(s) != 0)) {
-        sub->status = s->deleting ? SL_ENOTFOUND : SL_ECLOSED;
+    int rc = s->deleting ? SL_ENOTFOUND : s->stopping ? SL_ECLOSED : subs_reserve(s);
+    if (rc == 0 && sub->rpc)
+        rc = ensure_rpc_ring(s);
+    if (rc != 0) {
+        sub->status = rc;
         reply(&sub->h, sub->conn, SL_CONN_MSG_SUBSCRIBED);
         return;
     }

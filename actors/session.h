@@ -87,7 +87,8 @@ typedef struct sl_sub {
     bool rpc;              /* read the msgpack-RPC ring instead of the SSE ring */
     uint64_t from_seq;     /* first seq wanted; 0 = live only */
     /* answer to SUBSCRIBE (status 0: the fields below are valid) */
-    int status;            /* 0, SL_ENOTFOUND (deleted) */
+    int status;            /* 0, SL_ENOTFOUND (deleted), SL_ECLOSED (actor ending),
+                              SL_EFULL (subscriber cap), -ENOMEM */
     sl_ring_t *ring;       /* valid until the UNSUBSCRIBE reply */
     uint64_t pos;          /* connection: next stream byte to send */
     uint64_t start_seq;    /* the first seq the client will get */

@@ -43,6 +43,16 @@
 /* iovecs per sendmsg (kernel UIO_MAXIOV is 1024). */
 #define SL_SEND_IOV_MAX 256
 
+/* Subscriptions: times a connection re-sends SUBSCRIBE when the session
+ * actor it reached was hibernating and a successor took over (policy
+ * beyond: the subscribe is refused as overloaded, and the client retries). */
+#define SL_CONN_RESUBSCRIBES_MAX 3
+/* Subscribers of one session: --max-subscribers-per-session default and
+ * hard cap (policy: the subscribe is refused, 503 overloaded + Retry-After
+ * / RPC "overloaded"). */
+#define SL_SESSION_SUBS_DEFAULT 65536
+#define SL_SESSION_SUBS_MAX (1u << 20)
+
 /* Mailboxes: default capacity of NORMAL messages per actor. */
 #define SL_MAILBOX_CAPACITY_DEFAULT 1024
 /* Control and completion records an actor may have outstanding at once
