@@ -61,6 +61,7 @@ struct sl_monitor {
     uint64_t rss_bytes;
     uint64_t open_fds;
     sl_msg_t stop_msg;
+    atomic_bool stop_sent; /* the record is sent at most once */
     pthread_mutex_t pub_lock; /* guards the two published pointers */
     sl_chunk_t *health;
     sl_chunk_t *metrics;
@@ -483,6 +484,10 @@ void sl_monitor_start(sl_monitor_t *m) { arm_timer(m); }
 
 void sl_monitor_stop(sl_monitor_t *m)
 {
+    /* acq_rel: pairs with itself in a second caller, which sees the record
+     * already queued and sends nothing. */
+    if (atomic_exchange_explicit(&m->stop_sent, true, memory_order_acq_rel))
+        return;
     int rc = sl_actor_send(&m->a, &m->stop_msg);
     sl_assert(rc == 0);
 }

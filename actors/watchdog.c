@@ -59,6 +59,7 @@ struct sl_watchdog {
     uint32_t ops_inflight;
     bool slice_queued, stopping, released;
     sl_msg_t slice_msg, stop_msg;
+    atomic_bool stop_sent; /* stop_msg is sent at most once */
     uint64_t next_tick_ns, tick_start_ns;
     uint64_t tick_paused, tick_stalled;
     reap_note_t *notes;          /* SL_WATCHDOG_SLICE_PROBES entries */
@@ -487,6 +488,9 @@ void sl_watchdog_start(sl_watchdog_t *wd)
 
 void sl_watchdog_stop(sl_watchdog_t *wd)
 {
+    /* acq_rel: pairs with itself in a second caller (sends nothing). */
+    if (atomic_exchange_explicit(&wd->stop_sent, true, memory_order_acq_rel))
+        return;
     int rc = sl_actor_send(&wd->a, &wd->stop_msg);
     sl_assert(rc == 0);
 }
