@@ -48,6 +48,8 @@ typedef struct sl_entry {
     pthread_mutex_t lock;        /* guards session (start / exit / acquire) */
     void *session;               /* the session actor, NULL when not running */
     void *persist;               /* the session module's durable state (segments) */
+    _Atomic bool persist_stale;  /* persist's segment list may be out of date: the
+                                    manifest must not call this session clean */
     struct sl_entry *_hnext;     /* hash chain */
 } sl_entry_t;
 

@@ -30,6 +30,7 @@
 #include "net/rpc.h"
 #include "net/sse.h"
 #include "runtime/clock.h"
+#include "runtime/fault.h"
 #include "runtime/log.h"
 #include "storage/journal.h"
 
@@ -130,17 +131,22 @@ static persist_t *persist_of(sl_entry_t *e)
     return e->persist;
 }
 
-/* Copies the journal's segment list into the entry (for the manifest). */
+/* Copies the journal's segment list into the entry (for the manifest).
+ * Out of memory, the old list stays but is marked stale, so the manifest
+ * does not vouch for it and the next start scans the folder instead. */
 static void save_segments(sl_session_t *s)
 {
-    persist_t *ps = persist_of(s->e);
-    if (!ps || !s->j)
+    if (!s->j)
         return;
+    persist_t *ps = sl_fault("save_segments") ? NULL : persist_of(s->e);
     const sl_segment_index_t *ix = sl_journal_index(s->j);
     uint32_t n = sl_segment_index_count(ix);
-    sl_segment_t *segs = n ? malloc(n * sizeof *segs) : NULL;
-    if (n && !segs)
+    sl_segment_t *segs = ps && n ? malloc(n * sizeof *segs) : NULL;
+    if (!ps || (n && !segs)) {
+        /* release: pairs with the manifest writer's acquire load */
+        atomic_store_explicit(&s->e->persist_stale, true, memory_order_release);
         return;
+    }
     for (uint32_t i = 0; i < n; i++) {
         segs[i] = *sl_segment_index_at(ix, i);
         segs[i]._sparse = NULL;
@@ -150,6 +156,7 @@ static void save_segments(sl_session_t *s)
     free(ps->segs);
     ps->segs = segs;
     ps->nsegs = n;
+    atomic_store_explicit(&s->e->persist_stale, false, memory_order_release);
     pthread_mutex_unlock(&s->e->lock);
 }
 
@@ -169,6 +176,7 @@ void sl_session_recovered(sl_entry_t *e, sl_segment_index_t *index)
 {
     persist_t *ps = persist_of(e);
     if (!ps) {
+        atomic_store_explicit(&e->persist_stale, true, memory_order_release);
         sl_segment_index_destroy(index);
         return;
     }
@@ -181,12 +189,17 @@ void sl_session_recovered(sl_entry_t *e, sl_segment_index_t *index)
         ps->segs[i]._sparse_count = ps->segs[i]._sparse_cap = 0;
     }
     ps->nsegs = ps->segs ? n : 0;
+    if (n && !ps->segs)
+        atomic_store_explicit(&e->persist_stale, true, memory_order_release);
 }
 
 int sl_session_segments(sl_entry_t *e, sl_segment_t **out, uint32_t *count)
 {
     *out = NULL;
     *count = 0;
+    /* acquire: pairs with save_segments' release store */
+    if (atomic_load_explicit(&e->persist_stale, memory_order_acquire))
+        return SL_EAGAIN;
     persist_t *ps = e->persist;
     if (!ps)
         return 0;

@@ -53,6 +53,11 @@
 #define SL_SESSION_SUBS_DEFAULT 65536
 #define SL_SESSION_SUBS_MAX (1u << 20)
 
+/* Fault points (runtime/fault.h, Debug builds only): entries read from
+ * SLUICE_FAULTS and the length of a name (policy: the rest is ignored). */
+#define SL_FAULT_POINTS_MAX 16
+#define SL_FAULT_NAME_MAX 47
+
 /* Mailboxes: default capacity of NORMAL messages per actor. */
 #define SL_MAILBOX_CAPACITY_DEFAULT 1024
 /* Control and completion records an actor may have outstanding at once
