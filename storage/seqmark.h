@@ -4,15 +4,18 @@
  *
  * Ephemeral events take seqs from the same counter as logged ones but
  * leave no record, so after a crash the log alone cannot tell which seqs
- * were handed out. The session therefore reserves seqs in blocks of
- * SL_SEQ_RESERVE_BLOCK: before it issues a seq above the reserved mark it
- * writes a higher mark to <data-dir>/<id>/seqs.reserved and (unless
- * --fsync never) fsyncs it, and the folder the first time. Recovery
- * resumes the counter above the mark, so no seq is issued twice in one
- * incarnation, whatever the crash. The cost is one small write per block,
- * off the publish path (the next block is reserved when half of the
- * current one is used); a crash skips at most one block of seqs, which a
- * resuming reader sees as a sluice.gap.
+ * were handed out. A logged seq needs no mark: its record is visible to
+ * readers only once written, so the log itself bounds it. Before a
+ * session issues an ephemeral seq above its mark, it reserves a block of
+ * SL_SEQ_RESERVE_BLOCK seqs: it writes the new mark to
+ * <data-dir>/<id>/seqs.reserved and (unless --fsync never) fsyncs it, and
+ * the folder once per session actor. From then on it keeps the mark half
+ * a block ahead of the counter, so a steady publisher does not wait for
+ * it. Recovery resumes the counter above the mark, so no seq is issued
+ * twice in one incarnation. The cost is one small write per block, and a
+ * crash skips at most one block of seqs (a resuming reader sees a
+ * sluice.gap), only in sessions that published ephemeral events. A clean
+ * shutdown skips nothing: the manifest's counter is exact.
  *
  * Format (little-endian): magic "SLUICESR" (8), epoch (8), reserved seq
  * (8), CRC32C of bytes [0, 24) (4), zero (4). The file is overwritten in
