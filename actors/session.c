@@ -120,6 +120,7 @@ struct sl_session {
     bool ret_armed;
     uint64_t seen_events_removed, seen_payload_removed, seen_segments_removed;
     uint64_t seen_bytes_written, seen_fsyncs; /* journal counters already counted */
+    uint64_t seen_damage_skips;
     sl_op_t fanout_timer;   /* linger before the next wake-up of subscribers */
     bool fanout_armed, fanout_pending;
     uint64_t last_fanout_ns;
@@ -892,7 +893,15 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
         handoff = sl_journal_first_seq(s->j);
     int st = sl_journal_reader_status(job->reader);
     if (rc < 0 || (st != 0 && st != SL_EAGAIN)) {
-        job_reply(s, job, 0); /* damaged log: what was read, then the ring */
+        /* The log cannot be read past here (a file shorter than the index
+         * says): what lies between here and the ring is a gap, so the
+         * subscriber moves on instead of asking again for ever. */
+        uint64_t gap_to = ring_first - 1;
+        if (sl_journal_written_seq(s->j) < gap_to)
+            gap_to = sl_journal_written_seq(s->j);
+        if (cu->next_seq <= gap_to && cu->chunk)
+            put_gap(s, cu, cu->next_seq, gap_to);
+        job_reply(s, job, 0);
     } else if (cu->next_seq >= handoff) {
         job_reply(s, job, 0);
     } else if (st == SL_EAGAIN) {
@@ -1040,6 +1049,7 @@ static void account_journal(sl_session_t *s)
     stat_add(&s->srv->journal_fsyncs, st.fsyncs - s->seen_fsyncs);
     s->seen_bytes_written = st.bytes_written;
     s->seen_fsyncs = st.fsyncs;
+
     if (st.segments_removed != s->seen_segments_removed) {
         sl_session_stats_t *ss = &s->e->stats;
         uint64_t ev = st.events_removed - s->seen_events_removed;
@@ -1066,6 +1076,16 @@ static void account_journal(sl_session_t *s)
     }
 }
 
+/* Catch-up resyncs past damaged log bytes, into /health. */
+static void account_damage(sl_session_t *s)
+{
+    uint64_t n = sl_segment_index_damage_skips(sl_journal_index(s->j));
+    if (n != s->seen_damage_skips) {
+        stat_add(&s->srv->storage_damage_resyncs, n - s->seen_damage_skips);
+        s->seen_damage_skips = n;
+    }
+}
+
 static void drive(sl_session_t *s)
 {
     if (s->j) {
@@ -1076,6 +1096,8 @@ static void drive(sl_session_t *s)
     }
     for (catchup_job_t *job = s->jobs; job; job = job->next)
         drive_job(s, job);
+    if (s->j)
+        account_damage(s);
     reap_jobs(s);
     start_waiting_catchups(s);
     reserve_ahead(s);
