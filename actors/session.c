@@ -841,6 +841,23 @@ static sl_ring_t *ring_of(sl_session_t *s, const sl_catchup_t *cu)
     return cu->rpc && s->rpc_ring ? s->rpc_ring : s->ring;
 }
 
+/* The last seq below the ring that a catch-up may name lost. Records
+ * appended but not written yet may still fill seqs above written_seq;
+ * otherwise every seq below the ring that the log does not hold is gone
+ * for good -- an ephemeral event from before a restart included, which is
+ * in neither the log nor the new ring (naming it lost is what lets the
+ * reader reach the ring instead of asking again for ever). */
+static uint64_t gap_limit(sl_session_t *s, uint64_t ring_first)
+{
+    uint64_t to = ring_first - 1;
+    if (!s->j)
+        return to;
+    uint64_t written = sl_journal_written_seq(s->j);
+    if (sl_journal_appended_seq(s->j) > written && written < to)
+        to = written; /* not written yet is not lost */
+    return to;
+}
+
 static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
 {
     if (job->replied)
@@ -850,10 +867,7 @@ static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
     cu->status = status;
     /* Nothing the log holds lies between here and the ring: name what was
      * lost (ephemeral events, retention) and hand over to the ring. */
-    uint64_t ring_first = sl_ring_first_seq(ring_of(s, cu));
-    uint64_t gap_to = ring_first - 1;
-    if (s->j && sl_journal_written_seq(s->j) < gap_to)
-        gap_to = sl_journal_written_seq(s->j); /* not written yet is not lost */
+    uint64_t gap_to = gap_limit(s, sl_ring_first_seq(ring_of(s, cu)));
     if (status == 0 && cu->next_seq <= gap_to && cu->chunk && job->reader &&
         sl_journal_reader_status(job->reader) == SL_EAGAIN)
         put_gap(s, cu, cu->next_seq, gap_to);
@@ -896,9 +910,7 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
         /* The log cannot be read past here (a file shorter than the index
          * says): what lies between here and the ring is a gap, so the
          * subscriber moves on instead of asking again for ever. */
-        uint64_t gap_to = ring_first - 1;
-        if (sl_journal_written_seq(s->j) < gap_to)
-            gap_to = sl_journal_written_seq(s->j);
+        uint64_t gap_to = gap_limit(s, ring_first);
         if (cu->next_seq <= gap_to && cu->chunk)
             put_gap(s, cu, cu->next_seq, gap_to);
         job_reply(s, job, 0);
@@ -927,8 +939,15 @@ static void drive_job(sl_session_t *s, catchup_job_t *job)
     if (!job->replied)
         job_consume(s, job);
     sl_op_t *op;
-    while ((op = sl_journal_reader_next_op(job->reader, sl_clock_now_ns())) != NULL)
+    bool submitted = false;
+    while ((op = sl_journal_reader_next_op(job->reader, sl_clock_now_ns())) != NULL) {
         submit(s, op);
+        submitted = true;
+    }
+    /* Planning found the reader caught up below the ring (the seqs in
+     * between were ephemeral): answer now, not at the next publish. */
+    if (!job->replied && !submitted && sl_journal_reader_status(job->reader) == SL_EAGAIN)
+        job_consume(s, job);
 }
 
 static void reap_jobs(sl_session_t *s)
