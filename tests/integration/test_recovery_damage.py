@@ -8,6 +8,8 @@ real binary.
   seq 101 (no seq reused).
 - The same flip after a clean SIGTERM (the manifest vouches for the file):
   a reader resyncs past the damage instead of retrying forever.
+- `sluiced --check` lists segments and damage, changes nothing without
+  --repair, and with it quarantines what recovery would.
 - Ephemeral seqs are never reissued after SIGKILL.
 - After a restart whose last event was ephemeral, a ?from=1 reader gets
   the logged events at once.
@@ -140,6 +142,42 @@ def test_kill_flip_first_record(tmp):
     run_kill_case(tmp, "kill-first", where)
 
 
+def check_cmd(data_dir, *extra):
+    r = H.run([H.sluiced_path(), "--check", data_dir] + list(extra), timeout=30 * H.slow_factor())
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def test_check_lists_and_repairs(tmp):
+    data_dir = os.path.join(tmp, "check")
+    with D.server_on(data_dir, name="sluiced-check-1") as srv:
+        for seq in range(1, EVENTS + 1):
+            H.check_eq(publish(srv, SID, data_of(seq)), seq, "publish %d" % seq)
+    code, out, _ = check_cmd(data_dir)
+    H.check_eq(code, 0, "--check of a clean dir: " + out)
+    H.check("segment session=%s file=%020d.seg records=%d first_seq=1 last_seq=%d"
+            % (SID, 1, EVENTS, EVENTS) in out, "--check lists the segment: " + out)
+    path = D.segment_path(data_dir, SID)
+    off, size = D.record_spans(path)[49]
+    flip(path, off + 14)
+    code, out, _ = check_cmd(data_dir)
+    H.check_eq(code, 1, "--check finds the damage: " + out)
+    H.check("damage session=%s file=%020d.seg offset=%d bytes=%d reason=corrupt"
+            % (SID, 1, off, size) in out, "--check names the damage: " + out)
+    H.check("action=rewrite" in out, "--check says what a repair does: " + out)
+    H.check(not os.path.exists(quarantine(data_dir, 1, off)), "--check alone changes nothing")
+    code, out, _ = check_cmd(data_dir, "--repair")
+    H.check_eq(code, 0, "--check --repair: " + out)
+    H.check(os.path.exists(quarantine(data_dir, 1, off)), "--repair quarantined the damage")
+    code, out, _ = check_cmd(data_dir)
+    H.check_eq(code, 0, "--check after --repair: " + out)
+    H.check("records=%d" % (EVENTS - 1) in out, "the other records are kept: " + out)
+    H.check_eq(check_cmd(os.path.join(tmp, "none"))[0], 2, "--check of a missing dir")
+    H.check_eq(check_cmd(data_dir, "--bogus")[0], 2, "--check with a bad flag")
+    with D.server_on(data_dir, name="sluiced-check-2") as srv:
+        got = read_all(srv, SID, EVENTS)
+        expect_log(srv, got, [50], "after --repair")
+
+
 def test_sigterm_flip_record_50_reader_never_spins(tmp):
     data_dir = os.path.join(tmp, "term")
     with D.server_on(data_dir, name="sluiced-term-1") as srv:
@@ -195,7 +233,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="sluice-recovery-")
     failed = ran = 0
     cases = (test_kill_flip_record_50, test_kill_flip_header, test_kill_flip_first_record,
-             test_sigterm_flip_record_50_reader_never_spins,
+             test_sigterm_flip_record_50_reader_never_spins, test_check_lists_and_repairs,
              test_ephemeral_seqs_not_reused_after_kill,
              test_logged_event_not_withheld_after_ephemeral_last)
     only = os.environ.get("SLUICE_TEST_ONLY")
