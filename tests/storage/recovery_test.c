@@ -16,6 +16,7 @@
 
 #include "runtime/log.h"
 #include "storage/recovery.h"
+#include "storage/seqmark.h"
 
 #include "tests/check.h"
 
@@ -547,6 +548,52 @@ static void test_recovery_session_empty_last_segment_removed(void)
     rm_root();
 }
 
+/* Ephemeral seqs leave no record: the reservation mark bounds them, and
+ * only the mark of this incarnation counts. */
+static void put_mark(const char *id, uint64_t epoch, uint64_t reserved)
+{
+    char p[256];
+    path_of(p, sizeof p, id, 0);
+    size_t n = strlen(p);
+    snprintf(p + n, sizeof p - n, "/%s", SL_SEQMARK_NAME);
+    uint8_t b[SL_SEQMARK_BYTES];
+    sl_seqmark_encode(b, epoch, reserved);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0 && write(fd, b, sizeof b) == (ssize_t)sizeof b);
+    close(fd);
+}
+
+static void test_recovery_session_seq_mark_raises_hwm(void)
+{
+    uint8_t b[SL_SEQMARK_BYTES];
+    uint64_t e, r;
+    sl_seqmark_encode(b, 7, 4100);
+    CHECK(sl_seqmark_decode(b, sizeof b, &e, &r) == 0 && e == 7 && r == 4100);
+    b[17] ^= 1;
+    CHECK(sl_seqmark_decode(b, sizeof b, &e, &r) == SL_ECORRUPT);
+    CHECK(sl_seqmark_decode(b, 10, &e, &r) == SL_ECORRUPT);
+    make_root();
+    size_t offs[4];
+    three_segments(offs);
+    put_mark("s1", EPOCH, 4108);
+    sl_recovery_session_t rs;
+    recover("s1", NULL, &rs);
+    CHECK(rs.seq_reserved == 4108 && rs.seq_hwm == 4108);
+    CHECK(sl_segment_index_last_seq(rs.index) == 13);
+    sl_segment_index_destroy(rs.index);
+    put_mark("s1", EPOCH + 1, 9000); /* a deleted incarnation's */
+    recover("s1", NULL, &rs);
+    CHECK(rs.seq_reserved == 0 && rs.seq_hwm == 13);
+    sl_segment_index_destroy(rs.index);
+    /* Only ephemeral events so far: no segment, the mark gives the epoch. */
+    mk_session("s3");
+    put_mark("s3", 99, 4096);
+    recover("s3", NULL, &rs);
+    CHECK(rs.epoch == 99 && rs.seq_hwm == 4096 && sl_segment_index_count(rs.index) == 0);
+    sl_segment_index_destroy(rs.index);
+    rm_root();
+}
+
 /* A manifest entry for s1 built from a recovered index. */
 static size_t manifest_for(uint8_t *mbuf, size_t cap, const char *id, const sl_segment_index_t *ix,
                            uint64_t epoch, uint32_t flags, uint64_t last_seq)
@@ -823,6 +870,7 @@ int main(void)
     test_recovery_session_bit_flip_in_last_segment_keeps_later_records();
     test_recovery_session_damaged_header_or_first_record_keeps_rest();
     test_recovery_session_empty_last_segment_removed();
+    test_recovery_session_seq_mark_raises_hwm();
     test_recovery_session_clean_entry_opens_no_file();
     test_recovery_session_dirty_entry_scans_only_changed();
     test_recovery_session_stale_entry_ignored();
