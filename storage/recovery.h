@@ -1,10 +1,10 @@
 /*
- * Recovery: find the valid prefix of segment files, truncate torn tails,
- * and rebuild each session's segment index at startup.
+ * Recovery: find the intact records of segment files, move what is cut
+ * to quarantine, and rebuild each session's segment index at startup.
  *
  * Everything that touches files here runs at startup only, before the
  * server accepts connections, and uses plain syscalls (opendir, pread,
- * ftruncate, fsync, unlink): there is no reactor traffic yet to block, and
+ * pwrite, ftruncate, rename, fsync): there is no reactor traffic yet to block, and
  * recovery must finish before any session is served anyway. The scan
  * itself (sl_recovery_scan_*, and repair.h's plans) is pure and works on
  * buffers.
@@ -16,7 +16,10 @@
  *   the file, all below the next segment's name), also after a damaged
  *   range: the plan resyncs at the next such record. Seqs may skip values
  *   (ephemeral events share the counter but are not logged), so "in order"
- *   means strictly increasing, not +1.
+ *   means strictly increasing, not +1. Why records after damage can be
+ *   trusted (they are what the session's own journal wrote, in order,
+ *   after the damaged record: the damage hit bytes already written) is
+ *   argued in repair.h.
  * - What is cut goes to quarantine files beside the segment
  *   (<segment>.quarantine-<offset>, exactly the cut bytes, fsynced before
  *   the segment changes); recovery never unlinks them. A torn or damaged
@@ -36,6 +39,10 @@
  *   storage.quarantined_bytes).
  * - A segment whose intact header names another epoch is left alone and
  *   skipped (it belongs to a deleted incarnation).
+ * - Damage that appears after a clean shutdown is not seen here (a clean
+ *   entry is trusted without opening a file); catch-up reads skip it at
+ *   run time the same way (segment.h, sl_segment_cursor_consume), and
+ *   `sluiced --check --repair` (check.h) cuts it offline.
  * The seq counter resumes above every seq that may have been handed out:
  * the manifest's counter, the last intact record, every segment's name and
  * the session's seq reservation mark (storage/seqmark.h).
