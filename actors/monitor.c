@@ -230,12 +230,16 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         "\"events\":{\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
         ",\"caught_up\":%" PRIu64 ",\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
         "\"storage\":{\"open_files\":%u,\"max_open_files\":%u,\"bytes_written\":%" PRIu64
-        ",\"fsyncs\":%" PRIu64 ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64 "},"
+        ",\"fsyncs\":%" PRIu64 ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64
+        ",\"damaged_segments\":%" PRIu64 ",\"quarantined_bytes\":%" PRIu64
+        ",\"damage_resyncs\":%" PRIu64 ",\"gaps_served\":%" PRIu64 "},"
         "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "},",
         CTR(events_published), CTR(events_delivered), CTR(events_caught_up), CTR(events_gapped),
         CTR(publish_refused), open_files, srv->cfg.max_open_files,
         atomic_load(&srv->journal_bytes_written), atomic_load(&srv->journal_fsyncs),
         atomic_load(&srv->journal_reads), atomic_load(&srv->journal_failures),
+        atomic_load(&srv->storage_damaged_segments), atomic_load(&srv->storage_quarantined_bytes),
+        atomic_load(&srv->storage_damage_resyncs), atomic_load(&srv->storage_gaps_served),
         sl_chunk_bytes_live());
     render_json_liveness(m, c);
     return c;
@@ -322,6 +326,15 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            (double)CTR(events_gapped));
     metric(c, "publish_refused_total", "counter", "Publishes answered 503 (busy session).",
            (double)CTR(publish_refused));
+    metric(c, "storage_damaged_segments", "gauge", "Segments found damaged at startup.",
+           (double)atomic_load(&srv->storage_damaged_segments));
+    metric(c, "storage_quarantined_bytes", "gauge", "Bytes recovery moved to quarantine files.",
+           (double)atomic_load(&srv->storage_quarantined_bytes));
+    metric(c, "storage_damage_resyncs_total", "counter",
+           "Catch-up reads that skipped damaged log bytes.",
+           (double)atomic_load(&srv->storage_damage_resyncs));
+    metric(c, "storage_gaps_served_total", "counter", "sluice.gap notices served by catch-up.",
+           (double)atomic_load(&srv->storage_gaps_served));
     render_metrics_liveness(m, c);
     put(c, "# HELP sluice_reactor_loop_lag_seconds Reactor loop lag (max over 10 s).\n"
            "# TYPE sluice_reactor_loop_lag_seconds gauge\n");

@@ -86,6 +86,13 @@ typedef struct sl_server {
     _Atomic uint64_t journal_fsyncs;
     _Atomic uint64_t journal_reads;
     _Atomic uint64_t journal_failures;
+    /* Damage (storage/recovery.h): segments found damaged at startup,
+     * bytes moved to quarantine, catch-up reads that skipped damaged bytes
+     * at run time, and gap notices catch-up served. */
+    _Atomic uint64_t storage_damaged_segments;
+    _Atomic uint64_t storage_quarantined_bytes;
+    _Atomic uint64_t storage_damage_resyncs;
+    _Atomic uint64_t storage_gaps_served;
     _Atomic bool draining;        /* SIGTERM seen: finish, accept nothing new */
     pthread_mutex_t conns_lock;   /* guards the registry list (connect/close only) */
     sl_conn_t *conns_head;        /* intrusive list; holds one ref per conn */

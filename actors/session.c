@@ -23,6 +23,8 @@
 #include "actors/session.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,7 @@
 #include "runtime/fault.h"
 #include "runtime/log.h"
 #include "storage/journal.h"
+#include "storage/seqmark.h"
 
 #define NOTIFY_FLUSH 1ull
 /* Publishes waiting for a write buffer. Large enough that one RPC
@@ -53,7 +56,21 @@ typedef struct persist {
     sl_segment_index_t *recovered; /* from startup, until a journal takes it */
     sl_segment_t *segs;            /* segment list for the manifest */
     uint32_t nsegs;
+    uint64_t seq_reserved; /* durable reservation mark written by an
+                              earlier actor of this process (0: none) */
 } persist_t;
+
+/* Steps of writing the seq reservation mark (storage/seqmark.h). */
+enum {
+    RES_IDLE = 0,
+    RES_OPEN,
+    RES_WRITE,
+    RES_FSYNC,
+    RES_CLOSE,
+    RES_DIR_OPEN,
+    RES_DIR_FSYNC,
+    RES_DIR_CLOSE,
+};
 
 typedef struct catchup_job {
     struct catchup_job *next;
@@ -71,6 +88,18 @@ struct sl_session {
     sl_ring_t *rpc_ring;  /* msgpack-RPC event bodies; created by the first RPC subscriber */
     sl_journal_t *j;      /* NULL when the journal could not start */
     uint64_t next_seq;
+    /* Seq reservation: seqs up to seq_reserved may be issued (durably
+     * marked); seq_reserving is being written while res_step != RES_IDLE.
+     * One op at a time on res_op. */
+    uint64_t seq_reserved, seq_reserving;
+    sl_op_t res_op;
+    uint8_t res_step;
+    bool res_dir_synced, res_failed;
+    bool res_wanted; /* an ephemeral seq is or was issued: keep a mark ahead */
+    int res_fd;
+    int32_t res_err;
+    uint8_t res_buf[SL_SEQMARK_BYTES];
+    char res_path[SL_SESSION_ID_MAX + sizeof "/" SL_SEQMARK_NAME];
     sl_sub_t **subs;      /* live subscriptions, unordered */
     uint32_t nsubs, subs_cap;
     sl_pub_t *parked_head, *parked_tail; /* waiting for a write buffer */
@@ -91,6 +120,7 @@ struct sl_session {
     bool ret_armed;
     uint64_t seen_events_removed, seen_payload_removed, seen_segments_removed;
     uint64_t seen_bytes_written, seen_fsyncs; /* journal counters already counted */
+    uint64_t seen_damage_skips;
     sl_op_t fanout_timer;   /* linger before the next wake-up of subscribers */
     bool fanout_armed, fanout_pending;
     uint64_t last_fanout_ns;
@@ -250,6 +280,14 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
                         const uint8_t *data, uint32_t data_len, bool ephemeral, bool str)
 {
     uint64_t seq = s->next_seq;
+    /* A logged seq is covered by its own record (visible only once
+     * written); an ephemeral one leaves no trace, so it is issued only
+     * under a durable reservation mark: the publish waits (parked) for
+     * the mark in flight. */
+    if (ephemeral && seq > s->seq_reserved) {
+        s->res_wanted = true;
+        return s->res_failed ? -EIO : SL_EFULL;
+    }
     /* Ring space first: a reservation that is not committed costs nothing,
      * whereas an event logged but not sequenced here would reuse its seq. */
     size_t size = sl_sse_encoded_size(seq, type_len, data, data_len);
@@ -431,6 +469,133 @@ static void ack_ready(sl_session_t *s)
     }
 }
 
+/* ---- seq reservation ---- */
+
+static void submit(sl_session_t *s, sl_op_t *op);
+
+static bool fsync_on(const sl_session_t *s)
+{
+    return strcmp(s->srv->cfg.fsync, "never") != 0;
+}
+
+static void res_submit(sl_session_t *s, uint8_t kind, uint8_t step, int fd)
+{
+    sl_op_t *op = &s->res_op;
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->fd = fd;
+    s->res_step = step;
+    submit(s, op);
+}
+
+/* Once the session issued an ephemeral seq, starts writing a higher mark
+ * whenever less than half a block is left, so a steady publisher never
+ * waits for it. Sessions that never publish ephemeral events write no
+ * mark: their log is their high-water mark, and a restart after a crash
+ * continues right after the last record. */
+static void reserve_ahead(sl_session_t *s)
+{
+    if (s->res_step != RES_IDLE || s->res_failed || s->deleting || s->stopping || !s->j ||
+        !sl_journal_ready(s->j))
+        return;
+    if (!s->res_wanted || s->next_seq + SL_SEQ_RESERVE_BLOCK / 2 <= s->seq_reserved)
+        return;
+    s->seq_reserving = s->next_seq - 1 + SL_SEQ_RESERVE_BLOCK;
+    sl_seqmark_encode(s->res_buf, s->e->epoch, s->seq_reserving);
+    snprintf(s->res_path, sizeof s->res_path, "%s/%s", s->e->id, SL_SEQMARK_NAME);
+    sl_op_t *op = &s->res_op;
+    memset(op, 0, sizeof *op);
+    op->kind = SL_OP_OPENAT;
+    op->fd = s->srv->data_dir_fd;
+    op->path = s->res_path;
+    op->flags = O_WRONLY | O_CREAT | O_CLOEXEC;
+    op->mode = 0644;
+    s->res_step = RES_OPEN;
+    submit(s, op);
+}
+
+static void res_done(sl_session_t *s)
+{
+    s->res_step = RES_IDLE;
+    if (s->res_err != 0) {
+        sl_error("seq reservation failed", "session=%s reserved=%llu error=\"%s\"", s->e->id,
+                 (unsigned long long)s->seq_reserved, sl_strerror(s->res_err));
+        stat_add(&s->srv->journal_failures, 1);
+        s->res_failed = true; /* policy: publishes past the mark fail (-EIO) */
+        return;
+    }
+    s->res_dir_synced = true;
+    s->seq_reserved = s->seq_reserving;
+    persist_t *ps = persist_of(s->e);
+    if (ps)
+        ps->seq_reserved = s->seq_reserved;
+}
+
+/* One step of the mark's write: open, write, fsync, close, then (once
+ * per session actor, unless fsync=never) the folder's fsync so the file's
+ * directory entry survives too. */
+static void res_complete(sl_session_t *s)
+{
+    int32_t res = s->res_op.res;
+    switch (s->res_step) {
+    case RES_OPEN:
+    case RES_DIR_OPEN:
+        if (res < 0) {
+            s->res_err = res;
+            res_done(s);
+            return;
+        }
+        s->res_fd = res;
+        if (s->res_step == RES_DIR_OPEN) {
+            res_submit(s, SL_OP_FSYNC, RES_DIR_FSYNC, s->res_fd);
+            return;
+        }
+        memset(&s->res_op, 0, sizeof s->res_op);
+        s->res_op.kind = SL_OP_WRITE;
+        s->res_op.fd = s->res_fd;
+        s->res_op.buf = s->res_buf;
+        s->res_op.len = SL_SEQMARK_BYTES;
+        s->res_op.offset = 0;
+        s->res_step = RES_WRITE;
+        submit(s, &s->res_op);
+        return;
+    case RES_WRITE:
+        if (res != (int32_t)SL_SEQMARK_BYTES)
+            s->res_err = res < 0 ? res : -EIO;
+        if (s->res_err == 0 && fsync_on(s))
+            res_submit(s, SL_OP_FSYNC, RES_FSYNC, s->res_fd);
+        else
+            res_submit(s, SL_OP_CLOSE, RES_CLOSE, s->res_fd);
+        return;
+    case RES_FSYNC:
+    case RES_DIR_FSYNC:
+        if (res < 0)
+            s->res_err = res;
+        res_submit(s, SL_OP_CLOSE, s->res_step == RES_FSYNC ? RES_CLOSE : RES_DIR_CLOSE,
+                   s->res_fd);
+        return;
+    case RES_CLOSE:
+        s->res_fd = -1;
+        if (s->res_err == 0 && !s->res_dir_synced && fsync_on(s)) {
+            memset(&s->res_op, 0, sizeof s->res_op);
+            s->res_op.kind = SL_OP_OPENAT;
+            s->res_op.fd = s->srv->data_dir_fd;
+            s->res_op.path = s->e->id;
+            s->res_op.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+            s->res_step = RES_DIR_OPEN;
+            submit(s, &s->res_op);
+            return;
+        }
+        res_done(s);
+        return;
+    case RES_DIR_CLOSE:
+        s->res_fd = -1;
+        res_done(s);
+        return;
+    }
+    sl_assert(!"seq reservation completion without a step");
+}
+
 static void wake_subscribers(sl_session_t *s)
 {
     s->last_fanout_ns = sl_clock_now_ns();
@@ -610,7 +775,7 @@ static bool chunk_put(sl_catchup_t *cu, const uint8_t *bytes, size_t n)
     return true;
 }
 
-static bool put_gap(sl_catchup_t *cu, uint64_t from, uint64_t to)
+static bool put_gap(sl_session_t *s, sl_catchup_t *cu, uint64_t from, uint64_t to)
 {
     uint8_t g[96];
     _Static_assert(sizeof g >= SL_RPC_GAP_MAX, "gap buffer fits both forms");
@@ -619,6 +784,7 @@ static bool put_gap(sl_catchup_t *cu, uint64_t from, uint64_t to)
     if (!chunk_put(cu, g, n))
         return false;
     cu->gapped += to - from + 1;
+    stat_add(&s->srv->storage_gaps_served, 1);
     cu->next_seq = to + 1;
     return true;
 }
@@ -665,11 +831,11 @@ static bool put_rpc_record(sl_catchup_t *cu, const sl_record_view_t *rec)
 
 /* Encodes one record read from the log. Returns false when the chunk is
  * full (the record is left for the subscriber's next request). */
-static bool put_record(sl_catchup_t *cu, const sl_record_view_t *rec)
+static bool put_record(sl_session_t *s, sl_catchup_t *cu, const sl_record_view_t *rec)
 {
     if (rec->seq < cu->next_seq)
         return true;
-    if (rec->seq > cu->next_seq && !put_gap(cu, cu->next_seq, rec->seq - 1))
+    if (rec->seq > cu->next_seq && !put_gap(s, cu, cu->next_seq, rec->seq - 1))
         return false;
     if (cu->rpc) {
         if (!put_rpc_record(cu, rec))
@@ -695,6 +861,23 @@ static sl_ring_t *ring_of(sl_session_t *s, const sl_catchup_t *cu)
     return cu->rpc && s->rpc_ring ? s->rpc_ring : s->ring;
 }
 
+/* The last seq below the ring that a catch-up may name lost. Records
+ * appended but not written yet may still fill seqs above written_seq;
+ * otherwise every seq below the ring that the log does not hold is gone
+ * for good -- an ephemeral event from before a restart included, which is
+ * in neither the log nor the new ring (naming it lost is what lets the
+ * reader reach the ring instead of asking again for ever). */
+static uint64_t gap_limit(sl_session_t *s, uint64_t ring_first)
+{
+    uint64_t to = ring_first - 1;
+    if (!s->j)
+        return to;
+    uint64_t written = sl_journal_written_seq(s->j);
+    if (sl_journal_appended_seq(s->j) > written && written < to)
+        to = written; /* not written yet is not lost */
+    return to;
+}
+
 static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
 {
     if (job->replied)
@@ -704,13 +887,10 @@ static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
     cu->status = status;
     /* Nothing the log holds lies between here and the ring: name what was
      * lost (ephemeral events, retention) and hand over to the ring. */
-    uint64_t ring_first = sl_ring_first_seq(ring_of(s, cu));
-    uint64_t gap_to = ring_first - 1;
-    if (s->j && sl_journal_written_seq(s->j) < gap_to)
-        gap_to = sl_journal_written_seq(s->j); /* not written yet is not lost */
+    uint64_t gap_to = gap_limit(s, sl_ring_first_seq(ring_of(s, cu)));
     if (status == 0 && cu->next_seq <= gap_to && cu->chunk && job->reader &&
         sl_journal_reader_status(job->reader) == SL_EAGAIN)
-        put_gap(cu, cu->next_seq, gap_to);
+        put_gap(s, cu, cu->next_seq, gap_to);
     if (cu->chunk && cu->chunk->len == 0) {
         sl_chunk_release(cu->chunk);
         cu->chunk = NULL;
@@ -733,7 +913,7 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
             job_reply(s, job, 0); /* the ring has the rest */
             return;
         }
-        if (!put_record(cu, &rec)) {
+        if (!put_record(s, cu, &rec)) {
             job_reply(s, job, 0);
             return;
         }
@@ -747,7 +927,13 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
         handoff = sl_journal_first_seq(s->j);
     int st = sl_journal_reader_status(job->reader);
     if (rc < 0 || (st != 0 && st != SL_EAGAIN)) {
-        job_reply(s, job, 0); /* damaged log: what was read, then the ring */
+        /* The log cannot be read past here (a file shorter than the index
+         * says): what lies between here and the ring is a gap, so the
+         * subscriber moves on instead of asking again for ever. */
+        uint64_t gap_to = gap_limit(s, ring_first);
+        if (cu->next_seq <= gap_to && cu->chunk)
+            put_gap(s, cu, cu->next_seq, gap_to);
+        job_reply(s, job, 0);
     } else if (cu->next_seq >= handoff) {
         job_reply(s, job, 0);
     } else if (st == SL_EAGAIN) {
@@ -773,8 +959,15 @@ static void drive_job(sl_session_t *s, catchup_job_t *job)
     if (!job->replied)
         job_consume(s, job);
     sl_op_t *op;
-    while ((op = sl_journal_reader_next_op(job->reader, sl_clock_now_ns())) != NULL)
+    bool submitted = false;
+    while ((op = sl_journal_reader_next_op(job->reader, sl_clock_now_ns())) != NULL) {
         submit(s, op);
+        submitted = true;
+    }
+    /* Planning found the reader caught up below the ring (the seqs in
+     * between were ephemeral): answer now, not at the next publish. */
+    if (!job->replied && !submitted && sl_journal_reader_status(job->reader) == SL_EAGAIN)
+        job_consume(s, job);
 }
 
 static void reap_jobs(sl_session_t *s)
@@ -847,7 +1040,7 @@ static void start_catchup(sl_session_t *s, sl_catchup_t *cu)
         /* No log to read: what the ring lost is gone. */
         uint64_t first = sl_ring_first_seq(ring_of(s, cu));
         if (cu->chunk && cu->from_seq < first)
-            put_gap(cu, cu->from_seq, first - 1);
+            put_gap(s, cu, cu->from_seq, first - 1);
         free(job);
         catchup_job_t tmp = {.cu = cu};
         job_reply(s, &tmp, cu->chunk ? 0 : -ENOMEM);
@@ -895,6 +1088,7 @@ static void account_journal(sl_session_t *s)
     stat_add(&s->srv->journal_fsyncs, st.fsyncs - s->seen_fsyncs);
     s->seen_bytes_written = st.bytes_written;
     s->seen_fsyncs = st.fsyncs;
+
     if (st.segments_removed != s->seen_segments_removed) {
         sl_session_stats_t *ss = &s->e->stats;
         uint64_t ev = st.events_removed - s->seen_events_removed;
@@ -921,6 +1115,16 @@ static void account_journal(sl_session_t *s)
     }
 }
 
+/* Catch-up resyncs past damaged log bytes, into /health. */
+static void account_damage(sl_session_t *s)
+{
+    uint64_t n = sl_segment_index_damage_skips(sl_journal_index(s->j));
+    if (n != s->seen_damage_skips) {
+        stat_add(&s->srv->storage_damage_resyncs, n - s->seen_damage_skips);
+        s->seen_damage_skips = n;
+    }
+}
+
 static void drive(sl_session_t *s)
 {
     if (s->j) {
@@ -931,8 +1135,11 @@ static void drive(sl_session_t *s)
     }
     for (catchup_job_t *job = s->jobs; job; job = job->next)
         drive_job(s, job);
+    if (s->j)
+        account_damage(s);
     reap_jobs(s);
     start_waiting_catchups(s);
+    reserve_ahead(s);
     resume_parked(s);
     ack_ready(s);
     advance_visible(s);
@@ -995,6 +1202,8 @@ static void on_io(sl_session_t *s, sl_op_t *op)
         /* the idle timer completes on its own (-ECANCELED) */
     } else if (op == &s->timer) {
         s->timer_armed = false;
+    } else if (op == &s->res_op) {
+        res_complete(s);
     } else if (s->j && sl_journal_owns_op(s->j, op)) {
         sl_journal_complete(s->j, op);
         if (sl_journal_status(s->j) != 0 && !s->journal_ending) {
@@ -1195,6 +1404,12 @@ static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
     s->e = e;
     sl_entry_retain(e);
     s->next_seq = next;
+    s->res_fd = -1;
+    if (ps && ps->seq_reserved >= next) { /* waking from hibernation */
+        s->seq_reserved = ps->seq_reserved;
+        s->res_dir_synced = true;
+        s->res_wanted = true;
+    }
     s->active_ns = sl_clock_now_ns();
     s->r = srv->reactors[atomic_fetch_add(&srv->next_reactor, 1) % srv->nreactors];
     s->delete_msg = (sl_msg_t){.kind = SL_SESSION_MSG_DELETE, .mclass = SL_MSG_CONTROL};

@@ -82,6 +82,15 @@
 /* Segments per session (policy: the append is refused with SL_EFULL until
  * retention removes old segments). */
 #define SL_SEGMENTS_PER_SESSION_MAX 65536
+/* Damaged byte ranges one segment repair tracks (storage/repair.h). Policy
+ * at the bound: the last range runs to the end of the file, so everything
+ * after it goes to quarantine as well (kept, not served). */
+#define SL_REPAIR_RANGES_MAX 64
+/* Seqs a session reserves durably at a time before issuing them
+ * (storage/seqmark.h): one small write and fsync per this many seqs, and
+ * after a crash the counter resumes above the reservation, so at most this
+ * many seqs are skipped (never reused). */
+#define SL_SEQ_RESERVE_BLOCK 4096u
 /* Sparse offset index per segment: at most this many (seq, offset) entries,
  * spaced at least SL_SEGMENT_SPARSE_STRIDE_MIN bytes apart (policy at the
  * bound: entries stop; a catch-up read starts at the last entry and skips

@@ -29,6 +29,7 @@
 
 #include "runtime/clock.h"
 #include "runtime/log.h"
+#include "storage/seqmark.h"
 #include "storage/session_id.h"
 #include "storage/storage_int.h"
 
@@ -1228,7 +1229,7 @@ static sl_op_t *ctl_step(sl_journal_t *j, uint64_t now, bool *again)
         for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
             if (j->unl[i].busy)
                 return NULL;
-        if (j->unl_next < key_count(j))
+        if (j->unl_next < key_count(j) + 1)
             return NULL;
         j->phase = PH_RMDIR;
         *again = true;
@@ -1322,7 +1323,8 @@ static void ctl_complete(sl_journal_t *j, int32_t res)
 
 static sl_op_t *unlink_next(sl_journal_t *j)
 {
-    if (j->phase != PH_UNLINK || j->unl_next >= key_count(j))
+    /* The segments, then the seq reservation mark (storage/seqmark.h). */
+    if (j->phase != PH_UNLINK || j->unl_next >= key_count(j) + 1)
         return NULL;
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++) {
         pipe_t *u = &j->unl[i];
@@ -1330,7 +1332,11 @@ static sl_op_t *unlink_next(sl_journal_t *j)
             continue;
         sl_op_t *op = op_prep(u, SL_OP_UNLINKAT, j->cfg.data_dir_fd, STEP_IO);
         char name[SL_SEGMENT_NAME_LEN + 1];
-        sl_segment_name(name, sizeof name, key_at(j, j->unl_next++));
+        if (j->unl_next < key_count(j))
+            sl_segment_name(name, sizeof name, key_at(j, j->unl_next));
+        else
+            snprintf(name, sizeof name, "%s", SL_SEQMARK_NAME);
+        j->unl_next++;
         snprintf(u->path, PATH_BYTES, "%s/%s", j->rm_name, name);
         op->path = u->path;
         return op;
@@ -1456,6 +1462,11 @@ uint64_t sl_journal_synced_seq(const sl_journal_t *j)
 uint64_t sl_journal_appended_seq(const sl_journal_t *j)
 {
     return j->appended_seq;
+}
+
+bool sl_journal_ready(const sl_journal_t *j)
+{
+    return j->phase == PH_READY && j->mode == MODE_RUN && j->status == 0;
 }
 
 int sl_journal_status(const sl_journal_t *j)
