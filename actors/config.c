@@ -87,7 +87,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"max-connections", SL_FLAG_U32, "10000", "open connections; excess are accepted and closed", &c->max_connections, 1, 1000000, NULL},
         {"max-header-bytes", SL_FLAG_BYTES, "16k", "request header bytes (431 beyond)", &c->max_header_bytes, 1024, 1 * MIB, NULL},
         {"max-body-bytes", SL_FLAG_BYTES, "8m", "request body bytes (413 beyond)", &c->max_body_bytes, 1024, 1024 * MIB, NULL},
-        {"max-event-bytes", SL_FLAG_BYTES, "1m", "event data bytes (413 / too_large beyond)", &c->max_event_bytes, 1, 64 * MIB, NULL},
+        {"max-event-bytes", SL_FLAG_BYTES, "1m", "event data bytes (413 / too_large beyond; at most 16m, the log's record cap)", &c->max_event_bytes, 1, SL_EVENT_BYTES_MAX, NULL},
         {"max-conn-output-bytes", SL_FLAG_BYTES, "4m", "pending output per connection; producers pause at it", &c->max_conn_output_bytes, 64 * 1024, 1024 * MIB, NULL},
         {"max-streams", SL_FLAG_U32, "256", "concurrent HTTP/2 streams per connection", &c->max_streams, 1, 65536, NULL},
         {"idle-timeout", SL_FLAG_SECONDS, "60", "close connections idle this long (no request, no stream)", &c->idle_timeout_ns, SEC / 10, 86400 * SEC, NULL},
