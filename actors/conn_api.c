@@ -68,6 +68,26 @@ static bool truthy(sl_http_str_t v)
     return v.ptr && ((v.len == 1 && v.ptr[0] == '1') || (v.len == 4 && memcmp(v.ptr, "true", 4) == 0));
 }
 
+int sl_conn__query(const sl_http_req_t *req, const char *name, char *buf, size_t cap,
+                   sl_http_str_t *v)
+{
+    int n = sl_http_query_get(req->query, name, buf, cap);
+    if (n == SL_ENOTFOUND)
+        return 0;
+    if (n < 0)
+        return -1;
+    *v = (sl_http_str_t){buf, (size_t)n};
+    return 1;
+}
+
+/* A boolean query flag: absent or any other value is false. */
+static bool query_truthy(const sl_http_req_t *req, const char *name)
+{
+    char buf[8];
+    sl_http_str_t v;
+    return sl_conn__query(req, name, buf, sizeof buf, &v) == 1 && truthy(v);
+}
+
 size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap)
 {
     const sl_session_stats_t *s = &e->stats;
@@ -159,11 +179,13 @@ static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status
 static sl_pub_t *parse_single(sl_conn_t *c, const sl_http_req_t *req, int *status, const char **code)
 {
     sl_http_str_t t = {"message", 7}, q;
+    char tbuf[SL_EVENT_TYPE_MAX + 1];
     if (req->event_type.ptr)
         t = req->event_type;
-    if (sl_http_query_param(req->query, "type", &q))
+    int found = sl_conn__query(req, "type", tbuf, sizeof tbuf, &q);
+    if (found > 0)
         t = q;
-    if (!sl_conn__type_valid(t.ptr, t.len)) {
+    if (found < 0 || !sl_conn__type_valid(t.ptr, t.len)) {
         *status = 400, *code = "invalid_type";
         return NULL;
     }
@@ -253,13 +275,10 @@ static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *i
             status == 413 ? "event data exceeds --max-event-bytes" : "invalid event");
         return;
     }
-    sl_http_str_t d;
-    p->durable = truthy(req->durable) ||
-                 (sl_http_query_param(req->query, "durable", &d) && truthy(d));
+    p->durable = truthy(req->durable) || query_truthy(req, "durable");
     /* Extension: ephemeral events are sequenced and streamed but not
      * logged (a lagging subscriber gets a sluice.gap for them). */
-    p->ephemeral = (sl_http_query_param(req->query, "ephemeral", &d) && truthy(d)) ||
-                   truthy(header_str(req, "sluice-ephemeral"));
+    p->ephemeral = query_truthy(req, "ephemeral") || truthy(header_str(req, "sluice-ephemeral"));
     if (p->ephemeral && p->durable) {
         free(p);
         err(c, req->stream_id, 400, "bad_request", "an event cannot be both durable and ephemeral");
@@ -334,7 +353,9 @@ static int parse_u64(const char *s, size_t n, uint64_t *out)
 static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
 {
     uint64_t from = 0; /* 0: live only */
-    sl_http_str_t q;
+    sl_http_str_t q = {NULL, 0};
+    char qbuf[32];
+    int found = sl_conn__query(req, "from", qbuf, sizeof qbuf, &q);
     if (req->last_event_id.ptr) {
         uint64_t k;
         if (parse_u64(req->last_event_id.ptr, req->last_event_id.len, &k) != 0) {
@@ -342,8 +363,8 @@ static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char 
             return;
         }
         from = k + 1;
-    } else if (sl_http_query_param(req->query, "from", &q) && !(q.len == 4 && memcmp(q.ptr, "live", 4) == 0)) {
-        if (parse_u64(q.ptr, q.len, &from) != 0 || from == 0) {
+    } else if (found != 0 && !(q.len == 4 && memcmp(q.ptr, "live", 4) == 0)) {
+        if (found < 0 || parse_u64(q.ptr, q.len, &from) != 0 || from == 0) {
             err(c, req->stream_id, 400, "bad_request", "from must be a seq >= 1 or live");
             return;
         }
@@ -367,21 +388,22 @@ static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char 
 static void handle_list(sl_conn_t *c, const sl_http_req_t *req)
 {
     sl_http_str_t q;
+    char qbuf[32];
     uint64_t limit = LIST_LIMIT_DEFAULT;
-    if (sl_http_query_param(req->query, "limit", &q) && parse_u64(q.ptr, q.len, &limit) != 0) {
+    int found = sl_conn__query(req, "limit", qbuf, sizeof qbuf, &q);
+    if (found < 0 || (found > 0 && parse_u64(q.ptr, q.len, &limit) != 0)) {
         err(c, req->stream_id, 400, "bad_request", "limit must be an integer");
         return;
     }
     limit = limit < 1 ? 1 : limit > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : limit;
     char cursor[SL_SESSION_ID_MAX + 1];
     int clen = 0;
-    if (sl_http_query_param(req->query, "cursor", &q) && q.len) {
-        clen = sl_http_pct_decode(q.ptr, q.len, cursor, sizeof cursor, SL_HTTP_PCT_PLUS_SPACE);
-        if (clen < 0) {
-            err(c, req->stream_id, 400, "bad_request", "bad cursor");
-            return;
-        }
+    found = sl_conn__query(req, "cursor", cursor, sizeof cursor, &q);
+    if (found < 0) {
+        err(c, req->stream_id, 400, "bad_request", "bad cursor");
+        return;
     }
+    clen = found > 0 ? (int)q.len : 0;
     size_t o;
     char *body = sl_conn__list_json(c, clen ? cursor : NULL, (size_t)clen, limit, &o);
     if (!body) {
@@ -464,7 +486,7 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
     const char *p = req->path.ptr + 12; /* after "/v1/sessions" */
     size_t n = req->path.len - 12;
     uint32_t sid = req->stream_id;
-    if (n == 0 || (n == 1 && p[0] == '/')) {
+    if (n == 0) {
         if (req->method == SL_HTTP_METHOD_GET || req->method == SL_HTTP_METHOD_HEAD)
             return handle_list(c, req);
         return not_allowed(c, sid, "GET, HEAD");

@@ -83,7 +83,13 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
     sl_conn_t *c = ctx;
     (void)conn;
     atomic_fetch_add_explicit(&c->srv->counters.requests, 1, memory_order_relaxed);
-    if (path_is(req, "/health")) {
+    /* Query values are percent-decoded before they are interpreted (API.md
+     * "Query values"); a malformed escape anywhere is refused here once,
+     * so no route reads a raw value by mistake. */
+    if (!sl_http_query_valid(req->query)) {
+        respond_error(c, req->stream_id, 400, "bad_request", "malformed percent escape in the query",
+                      NULL, 0);
+    } else if (path_is(req, "/health")) {
         serve_health(c, req);
     } else if (path_is(req, "/metrics")) {
         serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),

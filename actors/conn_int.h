@@ -25,6 +25,7 @@ typedef enum conn_state {
 
 struct sl_http_conn;
 struct sl_http_req;
+struct sl_http_str;
 struct sl_conn_rpc;
 
 /* An SSE response stream on this connection, following one session. */
@@ -121,6 +122,11 @@ void sl_conn__proto_destroy(sl_conn_t *c);
 /* Session side, in conn_sse.c / conn_api.c. */
 /* Routes /v1/sessions... requests. */
 void sl_conn__api_request(sl_conn_t *c, const struct sl_http_req *req);
+/* The percent-decoded value of query parameter name, in buf (cap bytes).
+ * Returns 1 and *v (pointing into buf), 0 when absent, or -1 when the
+ * value is malformed or longer than cap - 1 (the caller answers 400). */
+int sl_conn__query(const struct sl_http_req *req, const char *name, char *buf, size_t cap,
+                   struct sl_http_str *v);
 /* Handles PUBLISHED / SUBSCRIBED / UNSUBSCRIBED replies. */
 void sl_conn__session_reply(sl_conn_t *c, sl_msg_t *m);
 void sl_conn__session_msg(sl_conn_t *c, sl_msg_t *m);

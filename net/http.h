@@ -323,8 +323,20 @@ size_t sl_http_stream_room(const sl_http_conn_t *conn, uint32_t stream_id);
  * a pointer into req or NULL. */
 const sl_http_header_t *sl_http_req_header(const sl_http_req_t *req, const char *name);
 /* Finds parameter name in a raw query string ("a=1&b=2"). Returns true and
- * the raw (still percent-encoded) value, possibly empty, or false. */
+ * the raw (still percent-encoded) value, possibly empty, or false. Callers
+ * that interpret values use sl_http_query_get instead. */
 bool sl_http_query_param(sl_http_str_t query, const char *name, sl_http_str_t *value);
+/* Finds parameter name in a raw query string (names compare after
+ * decoding; the first match wins) and percent-decodes its value, '+' being
+ * a space (API.md "Query values"), into out (cap bytes, NUL-terminated).
+ * Returns the decoded length (0 for "a=" or a bare "a"), SL_ENOTFOUND when
+ * absent, SL_EINVAL for a malformed escape or a forbidden byte (see
+ * sl_http_pct_decode), SL_ETOOBIG when the value does not fit. out is
+ * unspecified on failure. Pure. */
+int sl_http_query_get(sl_http_str_t query, const char *name, char *out, size_t cap);
+/* True when every name and value of the query percent-decodes (no
+ * malformed escape, no forbidden byte); true for an absent query. Pure. */
+bool sl_http_query_valid(sl_http_str_t query);
 
 /* Writes {"error":"<code>","message":"<message>"} into buf (cap bytes,
  * NUL-terminated), escaping both strings for JSON. Returns the length

@@ -105,10 +105,12 @@ def test_query_values_percent_decoded():
         H.check_eq((r.status_code, r.json()["error"]), (400, "bad_request"), "?ephemeral=%31")
         r = cl.post(url + "?ephemeral=tru%65&durable=%31", content=b"x")
         H.check_eq(r.status_code, 400, "?ephemeral=tru%65&durable=%31")
-        for q, code in (("type=%zz", "bad_request"), ("type=a%3", "bad_request"),
-                        ("type=a%0Ab", "bad_request"), ("type=a+b", "invalid_type")):
-            r = cl.post(url + "?" + q, content=b"x")
-            H.check_eq((r.status_code, r.json()["error"]), (400, code), "?" + q)
+    # Raw bytes: httpx would re-encode a malformed escape.
+    for q, code in (("type=%zz", "bad_request"), ("type=a%3", "bad_request"),
+                    ("type=a%0Ab", "bad_request"), ("type=a+b", "invalid_type"),
+                    ("x=%G0&type=ok", "bad_request")):
+        r = req("POST", "/v1/sessions/pct/events?" + q, body=b"x")
+        H.check_eq((r.status, error_of(r)), (400, code), "?" + q)
     want = b"id: 1\nevent: a:b\ndata: hello\n"
     block = first_sse_block("/v1/sessions/pct/events?from=%31", want)
     H.check(want in block, "?from=%%31 replays seq 1: %r" % block[-300:])
