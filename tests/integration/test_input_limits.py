@@ -169,7 +169,9 @@ def test_content_length_overflow_http1():
             raise H.TestFailure("Content-Length %s: no early 413 (waits for the body)" % cl)
         finally:
             s.close()
-        H.check_eq(r.status, 413, "Content-Length %s" % cl)
+        # 2^64-1 is refused by the parser itself (400); below it, 413.
+        H.check(r.status == 413 or (r.status == 400 and cl == "18446744073709551615"),
+                "Content-Length %s: status %d" % (cl, r.status))
 
 
 @suite.case

@@ -489,6 +489,12 @@ static void test_http1_413(void)
     cfg.max_body_bytes = 1000;
     static const char cl[] = "POST /p HTTP/1.1\r\nContent-Length: 1001\r\n\r\n";
     expect_error(&cfg, cl, strlen(cl), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
+    /* A length of 2^63 or more is refused at once too (it used to wrap
+     * negative as int64_t and wait for the body). */
+    static const char huge[] = "POST /p HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\n";
+    expect_error(&cfg, huge, strlen(huge), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
+    static const char huger[] = "POST /p HTTP/1.1\r\nContent-Length: 12345678901234567890\r\n\r\n";
+    expect_error(&cfg, huger, strlen(huger), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
     /* Chunked: the limit is found while the body arrives. */
     tbuf_t r = {0};
     static const char head[] = "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
