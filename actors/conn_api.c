@@ -18,6 +18,7 @@
 #include "actors/json.h"
 #include "actors/server.h"
 #include "net/http.h"
+#include "net/sse.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 #include "storage/session_id.h"
@@ -117,62 +118,111 @@ sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes)
     return p;
 }
 
-/* Parses an NDJSON body into a publish request. Returns NULL with *status
- * and *code set on bad input (the whole batch is rejected). */
+bool sl_conn__event_sse_fits(const sl_config_t *cfg, size_t type_len, const uint8_t *data,
+                             size_t data_len)
+{
+    return sl_sse_encoded_size(UINT64_MAX, type_len, data, data_len) <=
+           sl_sse_encoded_bound(cfg->max_event_bytes);
+}
+
+/* The events of a batch being parsed, gathered apart from their bytes
+ * (which go straight into the publish's buffer) so that the array grows
+ * with the events found, not with a count made beforehand. */
+typedef struct batch {
+    sl_pub_event_t *ev;
+    uint32_t count, cap; /* count <= cap <= SL_BATCH_EVENTS_MAX */
+    size_t out;          /* bytes used in the publish's buffer */
+} batch_t;
+
+static bool line_blank(const char *b, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (b[k] != ' ' && b[k] != '\t' && b[k] != '\r')
+            return false;
+    return true;
+}
+
+/* Decodes one non-blank line into buf (cap bytes) and bt. Returns 0, or
+ * the status with *code set (nothing of the batch is appended then). */
+static int batch_line(sl_conn_t *c, const char *line, size_t len, uint8_t *buf, size_t cap,
+                      batch_t *bt, const char **code)
+{
+    if (bt->count == SL_BATCH_EVENTS_MAX)
+        return *code = "too_large", 413;
+    if (bt->count == bt->cap) {
+        uint32_t ncap = bt->cap ? bt->cap * 2 : 16;
+        ncap = ncap > SL_BATCH_EVENTS_MAX ? SL_BATCH_EVENTS_MAX : ncap;
+        sl_pub_event_t *ev = realloc(bt->ev, ncap * sizeof *ev);
+        if (!ev)
+            return *code = "overloaded", 503;
+        bt->ev = ev, bt->cap = ncap;
+    }
+    uint8_t *o = buf + bt->out;
+    uint32_t tlen, doff, dlen;
+    int rc = sl_json_event_line(line, len, o, cap - bt->out, &tlen, &doff, &dlen);
+    if (rc != 0)
+        return *code = "bad_request", 400;
+    if (tlen && !sl_conn__type_valid((const char *)o, tlen))
+        return *code = "invalid_type", 400;
+    if (dlen > c->srv->cfg.max_event_bytes ||
+        !sl_conn__event_sse_fits(&c->srv->cfg, tlen ? tlen : 7, o + doff, dlen))
+        return *code = "too_large", 413;
+    uint32_t at = (uint32_t)bt->out;
+    if (!tlen) { /* the default type goes after the data */
+        memcpy(o + doff + dlen, "message", 7);
+        bt->ev[bt->count++] = (sl_pub_event_t){at + doff + dlen, 7, at + doff, dlen, false};
+        bt->out += doff + dlen + 7;
+    } else {
+        bt->ev[bt->count++] = (sl_pub_event_t){at, tlen, at + doff, dlen, false};
+        bt->out += doff + dlen;
+    }
+    return 0;
+}
+
+/* Parses an NDJSON body into a publish request, in one pass bounded by the
+ * body and SL_BATCH_EVENTS_MAX. Returns NULL with *status and *code set on
+ * bad input (the whole batch is rejected). */
 static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status, const char **code)
 {
     const char *b = (const char *)req->body;
     size_t n = req->body_len;
-    uint32_t lines = 0;
-    for (size_t i = 0; i < n; i++)
-        lines += b[i] == '\n';
-    lines++;
-    sl_pub_t *p = sl_conn__pub_alloc(lines, n + 16);
-    if (!p) {
-        *status = 503, *code = "overloaded";
-        return NULL;
-    }
-    uint32_t ev = 0;
-    size_t out = 0;
-    for (size_t start = 0; start < n;) {
+    /* Decoding never grows a string; +7 per event for a default type is
+     * covered by the quotes and key every line spends. */
+    size_t cap = n + 16;
+    sl_pub_t *p = sl_conn__pub_alloc(0, cap);
+    batch_t bt = {0};
+    int st = p ? 0 : 503;
+    *code = "overloaded";
+    for (size_t start = 0; start < n && st == 0;) {
         const char *nl = memchr(b + start, '\n', n - start);
         size_t end = nl ? (size_t)(nl - b) : n;
-        size_t len = end - start;
-        bool blank = true;
-        for (size_t k = start; k < end; k++)
-            blank &= b[k] == ' ' || b[k] == '\t' || b[k] == '\r';
-        if (!blank) {
-            uint32_t tlen, doff, dlen;
-            int rc = sl_json_event_line(b + start, len, p->buf + out, n + 16 - out, &tlen, &doff, &dlen);
-            const char *type = tlen ? (const char *)p->buf + out : "message";
-            if (rc != 0 || (tlen && !sl_conn__type_valid(type, tlen))) {
-                free(p);
-                *status = 400, *code = rc == 0 ? "invalid_type" : "bad_request";
-                return NULL;
-            }
-            if (dlen > c->srv->cfg.max_event_bytes) {
-                free(p);
-                *status = 413, *code = "too_large";
-                return NULL;
-            }
-            if (!tlen) { /* default type goes after the data */
-                memcpy(p->buf + out + doff + dlen, "message", 7);
-                p->events[ev] = (sl_pub_event_t){(uint32_t)(out + doff + dlen), 7, (uint32_t)(out + doff), dlen, false};
-                out += doff + dlen + 7;
-            } else {
-                p->events[ev] = (sl_pub_event_t){(uint32_t)out, tlen, (uint32_t)(out + doff), dlen, false};
-                out += doff + dlen;
-            }
-            ev++;
-        }
+        if (!line_blank(b + start, end - start))
+            st = batch_line(c, b + start, end - start, p->buf, cap, &bt, code);
         start = end + 1;
     }
-    if (ev == 0) {
+    if (st == 0 && bt.count == 0)
+        st = 400, *code = "bad_request";
+    if (st == 0) {
+        /* The events go behind the bytes: one allocation, as pub_alloc. */
+        size_t at = (sizeof *p + bt.out + _Alignof(sl_pub_event_t) - 1) &
+                    ~(_Alignof(sl_pub_event_t) - 1);
+        sl_pub_t *q = realloc(p, at + bt.count * sizeof *bt.ev);
+        if (q) {
+            p = q;
+            p->buf = (uint8_t *)(p + 1);
+            p->events = (sl_pub_event_t *)(void *)((uint8_t *)p + at);
+            memcpy(p->events, bt.ev, bt.count * sizeof *bt.ev);
+            p->nevents = bt.count;
+        } else {
+            st = 503, *code = "overloaded";
+        }
+    }
+    free(bt.ev);
+    if (st != 0) {
         free(p);
-        *status = 400, *code = "bad_request";
+        *status = st;
         return NULL;
     }
-    p->nevents = ev;
     return p;
 }
 
@@ -189,7 +239,8 @@ static sl_pub_t *parse_single(sl_conn_t *c, const sl_http_req_t *req, int *statu
         *status = 400, *code = "invalid_type";
         return NULL;
     }
-    if (req->body_len > c->srv->cfg.max_event_bytes) {
+    if (req->body_len > c->srv->cfg.max_event_bytes ||
+        !sl_conn__event_sse_fits(&c->srv->cfg, t.len, req->body, req->body_len)) {
         *status = 413, *code = "too_large";
         return NULL;
     }
@@ -272,7 +323,10 @@ static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *i
     sl_pub_t *p = batch ? parse_batch(c, req, &status, &code) : parse_single(c, req, &status, &code);
     if (!p) {
         err(c, req->stream_id, status, code,
-            status == 413 ? "event data exceeds --max-event-bytes" : "invalid event");
+            status == 413   ? "event data exceeds --max-event-bytes (or its SSE form the bound "
+                              "for one event), or the batch exceeds its event cap"
+            : status == 503 ? "out of memory"
+                            : "invalid event");
         return;
     }
     p->durable = truthy(req->durable) || query_truthy(req, "durable");

@@ -150,6 +150,10 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
 
 /* Shared by the HTTP and RPC front ends, in conn_api.c. */
 bool sl_conn__type_valid(const char *t, size_t n);
+/* True when the event's SSE form stays within sl_sse_encoded_bound of
+ * --max-event-bytes (runtime/limits.h; policy: too_large). Borrows data. */
+bool sl_conn__event_sse_fits(const sl_config_t *cfg, size_t type_len, const uint8_t *data,
+                             size_t data_len);
 size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap);
 sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes);
 /* Sends p (owned) to the session of id, creating the session. Returns 0

@@ -283,6 +283,17 @@ def test_rpc_socket_mode_and_liveness():
         H.check_eq(code, 2, "second server on a live socket (stderr %r)" % err[-300:])
         H.check("in use" in err or "serving" in err, "clear message: %r" % err[-300:])
         H.check(rpc_reachable(path), "the first server still owns its socket")
+        # The same event bounds on the RPC front end.
+        cl = H.RpcClient("unix:" + path)
+        try:
+            H.check_eq(cl.error_code("publish", "r", "t", b"\n" * 600000), "too_large",
+                       "RPC publish of line breaks")
+            H.check_eq(cl.error_code("publish_batch", "r", [["t", b""]] * (BATCH_EVENTS_MAX + 1)),
+                       "too_large", "RPC batch beyond the cap")
+            H.check_eq(cl.ok("publish_batch", "r", [["t", b"x"]] * BATCH_EVENTS_MAX),
+                       [1, BATCH_EVENTS_MAX], "RPC batch at the cap")
+        finally:
+            cl.sock.close()
     # A stale socket file (nobody listening) is replaced.
     with tempfile.TemporaryDirectory(prefix="sluice-limits-") as tmp:
         stale = os.path.join(tmp, "stale.sock")
