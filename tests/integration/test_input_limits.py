@@ -263,6 +263,26 @@ def rpc_reachable(path):
         s.close()
 
 
+def check_live_socket(path):
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    H.check_eq(oct(mode), oct(0o660), "default --rpc-socket-mode")
+    code, err = start_exit_code(["--rpc-listen", "unix:" + path])
+    H.check_eq(code, 2, "second server on a live socket (stderr %r)" % err[-300:])
+    H.check("in use" in err or "serving" in err, "clear message: %r" % err[-300:])
+    H.check(rpc_reachable(path), "the first server still owns its socket")
+    # The same event bounds on the RPC front end.
+    cl = H.RpcClient("unix:" + path)
+    try:
+        H.check_eq(cl.error_code("publish", "r", "t", b"\n" * 600000), "too_large",
+                   "RPC publish of line breaks")
+        H.check_eq(cl.error_code("publish_batch", "r", [["t", b""]] * (BATCH_EVENTS_MAX + 1)),
+                   "too_large", "RPC batch beyond the cap")
+        H.check_eq(cl.ok("publish_batch", "r", [["t", b"x"]] * BATCH_EVENTS_MAX),
+                   [1, BATCH_EVENTS_MAX], "RPC batch at the cap")
+    finally:
+        cl.sock.close()
+
+
 @suite.case
 def test_rpc_socket_mode_and_liveness():
     if not H.rpc_supported():
@@ -273,27 +293,15 @@ def test_rpc_socket_mode_and_liveness():
     a.args = ["--rpc-listen", "unix:" + path]
     old = os.umask(0o000)  # the mode must not depend on the umask
     try:
-        a.start()
+        a.__enter__()
     finally:
         os.umask(old)
-    with a:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        H.check_eq(oct(mode), oct(0o660), "default --rpc-socket-mode")
-        code, err = start_exit_code(["--rpc-listen", "unix:" + path])
-        H.check_eq(code, 2, "second server on a live socket (stderr %r)" % err[-300:])
-        H.check("in use" in err or "serving" in err, "clear message: %r" % err[-300:])
-        H.check(rpc_reachable(path), "the first server still owns its socket")
-        # The same event bounds on the RPC front end.
-        cl = H.RpcClient("unix:" + path)
-        try:
-            H.check_eq(cl.error_code("publish", "r", "t", b"\n" * 600000), "too_large",
-                       "RPC publish of line breaks")
-            H.check_eq(cl.error_code("publish_batch", "r", [["t", b""]] * (BATCH_EVENTS_MAX + 1)),
-                       "too_large", "RPC batch beyond the cap")
-            H.check_eq(cl.ok("publish_batch", "r", [["t", b"x"]] * BATCH_EVENTS_MAX),
-                       [1, BATCH_EVENTS_MAX], "RPC batch at the cap")
-        finally:
-            cl.sock.close()
+    try:
+        check_live_socket(path)
+    except BaseException:
+        a.__exit__(*sys.exc_info())
+        raise
+    a.__exit__(None, None, None)
     # A stale socket file (nobody listening) is replaced.
     with tempfile.TemporaryDirectory(prefix="sluice-limits-") as tmp:
         stale = os.path.join(tmp, "stale.sock")
