@@ -64,6 +64,7 @@ struct sl_conn {
     /* I/O records; each is in flight at most once. */
     sl_op_t recv_op, send_op, timer_op, cancel_op, cancel_timer_op, close_op;
     bool recv_armed, send_armed, timer_armed;
+    bool timer_cancelling; /* a retime's cancel_timer_op is in flight */
     uint32_t ops_inflight;
     sl_outq_t outq;
     struct iovec *iov;             /* SL_SEND_IOV_MAX, allocated by the first send */
