@@ -276,8 +276,13 @@ uint64_t sl_http_conn_pending_bytes(const sl_http_conn_t *conn);
  * sent. Never fails on the output buffer bounds (a complete response is
  * bounded by its producer). Returns 0; SL_ENOTFOUND when the stream is not
  * awaiting a response (unknown, reset by the peer, already answered);
- * SL_EINVAL for bad header bytes or status; SL_ENOMEM / -ENOMEM. Nothing
- * is queued on failure. */
+ * SL_EINVAL for bad header bytes or status; SL_ENOMEM / -ENOMEM.
+ * Fail-safe: on any failure but SL_ENOTFOUND the request is still ended --
+ * a bare 503 (500 for SL_EINVAL) with no header or body, else a stream
+ * reset (HTTP/2 RST_STREAM; HTTP/1.x closes the connection after what was
+ * queued), else the connection closes (want_close) -- so a caller never
+ * needs to act on the code; it is returned for counting. The same holds
+ * for sl_http_respond_error and sl_http_stream_begin. */
 int sl_http_respond(sl_http_conn_t *conn, uint32_t stream_id, int status,
                     const sl_http_header_t *hdrs, size_t n, const void *body, size_t len);
 /* sl_http_respond with content-type application/json and the body
@@ -288,7 +293,8 @@ int sl_http_respond_error(sl_http_conn_t *conn, uint32_t stream_id, int status,
                           const sl_http_header_t *hdrs, size_t n);
 
 /* Starts a streaming response (no content-length: HTTP/1.1 chunked,
- * HTTP/1.0 body until close, HTTP/2 DATA frames). Errors as respond. */
+ * HTTP/1.0 body until close, HTTP/2 DATA frames). Errors and the
+ * fail-safe answer as respond: on failure the stream is over. */
 int sl_http_stream_begin(sl_http_conn_t *conn, uint32_t stream_id, int status,
                          const sl_http_header_t *hdrs, size_t n);
 /* Queues len bytes of chunk at off, referenced (retained until sent), not
