@@ -111,6 +111,9 @@ static void on_stream_close(void *ctx, sl_http_conn_t *conn, uint32_t stream_id,
     sl_conn__stream_closed((sl_conn_t *)ctx, stream_id);
 }
 
+_Static_assert(SL_HTTP_MEM_MAX_BYTES_DEFAULT > SL_HTTP_CONN_BODY_BYTES_DEFAULT,
+               "the default allocator cap holds the default body bound and more");
+
 static int ensure_http(sl_conn_t *c)
 {
     if (c->http)
@@ -124,6 +127,13 @@ static int ensure_http(sl_conn_t *c)
     hc.max_concurrent_streams = cfg->max_streams;
     if (hc.conn_body_bytes_max < cfg->max_body_bytes)
         hc.conn_body_bytes_max = cfg->max_body_bytes;
+    /* The counted allocator must hold the bodies it is told to accept:
+     * keep the default's headroom (nghttp2 state, headers) above them, or
+     * a body under --max-body-bytes but over the default cap would end in
+     * a refused allocation and a closed connection instead of a publish. */
+    uint64_t headroom = SL_HTTP_MEM_MAX_BYTES_DEFAULT - SL_HTTP_CONN_BODY_BYTES_DEFAULT;
+    if (hc.mem_max_bytes < hc.conn_body_bytes_max + headroom)
+        hc.mem_max_bytes = hc.conn_body_bytes_max + headroom;
     static const sl_http_callbacks_t cbs = {on_request, on_stream_close};
     int rc = sl_http_conn_create(&c->http, &hc, &cbs, c, &c->outq);
     if (rc != 0)

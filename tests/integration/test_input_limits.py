@@ -65,6 +65,13 @@ def test_flags_checked_against_compiled_caps():
     with srv:
         r = H.http1_request(srv.host, srv.port, "POST", "/v1/sessions/cap/events", body=b"x")
         H.check_eq(r.status, 200, "publish at --max-event-bytes 16m")
+        # A body within --max-body-bytes but above the connection allocator's
+        # default cap (32 MiB) is accepted, not cut off by a refused allocation.
+        line = b'{"data":"' + b"a" * (11 << 20) + b'"}\n'
+        r = H.http1_request(srv.host, srv.port, "POST", "/v1/sessions/cap2/events",
+                            headers=[("Content-Type", "application/x-ndjson")], body=line * 3,
+                            timeout=30)
+        H.check_eq((r.status, r.json()), (200, {"first_seq": 1, "last_seq": 3}), "33 MiB batch")
         H.check_eq(srv.stop()[0], 0, "clean stop")
         os.unlink(srv.ready_file)
         srv.start()
