@@ -247,8 +247,7 @@ static void on_io(sl_conn_t *c, sl_op_t *op)
     else if (op == &c->cancel_timer_op && c->timer_cancelling) {
         c->timer_cancelling = false;
         arm_timer(c); /* a no-op once closing */
-    }
-    else if (op == &c->close_op) {
+    } else if (op == &c->close_op) {
         c->fd = -1;
         finish(c);
         return;

@@ -208,8 +208,8 @@ static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status
         st = 400, *code = "bad_request";
     if (st == 0) {
         /* The events go behind the bytes: one allocation, as pub_alloc. */
-        size_t at = (sizeof *p + bt.out + _Alignof(sl_pub_event_t) - 1) &
-                    ~(_Alignof(sl_pub_event_t) - 1);
+        size_t at =
+            (sizeof *p + bt.out + _Alignof(sl_pub_event_t) - 1) & ~(_Alignof(sl_pub_event_t) - 1);
         sl_pub_t *q = realloc(p, at + bt.count * sizeof *bt.ev);
         if (q) {
             p = q;

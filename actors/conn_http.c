@@ -87,8 +87,8 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
      * "Query values"); a malformed escape anywhere is refused here once,
      * so no route reads a raw value by mistake. */
     if (!sl_http_query_valid(req->query)) {
-        respond_error(c, req->stream_id, 400, "bad_request", "malformed percent escape in the query",
-                      NULL, 0);
+        respond_error(c, req->stream_id, 400, "bad_request",
+                      "malformed percent escape in the query", NULL, 0);
     } else if (path_is(req, "/health")) {
         serve_health(c, req);
     } else if (path_is(req, "/metrics")) {
