@@ -486,7 +486,7 @@ int sl_http_respond_error(sl_http_conn_t *conn, uint32_t stream_id, int status,
 int sl_http_stream_begin(sl_http_conn_t *conn, uint32_t stream_id, int status,
                          const sl_http_header_t *hdrs, size_t n)
 {
-    int rc = SL_EINVAL;
+    int rc;
     if (!status_valid(status) || sl_http__check_headers(hdrs, n) != 0)
         rc = SL_EINVAL;
     else if (conn->proto == SL_HTTP_PROTO_H2)
