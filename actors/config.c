@@ -4,12 +4,14 @@
  */
 #include "actors/config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <stdlib.h>
 
+#include "actors/server.h"
 #include "net/rpc.h"
 #include "runtime/base.h"
 #include "runtime/limits.h"
@@ -67,6 +69,42 @@ static int config_check_liveness(const sl_config_t *c, char *err, size_t n)
     return 0;
 }
 
+/* --rpc-socket-mode, and every unix:PATH of --rpc-listen: a path another
+ * live server answers on is refused here (exit 2) rather than unlinked
+ * from under it; a stale socket file is replaced at bind. */
+static int config_check_rpc_unix(sl_config_t *c, char *err, size_t n)
+{
+    const char *m = c->rpc_socket_mode_text;
+    char *end = NULL;
+    unsigned long mode = m && *m ? strtoul(m, &end, 8) : 01000;
+    if (!end || *end || mode > 0777) {
+        snprintf(err, n, "--rpc-socket-mode: expected an octal file mode in 0..0777, got '%s'",
+                 m ? m : "");
+        return -1;
+    }
+    c->rpc_socket_mode = (uint32_t)mode;
+    for (uint32_t i = 0; i < c->rpc_listen.count; i++) {
+        const char *addr = c->rpc_listen.items[i];
+        if (strncmp(addr, "unix:", 5) != 0)
+            continue;
+        int rc = sl_server_unix_probe(addr + 5);
+        if (rc == -EADDRINUSE) {
+            snprintf(err, n, "--rpc-listen %s: the socket is in use (another server answers on "
+                             "it); stop it or choose another path", addr);
+            return -1;
+        }
+        if (rc == -EEXIST) {
+            snprintf(err, n, "--rpc-listen %s: the path exists and is not a socket", addr);
+            return -1;
+        }
+        if (rc == SL_EINVAL) {
+            snprintf(err, n, "--rpc-listen %s: the path is too long for a unix socket", addr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
@@ -76,6 +114,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
     const sl_flag_t flags[] = {
         {"listen", SL_FLAG_STRING, "127.0.0.1:8080", "HTTP listen address HOST:PORT (port 0 picks a free port)", &c->listen, 0, 0, NULL},
         {"rpc-listen", SL_FLAG_LIST, NULL, "msgpack-RPC listen address HOST:PORT or unix:PATH (repeatable; env: comma-separated; none: RPC off)", &c->rpc_listen, 0, 0, NULL},
+        {"rpc-socket-mode", SL_FLAG_STRING, "0660", "file mode (octal) of unix:PATH RPC sockets; who may connect is who may publish", &c->rpc_socket_mode_text, 0, 0, NULL},
         {"max-rpc-message-bytes", SL_FLAG_BYTES, "2m", "largest msgpack-RPC message; a larger one closes the connection", &c->max_rpc_message_bytes, 1024, SL_RPC_MESSAGE_BYTES_MAX, NULL},
         {"rpc-max-inflight", SL_FLAG_U32, "1024", "RPC requests awaiting a session's answer per connection; at the bound the connection is not read (TCP backpressure)", &c->rpc_max_inflight, 1, 65536, NULL},
         {"data-dir", SL_FLAG_STRING, "./sluice-data", "directory for session logs (created if missing)", &c->data_dir, 0, 0, NULL},
@@ -87,7 +126,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"max-connections", SL_FLAG_U32, "10000", "open connections; excess are accepted and closed", &c->max_connections, 1, 1000000, NULL},
         {"max-header-bytes", SL_FLAG_BYTES, "16k", "request header bytes (431 beyond)", &c->max_header_bytes, 1024, 1 * MIB, NULL},
         {"max-body-bytes", SL_FLAG_BYTES, "8m", "request body bytes (413 beyond)", &c->max_body_bytes, 1024, 1024 * MIB, NULL},
-        {"max-event-bytes", SL_FLAG_BYTES, "1m", "event data bytes (413 / too_large beyond)", &c->max_event_bytes, 1, 64 * MIB, NULL},
+        {"max-event-bytes", SL_FLAG_BYTES, "1m", "event data bytes (413 / too_large beyond; at most 16m, the log's record cap)", &c->max_event_bytes, 1, SL_EVENT_BYTES_MAX, NULL},
         {"max-conn-output-bytes", SL_FLAG_BYTES, "4m", "pending output per connection; producers pause at it", &c->max_conn_output_bytes, 64 * 1024, 1024 * MIB, NULL},
         {"max-streams", SL_FLAG_U32, "256", "concurrent HTTP/2 streams per connection", &c->max_streams, 1, 65536, NULL},
         {"idle-timeout", SL_FLAG_SECONDS, "60", "close connections idle this long (no request, no stream)", &c->idle_timeout_ns, SEC / 10, 86400 * SEC, NULL},
@@ -132,6 +171,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
     if (rc < 0)
         return -1;
     if (split_list(&c->rpc_listen, err, n) != 0)
+        return -1;
+    if (config_check_rpc_unix(c, err, n) != 0)
         return -1;
     if (c->workers == 0 && c->reactors != 1) {
         snprintf(err, n, "--workers 0 (actors on the reactor thread) needs --reactors 1");

@@ -14,6 +14,8 @@
 typedef struct sl_config {
     const char *listen;            /* HOST:PORT for HTTP */
     sl_flag_list_t rpc_listen;     /* msgpack-RPC: HOST:PORT or unix:PATH each (none: off) */
+    const char *rpc_socket_mode_text; /* --rpc-socket-mode as given (octal) */
+    uint32_t rpc_socket_mode;      /* unix RPC socket file mode, 0..0777 (default 0660) */
     uint64_t max_rpc_message_bytes; /* policy: close the connection, logged */
     uint32_t rpc_max_inflight;     /* RPC publishes awaiting answers per connection; policy: stop reading */
     const char *data_dir;

@@ -59,7 +59,9 @@ static uint64_t timer_period(const sl_conn_t *c)
 
 static void arm_timer(sl_conn_t *c)
 {
-    if (c->timer_armed || c->state >= SL_CONN__CLOSING)
+    /* While a retime's cancel is in flight, its completion arms the timer
+     * (cancel_timer_op must be idle before it can be used again). */
+    if (c->timer_armed || c->timer_cancelling || c->state >= SL_CONN__CLOSING)
         return;
     c->timer_op.kind = SL_OP_TIMEOUT;
     c->timer_op.timeout_ns = timer_period(c);
@@ -87,10 +89,28 @@ static void send_some(sl_conn_t *c)
     sl_watchdog_sent(c->srv->watchdog, &c->wd); /* unacked output: watch the peer */
 }
 
+/* The timer's period follows the smallest interval in force (idle and
+ * header timeouts, --sse-keepalive once a stream is open, the HTTP/2 PING
+ * backstop once the protocol is known). When that shrinks below what the
+ * armed timer waits for -- the first stream of a connection accepted with
+ * the idle period -- the timer is cancelled; its completion runs the tick
+ * and re-arms with the new period, so the first keepalive is not late. */
+static void retime(sl_conn_t *c)
+{
+    if (!c->timer_armed || c->timer_cancelling || c->state >= SL_CONN__CLOSING ||
+        timer_period(c) >= c->timer_op.timeout_ns)
+        return;
+    c->timer_cancelling = true;
+    c->cancel_timer_op.kind = SL_OP_CANCEL;
+    c->cancel_timer_op.target = &c->timer_op;
+    submit(c, &c->cancel_timer_op);
+}
+
 void sl_conn__pump(sl_conn_t *c)
 {
     if (c->state >= SL_CONN__CLOSING)
         return;
+    retime(c);
     bool proto = c->http || c->rpc;
     if (proto)
         sl_conn__proto_flush(c);
@@ -187,7 +207,7 @@ static void start_close(sl_conn_t *c)
         c->cancel_op.fd = c->fd;
         submit(c, &c->cancel_op);
     }
-    if (c->timer_armed) {
+    if (c->timer_armed && !c->timer_cancelling) { /* else a retime's cancel is on its way */
         c->cancel_timer_op.kind = SL_OP_CANCEL;
         c->cancel_timer_op.target = &c->timer_op;
         submit(c, &c->cancel_timer_op);
@@ -224,7 +244,10 @@ static void on_io(sl_conn_t *c, sl_op_t *op)
         on_send(c, op);
     else if (op == &c->timer_op)
         on_timer(c);
-    else if (op == &c->close_op) {
+    else if (op == &c->cancel_timer_op && c->timer_cancelling) {
+        c->timer_cancelling = false;
+        arm_timer(c); /* a no-op once closing */
+    } else if (op == &c->close_op) {
         c->fd = -1;
         finish(c);
         return;

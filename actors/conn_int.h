@@ -25,6 +25,7 @@ typedef enum conn_state {
 
 struct sl_http_conn;
 struct sl_http_req;
+struct sl_http_str;
 struct sl_conn_rpc;
 
 /* Where a stream's subscription record (sl_sub_t, embedded below) is. The
@@ -83,6 +84,7 @@ struct sl_conn {
     /* I/O records; each is in flight at most once. */
     sl_op_t recv_op, send_op, timer_op, cancel_op, cancel_timer_op, close_op;
     bool recv_armed, send_armed, timer_armed;
+    bool timer_cancelling; /* a retime's cancel_timer_op is in flight */
     uint32_t ops_inflight;
     sl_outq_t outq;
     struct iovec *iov;             /* SL_SEND_IOV_MAX, allocated by the first send */
@@ -141,6 +143,11 @@ void sl_conn__proto_destroy(sl_conn_t *c);
 /* Session side, in conn_sse.c / conn_api.c. */
 /* Routes /v1/sessions... requests. */
 void sl_conn__api_request(sl_conn_t *c, const struct sl_http_req *req);
+/* The percent-decoded value of query parameter name, in buf (cap bytes).
+ * Returns 1 and *v (pointing into buf), 0 when absent, or -1 when the
+ * value is malformed or longer than cap - 1 (the caller answers 400). */
+int sl_conn__query(const struct sl_http_req *req, const char *name, char *buf, size_t cap,
+                   struct sl_http_str *v);
 /* Handles PUBLISHED / SUBSCRIBED / UNSUBSCRIBED replies. */
 void sl_conn__session_reply(sl_conn_t *c, sl_msg_t *m);
 void sl_conn__session_msg(sl_conn_t *c, sl_msg_t *m);
@@ -168,6 +175,10 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
 
 /* Shared by the HTTP and RPC front ends, in conn_api.c. */
 bool sl_conn__type_valid(const char *t, size_t n);
+/* True when the event's SSE form stays within sl_sse_encoded_bound of
+ * --max-event-bytes (runtime/limits.h; policy: too_large). Borrows data. */
+bool sl_conn__event_sse_fits(const sl_config_t *cfg, size_t type_len, const uint8_t *data,
+                             size_t data_len);
 size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap);
 sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes);
 /* Sends p (owned) to the session of id, creating the session. Returns 0

@@ -247,7 +247,8 @@ static bool check_event(sl_conn_t *c, uint32_t msgid, const msgpack_object *type
         put_error(c, msgid, "bad_params", "data must be bin or str");
         return false;
     }
-    if (dn > c->srv->cfg.max_event_bytes) {
+    if (dn > c->srv->cfg.max_event_bytes ||
+        !sl_conn__event_sse_fits(&c->srv->cfg, tn, (const uint8_t *)d, dn)) {
         put_error(c, msgid, "too_large", "event data exceeds --max-event-bytes");
         return false;
     }
@@ -435,6 +436,10 @@ static void m_publish_batch(sl_conn_t *c, uint32_t msgid, const msgpack_object_a
         return;
     }
     const msgpack_object_array *evs = &a->ptr[1].via.array;
+    if (evs->size > SL_BATCH_EVENTS_MAX) {
+        put_error(c, msgid, "too_large", "too many events in one batch");
+        return;
+    }
     for (uint32_t i = 0; i < evs->size; i++) {
         if (evs->ptr[i].type != MSGPACK_OBJECT_ARRAY || evs->ptr[i].via.array.size != 2) {
             put_error(c, msgid, "bad_params", "each event is [type, data]");

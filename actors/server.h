@@ -99,6 +99,13 @@ typedef struct sl_server {
     _Atomic uint32_t next_reactor;
 } sl_server_t;
 
+/* Whether a unix socket path is free to bind: 0 nothing there, 1 a stale
+ * socket file (connect() refused: safe to replace), -EADDRINUSE a server
+ * answers on it (or it cannot be told apart from one), -EEXIST not a
+ * socket, SL_EINVAL path too long, other -errno from lstat/socket. Any
+ * thread; connects once, never blocks. */
+int sl_server_unix_probe(const char *path);
+
 /* Sets up everything but starts nothing. Returns 0 or a negative error with
  * a logged reason (bad address, bind failure, io_uring unavailable). */
 int sl_server_init(sl_server_t *srv, const sl_config_t *cfg);

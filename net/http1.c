@@ -160,11 +160,13 @@ static int on_headers_complete(http_parser *p)
     if (rc != 0)
         return stop(h, rc);
     h->req_version = p->http_minor == 0 ? 10 : 11;
-    h->req_content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
-    if (h->req_content_length > (int64_t)c->cfg.max_body_bytes) {
+    /* Compared unsigned before the narrowing: a length of 2^63 or more
+     * would turn negative as int64_t and skip the early 413. */
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->cfg.max_body_bytes) {
         h->err_status = 413;
         return -1;
     }
+    h->req_content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
     bool body_follows = h->req_content_length > 0 || (p->flags & F_CHUNKED);
     if (body_follows && h->req_version == 11 && wants_continue(&h->hdrs)) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";

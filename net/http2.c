@@ -362,13 +362,19 @@ static void headers_done(sl_http_conn_t *c, sl_http__h2_stream_t *s)
     for (uint32_t i = 0; i < h->count; i++) {
         const sl_http__hent_t *e = &h->ent[i];
         if (e->name_len == 14 && memcmp(h->buf + e->name_off, "content-length", 14) == 0) {
-            /* nghttp2 already checked it is all digits. */
-            s->content_length = (int64_t)strtoull(h->buf + e->value_off, NULL, 10);
+            /* nghttp2 already checked it is all digits (and below 2^63);
+             * the value is still compared unsigned and saturated, so no
+             * length can wrap past the early 413. */
+            errno = 0;
+            unsigned long long v = strtoull(h->buf + e->value_off, NULL, 10);
+            if (errno != 0 || v > c->cfg.max_body_bytes) {
+                reject(c, s, 413);
+                return;
+            }
+            s->content_length = (int64_t)v;
             break;
         }
     }
-    if (s->content_length > (int64_t)c->cfg.max_body_bytes)
-        reject(c, s, 413);
 }
 
 static void request_done(sl_http_conn_t *c, sl_http__h2_stream_t *s)

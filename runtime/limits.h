@@ -72,6 +72,16 @@
  * rejected with too_large / 413). */
 #define SL_EVENT_BYTES_DEFAULT (1u << 20)
 #define SL_EVENT_BYTES_MAX (16u << 20)
+/* Events in one batch publish (an NDJSON body; RPC publish_batch). Policy:
+ * the whole batch is refused (413 too_large / RPC too_large), nothing is
+ * appended. Blank NDJSON lines are not events and do not count. */
+#define SL_BATCH_EVENTS_MAX 10000
+/* SSE encoding of one event: at most what a maximal binary event costs
+ * (base64: 4/3 of --max-event-bytes, plus its id, event and comment lines;
+ * sl_sse_encoded_bound in net/sse.h). Text whose line breaks would expand
+ * beyond it (each break starts a new "data: " line, up to 7x) is refused
+ * with too_large / 413, so the session ring holds at most
+ * max(--session-ring-bytes, one such encoding). */
 
 /* Storage: --segment-bytes default and range. A segment rolls when the next
  * record would cross the bound; a record larger than the bound goes alone
