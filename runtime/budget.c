@@ -64,6 +64,12 @@ bool sl_budget_over(void)
     return lim != 0 && sl_budget_used() >= lim;
 }
 
+bool sl_budget_over_headroom(void)
+{
+    uint64_t lim = sl_budget_limit();
+    return lim != 0 && sl_budget_used() >= lim + lim / 100 * SL_BUDGET_CATCHUP_HEADROOM_PERCENT;
+}
+
 uint64_t sl_budget_parse_cgroup_limit(const char *text)
 {
     if (text == NULL || strncmp(text, "max", 3) == 0)

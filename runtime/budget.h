@@ -13,9 +13,11 @@
  * Policy when the used bytes reach the limit (actors/conn_api.c,
  * actors/conn_rpc.c): new publishes and new subscriptions are refused with
  * 503 overloaded + Retry-After (RPC: ["overloaded", msg]); existing
- * streams keep flowing, because sending only releases memory; a catch-up
- * read is clamped to SL_BUDGET_CATCHUP_OVER_BYTES so a stream that reads
- * still moves while one that does not cannot pin more. /health and
+ * streams keep flowing, because sending only releases memory; a stream
+ * behind the ring reads the log only once its connection's output drained
+ * and then at most SL_BUDGET_CATCHUP_OVER_BYTES at a time, so a subscriber
+ * that reads still moves while one that does not pins nothing more.
+ * /health and
  * /metrics report the limit, the used bytes per kind and busy.
  *
  * Threads: every function may be called from any thread.
@@ -68,6 +70,10 @@ uint64_t sl_budget_used(void);
 /* Short lower-case name of a kind ("ring", ...); never NULL. */
 const char *sl_budget_kind_name(sl_budget_kind_t kind);
 
+/* True when a limit is set and the used bytes reached it plus the
+ * catch-up headroom (SL_BUDGET_CATCHUP_HEADROOM_PERCENT of it): no stream
+ * starts another catch-up read until memory returns. */
+bool sl_budget_over_headroom(void);
 /* Sets the limit in bytes (0: no limit; admission never refuses). Called
  * once at start, before serving. */
 void sl_budget_set_limit(uint64_t bytes);

@@ -159,9 +159,16 @@
  * this is treated as unlimited. */
 #define SL_BUDGET_CGROUP_UNLIMITED (1ull << 60)
 /* Largest catch-up read a stream may ask for while the budget is over
- * (instead of its whole output room): a reading subscriber still moves, a
- * stalled one pins at most this much more. */
+ * (instead of its whole output room), and only once its connection's
+ * output drained: a reading subscriber still moves, a stalled one pins
+ * nothing more (one event larger than this still goes whole). */
 #define SL_BUDGET_CATCHUP_OVER_BYTES (64u << 10)
+/* Catch-up headroom over the limit, in percent of it: between the limit
+ * and limit + headroom only drained connections read the log (above); at
+ * the headroom no stream starts a catch-up read until memory returns (it
+ * retries on its connection's timer). The worst case is therefore the
+ * limit + headroom + one event per catch-up already in flight. */
+#define SL_BUDGET_CATCHUP_HEADROOM_PERCENT 10
 
 /* Connections from one address (--max-connections-per-ip; 0: off). Policy
  * beyond: accepted and closed at once, counted (rejected_per_ip), logged at

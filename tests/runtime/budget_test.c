@@ -42,6 +42,11 @@ static void test_budget_over_at_limit(void)
     CHECK(!sl_budget_over());
     sl_budget_add(SL_BUDGET_JOURNAL, 1);
     CHECK(sl_budget_over()); /* reaching the limit counts as over */
+    CHECK(!sl_budget_over_headroom());
+    sl_budget_add(SL_BUDGET_JOURNAL, (used + 1) / 100 * SL_BUDGET_CATCHUP_HEADROOM_PERCENT);
+    CHECK(sl_budget_over_headroom()); /* catch-up stops at limit + headroom */
+    sl_budget_sub(SL_BUDGET_JOURNAL, (used + 1) / 100 * SL_BUDGET_CATCHUP_HEADROOM_PERCENT);
+    CHECK(!sl_budget_over_headroom());
     sl_budget_sub(SL_BUDGET_JOURNAL, 1);
     CHECK(!sl_budget_over());
     sl_budget_sub(SL_BUDGET_JOURNAL, 1u << 20);
