@@ -5,8 +5,9 @@
   (guard.rejected_per_ip counts it) while 127.0.0.2 -- another address --
   is served; once one of the eight closes, 127.0.0.1 may connect again.
 - --body-timeout 1: an HTTP/1.1 POST that sends half its body and stalls
-  gets 408 and is closed within a few seconds; a body that trickles (a
-  byte every 0.4 s) is not a stall and succeeds; a partial msgpack-RPC
+  gets 408 and is closed within a few seconds, an HTTP/2 one is closed;
+  a body that trickles (a byte every 0.4 s) is not a stall and succeeds;
+  a partial msgpack-RPC
   message that sits incomplete closes the RPC connection. Both count in
   guard.closed_body_timeout.
 """
@@ -129,6 +130,25 @@ def case_body_timeout_http1(srv):
     wait_guard(srv.health, "closed_body_timeout", before + 1, "closed_body_timeout")
 
 
+def case_body_timeout_h2(srv):
+    """An HTTP/2 POST whose HEADERS has no END_STREAM and whose DATA stops
+    half way: the connection is closed (no 408 on HTTP/2)."""
+    from test_abuse_h2 import RawH2, frame  # needs python3-h2's hpack
+    import hpack
+    before = srv.health()["guard"]["closed_body_timeout"]
+    c = RawH2(srv)
+    block = hpack.Encoder().encode([(":method", "POST"), (":path", "/v1/sessions/bt/events"),
+                                    (":scheme", "http"), (":authority", srv.authority()),
+                                    ("content-length", "1000")])
+    c.send(frame(0x1, 0x4, 1, block) + frame(0x0, 0x0, 1, b"h" * 500))  # END_HEADERS only
+    t0 = time.monotonic()
+    H.check(c.wait_closed(CLOSE_WITHIN_S), "stalled HTTP/2 body: connection closed")
+    took = time.monotonic() - t0
+    c.close()
+    H.check(took >= 0.9, "not closed before the timeout (%.2fs)" % took)
+    wait_guard(srv.health, "closed_body_timeout", before + 1, "closed_body_timeout (h2)")
+
+
 def case_body_timeout_rpc(srv):
     H.require_rpc()
     before = srv.health()["guard"]["closed_body_timeout"]
@@ -156,6 +176,7 @@ def main():
     def test_conn_limits_body_timeout():
         with H.rpc_server(args=["--body-timeout", "1"], unix=False) as srv:
             case_body_timeout_http1(srv)
+            case_body_timeout_h2(srv)
             case_body_timeout_rpc(srv)
             srv.assert_healthy("body timeouts")
 

@@ -7,7 +7,8 @@ receive buffers) while a publisher floods 1 MiB events:
 
 - the budget's used bytes go over the limit, and from then on new
   publishes and new subscriptions get 503 overloaded with Retry-After;
-  /health says over and busy, and shows the holders by kind;
+  /health says over and busy, and shows the holders by kind; RPC
+  publish and subscribe get ["overloaded", msg];
 - RSS stays under the limit + RSS_SLACK (release builds; a sanitizer's
   shadow memory and quarantine make RSS meaningless there, so the budget's
   own figure is checked against the same bound);
@@ -158,6 +159,11 @@ def case_stalled_subscribers(srv):
         r = H.http1_request(srv.host, srv.port, "GET", SESSION)
         H.check_eq(r.status, 503, "subscribe over the budget")
         H.check(r.header("retry-after") is not None, "Retry-After on the refused subscribe")
+        if H.rpc_supported():  # the RPC front end applies the same admission
+            with H.RpcClient(srv.rpc_addrs()[0]) as c:
+                H.check_eq(c.error_code("publish", "flood", "t", b"x"), "overloaded", "RPC publish")
+                H.check_eq(c.error_code("subscribe", "flood"), "overloaded", "RPC subscribe")
+                c.ok("health")
         time.sleep(1.0)  # the flood keeps going against the limit
     finally:
         flood.stop.set()
@@ -197,7 +203,8 @@ def main():
     @suite.case
     def test_memory_budget_stalled_subscribers():
         args = ["--memory-limit", "64m", "--max-connections-per-ip", "0", "--workers", "2"]
-        with H.Server(args=args) as srv:
+        factory = H.rpc_server if H.rpc_supported() else H.Server
+        with factory(args=args, **({"unix": False} if H.rpc_supported() else {})) as srv:
             case_stalled_subscribers(srv)
             srv.assert_healthy("stalled subscribers")
 
