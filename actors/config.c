@@ -54,10 +54,20 @@ static int split_list(sl_flag_list_t *l, char *err, size_t n)
  * limit nothing more is needed; when it does not, the budget's admission
  * is what bounds memory (new publishes and subscriptions refused at the
  * limit, catch-up reads clamped), and start says so once. */
-static void config_check_budget(sl_config_t *c)
+static int config_check_budget(sl_config_t *c, char *err, size_t n)
 {
     if (c->memory_limit == 0)
         c->memory_limit = sl_budget_default_limit("/sys/fs/cgroup");
+    /* One live session's ring and log buffers plus one event in flight
+     * must fit, or the first busy session alone would hold the server
+     * over its limit. */
+    uint64_t one_session = c->session_ring_bytes + 2 * c->journal_buffer_bytes + c->max_event_bytes;
+    if (c->memory_limit != 0 && one_session >= c->memory_limit) {
+        snprintf(err, n, "--memory-limit (%llu) must exceed --session-ring-bytes + 2 x "
+                 "--journal-buffer-bytes + --max-event-bytes (%llu)",
+                 (unsigned long long)c->memory_limit, (unsigned long long)one_session);
+        return -1;
+    }
     sl_http_config_t hc;
     sl_http_config_default(&hc);
     uint64_t held = hc.mem_max_bytes;
@@ -67,6 +77,7 @@ static void config_check_budget(sl_config_t *c)
         held = c->max_rpc_message_bytes;
     uint64_t per_conn = c->max_conn_output_bytes + hc.conn_buffer_bytes + held;
     c->conn_worst_bytes = per_conn * c->max_connections; /* both bounded: no overflow */
+    return 0;
 }
 
 /* Relations between the liveness flags (README "Peers and liveness"). */
@@ -175,6 +186,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
                  (unsigned long long)c->max_event_bytes, (unsigned long long)c->max_body_bytes);
         return -1;
     }
-    config_check_budget(c);
+    if (config_check_budget(c, err, n) != 0)
+        return -1;
     return config_check_liveness(c, err, n);
 }

@@ -196,6 +196,16 @@ def case_stalled_subscribers(srv):
         H.check(watch.rss_max < LIMIT + RSS_SLACK, "RSS peaked at %.1f MiB" % (watch.rss_max / 2**20))
 
 
+def case_limit_below_one_session():
+    """A limit one busy session would exceed on its own is refused at start."""
+    import subprocess
+    p = subprocess.run([H.sluiced_path(), "--memory-limit", "16m", "--session-ring-bytes", "16m",
+                        "--data-dir", "/nonexistent/never-created"],
+                       capture_output=True, timeout=20)
+    H.check_eq(p.returncode, 2, "exit code for --memory-limit below one session")
+    H.check(b"--memory-limit" in p.stderr, "the message names the flag: %r" % p.stderr[:200])
+
+
 def main():
     raise_nofile(SUBSCRIBERS + 256)
     suite = H.Suite("test_memory_budget")
@@ -207,6 +217,10 @@ def main():
         with factory(args=args, **({"unix": False} if H.rpc_supported() else {})) as srv:
             case_stalled_subscribers(srv)
             srv.assert_healthy("stalled subscribers")
+
+    @suite.case
+    def test_memory_budget_limit_below_one_session():
+        case_limit_below_one_session()
 
     suite.run()
 
