@@ -92,42 +92,70 @@ static int read_line(const char *path, char *buf, size_t cap)
     return ok ? 0 : -1;
 }
 
-/* The cgroup v2 path of this process ("0::/a/b" in /proc/self/cgroup). */
-static int cgroup_v2_path(char *out, size_t cap)
+/* This process's cgroup path for v2 ("0::/a/b") or for the v1 memory
+ * controller ("4:memory:/a/b", possibly "4:cpu,memory:/a/b") from
+ * /proc/self/cgroup. Returns 0 or -1 (no such line). */
+static int cgroup_path(bool v2, char *out, size_t cap)
 {
     FILE *f = fopen("/proc/self/cgroup", "re");
     if (f == NULL)
         return -1;
     char line[512];
     int rc = -1;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "0::", 3) != 0)
-            continue;
+    while (rc != 0 && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
-        snprintf(out, cap, "%s", line + 3);
-        rc = 0;
-        break;
+        char *ctl = strchr(line, ':');
+        char *path = ctl ? strchr(ctl + 1, ':') : NULL;
+        if (path == NULL)
+            continue;
+        *path++ = '\0';
+        ctl++;
+        bool match = v2 ? (strcmp(line, "0") == 0 && *ctl == '\0')
+                        : (strcmp(ctl, "memory") == 0 || strstr(ctl, "memory") != NULL);
+        if (match) {
+            snprintf(out, cap, "%s", strcmp(path, "/") == 0 ? "" : path);
+            rc = 0;
+        }
     }
     fclose(f);
     return rc;
 }
 
+/* The smallest limit set on dir/<file> or any ancestor up to the root
+ * (a parent's limit bounds its children). 0 when none is set. */
+static uint64_t limit_up_tree(const char *root, const char *rel, const char *file)
+{
+    char path[1024], text[64], cur[512];
+    snprintf(cur, sizeof cur, "%s", rel);
+    uint64_t best = 0;
+    for (;;) {
+        snprintf(path, sizeof path, "%s%s/%s", root, cur, file);
+        if (read_line(path, text, sizeof text) == 0) {
+            uint64_t v = sl_budget_parse_cgroup_limit(text);
+            if (v != 0 && (best == 0 || v < best))
+                best = v;
+        }
+        char *slash = strrchr(cur, '/');
+        if (cur[0] == '\0' || slash == NULL)
+            return best;
+        *slash = '\0';
+    }
+}
+
 static uint64_t cgroup_limit(const char *root)
 {
-    char path[1024], rel[512], text[64];
-    if (cgroup_v2_path(rel, sizeof rel) == 0) {
-        snprintf(path, sizeof path, "%s%s/memory.max", root, strcmp(rel, "/") == 0 ? "" : rel);
-        if (read_line(path, text, sizeof text) == 0)
-            return sl_budget_parse_cgroup_limit(text);
-    }
-    /* Inside a container the namespace root is our own cgroup. */
-    snprintf(path, sizeof path, "%s/memory.max", root);
-    if (read_line(path, text, sizeof text) == 0)
-        return sl_budget_parse_cgroup_limit(text);
-    snprintf(path, sizeof path, "%s/memory/memory.limit_in_bytes", root);
-    if (read_line(path, text, sizeof text) == 0)
-        return sl_budget_parse_cgroup_limit(text);
-    return 0;
+    char rel[512], v1root[256];
+    uint64_t v2 = 0, v1 = 0;
+    if (cgroup_path(true, rel, sizeof rel) != 0)
+        rel[0] = '\0';
+    v2 = limit_up_tree(root, rel, "memory.max");
+    snprintf(v1root, sizeof v1root, "%s/memory", root);
+    if (cgroup_path(false, rel, sizeof rel) != 0)
+        rel[0] = '\0';
+    v1 = limit_up_tree(v1root, rel, "memory.limit_in_bytes");
+    if (v2 == 0 || (v1 != 0 && v1 < v2))
+        return v1;
+    return v2;
 }
 
 uint64_t sl_budget_default_limit(const char *cgroup_root)
