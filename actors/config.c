@@ -12,7 +12,9 @@
 #include <stdlib.h>
 
 #include "actors/server.h"
+#include "net/http.h"
 #include "net/rpc.h"
+#include "runtime/budget.h"
 #include "runtime/base.h"
 #include "runtime/limits.h"
 
@@ -46,6 +48,37 @@ static int split_list(sl_flag_list_t *l, char *err, size_t n)
         }
     }
     *l = out;
+    return 0;
+}
+
+/* The global bound (README "Bounds and their policies"): per-connection
+ * caps multiply by --max-connections. When that product fits the memory
+ * limit nothing more is needed; when it does not, the budget's admission
+ * is what bounds memory (new publishes and subscriptions refused at the
+ * limit, catch-up reads clamped), and start says so once. */
+static int config_check_budget(sl_config_t *c, char *err, size_t n)
+{
+    if (c->memory_limit == 0)
+        c->memory_limit = sl_budget_default_limit("/sys/fs/cgroup");
+    /* One live session's ring and log buffers plus one event in flight
+     * must fit, or the first busy session alone would hold the server
+     * over its limit. */
+    uint64_t one_session = c->session_ring_bytes + 2 * c->journal_buffer_bytes + c->max_event_bytes;
+    if (c->memory_limit != 0 && one_session >= c->memory_limit) {
+        snprintf(err, n, "--memory-limit (%llu) must exceed --session-ring-bytes + 2 x "
+                 "--journal-buffer-bytes + --max-event-bytes (%llu)",
+                 (unsigned long long)c->memory_limit, (unsigned long long)one_session);
+        return -1;
+    }
+    sl_http_config_t hc;
+    sl_http_config_default(&hc);
+    uint64_t held = hc.mem_max_bytes;
+    if (c->max_body_bytes > held)
+        held = c->max_body_bytes;
+    if (c->max_rpc_message_bytes > held)
+        held = c->max_rpc_message_bytes;
+    uint64_t per_conn = c->max_conn_output_bytes + hc.conn_buffer_bytes + held;
+    c->conn_worst_bytes = per_conn * c->max_connections; /* both bounded: no overflow */
     return 0;
 }
 
@@ -158,6 +191,10 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"tcp-user-timeout", SL_FLAG_SECONDS, "0", "TCP_USER_TIMEOUT of client sockets; it aborts paused peers too, so >= --paused-peer-limit (0: kernel default)", &c->tcp_user_timeout_ns, 0, 86400 * SEC, NULL},
         {"h2-ping-interval", SL_FLAG_SECONDS, "30", "PING an HTTP/2 connection with open streams that sent nothing this long (0: off)", &c->h2_ping_interval_ns, 0, 86400 * SEC, NULL},
         {"h2-ping-timeout", SL_FLAG_SECONDS, "30", "close when that PING is unanswered this long with nothing queued towards the peer", &c->h2_ping_timeout_ns, SEC / 10, 86400 * SEC, NULL},
+        /* Memory budget and per-client bounds: README "Bounds and their policies". */
+        {"memory-limit", SL_FLAG_BYTES, NULL, "global memory budget; at it new publishes and subscriptions get 503 overloaded + Retry-After (default: 75% of the cgroup's memory.max, else of RAM)", &c->memory_limit, SL_BUDGET_LIMIT_MIN, UINT64_MAX / 2, NULL},
+        {"max-connections-per-ip", SL_FLAG_U32, "256", "open connections from one address; excess are accepted and closed (0: off)", &c->max_connections_per_ip, 0, 1000000, NULL},
+        {"body-timeout", SL_FLAG_SECONDS, "30", "close a connection whose request body or partial RPC message made no progress this long (HTTP/1.1: 408)", &c->body_timeout_ns, SEC / 10, 3600 * SEC, NULL},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
     if (rc == 1) {
@@ -191,5 +228,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
                  (unsigned long long)c->max_event_bytes, (unsigned long long)c->max_body_bytes);
         return -1;
     }
+    if (config_check_budget(c, err, n) != 0)
+        return -1;
     return config_check_liveness(c, err, n);
 }

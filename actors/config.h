@@ -60,6 +60,11 @@ typedef struct sl_config {
                                      * >= paused_peer_limit_ns when that is set */
     uint64_t h2_ping_interval_ns;   /* PING an HTTP/2 connection with streams silent this long (0: off) */
     uint64_t h2_ping_timeout_ns;    /* unanswered PING with the path clear: closed */
+    /* Memory budget and per-client bounds (runtime/budget.h, conn_guard.c). */
+    uint64_t memory_limit;          /* global budget; at it new publishes/subscriptions get 503 */
+    uint64_t conn_worst_bytes;      /* derived: max_connections x per-connection bounds */
+    uint32_t max_connections_per_ip; /* 0: off; excess accepted and closed, counted */
+    uint64_t body_timeout_ns;       /* request body / partial RPC message idle this long: closed */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

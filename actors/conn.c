@@ -188,8 +188,10 @@ static void on_timer(sl_conn_t *c)
         start_close(c);
         return;
     }
-    if (c->nstreams)
+    if (c->nstreams) {
         sl_conn__streams_tick(c, now);
+        sl_conn__pump_streams(c); /* a catch-up the memory budget held back */
+    }
     sl_conn__pump(c); /* keepalives, a PING */
     arm_timer(c);
 }
@@ -218,6 +220,8 @@ static void finish(sl_conn_t *c)
 {
     sl_server_t *srv = c->srv;
     sl_server_conn_remove(srv, c);
+    sl_conn__ip_release(&c->ip);
+    c->ip.counted = false;
     if (c->counted_open)
         atomic_fetch_sub_explicit(&srv->counters.connections_open, 1, memory_order_relaxed);
     sl_actor_release(&c->a); /* our own reference; destroy frees */
@@ -342,12 +346,21 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
         close(fd);
         return;
     }
+    /* Policy at --max-connections-per-ip: the same as above, per address
+     * (counted and logged inside). */
+    sl_conn_ip_t ip;
+    if (sl_conn__ip_admit(srv, fd, &ip) != 0) {
+        close(fd);
+        return;
+    }
     sl_conn_t *c = calloc(1, sizeof *c);
     if (!c || sl_outq_init(&c->outq, SL_OUTQ_SEGS, srv->cfg.max_conn_output_bytes) != 0) {
+        sl_conn__ip_release(&ip);
         free(c);
         close(fd);
         return;
     }
+    c->ip = ip;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     /* Keep the backlog of a slow reader in user space, where it is
@@ -360,6 +373,7 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
     c->r = r;
     c->fd = fd;
     if (rpc && sl_conn__rpc_create(c) != 0) {
+        sl_conn__ip_release(&c->ip);
         sl_outq_deinit(&c->outq);
         free(c);
         close(fd);

@@ -565,6 +565,9 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
         return handle_session(c, req, id, (size_t)id_len);
     if (n - raw_len != 7 || memcmp(slash, "/events", 7) != 0)
         return err(c, sid, 404, "not_found", "no such resource");
+    bool pub = req->method == SL_HTTP_METHOD_POST;
+    if ((pub || req->method == SL_HTTP_METHOD_GET) && sl_conn__budget_refused(c, pub))
+        return sl_conn__budget_respond(c, sid);
     if (req->method == SL_HTTP_METHOD_POST)
         return handle_publish(c, req, id, (size_t)id_len);
     if (req->method == SL_HTTP_METHOD_GET)

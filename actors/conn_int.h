@@ -26,6 +26,13 @@ typedef enum conn_state {
 struct sl_http_conn;
 struct sl_http_req;
 struct sl_http_str;
+
+/* A peer address as counted by --max-connections-per-ip (conn_guard.c):
+ * IPv4 as a v4-mapped IPv6 address, so both spellings count as one. */
+typedef struct sl_conn_ip {
+    uint8_t addr[16];
+    bool counted;                  /* holds one count in the per-IP table */
+} sl_conn_ip_t;
 struct sl_conn_rpc;
 
 /* Where a stream's subscription record (sl_sub_t, embedded below) is. The
@@ -68,6 +75,7 @@ typedef struct sl_conn_stream {
     bool catching_up;  /* behind the ring: events come from the session's log */
     bool cu_outstanding;
     bool cu_ready;     /* an answer waits for room in the stream */
+    uint64_t cu_reserved; /* memory budget counted for the outstanding request */
     uint8_t resubscribes; /* SUBSCRIBE resent after the session hibernated */
     uint64_t next_seq; /* seq of the next event the client will get */
     uint64_t wait_seq; /* `from` beyond the end: start once it exists */
@@ -113,6 +121,7 @@ struct sl_conn {
     uint64_t head_since_ns;        /* a request head began arriving (0: none pending) */
     uint64_t ping_sent_ns;         /* HTTP/2 PING outstanding since (0: none) */
     uint64_t ping_acks;            /* PING ACKs counted when it was sent */
+    sl_conn_ip_t ip;               /* peer address counted per IP (ip.counted) */
     /* Figures for /debug/connections, written by this actor (relaxed). */
     _Atomic uint64_t pub_outq_bytes;
     _Atomic uint64_t pub_lag_events;
@@ -221,6 +230,25 @@ bool sl_conn__guard_tick(sl_conn_t *c, uint64_t now_ns);
 uint64_t sl_conn__guard_period(const sl_conn_t *c, uint64_t period_ns);
 /* A protocol error ended the connection: counts abuse kinds. */
 void sl_conn__guard_proto_error(sl_conn_t *c);
+/* At accept, before the connection exists: counts fd's peer address in
+ * the per-IP table (fills *ip). Returns 0, or SL_EFULL when the address
+ * already has --max-connections-per-ip connections (nothing counted; the
+ * caller closes fd; counted and logged here, rate-limited) or -ENOMEM.
+ * Unix-socket peers and --max-connections-per-ip 0 are not counted. Any
+ * reactor thread. */
+int sl_conn__ip_admit(sl_server_t *srv, int fd, sl_conn_ip_t *ip);
+/* Drops the count sl_conn__ip_admit took (no-op when none). Any thread. */
+void sl_conn__ip_release(const sl_conn_ip_t *ip);
+/* Budget admission of a new publish (publish true) or subscription: true
+ * when the memory budget is over its limit -- the caller refuses the
+ * request as overloaded; counted here. */
+bool sl_conn__budget_refused(sl_conn_t *c, bool publish);
+/* The HTTP answer to such a refusal: 503 overloaded + Retry-After. */
+void sl_conn__budget_respond(sl_conn_t *c, uint32_t stream_id);
+/* What the RPC error names. */
+#define SL_CONN_BUDGET_MESSAGE "server memory budget is full; retry later"
+/* RPC: a partial message waits in the decoder (the body timeout runs). */
+bool sl_conn__rpc_partial(const sl_conn_t *c);
 /* Refreshes the figures /debug/connections reads. */
 void sl_conn__guard_publish(sl_conn_t *c);
 /* GET /debug/connections, in conn_debug.c. */

@@ -602,6 +602,11 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
     const msgpack_object_array *a = &m->params.via.array;
     uint32_t id = m->msgid;
     atomic_fetch_add_explicit(&c->srv->counters.rpc_requests, 1, memory_order_relaxed);
+    bool pub = method_is(m, "publish") || method_is(m, "publish_batch");
+    if ((pub || method_is(m, "subscribe")) && sl_conn__budget_refused(c, pub)) {
+        put_error(c, id, "overloaded", SL_CONN_BUDGET_MESSAGE);
+        return;
+    }
     if (method_is(m, "publish")) {
         m_publish(c, id, a);
         return;
@@ -746,6 +751,11 @@ bool sl_conn__rpc_want_read(sl_conn_t *c)
     struct sl_conn_rpc *r = c->rpc;
     return !r->failed && r->stash_len == 0 && c->state == SL_CONN__OPEN &&
            (sl_rpc_decoder_pending(r->dec) == 0 || can_take_request(c));
+}
+
+bool sl_conn__rpc_partial(const sl_conn_t *c)
+{
+    return c->rpc && !c->rpc->failed && sl_rpc_decoder_pending(c->rpc->dec) > 0;
 }
 
 bool sl_conn__rpc_idle(sl_conn_t *c)

@@ -25,6 +25,7 @@
 #include "actors/registry.h"
 #include "actors/session.h"
 #include "actors/watchdog.h"
+#include "runtime/budget.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 
@@ -262,6 +263,7 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
         srv->rpc[i].fd = -1;
     pthread_mutex_init(&srv->conns_lock, NULL);
     srv->fd_limit = raise_fd_limit();
+    sl_budget_set_limit(cfg->memory_limit);
     int rc = ensure_data_dir(cfg->data_dir);
     if (rc != 0)
         return rc;
@@ -361,6 +363,12 @@ int sl_server_start(sl_server_t *srv)
     sl_info("listening", "http=%s rpc=%s reactors=%u workers=%u data_dir=%s pid=%d",
             srv->http_addr, rpc, srv->nreactors, srv->cfg.workers, srv->cfg.data_dir,
             (int)getpid());
+    /* The global bound's policy (config.c): said once, so an operator
+     * sees which of the two holds. */
+    const sl_config_t *cfg = &srv->cfg;
+    sl_info("memory budget", "limit=%llu connections_worst_case=%llu bound=%s",
+            (unsigned long long)cfg->memory_limit, (unsigned long long)cfg->conn_worst_bytes,
+            cfg->conn_worst_bytes <= cfg->memory_limit ? "per_connection_caps" : "admission");
     write_ready_file(srv);
     return 0;
 }

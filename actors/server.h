@@ -53,6 +53,11 @@ typedef struct sl_server_counters {
     _Atomic uint64_t h2_control_flood;
     _Atomic uint64_t h2_continuation_flood;
     _Atomic uint64_t h2_ack_flood;
+    /* Memory budget and per-client bounds (runtime/budget.h, conn_guard.c). */
+    _Atomic uint64_t budget_refused_publish;   /* publishes answered overloaded at the limit */
+    _Atomic uint64_t budget_refused_subscribe; /* subscriptions answered overloaded at it */
+    _Atomic uint64_t rejected_per_ip;          /* closed at accept: --max-connections-per-ip */
+    _Atomic uint64_t closed_body_timeout;      /* body / partial RPC message stalled */
 } sl_server_counters_t;
 
 /* One msgpack-RPC listening socket (--rpc-listen). */

@@ -800,7 +800,7 @@ static bool make_room(sl_catchup_t *cu, size_t need)
         return true;
     if (cu->events > 0 || c->len + need > UINT32_MAX)
         return false;
-    sl_chunk_t *n = sl_chunk_create((uint32_t)(c->len + need));
+    sl_chunk_t *n = sl_chunk_create_as((uint32_t)(c->len + need), SL_BUDGET_CATCHUP);
     if (!n)
         return false;
     memcpy(n->data, c->data, c->len);
@@ -1034,7 +1034,7 @@ static void start_catchup(sl_session_t *s, sl_catchup_t *cu)
     cu->session = s->e->id;
     cu->session_len = s->e->id_len;
     uint32_t cap = cu->max_bytes < CATCHUP_CHUNK_MIN ? CATCHUP_CHUNK_MIN : cu->max_bytes;
-    cu->chunk = sl_chunk_create(cap);
+    cu->chunk = sl_chunk_create_as(cap, SL_BUDGET_CATCHUP);
     catchup_job_t *job = cu->chunk ? calloc(1, sizeof *job) : NULL;
     if (!job || !s->j || sl_journal_reader_create(s->j, cu->from_seq, &job->reader) != 0) {
         /* No log to read: what the ring lost is gone. */

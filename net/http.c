@@ -106,10 +106,14 @@ static bool mem_admit(sl_http_conn_t *c, size_t add)
 static void mem_count(sl_http_conn_t *c, size_t add, size_t sub)
 {
     c->mem.bytes = c->mem.bytes + add - sub;
-    if (add > 0)
+    if (add > 0) {
         atomic_fetch_add_explicit(&http_mem_live, add, memory_order_relaxed);
-    if (sub > 0)
+        sl_budget_add(SL_BUDGET_HTTP, add);
+    }
+    if (sub > 0) {
         atomic_fetch_sub_explicit(&http_mem_live, sub, memory_order_relaxed);
+        sl_budget_sub(SL_BUDGET_HTTP, sub);
+    }
 }
 
 void *sl_http__alloc(sl_http_conn_t *c, size_t size)

@@ -262,6 +262,16 @@ const char *sl_http_abuse_name(sl_http_abuse_t a);
  * CONTINUATIONs, or first bytes not yet enough to pick a protocol): what a
  * header timeout measures (slowloris). */
 bool sl_http_conn_head_pending(const sl_http_conn_t *conn);
+/* True while a request's body is being received (HTTP/1.x after its head,
+ * an HTTP/2 stream whose header block ended without END_STREAM): what the
+ * body timeout measures. */
+bool sl_http_conn_body_pending(const sl_http_conn_t *conn);
+/* Gives up on a request that stalled: on HTTP/1.x with no response in
+ * progress, queues a 408 into the caller's outq and refuses further input.
+ * Returns 0; SL_ENOTFOUND where a 408 cannot be the next thing the peer
+ * reads (HTTP/2, a response in progress: the caller just closes);
+ * SL_EFULL or -ENOMEM from the outq (nothing queued). */
+int sl_http_conn_timeout(sl_http_conn_t *conn);
 /* Queues an HTTP/2 PING (flush to send it). Returns 0; SL_ENOTFOUND when
  * the connection is not HTTP/2; SL_ECLOSED after an error; SL_ENOMEM. */
 int sl_http_conn_ping(sl_http_conn_t *conn);

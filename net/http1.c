@@ -173,6 +173,7 @@ static int on_headers_complete(http_parser *p)
         if (sl_http__put(&h->out, cont, sizeof(cont) - 1) != 0)
             return stop(h, SL_ENOMEM);
     }
+    h->in_body = body_follows; /* the body timeout runs until the message completes */
     return 0;
 }
 
@@ -208,6 +209,7 @@ static int on_message_complete(http_parser *p)
     sl_http__h1_t *h = &conn_of(p)->h1;
     h->req_keep_alive = http_should_keep_alive(p) != 0;
     h->msg_done = true;
+    h->in_body = false;
     /* Stop here: the request is handled before the next one is parsed. */
     http_parser_pause(p, 1);
     return 0;

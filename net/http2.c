@@ -554,6 +554,14 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, 
     return NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
+bool sl_http__h2_body_pending(const sl_http_conn_t *c)
+{
+    for (const sl_http__h2_stream_t *s = c->h2.streams; s != NULL; s = s->next)
+        if (s->state == S_RECV && s->head_done)
+            return true;
+    return false;
+}
+
 int sl_http__h2_ping(sl_http_conn_t *c)
 {
     static const uint8_t opaque[8] = {'s', 'l', 'u', 'i', 'c', 'e', 0, 1};

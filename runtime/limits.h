@@ -177,6 +177,42 @@
 /* Entries accepted in one SETTINGS frame (nghttp2_option_set_max_settings). */
 #define SL_H2_SETTINGS_ENTRIES_MAX 32
 
+/* Global memory budget (runtime/budget.h, --memory-limit). The default
+ * limit is this percent of the cgroup's memory.max (v2; v1's
+ * memory.limit_in_bytes) or of physical RAM when no cgroup limit is set:
+ * the rest is left for what the budget does not count (code, stacks,
+ * provided receive buffers, allocator slack, the page cache of our logs).
+ * Policy at the limit: new publishes and subscriptions get 503 overloaded
+ * with Retry-After: SL_BUDGET_RETRY_AFTER_S; open streams keep flowing. */
+#define SL_BUDGET_DEFAULT_PERCENT 75
+#define SL_BUDGET_RETRY_AFTER_S 1
+/* Smallest --memory-limit accepted (below it sluice could not even hold
+ * one session's ring and a few connections). */
+#define SL_BUDGET_LIMIT_MIN (16ull << 20)
+/* cgroup v1 reports "no limit" as a value near 2^63: anything at or above
+ * this is treated as unlimited. */
+#define SL_BUDGET_CGROUP_UNLIMITED (1ull << 60)
+/* Largest catch-up read a stream may ask for while the budget is over
+ * (instead of its whole output room), and only once its connection's
+ * output drained: a reading subscriber still moves, a stalled one pins
+ * nothing more (one event larger than this still goes whole). */
+#define SL_BUDGET_CATCHUP_OVER_BYTES (64u << 10)
+/* Catch-up headroom over the limit, in percent of it: between the limit
+ * and limit + headroom only drained connections read the log (above); at
+ * the headroom no stream starts a catch-up read until memory returns (it
+ * retries on its connection's timer). The worst case is therefore the
+ * limit + headroom + one event per catch-up already in flight. */
+#define SL_BUDGET_CATCHUP_HEADROOM_PERCENT 10
+
+/* Connections from one address (--max-connections-per-ip; 0: off). Policy
+ * beyond: accepted and closed at once, counted (rejected_per_ip), logged at
+ * most once per SL_CONN_PER_IP_LOG_MS. The table of addresses has
+ * SL_CONN_PER_IP_BUCKETS chains and one entry per address with an open
+ * connection (so at most --max-connections entries). */
+#define SL_CONN_PER_IP_DEFAULT 256
+#define SL_CONN_PER_IP_BUCKETS 4096
+#define SL_CONN_PER_IP_LOG_MS 1000
+
 _Static_assert((SL_RECV_BUFFERS_DEFAULT & (SL_RECV_BUFFERS_DEFAULT - 1)) == 0,
                "recv buffers must be a power of two");
 _Static_assert(SL_RECV_BUFFERS_MAX <= 32768, "buffer ids are 15 bits in the ring");
@@ -189,6 +225,9 @@ _Static_assert(SL_JOURNAL_BUFFER_BYTES_MIN <= SL_JOURNAL_BUFFER_BYTES_DEFAULT &&
                    SL_JOURNAL_BUFFER_BYTES_DEFAULT <= SL_JOURNAL_BUFFER_BYTES_MAX,
                "journal buffer default within range");
 _Static_assert(SL_DEBUG_CONNS_LIMIT_DEFAULT <= SL_DEBUG_CONNS_LIMIT_MAX, "debug rows default within cap");
+_Static_assert((SL_CONN_PER_IP_BUCKETS & (SL_CONN_PER_IP_BUCKETS - 1)) == 0,
+               "per-ip buckets are masked");
+_Static_assert(SL_BUDGET_DEFAULT_PERCENT > 0 && SL_BUDGET_DEFAULT_PERCENT <= 100, "a fraction");
 _Static_assert(SL_JOURNAL_BUFFERS >= 2, "double buffering: append while a write is in flight");
 
 #endif

@@ -27,6 +27,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "runtime/budget.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 #include "storage/seqmark.h"
@@ -415,6 +416,8 @@ int sl_journal_open_recovered(const sl_journal_config_t *cfg, const char *id, si
  * no buffer memory, which matters with thousands of live sessions. */
 static void slot_release(slot_t *s)
 {
+    if (s->mem)
+        sl_budget_sub(SL_BUDGET_JOURNAL, s->cap);
     free(s->big);
     s->big = NULL;
     free(s->buf);
@@ -533,6 +536,7 @@ static int slot_for(sl_journal_t *j, uint32_t size, bool roll, slot_t **out, boo
             return -ENOMEM;
         s->mem = s->big;
         s->cap = need;
+        sl_budget_add(SL_BUDGET_JOURNAL, need);
     } else {
         uint32_t cap = need > j->slot_cap ? need : j->slot_cap;
         sl_assert(!s->buf);
@@ -540,6 +544,7 @@ static int slot_for(sl_journal_t *j, uint32_t size, bool roll, slot_t **out, boo
             return -ENOMEM;
         s->mem = s->buf;
         s->cap = cap;
+        sl_budget_add(SL_BUDGET_JOURNAL, cap);
     }
     *out = s;
     *fresh = true;
@@ -1543,6 +1548,7 @@ int sl_journal_reader_create(sl_journal_t *j, uint64_t from_seq, sl_journal_read
         return -ENOMEM;
     }
     r->cap = cap;
+    sl_budget_add(SL_BUDGET_JOURNAL, cap);
     r->j = j;
     pipe_init(&r->p);
     sl_segment_cursor_init(&r->cur, from_seq);
@@ -1739,6 +1745,7 @@ void sl_journal_reader_destroy(sl_journal_reader_t *r)
         return;
     sl_assert(sl_journal_reader_idle(r));
     r->j->readers--;
+    sl_budget_sub(SL_BUDGET_JOURNAL, r->cap);
     free(r->buf);
     free(r);
 }
