@@ -99,7 +99,8 @@ sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes)
 
 /* Parses an NDJSON body into a publish request. Returns NULL with *status
  * and *code set on bad input (the whole batch is rejected). */
-static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status, const char **code)
+sl_pub_t *sl_conn__parse_batch(const sl_http_req_t *req, uint32_t max_event_bytes, int *status,
+                               const char **code)
 {
     const char *b = (const char *)req->body;
     size_t n = req->body_len;
@@ -130,7 +131,7 @@ static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status
                 *status = 400, *code = rc == 0 ? "invalid_type" : "bad_request";
                 return NULL;
             }
-            if (dlen > c->srv->cfg.max_event_bytes) {
+            if (dlen > max_event_bytes) {
                 free(p);
                 *status = 413, *code = "too_large";
                 return NULL;
@@ -247,7 +248,8 @@ static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *i
     const char *code = NULL;
     bool batch = req->content_type.ptr && req->content_type.len >= 20 &&
                  strncmp(req->content_type.ptr, "application/x-ndjson", 20) == 0;
-    sl_pub_t *p = batch ? parse_batch(c, req, &status, &code) : parse_single(c, req, &status, &code);
+    sl_pub_t *p = batch ? sl_conn__parse_batch(req, c->srv->cfg.max_event_bytes, &status, &code)
+                        : parse_single(c, req, &status, &code);
     if (!p) {
         err(c, req->stream_id, status, code,
             status == 413 ? "event data exceeds --max-event-bytes" : "invalid event");

@@ -146,6 +146,13 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
 bool sl_conn__type_valid(const char *t, size_t n);
 size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap);
 sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes);
+/* Parses an NDJSON publish body (req->body, borrowed) into a publish
+ * request (returns owned; free()) with one event per non-blank line. Returns
+ * NULL with *status and *code set when the batch is refused: 400
+ * bad_request / invalid_type, 413 too_large (an event's data beyond
+ * max_event_bytes), 503 overloaded (out of memory). Pure; any thread. */
+sl_pub_t *sl_conn__parse_batch(const struct sl_http_req *req, uint32_t max_event_bytes,
+                               int *status, const char **code);
 /* Sends p (owned) to the session of id, creating the session. Returns 0
  * (answered later by PUBLISHED; counted in pubs_inflight) or, with p
  * freed: SL_EFULL (too many sessions), SL_ECLOSED (session unavailable),
