@@ -148,7 +148,7 @@ static bool line_blank(const char *b, size_t n)
 
 /* Decodes one non-blank line into buf (cap bytes) and bt. Returns 0, or
  * the status with *code set (nothing of the batch is appended then). */
-static int batch_line(sl_conn_t *c, const char *line, size_t len, uint8_t *buf, size_t cap,
+static int batch_line(const sl_config_t *cfg, const char *line, size_t len, uint8_t *buf, size_t cap,
                       batch_t *bt, const char **code)
 {
     if (bt->count == SL_BATCH_EVENTS_MAX)
@@ -168,8 +168,8 @@ static int batch_line(sl_conn_t *c, const char *line, size_t len, uint8_t *buf, 
         return *code = "bad_request", 400;
     if (tlen && !sl_conn__type_valid((const char *)o, tlen))
         return *code = "invalid_type", 400;
-    if (dlen > c->srv->cfg.max_event_bytes ||
-        !sl_conn__event_sse_fits(&c->srv->cfg, tlen ? tlen : 7, o + doff, dlen))
+    if (dlen > cfg->max_event_bytes ||
+        !sl_conn__event_sse_fits(cfg, tlen ? tlen : 7, o + doff, dlen))
         return *code = "too_large", 413;
     uint32_t at = (uint32_t)bt->out;
     if (!tlen) { /* the default type goes after the data */
@@ -186,7 +186,8 @@ static int batch_line(sl_conn_t *c, const char *line, size_t len, uint8_t *buf, 
 /* Parses an NDJSON body into a publish request, in one pass bounded by the
  * body and SL_BATCH_EVENTS_MAX. Returns NULL with *status and *code set on
  * bad input (the whole batch is rejected). */
-static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status, const char **code)
+sl_pub_t *sl_conn__parse_batch(const sl_http_req_t *req, const sl_config_t *cfg, int *status,
+                               const char **code)
 {
     const char *b = (const char *)req->body;
     size_t n = req->body_len;
@@ -201,7 +202,7 @@ static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status
         const char *nl = memchr(b + start, '\n', n - start);
         size_t end = nl ? (size_t)(nl - b) : n;
         if (!line_blank(b + start, end - start))
-            st = batch_line(c, b + start, end - start, p->buf, cap, &bt, code);
+            st = batch_line(cfg, b + start, end - start, p->buf, cap, &bt, code);
         start = end + 1;
     }
     if (st == 0 && bt.count == 0)
@@ -324,7 +325,8 @@ static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *i
     const char *code = NULL;
     bool batch = req->content_type.ptr && req->content_type.len >= 20 &&
                  strncmp(req->content_type.ptr, "application/x-ndjson", 20) == 0;
-    sl_pub_t *p = batch ? parse_batch(c, req, &status, &code) : parse_single(c, req, &status, &code);
+    sl_pub_t *p = batch ? sl_conn__parse_batch(req, &c->srv->cfg, &status, &code)
+                        : parse_single(c, req, &status, &code);
     if (!p) {
         err(c, req->stream_id, status, code,
             status == 413   ? "event data exceeds --max-event-bytes (or its SSE form the bound "

@@ -190,6 +190,15 @@ bool sl_conn__event_sse_fits(const sl_config_t *cfg, size_t type_len, const uint
                              size_t data_len);
 size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap);
 sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes);
+/* Parses an NDJSON publish body (req->body, borrowed) into a publish
+ * request (returns owned; free()) with one event per non-blank line. Returns
+ * NULL with *status and *code set when the batch is refused: 400
+ * bad_request / invalid_type, 413 too_large (an event's data beyond
+ * cfg->max_event_bytes or its SSE form beyond the bound for one event, or
+ * more than SL_BATCH_EVENTS_MAX events), 503 overloaded (out of memory).
+ * Borrows req and cfg. Pure; any thread. */
+sl_pub_t *sl_conn__parse_batch(const struct sl_http_req *req, const sl_config_t *cfg,
+                               int *status, const char **code);
 /* Sends p (owned) to the session of id, creating the session. Returns 0
  * (answered later by PUBLISHED; counted in pubs_inflight) or, with p
  * freed: SL_EFULL (too many sessions), SL_ECLOSED (session unavailable),

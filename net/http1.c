@@ -95,10 +95,25 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
+/* A trailer field (after a chunked body; headers are complete) is
+ * discarded, not merged into the request's headers, which were already
+ * built and handed out (RFC 9110 6.5.1 allows discarding). Its bytes still
+ * count against max_header_bytes (431 beyond). */
+static int trailer_piece(sl_http_conn_t *c, size_t n)
+{
+    sl_http__hdrs_t *hd = &c->h1.hdrs;
+    if (n > c->cfg.max_header_bytes - hd->counted)
+        return stop(&c->h1, SL_ETOOBIG);
+    hd->counted += (uint32_t)n;
+    return 0;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     sl_http_conn_t *c = conn_of(p);
     sl_http__h1_t *h = &c->h1;
+    if (!h->in_head)
+        return trailer_piece(c, n);
     int rc = 0;
     if (h->cb_state != H1_CB_FIELD) {
         rc = end_piece(c);
@@ -119,6 +134,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     sl_http_conn_t *c = conn_of(p);
     sl_http__h1_t *h = &c->h1;
     sl_http__hdrs_t *hd = &h->hdrs;
+    if (!h->in_head)
+        return trailer_piece(c, n);
     if (h->cb_state != H1_CB_VALUE) {
         int rc = end_piece(c);
         if (rc != 0)
