@@ -12,8 +12,8 @@
 
 import os
 import random
-import socket
 import re
+import socket
 import struct
 import sys
 import time
@@ -68,11 +68,50 @@ def session_segments(data_dir, session):
     return [os.path.join(folder, n) for n in names]
 
 
-def segment_records(path):
-    """[(offset, size, seq)] of the records of one segment, walked by their
-    length fields from the header on. Stops at the first length that does
-    not fit the file (a torn tail). The lengths are trusted, not checked by
-    CRC: this reads files the server wrote, before the test damages them."""
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC32C (Castagnoli), as storage/crc32c.h computes it from crc 0."""
+    c = 0xFFFFFFFF
+    t = CRC32C_TABLE
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def _record_at(buf, off, full):
+    """(size, seq) of a record that checks at off (storage/record.h), or
+    None. Without `full` only the length guard is checked (cheap)."""
+    if off + RECORD_PREFIX_BYTES + RECORD_FIXED_BYTES > len(buf):
+        return None
+    length, len_crc, crc = struct.unpack_from("<III", buf, off)
+    if crc32c(buf[off:off + 4]) != len_crc or length < RECORD_FIXED_BYTES or off + 4 + length > len(buf):
+        return None
+    if full and crc32c(buf[off + RECORD_SEQ_OFFSET:off + 4 + length]) != crc:
+        return None
+    (seq,) = struct.unpack_from("<Q", buf, off + RECORD_SEQ_OFFSET)
+    return 4 + length, seq
+
+
+def segment_records(path, full_from=0):
+    """[(offset, size, seq)] of the records of one segment that check (length
+    guard and CRC, as storage/record.h defines them), in file order. Past a
+    record that fails, the walk looks for the next one that checks byte by
+    byte, so records behind damage from an earlier injection are still
+    found, and a byte changed now is attributed to the record that holds it.
+    The data CRC is checked for records that end after full_from (the
+    region about to be damaged); before it the length guard suffices."""
     with open(path, "rb") as f:
         buf = f.read()
     out = []
@@ -80,13 +119,14 @@ def segment_records(path):
         return out
     off = SEGMENT_HEADER_BYTES
     while off + RECORD_PREFIX_BYTES + RECORD_FIXED_BYTES <= len(buf):
-        (length,) = struct.unpack_from("<I", buf, off)
-        size = 4 + length
-        if length < RECORD_FIXED_BYTES or off + size > len(buf):
-            break
-        (seq,) = struct.unpack_from("<Q", buf, off + RECORD_SEQ_OFFSET)
-        out.append((off, size, seq))
-        off += size
+        rec = _record_at(buf, off, full=False)
+        if rec is not None and off + rec[0] > full_from:
+            rec = _record_at(buf, off, full=True)
+        if rec is None:
+            off += 1
+            continue
+        out.append((off, rec[0], rec[1]))
+        off += rec[0]
     return out
 
 

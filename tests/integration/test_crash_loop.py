@@ -159,7 +159,7 @@ def inject_damage(data_dir):
         lo = max(L.SEGMENT_HEADER_BYTES, size - DAMAGE_TAIL_BYTES)
         if size <= lo:
             continue
-        records = L.segment_records(path)
+        records = L.segment_records(path, full_from=lo)
         offsets = sorted(RNG.sample(range(lo, size), min(size - lo, RNG.randrange(1, 4))))
         L.damage_bytes(path, offsets, RNG)
         seqs = {seq for off, n, seq in records for o in offsets if off <= o < off + n}

@@ -87,8 +87,34 @@ MAX_ERRORS_SHOWN = 25
 # SLUICE_STRESS_SKIP: comma-separated moves to leave out when narrowing a
 # failure down: h2_hdr_rst (HEADERS + RST_STREAM in one write), rpc_pipe
 # (subscribe + unsubscribe in one write), race_delete (subscribes sent with
-# a DELETE), delete, quiet.
+# a DELETE), early_close (leaving a subscription before its answer),
+# unstable (subscribing while the session is being deleted or created),
+# delete, quiet; "known" stands for the first five.
 SKIP = set(filter(None, os.environ.get("SLUICE_STRESS_SKIP", "").split(",")))
+if "known" in SKIP:
+    SKIP |= {"h2_hdr_rst", "rpc_pipe", "race_delete", "early_close", "unstable"}
+FINAL = [False]             # set when every client is told to leave at once
+
+
+def pick_session(ctls):
+    """A session to subscribe to (a stable one when "unstable" is skipped)."""
+    if "unstable" in SKIP:
+        ctls = [c for c in ctls if c.stable()] or ctls[:1]
+    return RNG.choice(ctls)
+
+
+def later(delay, fn):
+    """fn() after delay; retried while it answers False (not yet)."""
+    def attempt():
+        if fn() is False:
+            LOOP.at(0.05, attempt)
+    LOOP.at(delay, attempt)
+
+
+def must_wait(subs):
+    """With early_close skipped: a client waits for its subscribe answers
+    before it leaves."""
+    return "early_close" in SKIP and not FINAL[0] and any(s.confirm_t is None for s in subs)
 CANCEL = 8                  # HTTP/2 CANCEL error code
 
 RNG = random.Random(SEED)
@@ -540,13 +566,16 @@ class SseClient(Conn):
         self.parser = None
         self.send(H.build_http1("GET", sse_path(ctl, self.sub.from_mode), srv.authority()))
         flavor = RNG.random()
-        if flavor < 0.15:
+        if flavor < 0.15 and "early_close" not in SKIP:
             self.leave("rst" if RNG.random() < 0.5 else "polite")
             note("h1_close_at_once", "%s closed at once" % self.sub.desc())
         else:
-            LOOP.at(RNG.uniform(0.05, 3.0), lambda: self.leave("rst" if RNG.random() < 0.4 else "polite"))
+            how = "rst" if RNG.random() < 0.4 else "polite"
+            later(RNG.uniform(0.05, 3.0), lambda: self.leave(how))
 
     def leave(self, how):
+        if must_wait([self.sub]) and not self.closed:
+            return False
         if not self.closed:
             self.sub.left = self.sub.left or self.sub.live()
             self.close(how)
@@ -598,7 +627,7 @@ class H2Client(Conn):
                 op = "sub"
             LOOP.at(t, lambda op=op: self.op(op))
         end = RNG.choice(("goaway", "rst", "polite"))
-        LOOP.at(t + RNG.uniform(0.05, 2.0), lambda: self.leave(end))
+        later(t + RNG.uniform(0.05, 2.0), lambda: self.leave(end))
 
     def push(self):
         out = self.h2.data_to_send()
@@ -615,13 +644,14 @@ class H2Client(Conn):
             return
         try:
             if op == "sub":
-                ctl = RNG.choice(self.sessions)
+                ctl = pick_session(self.sessions)
                 sid = self.h2.get_next_available_stream_id()
                 sub = Sub(ctl, "h2", pick_from(ctl))
                 self._headers(sid, ctl, sub.from_mode)
                 self.streams[sid] = (sub, SseText())
             elif op == "rst":
-                live = [sid for sid, (s, _) in self.streams.items() if s.live()]
+                live = [sid for sid, (s, _) in self.streams.items() if s.live()
+                        and (s.confirm_t is not None or "early_close" not in SKIP)]
                 if live:
                     sid = RNG.choice(live)
                     self.streams[sid][0].left = True
@@ -629,7 +659,7 @@ class H2Client(Conn):
                     note("h2_rst", "%s RST_STREAM %d" % (self.streams[sid][0].desc(), sid))
             else:
                 for _ in range(1 if op == "hdr_rst" else RNG.randrange(2, 6)):
-                    ctl = RNG.choice(self.sessions)
+                    ctl = pick_session(self.sessions)
                     sid = self.h2.get_next_available_stream_id()
                     sub = Sub(ctl, "h2", pick_from(ctl))
                     sub.left = True
@@ -642,6 +672,8 @@ class H2Client(Conn):
         self.push()
 
     def leave(self, how):
+        if must_wait([s for s, _ in self.streams.values()]) and not self.closed:
+            return False
         if self.closed:
             return
         for sub, _ in self.streams.values():
@@ -759,7 +791,7 @@ class RpcClient(RpcConn):
                 op = "sub"
             LOOP.at(t, lambda op=op: self.op(op))
         end = RNG.choice(("rst", "polite"))
-        LOOP.at(t + RNG.uniform(0.05, 2.0), lambda: self.leave(end))
+        later(t + RNG.uniform(0.05, 2.0), lambda: self.leave(end))
 
     def subscribe(self, ctl, from_mode=None, sub=None):
         sub = sub or Sub(ctl, "rpc", from_mode if from_mode is not None else pick_from(ctl))
@@ -782,7 +814,7 @@ class RpcClient(RpcConn):
     def op(self, op):
         if self.closed:
             return
-        ctl = RNG.choice(self.sessions)
+        ctl = pick_session(self.sessions)
         if op in ("pipe", "pipe_close") and self.open_subscribes == 0:
             # subscribe and unsubscribe of the id it will get, in one write
             sub, (msgid, data), fn = self.subscribe(ctl)
@@ -808,6 +840,8 @@ class RpcClient(RpcConn):
         self.send(data)
 
     def leave(self, how):
+        if "early_close" in SKIP and not FINAL[0] and self.open_subscribes and not self.closed:
+            return False
         if self.closed:
             return
         for sub in self.subs.values():
@@ -888,7 +922,7 @@ def check_alive(srv):
 def spawn(srv, rpc_addr, ctls):
     r = RNG.random()
     if r < 0.35:
-        c = SseClient(srv, RNG.choice(ctls))
+        c = SseClient(srv, pick_session(ctls))
     elif r < 0.65:
         c = H2Client(srv, ctls)
     else:
@@ -999,6 +1033,7 @@ def main():
         while time.monotonic() < deadline:
             LOOP.run_once()
         check_deleted_streams_ended(ctls)
+        FINAL[0] = True
         for c in list(CLIENTS):
             c.leave(RNG.choice(("rst", "polite")) if not isinstance(c, H2Client)
                     else RNG.choice(("rst", "polite", "goaway")))
