@@ -128,6 +128,14 @@ struct sl_session {
     uint64_t timer_deadline;
     uint32_t ops_inflight;
     bool deleting, stopping, released, journal_ending;
+    bool close_deferred;    /* fault point slow_hibernate: close at the idle timer */
+    /* Requests that arrived while this actor was ending: answered
+     * SL_ECLOSED once it has left the entry, so the requester's retry
+     * reaches a successor, not this actor again (at most
+     * SL_SESSION_HELD_MAX; beyond, answered at once). */
+    sl_pub_t *held_pubs, *held_pubs_tail;
+    sl_sub_t *held_subs;
+    uint32_t nheld;
     sl_msg_t delete_msg, stop_msg; /* CONTROL, sent at most once each */
     bool delete_sent, stop_sent;   /* guarded by e->lock */
 };
@@ -256,6 +264,54 @@ static bool busy(const sl_session_t *s)
            s->acks_head;
 }
 
+/* Keeps a request that reached this actor while it is ending (hibernating
+ * or stopping) until it has left the entry. Returns false at the bound:
+ * the caller answers at once. */
+static bool hold_pub(sl_session_t *s, sl_pub_t *p)
+{
+    if (s->nheld >= SL_SESSION_HELD_MAX)
+        return false;
+    p->_next = NULL;
+    if (s->held_pubs_tail)
+        s->held_pubs_tail->_next = p;
+    else
+        s->held_pubs = p;
+    s->held_pubs_tail = p;
+    s->nheld++;
+    return true;
+}
+
+static bool hold_sub(sl_session_t *s, sl_sub_t *sub)
+{
+    if (s->nheld >= SL_SESSION_HELD_MAX)
+        return false;
+    sub->_held_next = s->held_subs;
+    s->held_subs = sub;
+    s->nheld++;
+    return true;
+}
+
+/* The entry no longer names this actor: held requests are answered
+ * SL_ECLOSED (a deleted session's subscribes SL_ENOTFOUND), and the
+ * requesters' retries start or find the successor. */
+static void release_held(sl_session_t *s)
+{
+    while (s->held_pubs) {
+        sl_pub_t *p = s->held_pubs;
+        s->held_pubs = p->_next;
+        p->status = SL_ECLOSED;
+        reply_pub(p);
+    }
+    s->held_pubs_tail = NULL;
+    while (s->held_subs) {
+        sl_sub_t *sub = s->held_subs;
+        s->held_subs = sub->_held_next;
+        sub->status = s->deleting ? SL_ENOTFOUND : SL_ECLOSED;
+        reply(&sub->h, sub->conn, SL_CONN_MSG_SUBSCRIBED);
+    }
+    s->nheld = 0;
+}
+
 /* Leaves the directory entry and drops the actor's own reference once
  * nothing depends on it any more. */
 static void maybe_exit(sl_session_t *s)
@@ -271,6 +327,7 @@ static void maybe_exit(sl_session_t *s)
     if (s->e->session == s)
         s->e->session = NULL;
     pthread_mutex_unlock(&s->e->lock);
+    release_held(s);
     sl_actor_release(&s->a);
 }
 
@@ -408,8 +465,10 @@ static void on_publish(sl_session_t *s, sl_pub_t *p)
     p->status = 0;
     p->first_seq = p->last_seq = 0;
     if (s->deleting || s->stopping) {
-        p->status = SL_ECLOSED;
-        reply_pub(p);
+        if (s->released || s->deleting || !hold_pub(s, p)) {
+            p->status = SL_ECLOSED;
+            reply_pub(p);
+        }
         return;
     }
     if (s->parked) { /* keep seq order behind the parked ones */
@@ -721,6 +780,8 @@ static int ensure_rpc_ring(sl_session_t *s)
  * not kept: the connection frees it when the answer arrives. */
 static void on_subscribe(sl_session_t *s, sl_sub_t *sub)
 {
+    if (s->stopping && !s->deleting && !s->released && hold_sub(s, sub))
+        return; /* answered SL_ECLOSED once this actor has left the entry */
     int rc = s->deleting ? SL_ENOTFOUND : s->stopping ? SL_ECLOSED : subs_reserve(s);
     if (rc == 0 && sub->rpc)
         rc = ensure_rpc_ring(s);
@@ -1172,11 +1233,26 @@ static void arm_idle(sl_session_t *s)
 static void on_idle_timer(sl_session_t *s)
 {
     s->idle_armed = false;
+    if (s->close_deferred) { /* fault point slow_hibernate: the close is due */
+        s->close_deferred = false;
+        sl_journal_close(s->j);
+        maybe_exit(s);
+        return;
+    }
     uint64_t after = s->srv->cfg.session_idle_ns;
     if (idle(s) && sl_clock_now_ns() - s->active_ns >= after) {
         s->stopping = true;
-        if (s->j)
+        if (s->j && sl_fault("slow_hibernate")) {
+            /* Tests: the log takes SL_SESSION_SLOW_HIBERNATE_MS to close,
+             * as it may on a loaded machine; requests arrive meanwhile. */
+            s->close_deferred = true;
+            s->idle_timer.kind = SL_OP_TIMEOUT;
+            s->idle_timer.timeout_ns = SL_SESSION_SLOW_HIBERNATE_MS * SL_NS_PER_MS;
+            s->idle_armed = true;
+            submit(s, &s->idle_timer);
+        } else if (s->j) {
             sl_journal_close(s->j);
+        }
         if (s->ret_armed) { /* retention resumes when the session wakes */
             s->cancel_ret.kind = SL_OP_CANCEL;
             s->cancel_ret.target = &s->ret_timer;
@@ -1311,6 +1387,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *m)
 static void destroy(sl_actor_t *self)
 {
     sl_session_t *s = (sl_session_t *)self;
+    sl_assert(s->nheld == 0); /* answered when the actor left its entry */
     atomic_fetch_sub_explicit(&s->srv->counters.sessions_live, 1, memory_order_relaxed);
     sl_ring_destroy(s->ring);
     sl_ring_destroy(s->rpc_ring);

@@ -96,6 +96,7 @@ typedef struct sl_sub {
     _Atomic bool ended;    /* session deleted: end after end_pos */
     _Atomic uint64_t end_pos;
     uint32_t _index;       /* session: slot in its subscriber table */
+    struct sl_sub *_held_next; /* session: held while it hibernates */
 } sl_sub_t;
 
 /* A subscriber behind the ring asks for the events from from_seq, encoded

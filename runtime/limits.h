@@ -58,6 +58,16 @@
 #define SL_FAULT_POINTS_MAX 16
 #define SL_FAULT_NAME_MAX 47
 
+/* Publishes and subscribes that reach a session actor while it hibernates
+ * or stops, held until it has left the directory entry so that the retry
+ * reaches its successor (policy beyond: answered at once, and the
+ * requester's bounded retries apply). */
+#define SL_SESSION_HELD_MAX 1024
+
+/* Fault point slow_hibernate (Debug builds): how long a hibernating
+ * session's log takes to close. */
+#define SL_SESSION_SLOW_HIBERNATE_MS 300
+
 /* Mailboxes: default capacity of NORMAL messages per actor. */
 #define SL_MAILBOX_CAPACITY_DEFAULT 1024
 /* Control and completion records an actor may have outstanding at once
