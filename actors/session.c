@@ -274,7 +274,8 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
      * the mark in flight. */
     if (ephemeral && seq > s->seq_reserved) {
         s->res_wanted = true;
-        return s->res_failed ? -EIO : SL_EFULL;
+        bool can = !s->res_failed && s->j && sl_journal_status(s->j) == 0;
+        return can ? SL_EFULL : -EIO; /* a failed log cannot hold a mark */
     }
     /* Ring space first: a reservation that is not committed costs nothing,
      * whereas an event logged but not sequenced here would reuse its seq. */
