@@ -42,9 +42,11 @@
  *   is the first kept seq (the file's own name unless the first record was
  *   damaged, in which case the old file is unlinked after the rename: each
  *   of its bytes is by then in the new file or in a quarantine file).
- * Then the folder is fsynced. Quarantine files are never read or removed
- * by sluice; a crash in the middle of a repair leaves files the next
- * recovery repairs again to the same result.
+ * Then the folder is fsynced. Quarantine files are never read, removed or
+ * overwritten by sluice: a name already taken gets a ".1", ".2", ...
+ * suffix. A crash in the middle of a repair leaves files the next
+ * recovery repairs again to the same result (the cut bytes may then be
+ * quarantined twice).
  *
  * Threads: plans are pure over their source; apply runs on the main thread
  * at startup or in the checker.
@@ -64,8 +66,12 @@
 #define SL_REPAIR_QUARANTINE_INFIX ".quarantine-"
 /* Suffix of a rewritten segment before its rename. */
 #define SL_REPAIR_TMP_SUFFIX ".repair"
-/* Longest quarantine file name (segment name + infix + 20 digits). */
-#define SL_REPAIR_NAME_MAX (SL_SEGMENT_NAME_LEN + 12u + 20u)
+/* Names tried for one quarantine file: <segment>.quarantine-<offset>,
+ * then the same with ".1", ".2", ... (policy at the bound: the repair
+ * fails with -EEXIST and the segment is left as it is). */
+#define SL_REPAIR_NAME_TRIES 100u
+/* Longest quarantine file name (segment name + infix + 20 digits + ".99"). */
+#define SL_REPAIR_NAME_MAX (SL_SEGMENT_NAME_LEN + 12u + 20u + 3u)
 
 typedef struct sl_repair_range {
     uint64_t offset;
