@@ -417,6 +417,10 @@ int sl_repair_apply(int dirfd, int fd, const sl_repair_plan_t *p, uint64_t epoch
     } else {
         for (uint32_t i = 0; rc == 0 && i < p->damage_count; i++)
             rc = quarantine_range(dirfd, fd, p, &p->damage[i], id, id_len);
+        /* The quarantine files' names must be durable before the segment
+         * loses the bytes they hold. */
+        if (rc == 0 && fsync(dirfd) != 0)
+            rc = -errno;
         if (rc == 0 && a == SL_REPAIR_TRUNCATE) {
             if (ftruncate(fd, (off_t)p->damage[0].offset) != 0 || fsync(fd) != 0)
                 rc = -errno;

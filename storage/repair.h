@@ -33,10 +33,10 @@
  * - no damage: nothing;
  * - no record kept: the file is renamed to <name>.quarantine-0;
  * - only a tail cut from a file whose header and first record are intact:
- *   the tail is copied to <name>.quarantine-<offset>, fsynced, and the
- *   file truncated and fsynced;
+ *   the tail is copied to <name>.quarantine-<offset>, fsynced (file and
+ *   folder), and the file truncated and fsynced;
  * - otherwise: every damaged range is copied to its quarantine file and
- *   fsynced; the header (rebuilt when it was damaged, with the epoch the
+ *   fsynced, then the folder; the header (rebuilt when it was damaged, with the epoch the
  *   caller knows) and the kept records are written to
  *   <new name>.repair, fsynced and renamed to <new name>, where new name
  *   is the first kept seq (the file's own name unless the first record was
