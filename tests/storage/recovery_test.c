@@ -632,6 +632,29 @@ static void test_recovery_quarantine_never_overwritten(void)
     rm_root();
 }
 
+/* A damaged (not torn) last record was written, so its seq may have been
+ * read: the counter resumes above it. A torn one was never whole. */
+static void test_recovery_session_damaged_last_record_seq_not_reused(void)
+{
+    make_root();
+    size_t offs[4];
+    size_t len = three_segments(offs);
+    buf[len - 2] ^= 0x01; /* inside seq 13's data */
+    put_file("s1", 11, buf, len);
+    sl_recovery_session_t rs;
+    recover("s1", NULL, &rs);
+    CHECK(sl_segment_index_last_seq(rs.index) == 12 && rs.seq_hwm >= 13);
+    sl_segment_index_destroy(rs.index);
+    rm_root();
+    make_root();
+    len = three_segments(offs);
+    put_file("s1", 11, buf, len - 2); /* torn seq 13 */
+    recover("s1", NULL, &rs);
+    CHECK(sl_segment_index_last_seq(rs.index) == 12 && rs.seq_hwm == 12);
+    sl_segment_index_destroy(rs.index);
+    rm_root();
+}
+
 /* A manifest entry for s1 built from a recovered index. */
 static size_t manifest_for(uint8_t *mbuf, size_t cap, const char *id, const sl_segment_index_t *ix,
                            uint64_t epoch, uint32_t flags, uint64_t last_seq)
@@ -910,6 +933,7 @@ int main(void)
     test_recovery_session_empty_last_segment_removed();
     test_recovery_session_seq_mark_raises_hwm();
     test_recovery_quarantine_never_overwritten();
+    test_recovery_session_damaged_last_record_seq_not_reused();
     test_recovery_session_clean_entry_opens_no_file();
     test_recovery_session_dirty_entry_scans_only_changed();
     test_recovery_session_stale_entry_ignored();
