@@ -189,9 +189,9 @@ typedef struct session_ctx {
     const sl_manifest_entry_t *entry; /* NULL: none, or found stale */
     uint32_t entry_i;                 /* merge position in entry's segments */
     uint32_t data_max;
-    uint64_t epoch_hint;              /* from any intact header, for rebuilt ones */
-    uint64_t tail_seq;                /* last seq before a damaged tail ... */
-    uint64_t tail_records_max;        /* ... and how many records it may have held */
+    uint64_t epoch_hint;       /* from any intact header, for rebuilt ones */
+    uint64_t tail_seq;         /* last seq before a damaged tail ... */
+    uint64_t tail_records_max; /* ... and how many records it may have held */
     const sl_recovery_opts_t *opts;
     sl_recovery_session_t *out;
 } session_ctx_t;

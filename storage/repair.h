@@ -87,8 +87,8 @@ typedef enum sl_repair_action {
 
 /* What one segment holds and what a repair cuts. */
 typedef struct sl_repair_plan {
-    uint64_t segment;    /* the file's name (first_seq it was created with) */
-    uint64_t seq_limit;  /* accepted seqs lie below this */
+    uint64_t segment;   /* the file's name (first_seq it was created with) */
+    uint64_t seq_limit; /* accepted seqs lie below this */
     uint64_t file_bytes;
     bool header_ok;
     sl_segment_header_t header; /* valid when header_ok */
