@@ -126,6 +126,8 @@ int sl_persist_write_manifest(sl_server_t *srv, bool clean)
             }
             mf_item_t *it = &items[n++];
             it->e = page[i];
+            /* Failed (damage seen, or no memory): a dirty entry that lists
+             * no segment, so the next start scans every file. */
             it->failed = sl_session_segments(it->e, &it->segs, &it->nsegs) != 0;
             size += sl_manifest_entry_size(it->e->id_len, it->nsegs);
         }

@@ -58,6 +58,7 @@ typedef struct persist {
     uint32_t nsegs;
     uint64_t seq_reserved; /* durable reservation mark written by an
                               earlier actor of this process (0: none) */
+    bool damaged;          /* a catch-up read skipped damaged bytes */
 } persist_t;
 
 /* Steps of writing the seq reservation mark (storage/seqmark.h). */
@@ -243,7 +244,9 @@ int sl_session_segments(sl_entry_t *e, sl_segment_t **out, uint32_t *count)
         return 0;
     int rc = 0;
     pthread_mutex_lock(&e->lock);
-    if (ps->nsegs) {
+    if (ps->damaged) {
+        rc = SL_ECORRUPT;
+    } else if (ps->nsegs) {
         *out = malloc(ps->nsegs * sizeof **out);
         if (*out) {
             memcpy(*out, ps->segs, ps->nsegs * sizeof **out);
@@ -343,7 +346,8 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
      * the mark in flight. */
     if (ephemeral && seq > s->seq_reserved) {
         s->res_wanted = true;
-        return s->res_failed ? -EIO : SL_EFULL;
+        bool can = !s->res_failed && s->j && sl_journal_status(s->j) == 0;
+        return can ? SL_EFULL : -EIO; /* a failed log cannot hold a mark */
     }
     /* Ring space first: a reservation that is not committed costs nothing,
      * whereas an event logged but not sequenced here would reuse its seq. */
@@ -1180,9 +1184,15 @@ static void account_journal(sl_session_t *s)
 static void account_damage(sl_session_t *s)
 {
     uint64_t n = sl_segment_index_damage_skips(sl_journal_index(s->j));
-    if (n != s->seen_damage_skips) {
-        stat_add(&s->srv->storage_damage_resyncs, n - s->seen_damage_skips);
-        s->seen_damage_skips = n;
+    if (n == s->seen_damage_skips)
+        return;
+    stat_add(&s->srv->storage_damage_resyncs, n - s->seen_damage_skips);
+    s->seen_damage_skips = n;
+    persist_t *ps = persist_of(s->e);
+    if (ps) { /* the next start must scan (and repair) this session's files */
+        pthread_mutex_lock(&s->e->lock);
+        ps->damaged = true;
+        pthread_mutex_unlock(&s->e->lock);
     }
 }
 

@@ -24,11 +24,10 @@ static void on_segment(const char *id, size_t id_len, const sl_repair_plan_t *p,
     sl_log_quote(q, sizeof q, id, (unsigned)id_len);
     sl_repair_action_t a = sl_repair_action(p);
     fprintf(c->out,
-            "segment session=%s file=%s records=%" PRIu64 " first_seq=%" PRIu64
-            " last_seq=%" PRIu64 " bytes=%" PRIu64 " damaged_bytes=%" PRIu64 " action=%s\n",
+            "segment session=%s file=%s records=%" PRIu64 " first_seq=%" PRIu64 " last_seq=%" PRIu64
+            " bytes=%" PRIu64 " damaged_bytes=%" PRIu64 " action=%s\n",
             q, name, p->events, p->first_seq, p->last_seq, p->file_bytes,
-            a == SL_REPAIR_QUARANTINE ? p->file_bytes : p->damaged_bytes,
-            sl_repair_action_name(a));
+            a == SL_REPAIR_QUARANTINE ? p->file_bytes : p->damaged_bytes, sl_repair_action_name(a));
     for (uint32_t i = 0; i < p->damage_count; i++) {
         const sl_repair_range_t *r = &p->damage[i];
         bool torn = p->torn && r->offset + r->bytes == p->file_bytes;
@@ -48,8 +47,8 @@ static void on_session(const char *id, size_t id_len, const sl_manifest_entry_t 
     fprintf(c->out,
             "session session=%s segments=%u records=%" PRIu64 " seq_hwm=%" PRIu64
             " damaged_segments=%u\n",
-            q, sl_segment_index_count(rs->index), sl_segment_index_events(rs->index),
-            rs->seq_hwm, rs->segments_damaged);
+            q, sl_segment_index_count(rs->index), sl_segment_index_events(rs->index), rs->seq_hwm,
+            rs->segments_damaged);
     sl_segment_index_destroy(rs->index);
 }
 

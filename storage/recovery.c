@@ -189,7 +189,9 @@ typedef struct session_ctx {
     const sl_manifest_entry_t *entry; /* NULL: none, or found stale */
     uint32_t entry_i;                 /* merge position in entry's segments */
     uint32_t data_max;
-    uint64_t epoch_hint;              /* from any intact header, for rebuilt ones */
+    uint64_t epoch_hint;       /* from any intact header, for rebuilt ones */
+    uint64_t tail_seq;         /* last seq before a damaged tail ... */
+    uint64_t tail_records_max; /* ... and how many records it may have held */
     const sl_recovery_opts_t *opts;
     sl_recovery_session_t *out;
 } session_ctx_t;
@@ -344,6 +346,23 @@ static int index_plan(session_ctx_t *c, const char *name, const sl_repair_plan_t
     return 0;
 }
 
+/* A damaged (not torn) tail of the last segment held records that were
+ * written, so their seqs were handed out; how many is unknown, but each
+ * record takes at least SL_RECORD_OVERHEAD + 1 bytes. A torn tail is the
+ * one write a crash interrupted: its record was never completely written,
+ * so never readable, and its seq is free again. */
+static void note_tail(session_ctx_t *c, const sl_repair_plan_t *p)
+{
+    c->tail_seq = c->tail_records_max = 0;
+    if (p->damage_count == 0 || p->torn)
+        return;
+    const sl_repair_range_t *r = &p->damage[p->damage_count - 1];
+    if (r->offset + r->bytes != p->file_bytes)
+        return;
+    c->tail_seq = p->events ? p->last_seq : p->segment - 1;
+    c->tail_records_max = r->bytes / (SL_RECORD_OVERHEAD + 1);
+}
+
 /* Plans segment first_seq (seq_limit: the next one's name), reports it,
  * repairs it and indexes what it keeps. */
 static int plan_segment(session_ctx_t *c, int fd, uint64_t first_seq, uint64_t seq_limit,
@@ -363,6 +382,8 @@ static int plan_segment(session_ctx_t *c, int fd, uint64_t first_seq, uint64_t s
     }
     if (rc == 0 && c->opts && c->opts->segment_cb)
         c->opts->segment_cb(c->id, c->id_len, p, c->opts->ctx);
+    if (rc == 0 && seq_limit == UINT64_MAX)
+        note_tail(c, p);
     if (rc == 0)
         rc = repair_segment(c, fd, p);
     if (rc == 0 && p->events > 0)
@@ -482,6 +503,12 @@ static int from_files(session_ctx_t *c)
     free(seqs);
     if (rc == 0)
         use_seqmark(c);
+    if (rc == 0 && c->tail_records_max > 0) {
+        /* Ephemeral seqs between the tail's records lie below the mark. */
+        uint64_t base = c->tail_seq > c->out->seq_reserved ? c->tail_seq : c->out->seq_reserved;
+        if (base + c->tail_records_max > c->out->seq_hwm)
+            c->out->seq_hwm = base + c->tail_records_max;
+    }
     return rc;
 }
 

@@ -44,8 +44,12 @@
  *   run time the same way (segment.h, sl_segment_cursor_consume), and
  *   `sluiced --check --repair` (check.h) cuts it offline.
  * The seq counter resumes above every seq that may have been handed out:
- * the manifest's counter, the last intact record, every segment's name and
- * the session's seq reservation mark (storage/seqmark.h).
+ * the manifest's counter, the last intact record, every segment's name,
+ * the session's seq reservation mark (storage/seqmark.h), and, when the
+ * last segment ends in damage (not a torn write), as many seqs past the
+ * last intact record (or the mark) as records could fit in the damaged
+ * bytes: they were written, so their seqs may have been read; skipping
+ * them costs a gap, reusing one would renumber an event.
  * How much is scanned depends on the manifest; manifest.h has the rules.
  */
 #ifndef SL_STORAGE_RECOVERY_H

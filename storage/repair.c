@@ -312,15 +312,40 @@ static void log_range(const sl_repair_plan_t *p, const sl_repair_range_t *r, con
              tail ? "torn" : "corrupt");
 }
 
+/* The k-th candidate name of a quarantine file: the plain name, then
+ * ".1", ".2", ... -- a file quarantined earlier (an older incident at the
+ * same offset, or a repair a crash interrupted) is never overwritten. */
+static void quarantine_candidate(char *out, size_t cap, uint64_t segment, uint64_t offset,
+                                 uint32_t k)
+{
+    sl_repair_quarantine_name(out, cap, segment, offset);
+    if (k > 0) {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, ".%u", k);
+    }
+}
+
+/* Creates a new quarantine file (O_EXCL); returns its fd with its name in
+ * q, or -errno. */
+static int quarantine_create(int dirfd, uint64_t segment, uint64_t offset, char *q, size_t cap)
+{
+    for (uint32_t k = 0; k < SL_REPAIR_NAME_TRIES; k++) {
+        quarantine_candidate(q, cap, segment, offset, k);
+        int qfd = openat(dirfd, q, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (qfd >= 0 || errno != EEXIST)
+            return qfd >= 0 ? qfd : -errno;
+    }
+    return -EEXIST;
+}
+
 /* Copies one range into its own quarantine file and fsyncs it. */
 static int quarantine_range(int dirfd, int fd, const sl_repair_plan_t *p,
                             const sl_repair_range_t *r, const char *id, size_t id_len)
 {
     char q[SL_REPAIR_NAME_MAX + 1];
-    sl_repair_quarantine_name(q, sizeof q, p->segment, r->offset);
-    int qfd = openat(dirfd, q, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int qfd = quarantine_create(dirfd, p->segment, r->offset, q, sizeof q);
     if (qfd < 0)
-        return -errno;
+        return qfd;
     int rc = copy_range(fd, r->offset, qfd, 0, r->bytes);
     if (rc == 0 && fsync(qfd) != 0)
         rc = -errno;
@@ -381,13 +406,21 @@ int sl_repair_apply(int dirfd, int fd, const sl_repair_plan_t *p, uint64_t epoch
     if (a == SL_REPAIR_QUARANTINE) {
         char name[SL_SEGMENT_NAME_LEN + 1], q[SL_REPAIR_NAME_MAX + 1];
         sl_segment_name(name, sizeof name, p->segment);
-        sl_repair_quarantine_name(q, sizeof q, p->segment, 0);
-        if (renameat(dirfd, name, dirfd, q) != 0)
-            return -errno;
+        rc = -EEXIST;
+        for (uint32_t k = 0; k < SL_REPAIR_NAME_TRIES && rc == -EEXIST; k++) {
+            quarantine_candidate(q, sizeof q, p->segment, 0, k);
+            rc = renameat2(dirfd, name, dirfd, q, RENAME_NOREPLACE) == 0 ? 0 : -errno;
+        }
+        if (rc != 0)
+            return rc;
         log_range(p, &(sl_repair_range_t){.offset = 0, .bytes = p->file_bytes}, q, id, id_len);
     } else {
         for (uint32_t i = 0; rc == 0 && i < p->damage_count; i++)
             rc = quarantine_range(dirfd, fd, p, &p->damage[i], id, id_len);
+        /* The quarantine files' names must be durable before the segment
+         * loses the bytes they hold. */
+        if (rc == 0 && fsync(dirfd) != 0)
+            rc = -errno;
         if (rc == 0 && a == SL_REPAIR_TRUNCATE) {
             if (ftruncate(fd, (off_t)p->damage[0].offset) != 0 || fsync(fd) != 0)
                 rc = -errno;

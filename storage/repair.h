@@ -33,18 +33,20 @@
  * - no damage: nothing;
  * - no record kept: the file is renamed to <name>.quarantine-0;
  * - only a tail cut from a file whose header and first record are intact:
- *   the tail is copied to <name>.quarantine-<offset>, fsynced, and the
- *   file truncated and fsynced;
+ *   the tail is copied to <name>.quarantine-<offset>, fsynced (file and
+ *   folder), and the file truncated and fsynced;
  * - otherwise: every damaged range is copied to its quarantine file and
- *   fsynced; the header (rebuilt when it was damaged, with the epoch the
+ *   fsynced, then the folder; the header (rebuilt when it was damaged, with the epoch the
  *   caller knows) and the kept records are written to
  *   <new name>.repair, fsynced and renamed to <new name>, where new name
  *   is the first kept seq (the file's own name unless the first record was
  *   damaged, in which case the old file is unlinked after the rename: each
  *   of its bytes is by then in the new file or in a quarantine file).
- * Then the folder is fsynced. Quarantine files are never read or removed
- * by sluice; a crash in the middle of a repair leaves files the next
- * recovery repairs again to the same result.
+ * Then the folder is fsynced. Quarantine files are never read, removed or
+ * overwritten by sluice: a name already taken gets a ".1", ".2", ...
+ * suffix. A crash in the middle of a repair leaves files the next
+ * recovery repairs again to the same result (the cut bytes may then be
+ * quarantined twice).
  *
  * Threads: plans are pure over their source; apply runs on the main thread
  * at startup or in the checker.
@@ -64,8 +66,12 @@
 #define SL_REPAIR_QUARANTINE_INFIX ".quarantine-"
 /* Suffix of a rewritten segment before its rename. */
 #define SL_REPAIR_TMP_SUFFIX ".repair"
-/* Longest quarantine file name (segment name + infix + 20 digits). */
-#define SL_REPAIR_NAME_MAX (SL_SEGMENT_NAME_LEN + 12u + 20u)
+/* Names tried for one quarantine file: <segment>.quarantine-<offset>,
+ * then the same with ".1", ".2", ... (policy at the bound: the repair
+ * fails with -EEXIST and the segment is left as it is). */
+#define SL_REPAIR_NAME_TRIES 100u
+/* Longest quarantine file name (segment name + infix + 20 digits + ".99"). */
+#define SL_REPAIR_NAME_MAX (SL_SEGMENT_NAME_LEN + 12u + 20u + 3u)
 
 typedef struct sl_repair_range {
     uint64_t offset;
@@ -81,8 +87,8 @@ typedef enum sl_repair_action {
 
 /* What one segment holds and what a repair cuts. */
 typedef struct sl_repair_plan {
-    uint64_t segment;    /* the file's name (first_seq it was created with) */
-    uint64_t seq_limit;  /* accepted seqs lie below this */
+    uint64_t segment;   /* the file's name (first_seq it was created with) */
+    uint64_t seq_limit; /* accepted seqs lie below this */
     uint64_t file_bytes;
     bool header_ok;
     sl_segment_header_t header; /* valid when header_ok */

@@ -196,6 +196,14 @@ def test_sigterm_flip_record_50_reader_never_spins(tmp):
         H.check(st.get("damage_resyncs", 0) >= 1, "sigterm: damage in /health: %r" % st)
         H.check_eq(publish(srv, SID, "after"), EVENTS + 1, "sigterm: next seq")
         print("  sigterm: read in %.2fs with %d catch-up reads" % (time.monotonic() - t0, reads))
+    # The damage seen at run time keeps the manifest from vouching for the
+    # file again: the next start scans it and quarantines the record.
+    with D.server_on(data_dir, name="sluiced-term-3") as srv:
+        H.check(srv.log_lines("segment damage quarantined"), "sigterm: repaired at the next start")
+        H.check(os.path.exists(quarantine(data_dir, 1, off)), "sigterm: quarantine file")
+        got = read_all(srv, SID, EVENTS + 1)
+        H.check_eq([e[0] for e in got if e[1] != "sluice.gap"][-2:], [EVENTS, EVENTS + 1],
+                   "sigterm: the log after the repair")
 
 
 def test_ephemeral_seqs_not_reused_after_kill(tmp):

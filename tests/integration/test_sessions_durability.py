@@ -38,6 +38,7 @@ import sluice_harness as H  # noqa: E402
 
 SEGMENT_HEADER_BYTES = 48   # storage/segment.h
 RECORD_LEN_FIELD = 4        # storage/record.h: `len` counts the bytes after it
+RECORD_MIN = 30             # storage/record.h: the smallest record
 PUBLISHERS = 4
 CRASH_SESSIONS = ("dur-a", "dur-b")
 CRASH_CYCLES = 3
@@ -323,13 +324,16 @@ def fill(srv, first, last):
 def damage_garbage(path, spans):
     with open(path, "ab") as f:
         f.write(b"\xde\xad\xbe\xef" * 16)
-    return list(range(1, TAIL_EVENTS + 1)), spans[-1][0] + spans[-1][1], 64, "corrupt"
+    # Damaged bytes after the last record may have held records: their
+    # seqs (at most one per 30 bytes) are skipped, never reissued.
+    return (list(range(1, TAIL_EVENTS + 1)), spans[-1][0] + spans[-1][1], 64, "corrupt",
+            TAIL_EVENTS + 64 // RECORD_MIN + 1)
 
 
 def damage_cut_last(path, spans):
     off, size = spans[-1]
     os.truncate(path, off + size - 7)
-    return list(range(1, TAIL_EVENTS)), off, size - 7, "torn"
+    return list(range(1, TAIL_EVENTS)), off, size - 7, "torn", TAIL_EVENTS
 
 
 def flip_bit(path, offset, bit=0x10):
@@ -343,7 +347,7 @@ def flip_bit(path, offset, bit=0x10):
 def damage_flip_last(path, spans):
     off, size = spans[-1]
     flip_bit(path, off + size - 2)      # inside the data
-    return list(range(1, TAIL_EVENTS)), off, size, "corrupt"
+    return list(range(1, TAIL_EVENTS)), off, size, "corrupt", TAIL_EVENTS + size // RECORD_MIN
 
 
 def damage_flip_middle(path, spans):
@@ -351,7 +355,8 @@ def damage_flip_middle(path, spans):
     off, size = spans[k]
     flip_bit(path, off + 14)            # inside its seq field
     # The records after it are intact and kept; seq k + 1 is a gap.
-    return [s for s in range(1, TAIL_EVENTS + 1) if s != k + 1], off, size, "corrupt"
+    return ([s for s in range(1, TAIL_EVENTS + 1) if s != k + 1], off, size, "corrupt",
+            TAIL_EVENTS + 1)
 
 
 def check_cut_line(srv, off, dropped, reason, what):
@@ -365,23 +370,24 @@ def check_cut_line(srv, off, dropped, reason, what):
     H.check(qfile.endswith(".quarantine-%d" % off), what + ": quarantine file " + qfile)
 
 
-def check_kept(srv, seqs, what):
+def check_kept(srv, seqs, next_seq, what):
     """Serves exactly seqs of TAIL (a sluice.gap for each hole), then
-    appends at max(seqs) + 1."""
+    appends at next_seq."""
     last = max(seqs)
     st = session_stats(srv, TAIL)
     want_bytes = sum(len(tail_data(s)) for s in seqs)
     H.check_eq((st["first_seq"], st["last_seq"], st["events"], st["bytes"]),
-               (1, last, len(seqs), want_bytes), what + ": (first_seq, last_seq, events, bytes)")
+               (1, next_seq - 1, len(seqs), want_bytes),
+               what + ": (first_seq, last_seq, events, bytes)")
     want = [(s, "message", tail_data(s)) for s in seqs]
-    got = [e for e in read_events(srv, TAIL, last) if e[1] != "sluice.gap"]
+    got = [e for e in read_events(srv, TAIL, len(seqs)) if e[1] != "sluice.gap"]
     H.check_eq(got, want, what + ": intact records served")
-    H.check_eq(publish(srv, TAIL, "after"), last + 1, what + ": seq of the next publish")
-    got = [e for e in read_events(srv, TAIL, last + 1) if e[1] != "sluice.gap"]
-    H.check_eq(got, want + [(last + 1, "message", "after")], what + ": records and the new event")
+    H.check_eq(publish(srv, TAIL, "after"), next_seq, what + ": seq of the next publish")
+    got = [e for e in read_events(srv, TAIL, len(seqs) + 1) if e[1] != "sluice.gap"]
+    H.check_eq(got, want + [(next_seq, "message", "after")], what + ": records and the new event")
     H.check_eq([e[2] for e in read_events(srv, OTHER, 5)], ["o%d" % i for i in range(1, 6)],
                what + ": the undamaged session")
-    return want + [(last + 1, "message", "after")]
+    return want + [(next_seq, "message", "after")]
 
 
 def run_tail_case(tmp, name, damage):
@@ -391,14 +397,14 @@ def run_tail_case(tmp, name, damage):
         for i in range(1, 6):
             publish(srv, OTHER, "o%d" % i)
     path = segment_path(data_dir, TAIL)
-    seqs, off, dropped, reason = damage(path, record_spans(path))
+    seqs, off, dropped, reason, next_seq = damage(path, record_spans(path))
     os.unlink(os.path.join(data_dir, ".manifest"))  # a clean entry would not be scanned
     with server_on(data_dir, name="sluiced-%s-2" % name) as srv:
         check_cut_line(srv, off, dropped, reason, name)
-        want = check_kept(srv, seqs, name)
+        want = check_kept(srv, seqs, next_seq, name)
     with server_on(data_dir, name="sluiced-%s-3" % name) as srv:
         H.check_eq(srv.log_lines("segment damage quarantined"), [], name + ": nothing to cut again")
-        got = [e for e in read_events(srv, TAIL, want[-1][0]) if e[1] != "sluice.gap"]
+        got = [e for e in read_events(srv, TAIL, len(want)) if e[1] != "sluice.gap"]
         H.check_eq(got, want, name + ": log after one more restart")
 
 
@@ -432,10 +438,10 @@ def test_tail_cut_after_kill_dirty_manifest(tmp):
         srv.send_signal(signal.SIGKILL)
         H.check_eq(srv.wait(10), -signal.SIGKILL, "killed")
     path = segment_path(data_dir, TAIL)
-    seqs, off, dropped, reason = damage_cut_last(path, record_spans(path))
+    seqs, off, dropped, reason, next_seq = damage_cut_last(path, record_spans(path))
     with server_on(data_dir, name="sluiced-killed-3") as srv:
         check_cut_line(srv, off, dropped, reason, "killed")
-        check_kept(srv, seqs, "killed")
+        check_kept(srv, seqs, next_seq, "killed")
 
 
 def test_large_batch_answered(tmp):

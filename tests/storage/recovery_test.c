@@ -594,6 +594,67 @@ static void test_recovery_session_seq_mark_raises_hwm(void)
     rm_root();
 }
 
+/* A second incident at the same offset gets its own quarantine file: no
+ * earlier one is overwritten. */
+static void test_recovery_quarantine_never_overwritten(void)
+{
+    make_root();
+    size_t offs[4];
+    size_t len = three_segments(offs);
+    buf[offs[1] + 20] ^= 0x80; /* seq 12 */
+    put_file("s1", 11, buf, len);
+    sl_recovery_session_t rs;
+    recover("s1", NULL, &rs);
+    sl_segment_index_destroy(rs.index);
+    uint8_t first[128], again[128];
+    int64_t n1 = read_quarantine("s1", 11, offs[1], first, sizeof first);
+    CHECK(n1 == (int64_t)(offs[2] - offs[1]));
+    /* Seq 13 now sits at that offset; damage it too. */
+    char p[256];
+    path_of(p, sizeof p, "s1", 11);
+    int fd = open(p, O_RDWR);
+    uint8_t b;
+    CHECK(pread(fd, &b, 1, (off_t)offs[1] + 20) == 1);
+    b ^= 0x80;
+    CHECK(pwrite(fd, &b, 1, (off_t)offs[1] + 20) == 1);
+    close(fd);
+    recover("s1", NULL, &rs);
+    CHECK(rs.segments_damaged == 1 && sl_segment_index_last_seq(rs.index) == 11);
+    sl_segment_index_destroy(rs.index);
+    CHECK(read_quarantine("s1", 11, offs[1], again, sizeof again) == n1);
+    CHECK(memcmp(first, again, (size_t)n1) == 0); /* the first one is intact */
+    char q[512], name[SL_REPAIR_NAME_MAX + 1];
+    sl_repair_quarantine_name(name, sizeof name, 11, offs[1]);
+    path_of(p, sizeof p, "s1", 0);
+    snprintf(q, sizeof q, "%s/%s.1", p, name);
+    struct stat st;
+    CHECK(stat(q, &st) == 0 && st.st_size > 0);
+    rm_root();
+}
+
+/* A damaged (not torn) last record was written, so its seq may have been
+ * read: the counter resumes above it. A torn one was never whole. */
+static void test_recovery_session_damaged_last_record_seq_not_reused(void)
+{
+    make_root();
+    size_t offs[4];
+    size_t len = three_segments(offs);
+    buf[len - 2] ^= 0x01; /* inside seq 13's data */
+    put_file("s1", 11, buf, len);
+    sl_recovery_session_t rs;
+    recover("s1", NULL, &rs);
+    CHECK(sl_segment_index_last_seq(rs.index) == 12 && rs.seq_hwm >= 13);
+    sl_segment_index_destroy(rs.index);
+    rm_root();
+    make_root();
+    len = three_segments(offs);
+    put_file("s1", 11, buf, len - 2); /* torn seq 13 */
+    recover("s1", NULL, &rs);
+    CHECK(sl_segment_index_last_seq(rs.index) == 12 && rs.seq_hwm == 12);
+    sl_segment_index_destroy(rs.index);
+    rm_root();
+}
+
 /* A manifest entry for s1 built from a recovered index. */
 static size_t manifest_for(uint8_t *mbuf, size_t cap, const char *id, const sl_segment_index_t *ix,
                            uint64_t epoch, uint32_t flags, uint64_t last_seq)
@@ -871,6 +932,8 @@ int main(void)
     test_recovery_session_damaged_header_or_first_record_keeps_rest();
     test_recovery_session_empty_last_segment_removed();
     test_recovery_session_seq_mark_raises_hwm();
+    test_recovery_quarantine_never_overwritten();
+    test_recovery_session_damaged_last_record_seq_not_reused();
     test_recovery_session_clean_entry_opens_no_file();
     test_recovery_session_dirty_entry_scans_only_changed();
     test_recovery_session_stale_entry_ignored();
