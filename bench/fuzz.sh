@@ -56,11 +56,13 @@ for h in "$@"; do
   # A crash ends the run before the final stats: take the last status line.
   [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$dir/log" | tail -1)
   execs=${execs:-0}
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -1)
+  [ "${rate:-0}" -gt 0 ] || rate=$(( execs / (secs > 0 ? secs : 1) ))
   found=$(ls "$dir" | grep -c -E '^(crash|leak|timeout|oom|slow-unit)-' || true)
   [ "$rc" -ne 0 ] && [ "$found" -eq 0 ] && found=1
   total_found=$((total_found + found))
-  printf '%-8s %10s %12s %9s %8s %8s\n' "$h" "$secs" "$execs" \
-    "$(( execs / (secs > 0 ? secs : 1) ))" "$(ls "$dir/corpus" | wc -l)" "$found"
+  printf '%-8s %10s %12s %9s %8s %8s\n' "$h" "$secs" "$execs" "$rate" \
+    "$(ls "$dir/corpus" | wc -l)" "$found"
   if [ "$found" -gt 0 ]; then
     log "$h: exit $rc; artifacts and log in $dir:"
     ls "$dir" | grep -E '^(crash|leak|timeout|oom|slow-unit)-' | sed "s|^|  $dir/|" >&2 || true

@@ -1,5 +1,5 @@
 /*
- * Request-target helpers of net/http.h: sl_http_pct_decode (paths and
+ * The request-target functions of net/http.h: sl_http_pct_decode (paths and
  * query values), sl_http_query_param and sl_http_sniff. Byte 0 picks the
  * decode flags and the output capacity; the rest is the raw text.
  *

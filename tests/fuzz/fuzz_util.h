@@ -1,5 +1,5 @@
 /*
- * Helpers shared by the libFuzzer harnesses: a check that aborts (so
+ * What the libFuzzer harnesses share: a check that aborts (so
  * libFuzzer records the input as a crash) and a tiny deterministic PRNG
  * the harnesses seed from the input's first bytes, so one input always
  * takes the same path.
