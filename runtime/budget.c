@@ -19,9 +19,8 @@ sl_budget__slot_t sl_budget__held[SL_BUDGET_KINDS];
 static _Atomic uint64_t budget_limit;
 
 static const char *const kind_names[SL_BUDGET_KINDS] = {
-    [SL_BUDGET_RING] = "ring",       [SL_BUDGET_CATCHUP] = "catchup",
-    [SL_BUDGET_OUTPUT] = "output",   [SL_BUDGET_HTTP] = "http",
-    [SL_BUDGET_RPC] = "rpc",         [SL_BUDGET_JOURNAL] = "journal",
+    [SL_BUDGET_RING] = "ring",   [SL_BUDGET_CATCHUP] = "catchup", [SL_BUDGET_OUTPUT] = "output",
+    [SL_BUDGET_HTTP] = "http",   [SL_BUDGET_RPC] = "rpc",         [SL_BUDGET_JOURNAL] = "journal",
     [SL_BUDGET_OTHER] = "other",
 };
 

@@ -1,6 +1,6 @@
 """The global memory budget (--memory-limit) under stalled subscribers.
 
-With --memory-limit 64m, a session holding 40 events of 1 MiB, and
+With --memory-limit 64m, a session holding 12 events of 1 MiB, and
 SUBSCRIBERS raw HTTP/1.1 subscribers that ask for the whole log (from=1,
 so each one's catch-up reads are its own memory) and never read (4 KiB
 receive buffers) while a publisher floods 1 MiB events:
@@ -30,8 +30,8 @@ import sluice_harness as H  # noqa: E402
 
 LIMIT = 64 << 20
 EVENT = b"x" * (1 << 20)
-PRELOAD = 40
-SUBSCRIBERS = 500
+PRELOAD = 12  # beyond the 4 MiB ring: from=1 reads the log
+SUBSCRIBERS = 200 if H.sanitizer_build() else 500  # sanitizers: fewer, same shape
 # The stated constant RSS stays under the limit by: the catch-up headroom
 # (10% of the limit), catch-up reads in flight when admission flips (one
 # 1 MiB event each), and what the budget does not count (code, stacks,
@@ -164,7 +164,9 @@ def case_stalled_subscribers(srv):
                 H.check_eq(c.error_code("publish", "flood", "t", b"x"), "overloaded", "RPC publish")
                 H.check_eq(c.error_code("subscribe", "flood"), "overloaded", "RPC subscribe")
                 c.ok("health")
-        time.sleep(1.0)  # the flood keeps going against the limit
+        deadline = time.monotonic() + 10 * H.slow_factor()
+        while flood.status.get(503, 0) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the flood meets the limit too
     finally:
         flood.stop.set()
         flood.join(30)
@@ -179,7 +181,16 @@ def case_stalled_subscribers(srv):
         abort(s)
     h = wait_budget(srv, False, 20 * H.slow_factor())
     print("  after the subscribers left: used=%d held=%r" % (h["budget"]["used_bytes"], h["budget"]["held"]))
-    H.check_eq(publish(srv).status, 200, "publish once the budget returned")
+    # Catch-up reads the closed subscribers had queued at the session still
+    # finish, so the used bytes may hover at the limit a moment longer: a
+    # client retries after Retry-After, and so does this one.
+    deadline = time.monotonic() + 15 * H.slow_factor()
+    while True:
+        r = publish(srv)
+        if r.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    H.check_eq(r.status, 200, "publish once the budget returned")
     s = H.connect(srv.host, srv.port)
     s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % SESSION).encode())
     head = s.recv(4096)
