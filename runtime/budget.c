@@ -63,6 +63,19 @@ bool sl_budget_over(void)
     return lim != 0 && sl_budget_used() >= lim;
 }
 
+/* Relaxed: a statistic. */
+static _Atomic uint64_t refused_body;
+
+void sl_budget_count_refused_body(void)
+{
+    atomic_fetch_add_explicit(&refused_body, 1, memory_order_relaxed);
+}
+
+uint64_t sl_budget_refused_body(void)
+{
+    return atomic_load_explicit(&refused_body, memory_order_relaxed);
+}
+
 bool sl_budget_over_headroom(void)
 {
     uint64_t lim = sl_budget_limit();
