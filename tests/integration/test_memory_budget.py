@@ -163,11 +163,22 @@ def case_stalled_subscribers(srv):
         r = H.http1_request(srv.host, srv.port, "GET", SESSION)
         H.check_eq(r.status, 503, "subscribe over the budget")
         H.check(r.header("retry-after") is not None, "Retry-After on the refused subscribe")
+        big = None
         if H.rpc_supported():  # the RPC front end applies the same admission
             with H.RpcClient(srv.rpc_addrs()[0]) as c:
                 H.check_eq(c.error_code("publish", "flood", "t", b"x"), "overloaded", "RPC publish")
                 H.check_eq(c.error_code("subscribe", "flood"), "overloaded", "RPC subscribe")
                 c.ok("health")
+            # A 1 MiB message arriving while over, most of it sent: its
+            # partial bytes do not grow the decoder (the socket waits), and
+            # once the rest follows after the budget returned it is answered.
+            big = H.RpcClient(srv.rpc_addrs()[0], timeout=30)
+            big_id = big.take_msgid()
+            big_req = H.rpc_request_bytes(big_id, "publish", ["flood", "t", EVENT])
+            big.send_raw(big_req[:900 << 10])
+            time.sleep(0.5 * H.slow_factor())
+            held_rpc = srv.health()["budget"]["held"]["rpc"]
+            H.check(held_rpc < (512 << 10), "RPC decoder grew over the budget: %d bytes" % held_rpc)
         deadline = time.monotonic() + 10 * H.slow_factor()
         while flood.status.get(503, 0) == 0 and time.monotonic() < deadline:
             time.sleep(0.1)  # the flood meets the limit too
@@ -208,6 +219,11 @@ def case_stalled_subscribers(srv):
     head = s.recv(4096)
     s.close()
     H.check(head.startswith(b"HTTP/1.1 200"), "subscribe once the budget returned: %r" % head[:60])
+    if big is not None:
+        big.send_raw(big_req[900 << 10:])
+        err, _ = big.wait_response(big_id, timeout=30 * H.slow_factor())
+        H.check(err is None or err[0] == "overloaded", "held RPC message answered: %r" % (err,))
+        big.close()
     watch.stop.set()
     watch.join(15)
     print("  peaks: rss=%.1f MiB budget_used=%.1f MiB; /health max %.3fs"
