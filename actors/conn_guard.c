@@ -165,9 +165,6 @@ bool sl_conn__guard_tick(sl_conn_t *c, uint64_t now_ns)
 
 /* ---- memory budget admission ---- */
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
 bool sl_conn__budget_refused(sl_conn_t *c, bool publish)
 {
     if (!sl_budget_over())
@@ -182,7 +179,7 @@ bool sl_conn__budget_refused(sl_conn_t *c, bool publish)
 void sl_conn__budget_respond(sl_conn_t *c, uint32_t stream_id)
 {
     static const sl_http_header_t ra[] = {
-        SL_HTTP_HEADER_LIT("retry-after", STR(SL_BUDGET_RETRY_AFTER_S))};
+        SL_HTTP_HEADER_LIT("retry-after", SL_BUDGET_RETRY_AFTER)};
     CTR_ADD(c, responses_5xx);
     sl_http_respond_error(c->http, stream_id, 503, "overloaded", SL_CONN_BUDGET_MESSAGE, ra, 1);
 }

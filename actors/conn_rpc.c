@@ -749,8 +749,11 @@ void sl_conn__rpc_flush(sl_conn_t *c)
 bool sl_conn__rpc_want_read(sl_conn_t *c)
 {
     struct sl_conn_rpc *r = c->rpc;
+    size_t partial = sl_rpc_decoder_pending(r->dec);
+    /* Over the memory budget a partial message does not grow: the socket
+     * waits (TCP backpressure) until memory returns (the timer re-arms). */
     return !r->failed && r->stash_len == 0 && c->state == SL_CONN__OPEN &&
-           (sl_rpc_decoder_pending(r->dec) == 0 || can_take_request(c));
+           (partial == 0 || (can_take_request(c) && !sl_budget_over()));
 }
 
 bool sl_conn__rpc_partial(const sl_conn_t *c)

@@ -158,9 +158,10 @@ static void render_json_budget(sl_monitor_t *m, sl_chunk_t *c)
     uint64_t limit = sl_budget_limit(), used = sl_budget_used();
     put(c, "\"budget\":{\"limit_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64
            ",\"over\":%s,\"refused_publish\":%" PRIu64 ",\"refused_subscribe\":%" PRIu64
+           ",\"refused_body\":%" PRIu64
            ",\"connections_worst_case_bytes\":%" PRIu64 ",\"held\":{",
         limit, used, limit && used >= limit ? "true" : "false", CTR(budget_refused_publish),
-        CTR(budget_refused_subscribe), srv->cfg.conn_worst_bytes);
+        CTR(budget_refused_subscribe), sl_budget_refused_body(), srv->cfg.conn_worst_bytes);
     for (int k = 0; k < SL_BUDGET_KINDS; k++)
         put(c, "%s\"%s\":%" PRIu64, k ? "," : "", sl_budget_kind_name((sl_budget_kind_t)k),
             sl_budget_held((sl_budget_kind_t)k));
@@ -185,8 +186,9 @@ static void render_metrics_budget(sl_monitor_t *m, sl_chunk_t *c)
     put(c, "# HELP sluice_budget_refused_total Requests refused over the memory budget.\n"
            "# TYPE sluice_budget_refused_total counter\n"
            "sluice_budget_refused_total{what=\"publish\"} %" PRIu64 "\n"
-           "sluice_budget_refused_total{what=\"subscribe\"} %" PRIu64 "\n",
-        CTR(budget_refused_publish), CTR(budget_refused_subscribe));
+           "sluice_budget_refused_total{what=\"subscribe\"} %" PRIu64 "\n"
+           "sluice_budget_refused_total{what=\"body\"} %" PRIu64 "\n",
+        CTR(budget_refused_publish), CTR(budget_refused_subscribe), sl_budget_refused_body());
     metric(c, "connections_closed_body_timeout_total", "counter",
            "Connections closed for a request body or RPC message that stalled.",
            (double)CTR(closed_body_timeout));

@@ -8,7 +8,8 @@
 # back and a publish to succeed again. Stops by itself.
 #
 # usage: bench/memory_budget.sh
-#   SLUICED=build/sluiced SUBS=2000 LIMIT=64m PRELOAD=40 DURATION=20 OUT=bench/out
+#   SLUICED=build/sluiced SUBS=2000 SUB_RATE=400 LIMIT=64m PRELOAD=40 DURATION=20 OUT=bench/out
+# (SUB_RATE: subscribers connected per second, so later ones meet the limit)
 set -euo pipefail
 BENCH_NAME=memory_budget
 . "$(dirname "$0")/lib.sh"
@@ -18,6 +19,7 @@ SUBS=${SUBS:-2000}
 LIMIT=${LIMIT:-64m}
 PRELOAD=${PRELOAD:-40}
 DURATION=${DURATION:-20}
+SUB_RATE=${SUB_RATE:-400}
 OUT=${OUT:-bench/out}
 [ -x "$SLUICED" ] || { log "no sluiced at $SLUICED (make release, or set SLUICED)"; exit 1; }
 ulimit -n "$((SUBS + 1024))" 2>/dev/null || log "cannot raise RLIMIT_NOFILE to $((SUBS + 1024))"
@@ -34,9 +36,10 @@ wait_file "$TMP/ready"
 ADDR=$(sed -n 's/^http=//p' "$TMP/ready")
 log "sluiced pid $SL_PID at $ADDR, limit $LIMIT, $SUBS stalled subscribers, $PRELOAD MiB preloaded"
 
-/usr/bin/python3 - "$ADDR" "$SL_PID" "$SUBS" "$PRELOAD" "$DURATION" <<'PY' | tee "$OUT/memory_budget.txt"
+/usr/bin/python3 - "$ADDR" "$SL_PID" "$SUBS" "$PRELOAD" "$DURATION" "$SUB_RATE" <<'PY' | tee "$OUT/memory_budget.txt"
 import http.client, json, socket, struct, sys, threading, time
 addr, pid, subs, preload, duration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+rate = float(sys.argv[6])
 host, port = addr.rsplit(":", 1); port = int(port)
 EV = b"x" * (1 << 20)
 PATH = "/v1/sessions/flood/events"
@@ -82,6 +85,8 @@ ths = [threading.Thread(target=flood, daemon=True), threading.Thread(target=samp
 for t in ths: t.start()
 socks, refused_early = [], 0
 for i in range(subs):
+    if i % 100 == 99:
+        time.sleep(100 / rate)  # paced: later ones arrive once the budget is over
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.settimeout(10); s.connect((host, port))
     s.sendall(("GET %s?from=1 HTTP/1.1\r\nHost: x\r\n\r\n" % PATH).encode())
@@ -101,7 +106,7 @@ ok = req("POST", PATH, EV)[0]
 hl = sorted(stats["health"])
 pct = lambda p: hl[min(len(hl) - 1, int(p * len(hl)))] * 1e3
 M = 1 << 20
-print("subscribers            %d (connected in %.1f s)" % (subs, t_conn))
+print("subscribers            %d (connected over %.1f s)" % (subs, t_conn))
 print("memory limit           %.0f MiB" % (h["budget"]["limit_bytes"] / M))
 print("budget over after      %s s" % ("%.1f" % stats["over_at"] if stats["over_at"] is not None else "never"))
 print("budget used max        %.1f MiB" % (max(stats["used"]) / M))

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "runtime/limits.h"
+
 /* Segments kept free in the pending queue: a complete response needs at
  * most 3 (head, body, next head), so streaming writes stop this early and
  * the response that ends the stream always fits. */
@@ -203,6 +205,11 @@ static int on_body(http_parser *p, const char *at, size_t n)
         return -1;
     }
     if (h->body_len + n > h->body_cap) {
+        if (sl_budget_over()) { /* runtime/budget.h: no body grows over the budget */
+            sl_budget_count_refused_body();
+            h->err_status = 503;
+            return -1;
+        }
         size_t cap = h->body_cap == 0 ? 4096 : h->body_cap * 2;
         if (h->req_content_length > 0 && (size_t)h->req_content_length > cap)
             cap = (size_t)h->req_content_length;
@@ -295,6 +302,7 @@ static const char *fail_message(int status)
     case 413: return "request body too large";
     case 431: return "request header fields too large";
     case 505: return "HTTP version not supported";
+    case 503: return "server memory budget is full; retry later";
     default: return "malformed HTTP request";
     }
 }
@@ -305,12 +313,16 @@ int sl_http__h1_fail(sl_http_conn_t *c, int status)
     h->close_after = true;
     h->cur = H1_IDLE;
     h->cur_version = 11;
-    const char *code = (status == 413 || status == 431) ? "too_large" : "bad_request";
+    const char *code = (status == 413 || status == 431) ? "too_large"
+                       : status == 503                  ? "overloaded"
+                                                        : "bad_request";
     char body[160];
     int len = sl_http_error_json(body, sizeof(body), code, fail_message(status));
     sl_assert(len > 0);
-    static const sl_http_header_t ct = SL_HTTP_HEADER_LIT("content-type", "application/json");
-    int rc = put_head(c, status, &ct, 1, len, false);
+    static const sl_http_header_t hdrs[] = {
+        SL_HTTP_HEADER_LIT("content-type", "application/json"),
+        SL_HTTP_HEADER_LIT("retry-after", SL_BUDGET_RETRY_AFTER)}; /* for 503 only */
+    int rc = put_head(c, status, hdrs, status == 503 ? 2 : 1, len, false);
     rc = put_str(h, rc, body, (size_t)len);
     return rc != 0 ? broken(c, rc) : SL_EPROTO;
 }

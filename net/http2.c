@@ -446,9 +446,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
         if (cap > c->cfg.max_body_bytes)
             cap = c->cfg.max_body_bytes;
         uint8_t *b = NULL;
-        if (c->h2.body_bytes - s->body_cap + cap <= c->cfg.conn_body_bytes_max)
+        /* Refused (REFUSED_STREAM: safe to retry) at the per-connection
+         * bound and while the memory budget is over (runtime/budget.h). */
+        if (c->h2.body_bytes - s->body_cap + cap <= c->cfg.conn_body_bytes_max && !sl_budget_over())
             b = sl_http__realloc(c, s->body, cap);
         if (b == NULL) {
+            if (sl_budget_over())
+                sl_budget_count_refused_body();
             s->state = S_REJECTED;
             release_body(c, s);
             nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);

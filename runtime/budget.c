@@ -19,9 +19,8 @@ sl_budget__slot_t sl_budget__held[SL_BUDGET_KINDS];
 static _Atomic uint64_t budget_limit;
 
 static const char *const kind_names[SL_BUDGET_KINDS] = {
-    [SL_BUDGET_RING] = "ring",       [SL_BUDGET_CATCHUP] = "catchup",
-    [SL_BUDGET_OUTPUT] = "output",   [SL_BUDGET_HTTP] = "http",
-    [SL_BUDGET_RPC] = "rpc",         [SL_BUDGET_JOURNAL] = "journal",
+    [SL_BUDGET_RING] = "ring",   [SL_BUDGET_CATCHUP] = "catchup", [SL_BUDGET_OUTPUT] = "output",
+    [SL_BUDGET_HTTP] = "http",   [SL_BUDGET_RPC] = "rpc",         [SL_BUDGET_JOURNAL] = "journal",
     [SL_BUDGET_OTHER] = "other",
 };
 
@@ -62,6 +61,19 @@ bool sl_budget_over(void)
 {
     uint64_t lim = sl_budget_limit();
     return lim != 0 && sl_budget_used() >= lim;
+}
+
+/* Relaxed: a statistic. */
+static _Atomic uint64_t refused_body;
+
+void sl_budget_count_refused_body(void)
+{
+    atomic_fetch_add_explicit(&refused_body, 1, memory_order_relaxed);
+}
+
+uint64_t sl_budget_refused_body(void)
+{
+    return atomic_load_explicit(&refused_body, memory_order_relaxed);
 }
 
 bool sl_budget_over_headroom(void)

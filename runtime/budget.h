@@ -12,7 +12,8 @@
  *
  * Policy when the used bytes reach the limit (actors/conn_api.c,
  * actors/conn_rpc.c): new publishes and new subscriptions are refused with
- * 503 overloaded + Retry-After (RPC: ["overloaded", msg]); existing
+ * 503 overloaded + Retry-After (RPC: ["overloaded", msg]); request bodies
+ * do not grow (net/http1.c: 503 and close; net/http2.c: REFUSED_STREAM); existing
  * streams keep flowing, because sending only releases memory; a stream
  * behind the ring reads the log only once its connection's output drained
  * and then at most SL_BUDGET_CATCHUP_OVER_BYTES at a time, so a subscriber
@@ -70,6 +71,10 @@ uint64_t sl_budget_used(void);
 /* Short lower-case name of a kind ("ring", ...); never NULL. */
 const char *sl_budget_kind_name(sl_budget_kind_t kind);
 
+/* Request bodies refused because the budget was over (the HTTP layer
+ * refuses to grow them: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2). */
+void sl_budget_count_refused_body(void);
+uint64_t sl_budget_refused_body(void);
 /* True when a limit is set and the used bytes reached it plus the
  * catch-up headroom (SL_BUDGET_CATCHUP_HEADROOM_PERCENT of it): no stream
  * starts another catch-up read until memory returns. */

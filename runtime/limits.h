@@ -193,9 +193,9 @@
  * the rest is left for what the budget does not count (code, stacks,
  * provided receive buffers, allocator slack, the page cache of our logs).
  * Policy at the limit: new publishes and subscriptions get 503 overloaded
- * with Retry-After: SL_BUDGET_RETRY_AFTER_S; open streams keep flowing. */
+ * with Retry-After: SL_BUDGET_RETRY_AFTER; open streams keep flowing. */
 #define SL_BUDGET_DEFAULT_PERCENT 75
-#define SL_BUDGET_RETRY_AFTER_S 1
+#define SL_BUDGET_RETRY_AFTER "1" /* seconds, as the header carries it */
 /* Smallest --memory-limit accepted (below it sluice could not even hold
  * one session's ring and a few connections). */
 #define SL_BUDGET_LIMIT_MIN (16ull << 20)

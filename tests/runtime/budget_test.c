@@ -99,7 +99,8 @@ static void test_budget_concurrent_nets_to_zero(void)
     uint64_t base = sl_budget_used();
     pthread_t t[THREADS];
     for (uintptr_t i = 0; i < THREADS; i++)
-        CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i % 2 ? SL_BUDGET_HTTP : SL_BUDGET_CATCHUP)) == 0);
+        CHECK(pthread_create(&t[i], NULL, churn,
+                             (void *)(uintptr_t)(i % 2 ? SL_BUDGET_HTTP : SL_BUDGET_CATCHUP)) == 0);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
     CHECK(sl_budget_used() == base);
@@ -138,7 +139,8 @@ static void test_budget_default_from_cgroup_v1(void)
     rmdir(dir);
     rmdir(root);
     /* No cgroup files at all: the percent of RAM. */
-    CHECK(sl_budget_default_limit("/nonexistent-cgroup-root") == ram / 100 * SL_BUDGET_DEFAULT_PERCENT);
+    CHECK(sl_budget_default_limit("/nonexistent-cgroup-root") ==
+          ram / 100 * SL_BUDGET_DEFAULT_PERCENT);
 }
 
 int main(void)
