@@ -449,7 +449,13 @@ class Sub:
         self.confirm_t = time.monotonic()
         if status not in (200, "ok"):
             self.ended = True
-            if self.tracked:
+            if status in (503, "overloaded"):
+                # documented and retryable (a full mailbox or subscriber
+                # table, a session ending as the SUBSCRIBE arrived): the
+                # subscriber never joined, so it is no survivor
+                STATS["subscribes_overloaded"] += 1
+                self.tracked = False
+            elif self.tracked:
                 error("%s: subscribe refused (%r) while its session existed" % (self.desc(), status))
 
     def event(self, seq, etype, data):
@@ -486,6 +492,14 @@ class Sub:
     def lost(self, why):
         if self.live():
             self.broken = why
+
+    def history(self):
+        """How the subscription went, for failure reports."""
+        if self.confirm_t is None:
+            return "its subscribe was sent %.1fs ago and never answered" % (time.monotonic() - self.sent_t)
+        return "subscribe answered %r %.2fs after it was sent%s" % (
+            self.status, self.confirm_t - self.sent_t,
+            " (subscription id %r)" % self.rpc_id if getattr(self, "rpc_id", None) else "")
 
     def incarnation(self):
         if self.inc_seen is not None:
@@ -538,9 +552,10 @@ def verify_survivors(ctl, give_up):
         for sub in pending[:10]:
             first, last = expected_range(sub, inc)
             got = [s for s, _, _ in sub.events]
-            error("%s: after %.0fs holds %d events (%s..%s), expected %d..%d"
+            error("%s: after %.0fs holds %d events (%s..%s), expected %d..%d; %s"
                   % (sub.desc(), CATCHUP_TIMEOUT_S * H.slow_factor(), len(got),
-                     got[0] if got else "-", got[-1] if got else "-", first, last))
+                     got[0] if got else "-", got[-1] if got else "-", first, last,
+                     sub.history()))
         return True
     return False
 
