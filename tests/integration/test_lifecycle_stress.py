@@ -81,6 +81,7 @@ PUBLISH_GAP_S = (0.005, 0.05)
 QUIET_S = (0.5, 1.2)        # a pause longer than SESSION_IDLE_S
 DELETE_EVERY_S = 3.0        # mean time between a session's deletes
 CATCHUP_TIMEOUT_S = 20.0    # surviving subscribers must catch up within this
+ANSWER_TIMEOUT_S = 10.0     # a publish sent with a DELETE must be answered within this
 SETTLE_TIMEOUT_S = 30.0     # resources must return to baseline within this
 FD_TOLERANCE = 2
 CHUNK_TOLERANCE = 64 * 1024
@@ -127,7 +128,9 @@ ERRORS = []
 STATS = collections.Counter()
 
 
-TRACE = collections.deque(maxlen=80)   # the last actions, shown when the server dies
+TRACE = collections.deque(maxlen=20000)   # actions: the last ones are shown when the server
+                                          # dies, a failing subscription's connection's ones
+                                          # with its failure
 T0 = time.monotonic()
 
 
@@ -180,6 +183,7 @@ LOOP = Loop()
 
 class Conn:
     """A non-blocking client socket registered with the loop."""
+    ids = 0
 
     def __init__(self, addr, rcvbuf=None):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -189,6 +193,8 @@ class Conn:
         s.connect(addr)
         s.setblocking(False)
         self.sock = s
+        Conn.ids += 1
+        self.label = "c%d" % Conn.ids
         self.out = b""
         self.closed = False
         self.eof = False
@@ -378,7 +384,7 @@ class SessionCtl:
         short-lived incarnation, removed by a second DELETE once every
         answer is in. Their events carry R for the incarnation."""
         self.racing = set()
-        self.race_deadline = time.monotonic() + CATCHUP_TIMEOUT_S * H.slow_factor()
+        self.race_deadline = time.monotonic() + ANSWER_TIMEOUT_S * H.slow_factor()
         if "race_publish" in SKIP:
             return
         for k in range(RNG.randrange(0, 4)):
@@ -398,7 +404,7 @@ class SessionCtl:
             return
         if self.racing:
             error("%s: %d publish(es) sent with a DELETE never answered (%.0fs)"
-                  % (self.name, len(self.racing), CATCHUP_TIMEOUT_S * H.slow_factor()))
+                  % (self.name, len(self.racing), ANSWER_TIMEOUT_S * H.slow_factor()))
             self.racing = set()
             SKIP.add("race_publish")        # reported once; later DELETEs go without, to stay short
         self.state = "deleting"
@@ -418,11 +424,12 @@ class Sub:
     """One subscription on any of the three faces."""
     ids = 0
 
-    def __init__(self, ctl, kind, from_mode):
+    def __init__(self, ctl, kind, from_mode, conn):
         Sub.ids += 1
         self.id = Sub.ids
         self.ctl = ctl
         self.kind = kind
+        self.conn = conn.label
         self.from_mode = from_mode          # 1, K or "live"
         self.tracked = ctl.stable()
         self.inc_at_send = ctl.inc.number if self.tracked else None
@@ -438,7 +445,7 @@ class Sub:
         note("subscribes_" + kind, "%s sent" % self.desc())
 
     def desc(self):
-        return "sub#%d %s %s from=%s%s" % (self.id, self.kind, self.ctl.name, self.from_mode,
+        return "sub#%d %s@%s %s from=%s%s" % (self.id, self.kind, self.conn, self.ctl.name, self.from_mode,
                                            " tracked inc %d" % self.inc_at_send if self.tracked else "")
 
     def live(self):
@@ -447,6 +454,7 @@ class Sub:
     def confirmed(self, status):
         self.status = status
         self.confirm_t = time.monotonic()
+        trace("%s answered %r" % (self.desc(), status))
         if status not in (200, "ok"):
             self.ended = True
             if status in (503, "overloaded"):
@@ -488,10 +496,12 @@ class Sub:
 
     def end(self):
         self.ended = True
+        trace("%s ended" % self.desc())
 
     def lost(self, why):
         if self.live():
             self.broken = why
+            trace("%s lost: %s" % (self.desc(), why))
 
     def history(self):
         """How the subscription went, for failure reports."""
@@ -552,10 +562,12 @@ def verify_survivors(ctl, give_up):
         for sub in pending[:10]:
             first, last = expected_range(sub, inc)
             got = [s for s, _, _ in sub.events]
-            error("%s: after %.0fs holds %d events (%s..%s), expected %d..%d; %s"
+            error("%s: after %.0fs holds %d events (%s..%s), expected %d..%d; %s; "
+                  "its connection's actions:\n      %s"
                   % (sub.desc(), CATCHUP_TIMEOUT_S * H.slow_factor(), len(got),
                      got[0] if got else "-", got[-1] if got else "-", first, last,
-                     sub.history()))
+                     sub.history(), "\n      ".join(
+                         [t for t in TRACE if "@%s " % sub.conn in t][-30:])))
         return True
     return False
 
@@ -624,7 +636,7 @@ class SseClient(Conn):
 
     def __init__(self, srv, ctl):
         super().__init__((srv.host, srv.port))
-        self.sub = Sub(ctl, "h1", pick_from(ctl))
+        self.sub = Sub(ctl, "h1", pick_from(ctl), self)
         self.head = b""
         self.parser = None
         self.send(H.build_http1("GET", sse_path(ctl, self.sub.from_mode), srv.authority()))
@@ -709,7 +721,7 @@ class H2Client(Conn):
             if op == "sub":
                 ctl = pick_session(self.sessions)
                 sid = self.h2.get_next_available_stream_id()
-                sub = Sub(ctl, "h2", pick_from(ctl))
+                sub = Sub(ctl, "h2", pick_from(ctl), self)
                 self._headers(sid, ctl, sub.from_mode)
                 self.streams[sid] = (sub, SseText())
             elif op == "rst":
@@ -724,7 +736,7 @@ class H2Client(Conn):
                 for _ in range(1 if op == "hdr_rst" else RNG.randrange(2, 6)):
                     ctl = pick_session(self.sessions)
                     sid = self.h2.get_next_available_stream_id()
-                    sub = Sub(ctl, "h2", pick_from(ctl))
+                    sub = Sub(ctl, "h2", pick_from(ctl), self)
                     sub.left = True
                     self._headers(sid, ctl, sub.from_mode)
                     self.h2.reset_stream(sid, CANCEL)
@@ -747,7 +759,7 @@ class H2Client(Conn):
                 self.push()
             except h2.exceptions.ProtocolError:
                 pass
-        note("h2_leave_" + how, "h2 conn with %d streams leaves: %s" % (len(self.streams), how))
+        note("h2_leave_" + how, "h2@%s with %d streams leaves: %s" % (self.label, len(self.streams), how))
         self.close("rst" if how == "rst" else "polite")
 
     def on_data(self, data):
@@ -859,7 +871,7 @@ class RpcClient(RpcConn):
         later(t + RNG.uniform(0.05, 2.0), lambda: self.leave(end))
 
     def subscribe(self, ctl, from_mode=None, sub=None):
-        sub = sub or Sub(ctl, "rpc", from_mode if from_mode is not None else pick_from(ctl))
+        sub = sub or Sub(ctl, "rpc", from_mode if from_mode is not None else pick_from(ctl), self)
         self.open_subscribes += 1
 
         def answered(err, res):
@@ -910,7 +922,7 @@ class RpcClient(RpcConn):
         for sub in self.subs.values():
             sub.left = sub.left or sub.live()
         self.left_pending = True
-        note("rpc_leave_" + how, "rpc conn with %d subs leaves: %s" % (len(self.subs), how))
+        note("rpc_leave_" + how, "rpc@%s with %d subs leaves: %s" % (self.label, len(self.subs), how))
         self.close(how)
 
     def on_eof(self):
@@ -932,7 +944,7 @@ def race_subscribes(ctl):
         elif isinstance(c, H2Client):
             try:
                 sid = c.h2.get_next_available_stream_id()
-                sub = Sub(ctl, "h2", 1)
+                sub = Sub(ctl, "h2", 1, c)
                 c._headers(sid, ctl, 1)
                 c.streams[sid] = (sub, SseText())
                 c.push()
@@ -978,7 +990,7 @@ def settled(srv, base):
 def check_alive(srv):
     if not srv.alive():
         raise H.TestFailure("sluiced died (exit %r) during the run; the last client actions:\n  %s\n"
-                            "stderr tail:\n%s" % (srv.proc.returncode, "\n  ".join(TRACE),
+                            "stderr tail:\n%s" % (srv.proc.returncode, "\n  ".join(list(TRACE)[-80:]),
                                                    srv.stderr_text()[-6000:]))
 
 
