@@ -921,7 +921,6 @@ class RpcClient(RpcConn):
             return
         for sub in self.subs.values():
             sub.left = sub.left or sub.live()
-        self.left_pending = True
         note("rpc_leave_" + how, "rpc@%s with %d subs leaves: %s" % (self.label, len(self.subs), how))
         self.close(how)
 
