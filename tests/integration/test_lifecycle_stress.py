@@ -857,6 +857,7 @@ class RpcClient(RpcConn):
         super().__init__(addr, "rpc client")
         self.sessions = sessions
         self.open_subscribes = 0    # subscribe answers not yet in
+        self.sent_subs = []         # every Sub sent here, answered or not
         self.sub_count = 0          # the highest subscription id answered: the next is
                                     # (usually) one above, which a pipelined unsubscribe
                                     # names; a wrong guess only unsubscribes nothing
@@ -872,6 +873,7 @@ class RpcClient(RpcConn):
 
     def subscribe(self, ctl, from_mode=None, sub=None):
         sub = sub or Sub(ctl, "rpc", from_mode if from_mode is not None else pick_from(ctl), self)
+        self.sent_subs.append(sub)
         self.open_subscribes += 1
 
         def answered(err, res):
@@ -919,13 +921,13 @@ class RpcClient(RpcConn):
             return False
         if self.closed:
             return
-        for sub in self.subs.values():
+        for sub in self.sent_subs:
             sub.left = sub.left or sub.live()
         note("rpc_leave_" + how, "rpc@%s with %d subs leaves: %s" % (self.label, len(self.subs), how))
         self.close(how)
 
     def on_eof(self):
-        for sub in self.subs.values():
+        for sub in self.sent_subs:
             sub.lost("connection closed")
 
 
