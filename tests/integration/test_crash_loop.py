@@ -123,6 +123,9 @@ def publisher(srv, idx, cycle, stop, rng):
                 r = reader.read_response()
             except (OSError, H.ConnectionClosed, H.TestFailure):
                 return                      # the kill: this answer is lost
+            if r.status == 503:
+                time.sleep(0.05)            # overloaded: retryable, not acknowledged
+                continue
             if r.status != 200:
                 with LEDGER.lock:
                     LEDGER.errors.append("publish to %s: status %d %r" % (sid, r.status, r.body[:200]))
