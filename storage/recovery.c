@@ -6,6 +6,7 @@
  * connections.
  */
 #include "storage/recovery.h"
+#include "storage/storage_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -107,8 +108,8 @@ bool sl_recovery_needs_truncate(const sl_recovery_scan_t *s)
 }
 
 /* Reads up to want bytes at off; returns the count (short only at EOF) or
- * -errno. */
-static int64_t pread_full(int fd, uint8_t *buf, size_t want, uint64_t off)
+ * -errno. Startup and the offline checker only (a blocking syscall). */
+int64_t sl_storage__pread_full(int fd, uint8_t *buf, size_t want, uint64_t off)
 {
     size_t got = 0;
     while (got < want) {
@@ -142,7 +143,7 @@ int sl_recovery_scan_fd(int fd, uint64_t segment, uint32_t data_max, sl_recovery
     while (!s->done) {
         uint64_t left = s->file_bytes - s->valid_bytes;
         size_t want = left < cap ? (size_t)left : cap;
-        int64_t got = pread_full(fd, buf, want, s->valid_bytes);
+        int64_t got = sl_storage__pread_full(fd, buf, want, s->valid_bytes);
         if (got < 0) {
             rc = (int)got;
             break;
@@ -420,7 +421,7 @@ static bool read_header(const session_ctx_t *c, uint64_t first_seq, sl_segment_h
     if (fd < 0)
         return false;
     uint8_t h[SL_SEGMENT_HEADER_BYTES];
-    int64_t n = pread_full(fd, h, sizeof h, 0);
+    int64_t n = sl_storage__pread_full(fd, h, sizeof h, 0);
     close(fd);
     return n == (int64_t)sizeof h && sl_segment_header_decode(h, sizeof h, hd) == 0;
 }

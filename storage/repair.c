@@ -3,6 +3,7 @@
  * application with plain syscalls. See repair.h for the rules.
  */
 #include "storage/repair.h"
+#include "storage/storage_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,22 +32,6 @@ typedef struct source {
 
 #define WINDOW_MIN (1u << 20)
 
-static int64_t pread_all(int fd, uint8_t *buf, size_t want, uint64_t off)
-{
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = pread(fd, buf + got, want - got, (off_t)(off + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (int64_t)got;
-}
-
 /* Points *p at the bytes from off on; returns how many are available (at
  * least min(want, end - off) unless a read failed: then 0 and src->err). */
 static size_t src_at(source_t *src, uint64_t off, size_t want, const uint8_t **p)
@@ -59,7 +44,7 @@ static size_t src_at(source_t *src, uint64_t off, size_t want, const uint8_t **p
     }
     if (off < src->win_off || off + need > src->win_off + src->win_len) {
         size_t n = left < src->win_cap ? (size_t)left : src->win_cap;
-        int64_t got = pread_all(src->fd, src->win, n, off);
+        int64_t got = sl_storage__pread_full(src->fd, src->win, n, off);
         if (got < (int64_t)n) {
             src->err = got < 0 ? (int)got : -EIO; /* the file shrank under us */
             src->win_len = 0;
@@ -286,7 +271,7 @@ static int copy_range(int src_fd, uint64_t from, int dst_fd, uint64_t to, uint64
     int rc = 0;
     while (rc == 0 && len > 0) {
         size_t n = len < cap ? (size_t)len : cap;
-        int64_t got = pread_all(src_fd, buf, n, from);
+        int64_t got = sl_storage__pread_full(src_fd, buf, n, from);
         if (got != (int64_t)n)
             rc = got < 0 ? (int)got : -EIO;
         else

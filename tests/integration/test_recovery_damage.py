@@ -19,8 +19,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
-import shutil
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -238,31 +236,11 @@ def test_logged_event_not_withheld_after_ephemeral_last(tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="sluice-recovery-")
-    failed = ran = 0
     cases = (test_kill_flip_record_50, test_kill_flip_header, test_kill_flip_first_record,
              test_sigterm_flip_record_50_reader_never_spins, test_check_lists_and_repairs,
              test_ephemeral_seqs_not_reused_after_kill,
              test_logged_event_not_withheld_after_ephemeral_last)
-    only = os.environ.get("SLUICE_TEST_ONLY")
-    for fn in cases:
-        if only and only not in fn.__name__:
-            continue
-        t0 = time.monotonic()
-        ran += 1
-        try:
-            fn(tmp)
-            print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t0))
-        except H.TestFailure as e:
-            failed += 1
-            print("FAIL %s (%.2fs): %s" % (fn.__name__, time.monotonic() - t0, e))
-        sys.stdout.flush()
-    if failed or os.environ.get("SLUICE_KEEP_TMP"):
-        print("data dirs kept in %s" % tmp)
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("test_recovery_damage: %d passed, %d failed" % (ran - failed, failed))
-    return 1 if failed else 0
+    return H.run_cases_in_tmp("test_recovery_damage", cases)
 
 
 if __name__ == "__main__":

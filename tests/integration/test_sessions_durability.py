@@ -25,11 +25,9 @@ Set SLUICE_TEST_SEED to replay the random kill moments.
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 
@@ -473,30 +471,10 @@ def test_large_batch_answered(tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="sluice-durability-")
-    failed = ran = 0
     cases = (test_crash_restart, test_tail_garbage, test_tail_cut_last_record,
              test_tail_flip_last_record, test_tail_flip_middle_record,
              test_tail_cut_after_kill_dirty_manifest, test_large_batch_answered)
-    only = os.environ.get("SLUICE_TEST_ONLY")
-    for fn in cases:
-        if only and only not in fn.__name__:
-            continue
-        t0 = time.monotonic()
-        ran += 1
-        try:
-            fn(tmp)
-            print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t0))
-        except H.TestFailure as e:
-            failed += 1
-            print("FAIL %s (%.2fs): %s" % (fn.__name__, time.monotonic() - t0, e))
-        sys.stdout.flush()
-    if failed or os.environ.get("SLUICE_KEEP_TMP"):
-        print("data dirs kept in %s" % tmp)
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("test_sessions_durability: %d passed, %d failed" % (ran - failed, failed))
-    return 1 if failed else 0
+    return H.run_cases_in_tmp("test_sessions_durability", cases)
 
 
 if __name__ == "__main__":
