@@ -511,12 +511,17 @@ static void resume_parked(sl_session_t *s)
     }
 }
 
-/* Answers the publishes whose events reached the disk as they asked. */
+/* Answers the publishes whose events reached the disk as they asked. Once
+ * the session is being deleted, the rest never will: they are answered
+ * SL_ECLOSED (not stored; the delete came first) instead of waiting on
+ * writes the removal dropped. */
 static void ack_ready(sl_session_t *s)
 {
     uint64_t written = s->j ? sl_journal_written_seq(s->j) : UINT64_MAX;
     uint64_t synced = s->j ? sl_journal_synced_seq(s->j) : UINT64_MAX;
     int jstatus = s->j ? sl_journal_status(s->j) : 0;
+    if (jstatus == 0 && s->deleting)
+        jstatus = SL_ECLOSED;
     while (s->acks_head) {
         sl_pub_t *p = s->acks_head;
         uint64_t need = p->ephemeral ? 0 : p->last_seq;
