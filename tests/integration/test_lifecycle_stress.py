@@ -12,7 +12,8 @@ sessions hibernate whenever they go quiet):
 - msgpack-RPC clients (raw python3-msgpack): subscribe, unsubscribe,
   subscribe + unsubscribe pipelined in one write, subscribe then close;
 - per session, a controller publishing over RPC (every answer's seq is
-  recorded per session incarnation), pausing (the session hibernates),
+  recorded per session incarnation), pausing (the session hibernates; one
+  "cold" session is rarely subscribed, so it hibernates mid-run),
   deleting the session (DELETE /v1/sessions/{id}, with subscribes and
   publishes sent to race it) and recreating it (PUT or first publish).
 
@@ -30,7 +31,9 @@ Invariants:
   ends) has every acknowledged event of its incarnation from its start
   position up to the last one: from=1 all of them, from=K exactly K..last,
   live at least every event published after its subscription was answered;
-  it is never ended by the server while its session exists;
+  it is never ended by the server while its session exists (a 503 /
+  "overloaded" refusal is a documented, retryable answer: that subscriber
+  never joined);
 - a subscription whose incarnation was deleted ends cleanly (last chunk,
   END_STREAM, RPC "end");
 - when every client has left: /health connections, streams and
@@ -44,7 +47,8 @@ Invariants:
 Env: SLUICE_STRESS_SEED (replay), SLUICE_STRESS_DURATION (seconds of
 churn, default 12), SLUICE_STRESS_CLIENTS (clients over the run, default
 180), SLUICE_STRESS_CONCURRENCY (clients at once, default 60),
-SLUICE_STRESS_SESSIONS (default 6).
+SLUICE_STRESS_SESSIONS (default 6), SLUICE_STRESS_SKIP (moves to leave
+out when narrowing a failure down; listed at SKIP below).
 """
 
 import collections
