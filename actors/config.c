@@ -4,13 +4,17 @@
  */
 #include "actors/config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <stdlib.h>
 
+#include "actors/server.h"
+#include "net/http.h"
 #include "net/rpc.h"
+#include "runtime/budget.h"
 #include "runtime/base.h"
 #include "runtime/limits.h"
 
@@ -47,6 +51,37 @@ static int split_list(sl_flag_list_t *l, char *err, size_t n)
     return 0;
 }
 
+/* The global bound (README "Bounds and their policies"): per-connection
+ * caps multiply by --max-connections. When that product fits the memory
+ * limit nothing more is needed; when it does not, the budget's admission
+ * is what bounds memory (new publishes and subscriptions refused at the
+ * limit, catch-up reads clamped), and start says so once. */
+static int config_check_budget(sl_config_t *c, char *err, size_t n)
+{
+    if (c->memory_limit == 0)
+        c->memory_limit = sl_budget_default_limit("/sys/fs/cgroup");
+    /* One live session's ring and log buffers plus one event in flight
+     * must fit, or the first busy session alone would hold the server
+     * over its limit. */
+    uint64_t one_session = c->session_ring_bytes + 2 * c->journal_buffer_bytes + c->max_event_bytes;
+    if (c->memory_limit != 0 && one_session >= c->memory_limit) {
+        snprintf(err, n, "--memory-limit (%llu) must exceed --session-ring-bytes + 2 x "
+                 "--journal-buffer-bytes + --max-event-bytes (%llu)",
+                 (unsigned long long)c->memory_limit, (unsigned long long)one_session);
+        return -1;
+    }
+    sl_http_config_t hc;
+    sl_http_config_default(&hc);
+    uint64_t held = hc.mem_max_bytes;
+    if (c->max_body_bytes > held)
+        held = c->max_body_bytes;
+    if (c->max_rpc_message_bytes > held)
+        held = c->max_rpc_message_bytes;
+    uint64_t per_conn = c->max_conn_output_bytes + hc.conn_buffer_bytes + held;
+    c->conn_worst_bytes = per_conn * c->max_connections; /* both bounded: no overflow */
+    return 0;
+}
+
 /* Relations between the liveness flags (README "Peers and liveness"). */
 static int config_check_liveness(const sl_config_t *c, char *err, size_t n)
 {
@@ -67,6 +102,42 @@ static int config_check_liveness(const sl_config_t *c, char *err, size_t n)
     return 0;
 }
 
+/* --rpc-socket-mode, and every unix:PATH of --rpc-listen: a path another
+ * live server answers on is refused here (exit 2) rather than unlinked
+ * from under it; a stale socket file is replaced at bind. */
+static int config_check_rpc_unix(sl_config_t *c, char *err, size_t n)
+{
+    const char *m = c->rpc_socket_mode_text;
+    char *end = NULL;
+    unsigned long mode = m && *m ? strtoul(m, &end, 8) : 01000;
+    if (!end || *end || mode > 0777) {
+        snprintf(err, n, "--rpc-socket-mode: expected an octal file mode in 0..0777, got '%s'",
+                 m ? m : "");
+        return -1;
+    }
+    c->rpc_socket_mode = (uint32_t)mode;
+    for (uint32_t i = 0; i < c->rpc_listen.count; i++) {
+        const char *addr = c->rpc_listen.items[i];
+        if (strncmp(addr, "unix:", 5) != 0)
+            continue;
+        int rc = sl_server_unix_probe(addr + 5);
+        if (rc == -EADDRINUSE) {
+            snprintf(err, n, "--rpc-listen %s: the socket is in use (another server answers on "
+                             "it); stop it or choose another path", addr);
+            return -1;
+        }
+        if (rc == -EEXIST) {
+            snprintf(err, n, "--rpc-listen %s: the path exists and is not a socket", addr);
+            return -1;
+        }
+        if (rc == SL_EINVAL) {
+            snprintf(err, n, "--rpc-listen %s: the path is too long for a unix socket", addr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
@@ -76,6 +147,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
     const sl_flag_t flags[] = {
         {"listen", SL_FLAG_STRING, "127.0.0.1:8080", "HTTP listen address HOST:PORT (port 0 picks a free port)", &c->listen, 0, 0, NULL},
         {"rpc-listen", SL_FLAG_LIST, NULL, "msgpack-RPC listen address HOST:PORT or unix:PATH (repeatable; env: comma-separated; none: RPC off)", &c->rpc_listen, 0, 0, NULL},
+        {"rpc-socket-mode", SL_FLAG_STRING, "0660", "file mode (octal) of unix:PATH RPC sockets; who may connect is who may publish", &c->rpc_socket_mode_text, 0, 0, NULL},
         {"max-rpc-message-bytes", SL_FLAG_BYTES, "2m", "largest msgpack-RPC message; a larger one closes the connection", &c->max_rpc_message_bytes, 1024, SL_RPC_MESSAGE_BYTES_MAX, NULL},
         {"rpc-max-inflight", SL_FLAG_U32, "1024", "RPC requests awaiting a session's answer per connection; at the bound the connection is not read (TCP backpressure)", &c->rpc_max_inflight, 1, 65536, NULL},
         {"data-dir", SL_FLAG_STRING, "./sluice-data", "directory for session logs (created if missing)", &c->data_dir, 0, 0, NULL},
@@ -87,7 +159,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"max-connections", SL_FLAG_U32, "10000", "open connections; excess are accepted and closed", &c->max_connections, 1, 1000000, NULL},
         {"max-header-bytes", SL_FLAG_BYTES, "16k", "request header bytes (431 beyond)", &c->max_header_bytes, 1024, 1 * MIB, NULL},
         {"max-body-bytes", SL_FLAG_BYTES, "8m", "request body bytes (413 beyond)", &c->max_body_bytes, 1024, 1024 * MIB, NULL},
-        {"max-event-bytes", SL_FLAG_BYTES, "1m", "event data bytes (413 / too_large beyond)", &c->max_event_bytes, 1, 64 * MIB, NULL},
+        {"max-event-bytes", SL_FLAG_BYTES, "1m", "event data bytes (413 / too_large beyond; at most 16m, the log's record cap)", &c->max_event_bytes, 1, SL_EVENT_BYTES_MAX, NULL},
         {"max-conn-output-bytes", SL_FLAG_BYTES, "4m", "pending output per connection; producers pause at it", &c->max_conn_output_bytes, 64 * 1024, 1024 * MIB, NULL},
         {"max-streams", SL_FLAG_U32, "256", "concurrent HTTP/2 streams per connection", &c->max_streams, 1, 65536, NULL},
         {"idle-timeout", SL_FLAG_SECONDS, "60", "close connections idle this long (no request, no stream)", &c->idle_timeout_ns, SEC / 10, 86400 * SEC, NULL},
@@ -119,6 +191,10 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"tcp-user-timeout", SL_FLAG_SECONDS, "0", "TCP_USER_TIMEOUT of client sockets; it aborts paused peers too, so >= --paused-peer-limit (0: kernel default)", &c->tcp_user_timeout_ns, 0, 86400 * SEC, NULL},
         {"h2-ping-interval", SL_FLAG_SECONDS, "30", "PING an HTTP/2 connection with open streams that sent nothing this long (0: off)", &c->h2_ping_interval_ns, 0, 86400 * SEC, NULL},
         {"h2-ping-timeout", SL_FLAG_SECONDS, "30", "close when that PING is unanswered this long with nothing queued towards the peer", &c->h2_ping_timeout_ns, SEC / 10, 86400 * SEC, NULL},
+        /* Memory budget and per-client bounds: README "Bounds and their policies". */
+        {"memory-limit", SL_FLAG_BYTES, NULL, "global memory budget; at it new publishes and subscriptions get 503 overloaded + Retry-After (default: 75% of the cgroup's memory.max, else of RAM)", &c->memory_limit, SL_BUDGET_LIMIT_MIN, UINT64_MAX / 2, NULL},
+        {"max-connections-per-ip", SL_FLAG_U32, "256", "open connections from one address; excess are accepted and closed (0: off)", &c->max_connections_per_ip, 0, 1000000, NULL},
+        {"body-timeout", SL_FLAG_SECONDS, "30", "close a connection whose request body or partial RPC message made no progress this long (HTTP/1.1: 408)", &c->body_timeout_ns, SEC / 10, 3600 * SEC, NULL},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
     if (rc == 1) {
@@ -132,6 +208,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
     if (rc < 0)
         return -1;
     if (split_list(&c->rpc_listen, err, n) != 0)
+        return -1;
+    if (config_check_rpc_unix(c, err, n) != 0)
         return -1;
     if (c->workers == 0 && c->reactors != 1) {
         snprintf(err, n, "--workers 0 (actors on the reactor thread) needs --reactors 1");
@@ -150,5 +228,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
                  (unsigned long long)c->max_event_bytes, (unsigned long long)c->max_body_bytes);
         return -1;
     }
+    if (config_check_budget(c, err, n) != 0)
+        return -1;
     return config_check_liveness(c, err, n);
 }

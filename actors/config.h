@@ -14,6 +14,8 @@
 typedef struct sl_config {
     const char *listen;            /* HOST:PORT for HTTP */
     sl_flag_list_t rpc_listen;     /* msgpack-RPC: HOST:PORT or unix:PATH each (none: off) */
+    const char *rpc_socket_mode_text; /* --rpc-socket-mode as given (octal) */
+    uint32_t rpc_socket_mode;      /* unix RPC socket file mode, 0..0777 (default 0660) */
     uint64_t max_rpc_message_bytes; /* policy: close the connection, logged */
     uint32_t rpc_max_inflight;     /* RPC publishes awaiting answers per connection; policy: stop reading */
     const char *data_dir;
@@ -58,6 +60,11 @@ typedef struct sl_config {
                                      * >= paused_peer_limit_ns when that is set */
     uint64_t h2_ping_interval_ns;   /* PING an HTTP/2 connection with streams silent this long (0: off) */
     uint64_t h2_ping_timeout_ns;    /* unanswered PING with the path clear: closed */
+    /* Memory budget and per-client bounds (runtime/budget.h, conn_guard.c). */
+    uint64_t memory_limit;          /* global budget; at it new publishes/subscriptions get 503 */
+    uint64_t conn_worst_bytes;      /* derived: max_connections x per-connection bounds */
+    uint32_t max_connections_per_ip; /* 0: off; excess accepted and closed, counted */
+    uint64_t body_timeout_ns;       /* request body / partial RPC message idle this long: closed */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

@@ -59,7 +59,9 @@ static uint64_t timer_period(const sl_conn_t *c)
 
 static void arm_timer(sl_conn_t *c)
 {
-    if (c->timer_armed || c->state >= SL_CONN__CLOSING)
+    /* While a retime's cancel is in flight, its completion arms the timer
+     * (cancel_timer_op must be idle before it can be used again). */
+    if (c->timer_armed || c->timer_cancelling || c->state >= SL_CONN__CLOSING)
         return;
     c->timer_op.kind = SL_OP_TIMEOUT;
     c->timer_op.timeout_ns = timer_period(c);
@@ -87,10 +89,28 @@ static void send_some(sl_conn_t *c)
     sl_watchdog_sent(c->srv->watchdog, &c->wd); /* unacked output: watch the peer */
 }
 
+/* The timer's period follows the smallest interval in force (idle and
+ * header timeouts, --sse-keepalive once a stream is open, the HTTP/2 PING
+ * backstop once the protocol is known). When that shrinks below what the
+ * armed timer waits for -- the first stream of a connection accepted with
+ * the idle period -- the timer is cancelled; its completion runs the tick
+ * and re-arms with the new period, so the first keepalive is not late. */
+static void retime(sl_conn_t *c)
+{
+    if (!c->timer_armed || c->timer_cancelling || c->state >= SL_CONN__CLOSING ||
+        timer_period(c) >= c->timer_op.timeout_ns)
+        return;
+    c->timer_cancelling = true;
+    c->cancel_timer_op.kind = SL_OP_CANCEL;
+    c->cancel_timer_op.target = &c->timer_op;
+    submit(c, &c->cancel_timer_op);
+}
+
 void sl_conn__pump(sl_conn_t *c)
 {
     if (c->state >= SL_CONN__CLOSING)
         return;
+    retime(c);
     bool proto = c->http || c->rpc;
     if (proto)
         sl_conn__proto_flush(c);
@@ -168,8 +188,10 @@ static void on_timer(sl_conn_t *c)
         start_close(c);
         return;
     }
-    if (c->nstreams)
+    if (c->nstreams) {
         sl_conn__streams_tick(c, now);
+        sl_conn__pump_streams(c); /* a catch-up the memory budget held back */
+    }
     sl_conn__pump(c); /* keepalives, a PING */
     arm_timer(c);
 }
@@ -187,7 +209,7 @@ static void start_close(sl_conn_t *c)
         c->cancel_op.fd = c->fd;
         submit(c, &c->cancel_op);
     }
-    if (c->timer_armed) {
+    if (c->timer_armed && !c->timer_cancelling) { /* else a retime's cancel is on its way */
         c->cancel_timer_op.kind = SL_OP_CANCEL;
         c->cancel_timer_op.target = &c->timer_op;
         submit(c, &c->cancel_timer_op);
@@ -198,6 +220,8 @@ static void finish(sl_conn_t *c)
 {
     sl_server_t *srv = c->srv;
     sl_server_conn_remove(srv, c);
+    sl_conn__ip_release(&c->ip);
+    c->ip.counted = false;
     if (c->counted_open)
         atomic_fetch_sub_explicit(&srv->counters.connections_open, 1, memory_order_relaxed);
     sl_actor_release(&c->a); /* our own reference; destroy frees */
@@ -224,7 +248,10 @@ static void on_io(sl_conn_t *c, sl_op_t *op)
         on_send(c, op);
     else if (op == &c->timer_op)
         on_timer(c);
-    else if (op == &c->close_op) {
+    else if (op == &c->cancel_timer_op && c->timer_cancelling) {
+        c->timer_cancelling = false;
+        arm_timer(c); /* a no-op once closing */
+    } else if (op == &c->close_op) {
         c->fd = -1;
         finish(c);
         return;
@@ -319,12 +346,21 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
         close(fd);
         return;
     }
+    /* Policy at --max-connections-per-ip: the same as above, per address
+     * (counted and logged inside). */
+    sl_conn_ip_t ip;
+    if (sl_conn__ip_admit(srv, fd, &ip) != 0) {
+        close(fd);
+        return;
+    }
     sl_conn_t *c = calloc(1, sizeof *c);
     if (!c || sl_outq_init(&c->outq, SL_OUTQ_SEGS, srv->cfg.max_conn_output_bytes) != 0) {
+        sl_conn__ip_release(&ip);
         free(c);
         close(fd);
         return;
     }
+    c->ip = ip;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     /* Keep the backlog of a slow reader in user space, where it is
@@ -337,6 +373,7 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
     c->r = r;
     c->fd = fd;
     if (rpc && sl_conn__rpc_create(c) != 0) {
+        sl_conn__ip_release(&c->ip);
         sl_outq_deinit(&c->outq);
         free(c);
         close(fd);

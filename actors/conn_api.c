@@ -18,6 +18,7 @@
 #include "actors/json.h"
 #include "actors/server.h"
 #include "net/http.h"
+#include "net/sse.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 #include "storage/session_id.h"
@@ -68,6 +69,26 @@ static bool truthy(sl_http_str_t v)
     return v.ptr && ((v.len == 1 && v.ptr[0] == '1') || (v.len == 4 && memcmp(v.ptr, "true", 4) == 0));
 }
 
+int sl_conn__query(const sl_http_req_t *req, const char *name, char *buf, size_t cap,
+                   sl_http_str_t *v)
+{
+    int n = sl_http_query_get(req->query, name, buf, cap);
+    if (n == SL_ENOTFOUND)
+        return 0;
+    if (n < 0)
+        return -1;
+    *v = (sl_http_str_t){buf, (size_t)n};
+    return 1;
+}
+
+/* A boolean query flag: absent or any other value is false. */
+static bool query_truthy(const sl_http_req_t *req, const char *name)
+{
+    char buf[8];
+    sl_http_str_t v;
+    return sl_conn__query(req, name, buf, sizeof buf, &v) == 1 && truthy(v);
+}
+
 size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap)
 {
     const sl_session_stats_t *s = &e->stats;
@@ -97,77 +118,134 @@ sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes)
     return p;
 }
 
-/* Parses an NDJSON body into a publish request. Returns NULL with *status
- * and *code set on bad input (the whole batch is rejected). */
-static sl_pub_t *parse_batch(sl_conn_t *c, const sl_http_req_t *req, int *status, const char **code)
+bool sl_conn__event_sse_fits(const sl_config_t *cfg, size_t type_len, const uint8_t *data,
+                             size_t data_len)
+{
+    size_t bound = sl_sse_encoded_bound(cfg->max_event_bytes);
+    /* Most events are far below the bound even if every byte were a line
+     * break: they need no scan. */
+    if (sl_sse_encoded_max(type_len, data_len) <= bound)
+        return true;
+    return sl_sse_encoded_size(UINT64_MAX, type_len, data, data_len) <= bound;
+}
+
+/* The events of a batch being parsed, gathered apart from their bytes
+ * (which go straight into the publish's buffer) so that the array grows
+ * with the events found, not with a count made beforehand. */
+typedef struct batch {
+    sl_pub_event_t *ev;
+    uint32_t count, cap; /* count <= cap <= SL_BATCH_EVENTS_MAX */
+    size_t out;          /* bytes used in the publish's buffer */
+} batch_t;
+
+static bool line_blank(const char *b, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (b[k] != ' ' && b[k] != '\t' && b[k] != '\r')
+            return false;
+    return true;
+}
+
+/* Decodes one non-blank line into buf (cap bytes) and bt. Returns 0, or
+ * the status with *code set (nothing of the batch is appended then). */
+static int batch_line(const sl_config_t *cfg, const char *line, size_t len, uint8_t *buf, size_t cap,
+                      batch_t *bt, const char **code)
+{
+    if (bt->count == SL_BATCH_EVENTS_MAX)
+        return *code = "too_large", 413;
+    if (bt->count == bt->cap) {
+        uint32_t ncap = bt->cap ? bt->cap * 2 : 16;
+        ncap = ncap > SL_BATCH_EVENTS_MAX ? SL_BATCH_EVENTS_MAX : ncap;
+        sl_pub_event_t *ev = realloc(bt->ev, ncap * sizeof *ev);
+        if (!ev)
+            return *code = "overloaded", 503;
+        bt->ev = ev, bt->cap = ncap;
+    }
+    uint8_t *o = buf + bt->out;
+    uint32_t tlen, doff, dlen;
+    int rc = sl_json_event_line(line, len, o, cap - bt->out, &tlen, &doff, &dlen);
+    if (rc != 0)
+        return *code = "bad_request", 400;
+    if (tlen && !sl_conn__type_valid((const char *)o, tlen))
+        return *code = "invalid_type", 400;
+    if (dlen > cfg->max_event_bytes ||
+        !sl_conn__event_sse_fits(cfg, tlen ? tlen : 7, o + doff, dlen))
+        return *code = "too_large", 413;
+    uint32_t at = (uint32_t)bt->out;
+    if (!tlen) { /* the default type goes after the data */
+        memcpy(o + doff + dlen, "message", 7);
+        bt->ev[bt->count++] = (sl_pub_event_t){at + doff + dlen, 7, at + doff, dlen, false};
+        bt->out += doff + dlen + 7;
+    } else {
+        bt->ev[bt->count++] = (sl_pub_event_t){at, tlen, at + doff, dlen, false};
+        bt->out += doff + dlen;
+    }
+    return 0;
+}
+
+/* Parses an NDJSON body into a publish request, in one pass bounded by the
+ * body and SL_BATCH_EVENTS_MAX. Returns NULL with *status and *code set on
+ * bad input (the whole batch is rejected). */
+sl_pub_t *sl_conn__parse_batch(const sl_http_req_t *req, const sl_config_t *cfg, int *status,
+                               const char **code)
 {
     const char *b = (const char *)req->body;
     size_t n = req->body_len;
-    uint32_t lines = 0;
-    for (size_t i = 0; i < n; i++)
-        lines += b[i] == '\n';
-    lines++;
-    sl_pub_t *p = sl_conn__pub_alloc(lines, n + 16);
-    if (!p) {
-        *status = 503, *code = "overloaded";
-        return NULL;
-    }
-    uint32_t ev = 0;
-    size_t out = 0;
-    for (size_t start = 0; start < n;) {
+    /* Decoding never grows a string; +7 per event for a default type is
+     * covered by the quotes and key every line spends. */
+    size_t cap = n + 16;
+    sl_pub_t *p = sl_conn__pub_alloc(0, cap);
+    batch_t bt = {0};
+    int st = p ? 0 : 503;
+    *code = "overloaded";
+    for (size_t start = 0; start < n && st == 0;) {
         const char *nl = memchr(b + start, '\n', n - start);
         size_t end = nl ? (size_t)(nl - b) : n;
-        size_t len = end - start;
-        bool blank = true;
-        for (size_t k = start; k < end; k++)
-            blank &= b[k] == ' ' || b[k] == '\t' || b[k] == '\r';
-        if (!blank) {
-            uint32_t tlen, doff, dlen;
-            int rc = sl_json_event_line(b + start, len, p->buf + out, n + 16 - out, &tlen, &doff, &dlen);
-            const char *type = tlen ? (const char *)p->buf + out : "message";
-            if (rc != 0 || (tlen && !sl_conn__type_valid(type, tlen))) {
-                free(p);
-                *status = 400, *code = rc == 0 ? "invalid_type" : "bad_request";
-                return NULL;
-            }
-            if (dlen > c->srv->cfg.max_event_bytes) {
-                free(p);
-                *status = 413, *code = "too_large";
-                return NULL;
-            }
-            if (!tlen) { /* default type goes after the data */
-                memcpy(p->buf + out + doff + dlen, "message", 7);
-                p->events[ev] = (sl_pub_event_t){(uint32_t)(out + doff + dlen), 7, (uint32_t)(out + doff), dlen, false};
-                out += doff + dlen + 7;
-            } else {
-                p->events[ev] = (sl_pub_event_t){(uint32_t)out, tlen, (uint32_t)(out + doff), dlen, false};
-                out += doff + dlen;
-            }
-            ev++;
-        }
+        if (!line_blank(b + start, end - start))
+            st = batch_line(cfg, b + start, end - start, p->buf, cap, &bt, code);
         start = end + 1;
     }
-    if (ev == 0) {
+    if (st == 0 && bt.count == 0)
+        st = 400, *code = "bad_request";
+    if (st == 0) {
+        /* The events go behind the bytes: one allocation, as pub_alloc. */
+        size_t at =
+            (sizeof *p + bt.out + _Alignof(sl_pub_event_t) - 1) & ~(_Alignof(sl_pub_event_t) - 1);
+        sl_pub_t *q = realloc(p, at + bt.count * sizeof *bt.ev);
+        if (q) {
+            p = q;
+            p->buf = (uint8_t *)(p + 1);
+            p->events = (sl_pub_event_t *)(void *)((uint8_t *)p + at);
+            memcpy(p->events, bt.ev, bt.count * sizeof *bt.ev);
+            p->nevents = bt.count;
+        } else {
+            st = 503, *code = "overloaded";
+        }
+    }
+    free(bt.ev);
+    if (st != 0) {
         free(p);
-        *status = 400, *code = "bad_request";
+        *status = st;
         return NULL;
     }
-    p->nevents = ev;
     return p;
 }
 
 static sl_pub_t *parse_single(sl_conn_t *c, const sl_http_req_t *req, int *status, const char **code)
 {
     sl_http_str_t t = {"message", 7}, q;
+    char tbuf[SL_EVENT_TYPE_MAX + 1];
     if (req->event_type.ptr)
         t = req->event_type;
-    if (sl_http_query_param(req->query, "type", &q))
+    int found = sl_conn__query(req, "type", tbuf, sizeof tbuf, &q);
+    if (found > 0)
         t = q;
-    if (!sl_conn__type_valid(t.ptr, t.len)) {
+    if (found < 0 || !sl_conn__type_valid(t.ptr, t.len)) {
         *status = 400, *code = "invalid_type";
         return NULL;
     }
-    if (req->body_len > c->srv->cfg.max_event_bytes) {
+    if (req->body_len > c->srv->cfg.max_event_bytes ||
+        !sl_conn__event_sse_fits(&c->srv->cfg, t.len, req->body, req->body_len)) {
         *status = 413, *code = "too_large";
         return NULL;
     }
@@ -247,19 +325,20 @@ static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *i
     const char *code = NULL;
     bool batch = req->content_type.ptr && req->content_type.len >= 20 &&
                  strncmp(req->content_type.ptr, "application/x-ndjson", 20) == 0;
-    sl_pub_t *p = batch ? parse_batch(c, req, &status, &code) : parse_single(c, req, &status, &code);
+    sl_pub_t *p = batch ? sl_conn__parse_batch(req, &c->srv->cfg, &status, &code)
+                        : parse_single(c, req, &status, &code);
     if (!p) {
         err(c, req->stream_id, status, code,
-            status == 413 ? "event data exceeds --max-event-bytes" : "invalid event");
+            status == 413   ? "event data exceeds --max-event-bytes (or its SSE form the bound "
+                              "for one event), or the batch exceeds its event cap"
+            : status == 503 ? "out of memory"
+                            : "invalid event");
         return;
     }
-    sl_http_str_t d;
-    p->durable = truthy(req->durable) ||
-                 (sl_http_query_param(req->query, "durable", &d) && truthy(d));
+    p->durable = truthy(req->durable) || query_truthy(req, "durable");
     /* Extension: ephemeral events are sequenced and streamed but not
      * logged (a lagging subscriber gets a sluice.gap for them). */
-    p->ephemeral = (sl_http_query_param(req->query, "ephemeral", &d) && truthy(d)) ||
-                   truthy(header_str(req, "sluice-ephemeral"));
+    p->ephemeral = query_truthy(req, "ephemeral") || truthy(header_str(req, "sluice-ephemeral"));
     if (p->ephemeral && p->durable) {
         free(p);
         err(c, req->stream_id, 400, "bad_request", "an event cannot be both durable and ephemeral");
@@ -334,7 +413,9 @@ static int parse_u64(const char *s, size_t n, uint64_t *out)
 static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
 {
     uint64_t from = 0; /* 0: live only */
-    sl_http_str_t q;
+    sl_http_str_t q = {NULL, 0};
+    char qbuf[32];
+    int found = sl_conn__query(req, "from", qbuf, sizeof qbuf, &q);
     if (req->last_event_id.ptr) {
         uint64_t k;
         if (parse_u64(req->last_event_id.ptr, req->last_event_id.len, &k) != 0) {
@@ -342,8 +423,8 @@ static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char 
             return;
         }
         from = k + 1;
-    } else if (sl_http_query_param(req->query, "from", &q) && !(q.len == 4 && memcmp(q.ptr, "live", 4) == 0)) {
-        if (parse_u64(q.ptr, q.len, &from) != 0 || from == 0) {
+    } else if (found != 0 && !(q.len == 4 && memcmp(q.ptr, "live", 4) == 0)) {
+        if (found < 0 || parse_u64(q.ptr, q.len, &from) != 0 || from == 0) {
             err(c, req->stream_id, 400, "bad_request", "from must be a seq >= 1 or live");
             return;
         }
@@ -367,21 +448,22 @@ static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char 
 static void handle_list(sl_conn_t *c, const sl_http_req_t *req)
 {
     sl_http_str_t q;
+    char qbuf[32];
     uint64_t limit = LIST_LIMIT_DEFAULT;
-    if (sl_http_query_param(req->query, "limit", &q) && parse_u64(q.ptr, q.len, &limit) != 0) {
+    int found = sl_conn__query(req, "limit", qbuf, sizeof qbuf, &q);
+    if (found < 0 || (found > 0 && parse_u64(q.ptr, q.len, &limit) != 0)) {
         err(c, req->stream_id, 400, "bad_request", "limit must be an integer");
         return;
     }
     limit = limit < 1 ? 1 : limit > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : limit;
     char cursor[SL_SESSION_ID_MAX + 1];
     int clen = 0;
-    if (sl_http_query_param(req->query, "cursor", &q) && q.len) {
-        clen = sl_http_pct_decode(q.ptr, q.len, cursor, sizeof cursor, SL_HTTP_PCT_PLUS_SPACE);
-        if (clen < 0) {
-            err(c, req->stream_id, 400, "bad_request", "bad cursor");
-            return;
-        }
+    found = sl_conn__query(req, "cursor", cursor, sizeof cursor, &q);
+    if (found < 0) {
+        err(c, req->stream_id, 400, "bad_request", "bad cursor");
+        return;
     }
+    clen = found > 0 ? (int)q.len : 0;
     size_t o;
     char *body = sl_conn__list_json(c, clen ? cursor : NULL, (size_t)clen, limit, &o);
     if (!body) {
@@ -464,7 +546,7 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
     const char *p = req->path.ptr + 12; /* after "/v1/sessions" */
     size_t n = req->path.len - 12;
     uint32_t sid = req->stream_id;
-    if (n == 0 || (n == 1 && p[0] == '/')) {
+    if (n == 0) {
         if (req->method == SL_HTTP_METHOD_GET || req->method == SL_HTTP_METHOD_HEAD)
             return handle_list(c, req);
         return not_allowed(c, sid, "GET, HEAD");
@@ -485,6 +567,9 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
         return handle_session(c, req, id, (size_t)id_len);
     if (n - raw_len != 7 || memcmp(slash, "/events", 7) != 0)
         return err(c, sid, 404, "not_found", "no such resource");
+    bool pub = req->method == SL_HTTP_METHOD_POST;
+    if ((pub || req->method == SL_HTTP_METHOD_GET) && sl_conn__budget_refused(c, pub))
+        return sl_conn__budget_respond(c, sid);
     if (req->method == SL_HTTP_METHOD_POST)
         return handle_publish(c, req, id, (size_t)id_len);
     if (req->method == SL_HTTP_METHOD_GET)

@@ -38,9 +38,13 @@ static const char *const sort_names[] = {"sendq", "unacked", "age", "lag"};
 static bool parse_query(const sl_http_req_t *req, sort_key_t *sort, uint32_t *limit)
 {
     sl_http_str_t v;
+    char buf[16];
     *sort = SORT_SENDQ;
     *limit = SL_DEBUG_CONNS_LIMIT_DEFAULT;
-    if (sl_http_query_param(req->query, "sort", &v)) {
+    int q = sl_conn__query(req, "sort", buf, sizeof buf, &v);
+    if (q < 0)
+        return false;
+    if (q > 0) {
         bool found = false;
         for (int i = 0; i < 4 && !found; i++) {
             if (v.len == strlen(sort_names[i]) && memcmp(v.ptr, sort_names[i], v.len) == 0) {
@@ -51,7 +55,10 @@ static bool parse_query(const sl_http_req_t *req, sort_key_t *sort, uint32_t *li
         if (!found)
             return false;
     }
-    if (sl_http_query_param(req->query, "limit", &v)) {
+    q = sl_conn__query(req, "limit", buf, sizeof buf, &v);
+    if (q < 0)
+        return false;
+    if (q > 0) {
         uint64_t n = 0;
         if (v.len == 0 || v.len > 7)
             return false;

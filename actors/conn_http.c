@@ -83,7 +83,13 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
     sl_conn_t *c = ctx;
     (void)conn;
     atomic_fetch_add_explicit(&c->srv->counters.requests, 1, memory_order_relaxed);
-    if (path_is(req, "/health")) {
+    /* Query values are percent-decoded before they are interpreted (API.md
+     * "Query values"); a malformed escape anywhere is refused here once,
+     * so no route reads a raw value by mistake. */
+    if (!sl_http_query_valid(req->query)) {
+        respond_error(c, req->stream_id, 400, "bad_request",
+                      "malformed percent escape in the query", NULL, 0);
+    } else if (path_is(req, "/health")) {
         serve_health(c, req);
     } else if (path_is(req, "/metrics")) {
         serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),
@@ -105,6 +111,9 @@ static void on_stream_close(void *ctx, sl_http_conn_t *conn, uint32_t stream_id,
     sl_conn__stream_closed((sl_conn_t *)ctx, stream_id);
 }
 
+_Static_assert(SL_HTTP_MEM_MAX_BYTES_DEFAULT > SL_HTTP_CONN_BODY_BYTES_DEFAULT,
+               "the default allocator cap holds the default body bound and more");
+
 static int ensure_http(sl_conn_t *c)
 {
     if (c->http)
@@ -118,6 +127,13 @@ static int ensure_http(sl_conn_t *c)
     hc.max_concurrent_streams = cfg->max_streams;
     if (hc.conn_body_bytes_max < cfg->max_body_bytes)
         hc.conn_body_bytes_max = cfg->max_body_bytes;
+    /* The counted allocator must hold the bodies it is told to accept:
+     * keep the default's headroom (nghttp2 state, headers) above them, or
+     * a body under --max-body-bytes but over the default cap would end in
+     * a refused allocation and a closed connection instead of a publish. */
+    uint64_t headroom = SL_HTTP_MEM_MAX_BYTES_DEFAULT - SL_HTTP_CONN_BODY_BYTES_DEFAULT;
+    if (hc.mem_max_bytes < hc.conn_body_bytes_max + headroom)
+        hc.mem_max_bytes = hc.conn_body_bytes_max + headroom;
     static const sl_http_callbacks_t cbs = {on_request, on_stream_close};
     int rc = sl_http_conn_create(&c->http, &hc, &cbs, c, &c->outq);
     if (rc != 0)

@@ -25,6 +25,14 @@ typedef enum conn_state {
 
 struct sl_http_conn;
 struct sl_http_req;
+struct sl_http_str;
+
+/* A peer address as counted by --max-connections-per-ip (conn_guard.c):
+ * IPv4 as a v4-mapped IPv6 address, so both spellings count as one. */
+typedef struct sl_conn_ip {
+    uint8_t addr[16];
+    bool counted;                  /* holds one count in the per-IP table */
+} sl_conn_ip_t;
 struct sl_conn_rpc;
 
 /* Where a stream's subscription record (sl_sub_t, embedded below) is. The
@@ -67,6 +75,7 @@ typedef struct sl_conn_stream {
     bool catching_up;  /* behind the ring: events come from the session's log */
     bool cu_outstanding;
     bool cu_ready;     /* an answer waits for room in the stream */
+    uint64_t cu_reserved; /* memory budget counted for the outstanding request */
     uint8_t resubscribes; /* SUBSCRIBE resent after the session hibernated */
     uint64_t next_seq; /* seq of the next event the client will get */
     uint64_t wait_seq; /* `from` beyond the end: start once it exists */
@@ -83,6 +92,7 @@ struct sl_conn {
     /* I/O records; each is in flight at most once. */
     sl_op_t recv_op, send_op, timer_op, cancel_op, cancel_timer_op, close_op;
     bool recv_armed, send_armed, timer_armed;
+    bool timer_cancelling; /* a retime's cancel_timer_op is in flight */
     uint32_t ops_inflight;
     sl_outq_t outq;
     struct iovec *iov;             /* SL_SEND_IOV_MAX, allocated by the first send */
@@ -111,6 +121,7 @@ struct sl_conn {
     uint64_t head_since_ns;        /* a request head began arriving (0: none pending) */
     uint64_t ping_sent_ns;         /* HTTP/2 PING outstanding since (0: none) */
     uint64_t ping_acks;            /* PING ACKs counted when it was sent */
+    sl_conn_ip_t ip;               /* peer address counted per IP (ip.counted) */
     /* Figures for /debug/connections, written by this actor (relaxed). */
     _Atomic uint64_t pub_outq_bytes;
     _Atomic uint64_t pub_lag_events;
@@ -141,6 +152,11 @@ void sl_conn__proto_destroy(sl_conn_t *c);
 /* Session side, in conn_sse.c / conn_api.c. */
 /* Routes /v1/sessions... requests. */
 void sl_conn__api_request(sl_conn_t *c, const struct sl_http_req *req);
+/* The percent-decoded value of query parameter name, in buf (cap bytes).
+ * Returns 1 and *v (pointing into buf), 0 when absent, or -1 when the
+ * value is malformed or longer than cap - 1 (the caller answers 400). */
+int sl_conn__query(const struct sl_http_req *req, const char *name, char *buf, size_t cap,
+                   struct sl_http_str *v);
 /* Handles PUBLISHED / SUBSCRIBED / UNSUBSCRIBED replies. */
 void sl_conn__session_reply(sl_conn_t *c, sl_msg_t *m);
 void sl_conn__session_msg(sl_conn_t *c, sl_msg_t *m);
@@ -168,8 +184,21 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
 
 /* Shared by the HTTP and RPC front ends, in conn_api.c. */
 bool sl_conn__type_valid(const char *t, size_t n);
+/* True when the event's SSE form stays within sl_sse_encoded_bound of
+ * --max-event-bytes (runtime/limits.h; policy: too_large). Borrows data. */
+bool sl_conn__event_sse_fits(const sl_config_t *cfg, size_t type_len, const uint8_t *data,
+                             size_t data_len);
 size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap);
 sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes);
+/* Parses an NDJSON publish body (req->body, borrowed) into a publish
+ * request (returns owned; free()) with one event per non-blank line. Returns
+ * NULL with *status and *code set when the batch is refused: 400
+ * bad_request / invalid_type, 413 too_large (an event's data beyond
+ * cfg->max_event_bytes or its SSE form beyond the bound for one event, or
+ * more than SL_BATCH_EVENTS_MAX events), 503 overloaded (out of memory).
+ * Borrows req and cfg. Pure; any thread. */
+sl_pub_t *sl_conn__parse_batch(const struct sl_http_req *req, const sl_config_t *cfg,
+                               int *status, const char **code);
 /* Sends p (owned) to the session of id, creating the session. Returns 0
  * (answered later by PUBLISHED; counted in pubs_inflight) or, with p
  * freed: SL_EFULL (too many sessions), SL_ECLOSED (session unavailable),
@@ -210,6 +239,25 @@ bool sl_conn__guard_tick(sl_conn_t *c, uint64_t now_ns);
 uint64_t sl_conn__guard_period(const sl_conn_t *c, uint64_t period_ns);
 /* A protocol error ended the connection: counts abuse kinds. */
 void sl_conn__guard_proto_error(sl_conn_t *c);
+/* At accept, before the connection exists: counts fd's peer address in
+ * the per-IP table (fills *ip). Returns 0, or SL_EFULL when the address
+ * already has --max-connections-per-ip connections (nothing counted; the
+ * caller closes fd; counted and logged here, rate-limited) or -ENOMEM.
+ * Unix-socket peers and --max-connections-per-ip 0 are not counted. Any
+ * reactor thread. */
+int sl_conn__ip_admit(sl_server_t *srv, int fd, sl_conn_ip_t *ip);
+/* Drops the count sl_conn__ip_admit took (no-op when none). Any thread. */
+void sl_conn__ip_release(const sl_conn_ip_t *ip);
+/* Budget admission of a new publish (publish true) or subscription: true
+ * when the memory budget is over its limit -- the caller refuses the
+ * request as overloaded; counted here. */
+bool sl_conn__budget_refused(sl_conn_t *c, bool publish);
+/* The HTTP answer to such a refusal: 503 overloaded + Retry-After. */
+void sl_conn__budget_respond(sl_conn_t *c, uint32_t stream_id);
+/* What the RPC error names. */
+#define SL_CONN_BUDGET_MESSAGE "server memory budget is full; retry later"
+/* RPC: a partial message waits in the decoder (the body timeout runs). */
+bool sl_conn__rpc_partial(const sl_conn_t *c);
 /* Refreshes the figures /debug/connections reads. */
 void sl_conn__guard_publish(sl_conn_t *c);
 /* GET /debug/connections, in conn_debug.c. */

@@ -247,7 +247,8 @@ static bool check_event(sl_conn_t *c, uint32_t msgid, const msgpack_object *type
         put_error(c, msgid, "bad_params", "data must be bin or str");
         return false;
     }
-    if (dn > c->srv->cfg.max_event_bytes) {
+    if (dn > c->srv->cfg.max_event_bytes ||
+        !sl_conn__event_sse_fits(&c->srv->cfg, tn, (const uint8_t *)d, dn)) {
         put_error(c, msgid, "too_large", "event data exceeds --max-event-bytes");
         return false;
     }
@@ -435,6 +436,10 @@ static void m_publish_batch(sl_conn_t *c, uint32_t msgid, const msgpack_object_a
         return;
     }
     const msgpack_object_array *evs = &a->ptr[1].via.array;
+    if (evs->size > SL_BATCH_EVENTS_MAX) {
+        put_error(c, msgid, "too_large", "too many events in one batch");
+        return;
+    }
     for (uint32_t i = 0; i < evs->size; i++) {
         if (evs->ptr[i].type != MSGPACK_OBJECT_ARRAY || evs->ptr[i].via.array.size != 2) {
             put_error(c, msgid, "bad_params", "each event is [type, data]");
@@ -597,6 +602,11 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
     const msgpack_object_array *a = &m->params.via.array;
     uint32_t id = m->msgid;
     atomic_fetch_add_explicit(&c->srv->counters.rpc_requests, 1, memory_order_relaxed);
+    bool pub = method_is(m, "publish") || method_is(m, "publish_batch");
+    if ((pub || method_is(m, "subscribe")) && sl_conn__budget_refused(c, pub)) {
+        put_error(c, id, "overloaded", SL_CONN_BUDGET_MESSAGE);
+        return;
+    }
     if (method_is(m, "publish")) {
         m_publish(c, id, a);
         return;
@@ -739,8 +749,16 @@ void sl_conn__rpc_flush(sl_conn_t *c)
 bool sl_conn__rpc_want_read(sl_conn_t *c)
 {
     struct sl_conn_rpc *r = c->rpc;
+    size_t partial = sl_rpc_decoder_pending(r->dec);
+    /* Over the memory budget a partial message does not grow: the socket
+     * waits (TCP backpressure) until memory returns (the timer re-arms). */
     return !r->failed && r->stash_len == 0 && c->state == SL_CONN__OPEN &&
-           (sl_rpc_decoder_pending(r->dec) == 0 || can_take_request(c));
+           (partial == 0 || (can_take_request(c) && !sl_budget_over()));
+}
+
+bool sl_conn__rpc_partial(const sl_conn_t *c)
+{
+    return c->rpc && !c->rpc->failed && sl_rpc_decoder_pending(c->rpc->dec) > 0;
 }
 
 bool sl_conn__rpc_idle(sl_conn_t *c)

@@ -368,6 +368,13 @@ static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room)
 {
     if (st->cu_outstanding || st->cu_ready || st->sub_state != SL_CONN__SUB_ACTIVE || room == 0)
         return;
+    /* Over the memory budget (runtime/budget.h) only a connection that
+     * drained its output reads the log, in small steps, and none beyond
+     * the catch-up headroom (the connection's timer pumps again); one that
+     * does not read pins nothing more. */
+    bool over = sl_budget_over();
+    if (over && (c->outq.bytes_pending > 0 || sl_budget_over_headroom()))
+        return;
     st->cu_outstanding = true;
     st->cu.h.kind = SL_SESSION_MSG_CATCHUP;
     st->cu.h.mclass = SL_MSG_CONTROL; /* the record's one outstanding request */
@@ -376,6 +383,13 @@ static void request_catchup(sl_conn_t *c, sl_conn_stream_t *st, size_t room)
     st->cu.rpc = st->rpc;
     st->cu.rpc_sub_id = st->stream_id;
     st->cu.max_bytes = room > (1u << 20) ? (1u << 20) : (uint32_t)room;
+    if (over && st->cu.max_bytes > SL_BUDGET_CATCHUP_OVER_BYTES)
+        st->cu.max_bytes = SL_BUDGET_CATCHUP_OVER_BYTES;
+    /* Counted from the request on (one event goes whole, so at least an
+     * event's size): requests waiting at a busy session are memory too. */
+    uint64_t ev_max = c->srv->cfg.max_event_bytes;
+    st->cu_reserved = st->cu.max_bytes > ev_max ? st->cu.max_bytes : ev_max;
+    sl_budget_add(SL_BUDGET_CATCHUP, st->cu_reserved);
     sl_actor_retain(&c->a); /* released when the answer is handled */
     int rc = sl_actor_send(st->session, &st->cu.h);
     sl_assert(rc == 0);
@@ -414,6 +428,8 @@ static void on_caught_up(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_catchup_t *cu = &st->cu;
     st->cu_outstanding = false;
+    sl_budget_sub(SL_BUDGET_CATCHUP, st->cu_reserved); /* the chunk counts itself now */
+    st->cu_reserved = 0;
     bool live = st->sub_state == SL_CONN__SUB_ACTIVE && !st->dead && !st->ended &&
                 c->state < SL_CONN__CLOSING;
     if (live && cu->status == 0) {

@@ -112,6 +112,7 @@ static void sample(sl_monitor_t *m)
     uint64_t conns = atomic_load_explicit(&srv->counters.connections_open, memory_order_relaxed);
     busy |= conns * 10 >= (uint64_t)srv->cfg.max_connections * 9;
     busy |= srv->fd_limit && m->open_fds * 10 >= srv->fd_limit * 9;
+    busy |= sl_budget_over(); /* new publishes and subscriptions are refused */
     m->busy_now = busy;
     atomic_store_explicit(&m->busy, busy, memory_order_relaxed);
 }
@@ -150,6 +151,51 @@ static void render_json_reactors(sl_monitor_t *m, sl_chunk_t *c)
     put(c, "],");
 }
 
+/* The memory budget (runtime/budget.h): limit, used, holders by kind. */
+static void render_json_budget(sl_monitor_t *m, sl_chunk_t *c)
+{
+    sl_server_t *srv = m->srv;
+    uint64_t limit = sl_budget_limit(), used = sl_budget_used();
+    put(c, "\"budget\":{\"limit_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64
+           ",\"over\":%s,\"refused_publish\":%" PRIu64 ",\"refused_subscribe\":%" PRIu64
+           ",\"refused_body\":%" PRIu64
+           ",\"connections_worst_case_bytes\":%" PRIu64 ",\"held\":{",
+        limit, used, limit && used >= limit ? "true" : "false", CTR(budget_refused_publish),
+        CTR(budget_refused_subscribe), sl_budget_refused_body(), srv->cfg.conn_worst_bytes);
+    for (int k = 0; k < SL_BUDGET_KINDS; k++)
+        put(c, "%s\"%s\":%" PRIu64, k ? "," : "", sl_budget_kind_name((sl_budget_kind_t)k),
+            sl_budget_held((sl_budget_kind_t)k));
+    put(c, "}},");
+}
+
+static void metric(sl_chunk_t *c, const char *name, const char *type, const char *help,
+                   double v);
+
+static void render_metrics_budget(sl_monitor_t *m, sl_chunk_t *c)
+{
+    sl_server_t *srv = m->srv;
+    metric(c, "memory_limit_bytes", "gauge", "Global memory budget (--memory-limit).",
+           (double)sl_budget_limit());
+    metric(c, "memory_used_bytes", "gauge", "Bytes counted against the memory budget.",
+           (double)sl_budget_used());
+    put(c, "# HELP sluice_memory_held_bytes Budgeted bytes per holder kind.\n"
+           "# TYPE sluice_memory_held_bytes gauge\n");
+    for (int k = 0; k < SL_BUDGET_KINDS; k++)
+        put(c, "sluice_memory_held_bytes{kind=\"%s\"} %" PRIu64 "\n",
+            sl_budget_kind_name((sl_budget_kind_t)k), sl_budget_held((sl_budget_kind_t)k));
+    put(c, "# HELP sluice_budget_refused_total Requests refused over the memory budget.\n"
+           "# TYPE sluice_budget_refused_total counter\n"
+           "sluice_budget_refused_total{what=\"publish\"} %" PRIu64 "\n"
+           "sluice_budget_refused_total{what=\"subscribe\"} %" PRIu64 "\n"
+           "sluice_budget_refused_total{what=\"body\"} %" PRIu64 "\n",
+        CTR(budget_refused_publish), CTR(budget_refused_subscribe), sl_budget_refused_body());
+    metric(c, "connections_closed_body_timeout_total", "counter",
+           "Connections closed for a request body or RPC message that stalled.",
+           (double)CTR(closed_body_timeout));
+    metric(c, "connections_rejected_per_ip_total", "counter",
+           "Connections closed at --max-connections-per-ip.", (double)CTR(rejected_per_ip));
+}
+
 /* The watchdog and the backstops (actors/watchdog.h, conn_guard.c); ends
  * the object. */
 static void render_json_liveness(sl_monitor_t *m, sl_chunk_t *c)
@@ -170,9 +216,11 @@ static void render_json_liveness(sl_monitor_t *m, sl_chunk_t *c)
     put(c,
         "\"guard\":{\"closed_ping_timeout\":%" PRIu64 ",\"h2_rapid_reset\":%" PRIu64
         ",\"h2_control_flood\":%" PRIu64 ",\"h2_continuation_flood\":%" PRIu64
-        ",\"h2_ack_flood\":%" PRIu64 "}}\n",
+        ",\"h2_ack_flood\":%" PRIu64 ",\"closed_body_timeout\":%" PRIu64
+        ",\"rejected_per_ip\":%" PRIu64 ",\"max_connections_per_ip\":%u}}\n",
         CTR(closed_ping_timeout), CTR(h2_rapid_reset), CTR(h2_control_flood),
-        CTR(h2_continuation_flood), CTR(h2_ack_flood));
+        CTR(h2_continuation_flood), CTR(h2_ack_flood), CTR(closed_body_timeout),
+        CTR(rejected_per_ip), srv->cfg.max_connections_per_ip);
 }
 
 static sl_chunk_t *render_json(sl_monitor_t *m)
@@ -230,13 +278,18 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         "\"events\":{\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
         ",\"caught_up\":%" PRIu64 ",\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
         "\"storage\":{\"open_files\":%u,\"max_open_files\":%u,\"bytes_written\":%" PRIu64
-        ",\"fsyncs\":%" PRIu64 ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64 "},"
+        ",\"fsyncs\":%" PRIu64 ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64
+        ",\"damaged_segments\":%" PRIu64 ",\"quarantined_bytes\":%" PRIu64
+        ",\"damage_resyncs\":%" PRIu64 ",\"gaps_served\":%" PRIu64 "},"
         "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "},",
         CTR(events_published), CTR(events_delivered), CTR(events_caught_up), CTR(events_gapped),
         CTR(publish_refused), open_files, srv->cfg.max_open_files,
         atomic_load(&srv->journal_bytes_written), atomic_load(&srv->journal_fsyncs),
         atomic_load(&srv->journal_reads), atomic_load(&srv->journal_failures),
+        atomic_load(&srv->storage_damaged_segments), atomic_load(&srv->storage_quarantined_bytes),
+        atomic_load(&srv->storage_damage_resyncs), atomic_load(&srv->storage_gaps_served),
         sl_chunk_bytes_live());
+    render_json_budget(m, c);
     render_json_liveness(m, c);
     return c;
 }
@@ -322,7 +375,17 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            (double)CTR(events_gapped));
     metric(c, "publish_refused_total", "counter", "Publishes answered 503 (busy session).",
            (double)CTR(publish_refused));
+    metric(c, "storage_damaged_segments", "gauge", "Segments found damaged at startup.",
+           (double)atomic_load(&srv->storage_damaged_segments));
+    metric(c, "storage_quarantined_bytes", "gauge", "Bytes recovery moved to quarantine files.",
+           (double)atomic_load(&srv->storage_quarantined_bytes));
+    metric(c, "storage_damage_resyncs_total", "counter",
+           "Catch-up reads that skipped damaged log bytes.",
+           (double)atomic_load(&srv->storage_damage_resyncs));
+    metric(c, "storage_gaps_served_total", "counter", "sluice.gap notices served by catch-up.",
+           (double)atomic_load(&srv->storage_gaps_served));
     render_metrics_liveness(m, c);
+    render_metrics_budget(m, c);
     put(c, "# HELP sluice_reactor_loop_lag_seconds Reactor loop lag (max over 10 s).\n"
            "# TYPE sluice_reactor_loop_lag_seconds gauge\n");
     for (uint32_t i = 0; i < srv->nreactors; i++)

@@ -85,11 +85,15 @@ int sl_persist_startup(sl_server_t *srv)
         sl_error("recovery failed", "data_dir=%s error=\"%s\"", cfg->data_dir, sl_strerror(rc));
         return rc;
     }
+    atomic_store(&srv->storage_damaged_segments, rs.segments_damaged);
+    atomic_store(&srv->storage_quarantined_bytes, rs.quarantined_bytes);
     sl_info("recovered", "sessions=%u failed=%u manifest=%s segments_scanned=%u "
-            "segments_truncated=%u removed_folders=%d ms=%.1f",
+            "segments_truncated=%u segments_damaged=%u quarantined_bytes=%llu "
+            "removed_folders=%d ms=%.1f",
             rs.sessions, rs.sessions_failed,
             rs.manifest_status == 0 ? "loaded" : rs.manifest_status == -ENOENT ? "none" : "corrupt",
-            rs.segments_scanned, rs.segments_truncated, swept > 0 ? swept : 0,
+            rs.segments_scanned, rs.segments_truncated, rs.segments_damaged,
+            (unsigned long long)rs.quarantined_bytes, swept > 0 ? swept : 0,
             (double)(sl_clock_now_ns() - t0) / 1e6);
     /* From now on the files change: no entry may stay marked clean. */
     return sl_persist_write_manifest(srv, false);
@@ -122,6 +126,8 @@ int sl_persist_write_manifest(sl_server_t *srv, bool clean)
             }
             mf_item_t *it = &items[n++];
             it->e = page[i];
+            /* Failed (damage seen, or no memory): a dirty entry that lists
+             * no segment, so the next start scans every file. */
             it->failed = sl_session_segments(it->e, &it->segs, &it->nsegs) != 0;
             size += sl_manifest_entry_size(it->e->id_len, it->nsegs);
         }

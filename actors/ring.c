@@ -107,7 +107,7 @@ uint8_t *sl_ring_reserve(sl_ring_t *r, uint32_t len)
     if (r->next_page_bytes < r->page_bytes)
         r->next_page_bytes = r->next_page_bytes * 2 < r->page_bytes ? r->next_page_bytes * 2
                                                                     : r->page_bytes;
-    sl_chunk_t *c = p ? sl_chunk_create(cap) : NULL;
+    sl_chunk_t *c = p ? sl_chunk_create_as(cap, SL_BUDGET_RING) : NULL;
     if (!c) {
         free(p);
         return NULL;

@@ -25,6 +25,7 @@
 #include "actors/registry.h"
 #include "actors/session.h"
 #include "actors/watchdog.h"
+#include "runtime/budget.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 
@@ -130,24 +131,49 @@ static int open_listeners(sl_server_t *srv)
     return 0;
 }
 
-/* A unix socket path: a stale socket file left by a killed server is
- * replaced; anything else at the path is an error. */
-static int bind_unix(const char *path)
+int sl_server_unix_probe(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path)
         return SL_EINVAL;
     memcpy(sa.sun_path, path, strlen(path) + 1);
     struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST;
-        unlink(path);
-    }
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -EEXIST;
+    /* Non-blocking: a live server whose backlog is full answers EAGAIN at
+     * once instead of making us wait. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : errno;
+    close(fd);
+    if (rc == ECONNREFUSED)
+        return 1; /* nobody accepts on it: a stale file */
+    /* Answered (or could not be told apart from a live server, e.g.
+     * EAGAIN, EACCES): never unlink it. */
+    return -EADDRINUSE;
+}
+
+/* A unix socket path: a stale socket file left by a killed server is
+ * replaced; a live one (another server answers on it) or anything that is
+ * not a socket is an error. The file gets mode --rpc-socket-mode before
+ * listen(), so no client connects while it still has the umask's mode. */
+static int bind_unix(const char *path, uint32_t mode)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int rc = sl_server_unix_probe(path);
+    if (rc < 0)
+        return rc;
+    if (rc == 1 && unlink(path) != 0 && errno != ENOENT)
+        return -errno;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(path, (mode_t)mode) != 0 ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
         int err = -errno;
         close(fd);
         return err;
@@ -181,7 +207,7 @@ static int open_rpc_listeners(sl_server_t *srv)
         l->is_unix = strncmp(addr, "unix:", 5) == 0;
         int fd;
         if (l->is_unix) {
-            fd = bind_unix(addr + 5);
+            fd = bind_unix(addr + 5, srv->cfg.rpc_socket_mode);
             snprintf(l->addr, sizeof l->addr, "%s", addr);
         } else {
             fd = bind_tcp(addr, l->addr, sizeof l->addr);
@@ -237,6 +263,7 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
         srv->rpc[i].fd = -1;
     pthread_mutex_init(&srv->conns_lock, NULL);
     srv->fd_limit = raise_fd_limit();
+    sl_budget_set_limit(cfg->memory_limit);
     int rc = ensure_data_dir(cfg->data_dir);
     if (rc != 0)
         return rc;
@@ -336,6 +363,12 @@ int sl_server_start(sl_server_t *srv)
     sl_info("listening", "http=%s rpc=%s reactors=%u workers=%u data_dir=%s pid=%d",
             srv->http_addr, rpc, srv->nreactors, srv->cfg.workers, srv->cfg.data_dir,
             (int)getpid());
+    /* The global bound's policy (config.c): said once, so an operator
+     * sees which of the two holds. */
+    const sl_config_t *cfg = &srv->cfg;
+    sl_info("memory budget", "limit=%llu connections_worst_case=%llu bound=%s",
+            (unsigned long long)cfg->memory_limit, (unsigned long long)cfg->conn_worst_bytes,
+            cfg->conn_worst_bytes <= cfg->memory_limit ? "per_connection_caps" : "admission");
     write_ready_file(srv);
     return 0;
 }

@@ -53,6 +53,11 @@ typedef struct sl_server_counters {
     _Atomic uint64_t h2_control_flood;
     _Atomic uint64_t h2_continuation_flood;
     _Atomic uint64_t h2_ack_flood;
+    /* Memory budget and per-client bounds (runtime/budget.h, conn_guard.c). */
+    _Atomic uint64_t budget_refused_publish;   /* publishes answered overloaded at the limit */
+    _Atomic uint64_t budget_refused_subscribe; /* subscriptions answered overloaded at it */
+    _Atomic uint64_t rejected_per_ip;          /* closed at accept: --max-connections-per-ip */
+    _Atomic uint64_t closed_body_timeout;      /* body / partial RPC message stalled */
 } sl_server_counters_t;
 
 /* One msgpack-RPC listening socket (--rpc-listen). */
@@ -86,11 +91,25 @@ typedef struct sl_server {
     _Atomic uint64_t journal_fsyncs;
     _Atomic uint64_t journal_reads;
     _Atomic uint64_t journal_failures;
+    /* Damage (storage/recovery.h): segments found damaged at startup,
+     * bytes moved to quarantine, catch-up reads that skipped damaged bytes
+     * at run time, and gap notices catch-up served. */
+    _Atomic uint64_t storage_damaged_segments;
+    _Atomic uint64_t storage_quarantined_bytes;
+    _Atomic uint64_t storage_damage_resyncs;
+    _Atomic uint64_t storage_gaps_served;
     _Atomic bool draining;        /* SIGTERM seen: finish, accept nothing new */
     pthread_mutex_t conns_lock;   /* guards the registry list (connect/close only) */
     sl_conn_t *conns_head;        /* intrusive list; holds one ref per conn */
     _Atomic uint32_t next_reactor;
 } sl_server_t;
+
+/* Whether a unix socket path is free to bind: 0 nothing there, 1 a stale
+ * socket file (connect() refused: safe to replace), -EADDRINUSE a server
+ * answers on it (or it cannot be told apart from one), -EEXIST not a
+ * socket, SL_EINVAL path too long, other -errno from lstat/socket. Any
+ * thread; connects once, never blocks. */
+int sl_server_unix_probe(const char *path);
 
 /* Sets up everything but starts nothing. Returns 0 or a negative error with
  * a logged reason (bad address, bind failure, io_uring unavailable). */

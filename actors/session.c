@@ -23,6 +23,8 @@
 #include "actors/session.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,7 @@
 #include "runtime/fault.h"
 #include "runtime/log.h"
 #include "storage/journal.h"
+#include "storage/seqmark.h"
 
 #define NOTIFY_FLUSH 1ull
 /* Publishes waiting for a write buffer. Large enough that one RPC
@@ -53,7 +56,22 @@ typedef struct persist {
     sl_segment_index_t *recovered; /* from startup, until a journal takes it */
     sl_segment_t *segs;            /* segment list for the manifest */
     uint32_t nsegs;
+    uint64_t seq_reserved; /* durable reservation mark written by an
+                              earlier actor of this process (0: none) */
+    bool damaged;          /* a catch-up read skipped damaged bytes */
 } persist_t;
+
+/* Steps of writing the seq reservation mark (storage/seqmark.h). */
+enum {
+    RES_IDLE = 0,
+    RES_OPEN,
+    RES_WRITE,
+    RES_FSYNC,
+    RES_CLOSE,
+    RES_DIR_OPEN,
+    RES_DIR_FSYNC,
+    RES_DIR_CLOSE,
+};
 
 typedef struct catchup_job {
     struct catchup_job *next;
@@ -71,6 +89,18 @@ struct sl_session {
     sl_ring_t *rpc_ring;  /* msgpack-RPC event bodies; created by the first RPC subscriber */
     sl_journal_t *j;      /* NULL when the journal could not start */
     uint64_t next_seq;
+    /* Seq reservation: seqs up to seq_reserved may be issued (durably
+     * marked); seq_reserving is being written while res_step != RES_IDLE.
+     * One op at a time on res_op. */
+    uint64_t seq_reserved, seq_reserving;
+    sl_op_t res_op;
+    uint8_t res_step;
+    bool res_dir_synced, res_failed;
+    bool res_wanted; /* an ephemeral seq is or was issued: keep a mark ahead */
+    int res_fd;
+    int32_t res_err;
+    uint8_t res_buf[SL_SEQMARK_BYTES];
+    char res_path[SL_SESSION_ID_MAX + sizeof "/" SL_SEQMARK_NAME];
     sl_sub_t **subs;      /* live subscriptions, unordered */
     uint32_t nsubs, subs_cap;
     sl_pub_t *parked_head, *parked_tail; /* waiting for a write buffer */
@@ -91,6 +121,7 @@ struct sl_session {
     bool ret_armed;
     uint64_t seen_events_removed, seen_payload_removed, seen_segments_removed;
     uint64_t seen_bytes_written, seen_fsyncs; /* journal counters already counted */
+    uint64_t seen_damage_skips;
     sl_op_t fanout_timer;   /* linger before the next wake-up of subscribers */
     bool fanout_armed, fanout_pending;
     uint64_t last_fanout_ns;
@@ -98,6 +129,14 @@ struct sl_session {
     uint64_t timer_deadline;
     uint32_t ops_inflight;
     bool deleting, stopping, released, journal_ending;
+    bool close_deferred;    /* fault point slow_hibernate: close at the idle timer */
+    /* Requests that arrived while this actor was ending: answered
+     * SL_ECLOSED once it has left the entry, so the requester's retry
+     * reaches a successor, not this actor again (at most
+     * SL_SESSION_HELD_MAX; beyond, answered at once). */
+    sl_pub_t *held_pubs, *held_pubs_tail;
+    sl_sub_t *held_subs;
+    uint32_t nheld;
     sl_msg_t delete_msg, stop_msg; /* CONTROL, sent at most once each */
     bool delete_sent, stop_sent;   /* guarded by e->lock */
 };
@@ -205,7 +244,9 @@ int sl_session_segments(sl_entry_t *e, sl_segment_t **out, uint32_t *count)
         return 0;
     int rc = 0;
     pthread_mutex_lock(&e->lock);
-    if (ps->nsegs) {
+    if (ps->damaged) {
+        rc = SL_ECORRUPT;
+    } else if (ps->nsegs) {
         *out = malloc(ps->nsegs * sizeof **out);
         if (*out) {
             memcpy(*out, ps->segs, ps->nsegs * sizeof **out);
@@ -226,6 +267,54 @@ static bool busy(const sl_session_t *s)
            s->acks_head;
 }
 
+/* Keeps a request that reached this actor while it is ending (hibernating
+ * or stopping) until it has left the entry. Returns false at the bound:
+ * the caller answers at once. */
+static bool hold_pub(sl_session_t *s, sl_pub_t *p)
+{
+    if (s->nheld >= SL_SESSION_HELD_MAX)
+        return false;
+    p->_next = NULL;
+    if (s->held_pubs_tail)
+        s->held_pubs_tail->_next = p;
+    else
+        s->held_pubs = p;
+    s->held_pubs_tail = p;
+    s->nheld++;
+    return true;
+}
+
+static bool hold_sub(sl_session_t *s, sl_sub_t *sub)
+{
+    if (s->nheld >= SL_SESSION_HELD_MAX)
+        return false;
+    sub->_held_next = s->held_subs;
+    s->held_subs = sub;
+    s->nheld++;
+    return true;
+}
+
+/* The entry no longer names this actor: held requests are answered
+ * SL_ECLOSED (a deleted session's subscribes SL_ENOTFOUND), and the
+ * requesters' retries start or find the successor. */
+static void release_held(sl_session_t *s)
+{
+    while (s->held_pubs) {
+        sl_pub_t *p = s->held_pubs;
+        s->held_pubs = p->_next;
+        p->status = SL_ECLOSED;
+        reply_pub(p);
+    }
+    s->held_pubs_tail = NULL;
+    while (s->held_subs) {
+        sl_sub_t *sub = s->held_subs;
+        s->held_subs = sub->_held_next;
+        sub->status = s->deleting ? SL_ENOTFOUND : SL_ECLOSED;
+        reply(&sub->h, sub->conn, SL_CONN_MSG_SUBSCRIBED);
+    }
+    s->nheld = 0;
+}
+
 /* Leaves the directory entry and drops the actor's own reference once
  * nothing depends on it any more. */
 static void maybe_exit(sl_session_t *s)
@@ -241,6 +330,7 @@ static void maybe_exit(sl_session_t *s)
     if (s->e->session == s)
         s->e->session = NULL;
     pthread_mutex_unlock(&s->e->lock);
+    release_held(s);
     sl_actor_release(&s->a);
 }
 
@@ -250,6 +340,15 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
                         const uint8_t *data, uint32_t data_len, bool ephemeral, bool str)
 {
     uint64_t seq = s->next_seq;
+    /* A logged seq is covered by its own record (visible only once
+     * written); an ephemeral one leaves no trace, so it is issued only
+     * under a durable reservation mark: the publish waits (parked) for
+     * the mark in flight. */
+    if (ephemeral && seq > s->seq_reserved) {
+        s->res_wanted = true;
+        bool can = !s->res_failed && s->j && sl_journal_status(s->j) == 0;
+        return can ? SL_EFULL : -EIO; /* a failed log cannot hold a mark */
+    }
     /* Ring space first: a reservation that is not committed costs nothing,
      * whereas an event logged but not sequenced here would reuse its seq. */
     size_t size = sl_sse_encoded_size(seq, type_len, data, data_len);
@@ -370,8 +469,10 @@ static void on_publish(sl_session_t *s, sl_pub_t *p)
     p->status = 0;
     p->first_seq = p->last_seq = 0;
     if (s->deleting || s->stopping) {
-        p->status = SL_ECLOSED;
-        reply_pub(p);
+        if (s->released || s->deleting || !hold_pub(s, p)) {
+            p->status = SL_ECLOSED;
+            reply_pub(p);
+        }
         return;
     }
     if (s->parked) { /* keep seq order behind the parked ones */
@@ -410,12 +511,17 @@ static void resume_parked(sl_session_t *s)
     }
 }
 
-/* Answers the publishes whose events reached the disk as they asked. */
+/* Answers the publishes whose events reached the disk as they asked. Once
+ * the session is being deleted, the rest never will: they are answered
+ * SL_ECLOSED (not stored; the delete came first) instead of waiting on
+ * writes the removal dropped. */
 static void ack_ready(sl_session_t *s)
 {
     uint64_t written = s->j ? sl_journal_written_seq(s->j) : UINT64_MAX;
     uint64_t synced = s->j ? sl_journal_synced_seq(s->j) : UINT64_MAX;
     int jstatus = s->j ? sl_journal_status(s->j) : 0;
+    if (jstatus == 0 && s->deleting)
+        jstatus = SL_ECLOSED;
     while (s->acks_head) {
         sl_pub_t *p = s->acks_head;
         uint64_t need = p->ephemeral ? 0 : p->last_seq;
@@ -429,6 +535,133 @@ static void ack_ready(sl_session_t *s)
             s->acks_tail = NULL;
         reply_pub(p);
     }
+}
+
+/* ---- seq reservation ---- */
+
+static void submit(sl_session_t *s, sl_op_t *op);
+
+static bool fsync_on(const sl_session_t *s)
+{
+    return strcmp(s->srv->cfg.fsync, "never") != 0;
+}
+
+static void res_submit(sl_session_t *s, uint8_t kind, uint8_t step, int fd)
+{
+    sl_op_t *op = &s->res_op;
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->fd = fd;
+    s->res_step = step;
+    submit(s, op);
+}
+
+/* Once the session issued an ephemeral seq, starts writing a higher mark
+ * whenever less than half a block is left, so a steady publisher never
+ * waits for it. Sessions that never publish ephemeral events write no
+ * mark: their log is their high-water mark, and a restart after a crash
+ * continues right after the last record. */
+static void reserve_ahead(sl_session_t *s)
+{
+    if (s->res_step != RES_IDLE || s->res_failed || s->deleting || s->stopping || !s->j ||
+        !sl_journal_ready(s->j))
+        return;
+    if (!s->res_wanted || s->next_seq + SL_SEQ_RESERVE_BLOCK / 2 <= s->seq_reserved)
+        return;
+    s->seq_reserving = s->next_seq - 1 + SL_SEQ_RESERVE_BLOCK;
+    sl_seqmark_encode(s->res_buf, s->e->epoch, s->seq_reserving);
+    snprintf(s->res_path, sizeof s->res_path, "%s/%s", s->e->id, SL_SEQMARK_NAME);
+    sl_op_t *op = &s->res_op;
+    memset(op, 0, sizeof *op);
+    op->kind = SL_OP_OPENAT;
+    op->fd = s->srv->data_dir_fd;
+    op->path = s->res_path;
+    op->flags = O_WRONLY | O_CREAT | O_CLOEXEC;
+    op->mode = 0644;
+    s->res_step = RES_OPEN;
+    submit(s, op);
+}
+
+static void res_done(sl_session_t *s)
+{
+    s->res_step = RES_IDLE;
+    if (s->res_err != 0) {
+        sl_error("seq reservation failed", "session=%s reserved=%llu error=\"%s\"", s->e->id,
+                 (unsigned long long)s->seq_reserved, sl_strerror(s->res_err));
+        stat_add(&s->srv->journal_failures, 1);
+        s->res_failed = true; /* policy: publishes past the mark fail (-EIO) */
+        return;
+    }
+    s->res_dir_synced = true;
+    s->seq_reserved = s->seq_reserving;
+    persist_t *ps = persist_of(s->e);
+    if (ps)
+        ps->seq_reserved = s->seq_reserved;
+}
+
+/* One step of the mark's write: open, write, fsync, close, then (once
+ * per session actor, unless fsync=never) the folder's fsync so the file's
+ * directory entry survives too. */
+static void res_complete(sl_session_t *s)
+{
+    int32_t res = s->res_op.res;
+    switch (s->res_step) {
+    case RES_OPEN:
+    case RES_DIR_OPEN:
+        if (res < 0) {
+            s->res_err = res;
+            res_done(s);
+            return;
+        }
+        s->res_fd = res;
+        if (s->res_step == RES_DIR_OPEN) {
+            res_submit(s, SL_OP_FSYNC, RES_DIR_FSYNC, s->res_fd);
+            return;
+        }
+        memset(&s->res_op, 0, sizeof s->res_op);
+        s->res_op.kind = SL_OP_WRITE;
+        s->res_op.fd = s->res_fd;
+        s->res_op.buf = s->res_buf;
+        s->res_op.len = SL_SEQMARK_BYTES;
+        s->res_op.offset = 0;
+        s->res_step = RES_WRITE;
+        submit(s, &s->res_op);
+        return;
+    case RES_WRITE:
+        if (res != (int32_t)SL_SEQMARK_BYTES)
+            s->res_err = res < 0 ? res : -EIO;
+        if (s->res_err == 0 && fsync_on(s))
+            res_submit(s, SL_OP_FSYNC, RES_FSYNC, s->res_fd);
+        else
+            res_submit(s, SL_OP_CLOSE, RES_CLOSE, s->res_fd);
+        return;
+    case RES_FSYNC:
+    case RES_DIR_FSYNC:
+        if (res < 0)
+            s->res_err = res;
+        res_submit(s, SL_OP_CLOSE, s->res_step == RES_FSYNC ? RES_CLOSE : RES_DIR_CLOSE,
+                   s->res_fd);
+        return;
+    case RES_CLOSE:
+        s->res_fd = -1;
+        if (s->res_err == 0 && !s->res_dir_synced && fsync_on(s)) {
+            memset(&s->res_op, 0, sizeof s->res_op);
+            s->res_op.kind = SL_OP_OPENAT;
+            s->res_op.fd = s->srv->data_dir_fd;
+            s->res_op.path = s->e->id;
+            s->res_op.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+            s->res_step = RES_DIR_OPEN;
+            submit(s, &s->res_op);
+            return;
+        }
+        res_done(s);
+        return;
+    case RES_DIR_CLOSE:
+        s->res_fd = -1;
+        res_done(s);
+        return;
+    }
+    sl_assert(!"seq reservation completion without a step");
 }
 
 static void wake_subscribers(sl_session_t *s)
@@ -556,6 +789,8 @@ static int ensure_rpc_ring(sl_session_t *s)
  * not kept: the connection frees it when the answer arrives. */
 static void on_subscribe(sl_session_t *s, sl_sub_t *sub)
 {
+    if (s->stopping && !s->deleting && !s->released && hold_sub(s, sub))
+        return; /* answered SL_ECLOSED once this actor has left the entry */
     int rc = s->deleting ? SL_ENOTFOUND : s->stopping ? SL_ECLOSED : subs_reserve(s);
     if (rc == 0 && sub->rpc)
         rc = ensure_rpc_ring(s);
@@ -610,7 +845,7 @@ static bool chunk_put(sl_catchup_t *cu, const uint8_t *bytes, size_t n)
     return true;
 }
 
-static bool put_gap(sl_catchup_t *cu, uint64_t from, uint64_t to)
+static bool put_gap(sl_session_t *s, sl_catchup_t *cu, uint64_t from, uint64_t to)
 {
     uint8_t g[96];
     _Static_assert(sizeof g >= SL_RPC_GAP_MAX, "gap buffer fits both forms");
@@ -619,6 +854,7 @@ static bool put_gap(sl_catchup_t *cu, uint64_t from, uint64_t to)
     if (!chunk_put(cu, g, n))
         return false;
     cu->gapped += to - from + 1;
+    stat_add(&s->srv->storage_gaps_served, 1);
     cu->next_seq = to + 1;
     return true;
 }
@@ -634,7 +870,7 @@ static bool make_room(sl_catchup_t *cu, size_t need)
         return true;
     if (cu->events > 0 || c->len + need > UINT32_MAX)
         return false;
-    sl_chunk_t *n = sl_chunk_create((uint32_t)(c->len + need));
+    sl_chunk_t *n = sl_chunk_create_as((uint32_t)(c->len + need), SL_BUDGET_CATCHUP);
     if (!n)
         return false;
     memcpy(n->data, c->data, c->len);
@@ -665,11 +901,11 @@ static bool put_rpc_record(sl_catchup_t *cu, const sl_record_view_t *rec)
 
 /* Encodes one record read from the log. Returns false when the chunk is
  * full (the record is left for the subscriber's next request). */
-static bool put_record(sl_catchup_t *cu, const sl_record_view_t *rec)
+static bool put_record(sl_session_t *s, sl_catchup_t *cu, const sl_record_view_t *rec)
 {
     if (rec->seq < cu->next_seq)
         return true;
-    if (rec->seq > cu->next_seq && !put_gap(cu, cu->next_seq, rec->seq - 1))
+    if (rec->seq > cu->next_seq && !put_gap(s, cu, cu->next_seq, rec->seq - 1))
         return false;
     if (cu->rpc) {
         if (!put_rpc_record(cu, rec))
@@ -695,6 +931,23 @@ static sl_ring_t *ring_of(sl_session_t *s, const sl_catchup_t *cu)
     return cu->rpc && s->rpc_ring ? s->rpc_ring : s->ring;
 }
 
+/* The last seq below the ring that a catch-up may name lost. Records
+ * appended but not written yet may still fill seqs above written_seq;
+ * otherwise every seq below the ring that the log does not hold is gone
+ * for good -- an ephemeral event from before a restart included, which is
+ * in neither the log nor the new ring (naming it lost is what lets the
+ * reader reach the ring instead of asking again for ever). */
+static uint64_t gap_limit(sl_session_t *s, uint64_t ring_first)
+{
+    uint64_t to = ring_first - 1;
+    if (!s->j)
+        return to;
+    uint64_t written = sl_journal_written_seq(s->j);
+    if (sl_journal_appended_seq(s->j) > written && written < to)
+        to = written; /* not written yet is not lost */
+    return to;
+}
+
 static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
 {
     if (job->replied)
@@ -704,13 +957,10 @@ static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
     cu->status = status;
     /* Nothing the log holds lies between here and the ring: name what was
      * lost (ephemeral events, retention) and hand over to the ring. */
-    uint64_t ring_first = sl_ring_first_seq(ring_of(s, cu));
-    uint64_t gap_to = ring_first - 1;
-    if (s->j && sl_journal_written_seq(s->j) < gap_to)
-        gap_to = sl_journal_written_seq(s->j); /* not written yet is not lost */
+    uint64_t gap_to = gap_limit(s, sl_ring_first_seq(ring_of(s, cu)));
     if (status == 0 && cu->next_seq <= gap_to && cu->chunk && job->reader &&
         sl_journal_reader_status(job->reader) == SL_EAGAIN)
-        put_gap(cu, cu->next_seq, gap_to);
+        put_gap(s, cu, cu->next_seq, gap_to);
     if (cu->chunk && cu->chunk->len == 0) {
         sl_chunk_release(cu->chunk);
         cu->chunk = NULL;
@@ -733,7 +983,7 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
             job_reply(s, job, 0); /* the ring has the rest */
             return;
         }
-        if (!put_record(cu, &rec)) {
+        if (!put_record(s, cu, &rec)) {
             job_reply(s, job, 0);
             return;
         }
@@ -747,7 +997,13 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
         handoff = sl_journal_first_seq(s->j);
     int st = sl_journal_reader_status(job->reader);
     if (rc < 0 || (st != 0 && st != SL_EAGAIN)) {
-        job_reply(s, job, 0); /* damaged log: what was read, then the ring */
+        /* The log cannot be read past here (a file shorter than the index
+         * says): what lies between here and the ring is a gap, so the
+         * subscriber moves on instead of asking again for ever. */
+        uint64_t gap_to = gap_limit(s, ring_first);
+        if (cu->next_seq <= gap_to && cu->chunk)
+            put_gap(s, cu, cu->next_seq, gap_to);
+        job_reply(s, job, 0);
     } else if (cu->next_seq >= handoff) {
         job_reply(s, job, 0);
     } else if (st == SL_EAGAIN) {
@@ -773,8 +1029,15 @@ static void drive_job(sl_session_t *s, catchup_job_t *job)
     if (!job->replied)
         job_consume(s, job);
     sl_op_t *op;
-    while ((op = sl_journal_reader_next_op(job->reader, sl_clock_now_ns())) != NULL)
+    bool submitted = false;
+    while ((op = sl_journal_reader_next_op(job->reader, sl_clock_now_ns())) != NULL) {
         submit(s, op);
+        submitted = true;
+    }
+    /* Planning found the reader caught up below the ring (the seqs in
+     * between were ephemeral): answer now, not at the next publish. */
+    if (!job->replied && !submitted && sl_journal_reader_status(job->reader) == SL_EAGAIN)
+        job_consume(s, job);
 }
 
 static void reap_jobs(sl_session_t *s)
@@ -841,13 +1104,13 @@ static void start_catchup(sl_session_t *s, sl_catchup_t *cu)
     cu->session = s->e->id;
     cu->session_len = s->e->id_len;
     uint32_t cap = cu->max_bytes < CATCHUP_CHUNK_MIN ? CATCHUP_CHUNK_MIN : cu->max_bytes;
-    cu->chunk = sl_chunk_create(cap);
+    cu->chunk = sl_chunk_create_as(cap, SL_BUDGET_CATCHUP);
     catchup_job_t *job = cu->chunk ? calloc(1, sizeof *job) : NULL;
     if (!job || !s->j || sl_journal_reader_create(s->j, cu->from_seq, &job->reader) != 0) {
         /* No log to read: what the ring lost is gone. */
         uint64_t first = sl_ring_first_seq(ring_of(s, cu));
         if (cu->chunk && cu->from_seq < first)
-            put_gap(cu, cu->from_seq, first - 1);
+            put_gap(s, cu, cu->from_seq, first - 1);
         free(job);
         catchup_job_t tmp = {.cu = cu};
         job_reply(s, &tmp, cu->chunk ? 0 : -ENOMEM);
@@ -895,6 +1158,7 @@ static void account_journal(sl_session_t *s)
     stat_add(&s->srv->journal_fsyncs, st.fsyncs - s->seen_fsyncs);
     s->seen_bytes_written = st.bytes_written;
     s->seen_fsyncs = st.fsyncs;
+
     if (st.segments_removed != s->seen_segments_removed) {
         sl_session_stats_t *ss = &s->e->stats;
         uint64_t ev = st.events_removed - s->seen_events_removed;
@@ -921,6 +1185,22 @@ static void account_journal(sl_session_t *s)
     }
 }
 
+/* Catch-up resyncs past damaged log bytes, into /health. */
+static void account_damage(sl_session_t *s)
+{
+    uint64_t n = sl_segment_index_damage_skips(sl_journal_index(s->j));
+    if (n == s->seen_damage_skips)
+        return;
+    stat_add(&s->srv->storage_damage_resyncs, n - s->seen_damage_skips);
+    s->seen_damage_skips = n;
+    persist_t *ps = persist_of(s->e);
+    if (ps) { /* the next start must scan (and repair) this session's files */
+        pthread_mutex_lock(&s->e->lock);
+        ps->damaged = true;
+        pthread_mutex_unlock(&s->e->lock);
+    }
+}
+
 static void drive(sl_session_t *s)
 {
     if (s->j) {
@@ -931,8 +1211,11 @@ static void drive(sl_session_t *s)
     }
     for (catchup_job_t *job = s->jobs; job; job = job->next)
         drive_job(s, job);
+    if (s->j)
+        account_damage(s);
     reap_jobs(s);
     start_waiting_catchups(s);
+    reserve_ahead(s);
     resume_parked(s);
     ack_ready(s);
     advance_visible(s);
@@ -965,11 +1248,26 @@ static void arm_idle(sl_session_t *s)
 static void on_idle_timer(sl_session_t *s)
 {
     s->idle_armed = false;
+    if (s->close_deferred) { /* fault point slow_hibernate: the close is due */
+        s->close_deferred = false;
+        sl_journal_close(s->j);
+        maybe_exit(s);
+        return;
+    }
     uint64_t after = s->srv->cfg.session_idle_ns;
     if (idle(s) && sl_clock_now_ns() - s->active_ns >= after) {
         s->stopping = true;
-        if (s->j)
+        if (s->j && sl_fault("slow_hibernate")) {
+            /* Tests: the log takes SL_SESSION_SLOW_HIBERNATE_MS to close,
+             * as it may on a loaded machine; requests arrive meanwhile. */
+            s->close_deferred = true;
+            s->idle_timer.kind = SL_OP_TIMEOUT;
+            s->idle_timer.timeout_ns = SL_SESSION_SLOW_HIBERNATE_MS * SL_NS_PER_MS;
+            s->idle_armed = true;
+            submit(s, &s->idle_timer);
+        } else if (s->j) {
             sl_journal_close(s->j);
+        }
         if (s->ret_armed) { /* retention resumes when the session wakes */
             s->cancel_ret.kind = SL_OP_CANCEL;
             s->cancel_ret.target = &s->ret_timer;
@@ -995,6 +1293,8 @@ static void on_io(sl_session_t *s, sl_op_t *op)
         /* the idle timer completes on its own (-ECANCELED) */
     } else if (op == &s->timer) {
         s->timer_armed = false;
+    } else if (op == &s->res_op) {
+        res_complete(s);
     } else if (s->j && sl_journal_owns_op(s->j, op)) {
         sl_journal_complete(s->j, op);
         if (sl_journal_status(s->j) != 0 && !s->journal_ending) {
@@ -1102,6 +1402,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *m)
 static void destroy(sl_actor_t *self)
 {
     sl_session_t *s = (sl_session_t *)self;
+    sl_assert(s->nheld == 0); /* answered when the actor left its entry */
     atomic_fetch_sub_explicit(&s->srv->counters.sessions_live, 1, memory_order_relaxed);
     sl_ring_destroy(s->ring);
     sl_ring_destroy(s->rpc_ring);
@@ -1195,6 +1496,12 @@ static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
     s->e = e;
     sl_entry_retain(e);
     s->next_seq = next;
+    s->res_fd = -1;
+    if (ps && ps->seq_reserved >= next) { /* waking from hibernation */
+        s->seq_reserved = ps->seq_reserved;
+        s->res_dir_synced = true;
+        s->res_wanted = true;
+    }
     s->active_ns = sl_clock_now_ns();
     s->r = srv->reactors[atomic_fetch_add(&srv->next_reactor, 1) % srv->nreactors];
     s->delete_msg = (sl_msg_t){.kind = SL_SESSION_MSG_DELETE, .mclass = SL_MSG_CONTROL};

@@ -96,6 +96,7 @@ typedef struct sl_sub {
     _Atomic bool ended;    /* session deleted: end after end_pos */
     _Atomic uint64_t end_pos;
     uint32_t _index;       /* session: slot in its subscriber table */
+    struct sl_sub *_held_next; /* session: held while it hibernates */
 } sl_sub_t;
 
 /* A subscriber behind the ring asks for the events from from_seq, encoded
@@ -142,7 +143,10 @@ void sl_session_recovered(sl_entry_t *e, struct sl_segment_index *index);
 /* Returns an owned copy (free()) of e's segment list as last saved, for
  * the manifest: 0 with the list and its length set (NULL and 0 when none),
  * SL_EAGAIN when the saved list may be out of date (a save ran out of
- * memory: the session must not be recorded as clean), or -ENOMEM.
+ * memory: the session must not be recorded as clean), -ENOMEM, or
+ * SL_ECORRUPT (nothing set) once a catch-up read found damage in a
+ * segment: the manifest then must not vouch for any of its files, so the
+ * next start scans and repairs them.
  * Any thread. */
 int sl_session_segments(sl_entry_t *e, struct sl_segment **out, uint32_t *count);
 /* Frees e's durable state; the registry's free hook. */

@@ -5,6 +5,9 @@
  *
  * Exit codes: 0 clean shutdown, 1 runtime failure (cannot bind, no
  * io_uring, …), 2 bad flags or configuration.
+ *
+ * `sluiced --check DATA_DIR [--repair]` runs the offline checker instead
+ * (storage/check.h; exit 0 clean, 1 damage found, 2 usage).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,9 +16,13 @@
 #include "actors/config.h"
 #include "actors/server.h"
 #include "runtime/log.h"
+#include "storage/check.h"
 
 int main(int argc, char **argv)
 {
+    /* The offline checker runs instead of the server (storage/check.h). */
+    if (argc >= 2 && strcmp(argv[1], "--check") == 0)
+        return sl_check_main(argc - 2, argv + 2);
     static sl_config_t cfg;
     char err[512];
     int rc = sl_config_load(&cfg, argc, argv, err, sizeof err);

@@ -55,7 +55,7 @@ start_server() {  # start_server NAME DIR -> sets pid, addr
              # One core for the server: one worker beside the reactor thread.
              # shellcheck disable=SC2086
              (pin "$server_cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" \
-                --ready-file "$ready" ${SLUICED_FLAGS:---workers 1}) >"$dir/server.log" 2>&1 &
+                --ready-file "$ready" --max-connections-per-ip 0 ${SLUICED_FLAGS:---workers 1}) >"$dir/server.log" 2>&1 &
              ;;
     *) echo "compare: unknown server $name" >&2; return 1 ;;
   esac

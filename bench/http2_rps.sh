@@ -103,7 +103,7 @@ ctx_per_req() {
 log "starting sluiced ($SLUICED $SLUICE_FLAGS) on CPU $SERVER_CPU"
 # shellcheck disable=SC2086
 taskset -c "$SERVER_CPU" "$SLUICED" --listen 127.0.0.1:0 --data-dir "$TMP/data" \
-  --ready-file "$TMP/ready" --log-level warn $SLUICE_FLAGS 2>"$TMP/sluiced.log" &
+  --ready-file "$TMP/ready" --log-level warn --max-connections-per-ip 0 $SLUICE_FLAGS 2>"$TMP/sluiced.log" &
 SL_PID=$!
 wait_file "$TMP/ready"
 SL_ADDR=$(sed -n 's/^http=//p' "$TMP/ready")

@@ -5,7 +5,7 @@ reports RSS per connection, open fds and /health latency; closes them and
 checks that RSS, fds and connections come back.
 
     build/sluiced --listen 127.0.0.1:0 --ready-file /tmp/r --max-connections 19000 \\
-        --idle-timeout 600 --header-timeout 600 &
+        --max-connections-per-ip 0 --idle-timeout 600 --header-timeout 600 &
     bench/idle_conns.py 18000 /tmp/r
 
 N is bounded by this process's and the server's RLIMIT_NOFILE.

@@ -55,7 +55,7 @@ run() {
   mkdir -p "$d"
   # shellcheck disable=SC2086
   taskset -c "$SERVER_CPU" "$SLUICED" --listen 127.0.0.1:0 --rpc-listen 127.0.0.1:0 \
-    --data-dir "$d/data" --ready-file "$d/ready" --log-level warn $SLUICE_FLAGS \
+    --data-dir "$d/data" --ready-file "$d/ready" --log-level warn --max-connections-per-ip 0 $SLUICE_FLAGS \
     >/dev/null 2>"$OUT/$name.server.log" &
   SL_PID=$!
   wait_file "$d/ready"

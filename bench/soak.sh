@@ -59,7 +59,7 @@ ip -n "$ns_s" link set "sk$$a" up; ip -n "$ns_c" link set "sk$$b" up
 data="$out/data"; rm -rf "$data"; rm -f "$out/ready"
 ip netns exec "$ns_s" "$build/sluiced" --listen 10.78.0.1:0 --data-dir "$data" \
   --ready-file "$out/ready" --dead-peer-grace "$grace" --watchdog-interval 1 \
-  --session-idle 10 --max-connections 20000 2> "$out/sluiced.log" &
+  --session-idle 10 --max-connections 20000 --max-connections-per-ip 0 2> "$out/sluiced.log" &
 srv_pid=$!
 for _ in $(seq 100); do [ -s "$out/ready" ] && break; sleep 0.1; done
 addr=$(sed -n 's/^http=//p' "$out/ready")

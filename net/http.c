@@ -106,10 +106,14 @@ static bool mem_admit(sl_http_conn_t *c, size_t add)
 static void mem_count(sl_http_conn_t *c, size_t add, size_t sub)
 {
     c->mem.bytes = c->mem.bytes + add - sub;
-    if (add > 0)
+    if (add > 0) {
         atomic_fetch_add_explicit(&http_mem_live, add, memory_order_relaxed);
-    if (sub > 0)
+        sl_budget_add(SL_BUDGET_HTTP, add);
+    }
+    if (sub > 0) {
         atomic_fetch_sub_explicit(&http_mem_live, sub, memory_order_relaxed);
+        sl_budget_sub(SL_BUDGET_HTTP, sub);
+    }
 }
 
 void *sl_http__alloc(sl_http_conn_t *c, size_t size)
@@ -420,8 +424,35 @@ int sl_http__put_ref(sl_outq_t *q, sl_chunk_t *chunk, uint32_t off, uint32_t len
     return rc;
 }
 
-int sl_http_respond(sl_http_conn_t *conn, uint32_t stream_id, int status,
-                    const sl_http_header_t *hdrs, size_t n, const void *body, size_t len)
+/* A request is never left unanswered, whatever refused its response (a
+ * client would wait forever): when the caller's response could not be
+ * queued (rc: no memory, or bytes the protocol cannot carry), the stream
+ * ends another way, each step needing less than the one before -- a bare
+ * 503 (500 for unusable arguments) with no header and no body, else
+ * sl_http_stream_reset (HTTP/2 RST_STREAM; HTTP/1.x closes after what was
+ * queued), else, HTTP/2 only, the session is marked fatal so the
+ * connection closes. SL_ENOTFOUND means there is nothing to answer (or an
+ * HTTP/1.x response broke and the connection is already closing). Returns
+ * rc unchanged. */
+static int answer_anyway(sl_http_conn_t *conn, uint32_t stream_id, int rc)
+{
+    if (rc == 0 || rc == SL_ENOTFOUND)
+        return rc;
+    int status = rc == SL_EINVAL ? 500 : 503;
+    int frc = SL_ENOTFOUND;
+    if (conn->proto == SL_HTTP_PROTO_H2)
+        frc = sl_http__h2_respond(conn, stream_id, status, NULL, 0, NULL, 0);
+    else if (conn->proto == SL_HTTP_PROTO_HTTP1)
+        frc = sl_http__h1_respond(conn, stream_id, status, NULL, 0, NULL, 0);
+    if (frc == 0 || frc == SL_ENOTFOUND)
+        return rc;
+    if (sl_http_stream_reset(conn, stream_id) != 0 && conn->proto == SL_HTTP_PROTO_H2)
+        conn->h2.fatal = true;
+    return rc;
+}
+
+static int respond_once(sl_http_conn_t *conn, uint32_t stream_id, int status,
+                        const sl_http_header_t *hdrs, size_t n, const void *body, size_t len)
 {
     if (!status_valid(status) || sl_http__check_headers(hdrs, n) != 0)
         return SL_EINVAL;
@@ -430,6 +461,13 @@ int sl_http_respond(sl_http_conn_t *conn, uint32_t stream_id, int status,
     if (conn->proto == SL_HTTP_PROTO_HTTP1)
         return sl_http__h1_respond(conn, stream_id, status, hdrs, n, body, len);
     return SL_ENOTFOUND;
+}
+
+int sl_http_respond(sl_http_conn_t *conn, uint32_t stream_id, int status,
+                    const sl_http_header_t *hdrs, size_t n, const void *body, size_t len)
+{
+    int rc = respond_once(conn, stream_id, status, hdrs, n, body, len);
+    return answer_anyway(conn, stream_id, rc);
 }
 
 int sl_http_respond_error(sl_http_conn_t *conn, uint32_t stream_id, int status,
@@ -441,7 +479,7 @@ int sl_http_respond_error(sl_http_conn_t *conn, uint32_t stream_id, int status,
     if (len < 0)
         len = sl_http_error_json(body, sizeof(body), code, "");
     if (len < 0 || n >= RESPONSE_HEADERS_MAX)
-        return SL_EINVAL;
+        return answer_anyway(conn, stream_id, SL_EINVAL);
     sl_http_header_t all[RESPONSE_HEADERS_MAX];
     all[0] = (sl_http_header_t)SL_HTTP_HEADER_LIT("content-type", "application/json");
     if (n > 0)
@@ -452,13 +490,16 @@ int sl_http_respond_error(sl_http_conn_t *conn, uint32_t stream_id, int status,
 int sl_http_stream_begin(sl_http_conn_t *conn, uint32_t stream_id, int status,
                          const sl_http_header_t *hdrs, size_t n)
 {
+    int rc;
     if (!status_valid(status) || sl_http__check_headers(hdrs, n) != 0)
-        return SL_EINVAL;
-    if (conn->proto == SL_HTTP_PROTO_H2)
-        return sl_http__h2_begin(conn, stream_id, status, hdrs, n);
-    if (conn->proto == SL_HTTP_PROTO_HTTP1)
-        return sl_http__h1_begin(conn, stream_id, status, hdrs, n);
-    return SL_ENOTFOUND;
+        rc = SL_EINVAL;
+    else if (conn->proto == SL_HTTP_PROTO_H2)
+        rc = sl_http__h2_begin(conn, stream_id, status, hdrs, n);
+    else if (conn->proto == SL_HTTP_PROTO_HTTP1)
+        rc = sl_http__h1_begin(conn, stream_id, status, hdrs, n);
+    else
+        rc = SL_ENOTFOUND;
+    return answer_anyway(conn, stream_id, rc);
 }
 
 int sl_http_stream_write_ref(sl_http_conn_t *conn, uint32_t stream_id, sl_chunk_t *chunk,

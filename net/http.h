@@ -262,6 +262,16 @@ const char *sl_http_abuse_name(sl_http_abuse_t a);
  * CONTINUATIONs, or first bytes not yet enough to pick a protocol): what a
  * header timeout measures (slowloris). */
 bool sl_http_conn_head_pending(const sl_http_conn_t *conn);
+/* True while a request's body is being received (HTTP/1.x after its head,
+ * an HTTP/2 stream whose header block ended without END_STREAM): what the
+ * body timeout measures. */
+bool sl_http_conn_body_pending(const sl_http_conn_t *conn);
+/* Gives up on a request that stalled: on HTTP/1.x with no response in
+ * progress, queues a 408 into the caller's outq and refuses further input.
+ * Returns 0; SL_ENOTFOUND where a 408 cannot be the next thing the peer
+ * reads (HTTP/2, a response in progress: the caller just closes);
+ * SL_EFULL or -ENOMEM from the outq (nothing queued). */
+int sl_http_conn_timeout(sl_http_conn_t *conn);
 /* Queues an HTTP/2 PING (flush to send it). Returns 0; SL_ENOTFOUND when
  * the connection is not HTTP/2; SL_ECLOSED after an error; SL_ENOMEM. */
 int sl_http_conn_ping(sl_http_conn_t *conn);
@@ -276,8 +286,13 @@ uint64_t sl_http_conn_pending_bytes(const sl_http_conn_t *conn);
  * sent. Never fails on the output buffer bounds (a complete response is
  * bounded by its producer). Returns 0; SL_ENOTFOUND when the stream is not
  * awaiting a response (unknown, reset by the peer, already answered);
- * SL_EINVAL for bad header bytes or status; SL_ENOMEM / -ENOMEM. Nothing
- * is queued on failure. */
+ * SL_EINVAL for bad header bytes or status; SL_ENOMEM / -ENOMEM.
+ * Fail-safe: on any failure but SL_ENOTFOUND the request is still ended --
+ * a bare 503 (500 for SL_EINVAL) with no header or body, else a stream
+ * reset (HTTP/2 RST_STREAM; HTTP/1.x closes the connection after what was
+ * queued), else the connection closes (want_close) -- so a caller never
+ * needs to act on the code; it is returned for counting. The same holds
+ * for sl_http_respond_error and sl_http_stream_begin. */
 int sl_http_respond(sl_http_conn_t *conn, uint32_t stream_id, int status,
                     const sl_http_header_t *hdrs, size_t n, const void *body, size_t len);
 /* sl_http_respond with content-type application/json and the body
@@ -288,7 +303,8 @@ int sl_http_respond_error(sl_http_conn_t *conn, uint32_t stream_id, int status,
                           const sl_http_header_t *hdrs, size_t n);
 
 /* Starts a streaming response (no content-length: HTTP/1.1 chunked,
- * HTTP/1.0 body until close, HTTP/2 DATA frames). Errors as respond. */
+ * HTTP/1.0 body until close, HTTP/2 DATA frames). Errors and the
+ * fail-safe answer as respond: on failure the stream is over. */
 int sl_http_stream_begin(sl_http_conn_t *conn, uint32_t stream_id, int status,
                          const sl_http_header_t *hdrs, size_t n);
 /* Queues len bytes of chunk at off, referenced (retained until sent), not
@@ -323,8 +339,20 @@ size_t sl_http_stream_room(const sl_http_conn_t *conn, uint32_t stream_id);
  * a pointer into req or NULL. */
 const sl_http_header_t *sl_http_req_header(const sl_http_req_t *req, const char *name);
 /* Finds parameter name in a raw query string ("a=1&b=2"). Returns true and
- * the raw (still percent-encoded) value, possibly empty, or false. */
+ * the raw (still percent-encoded) value, possibly empty, or false. Callers
+ * that interpret values use sl_http_query_get instead. */
 bool sl_http_query_param(sl_http_str_t query, const char *name, sl_http_str_t *value);
+/* Finds parameter name in a raw query string (names compare after
+ * decoding; the first match wins) and percent-decodes its value, '+' being
+ * a space (API.md "Query values"), into out (cap bytes, NUL-terminated).
+ * Returns the decoded length (0 for "a=" or a bare "a"), SL_ENOTFOUND when
+ * absent, SL_EINVAL for a malformed escape or a forbidden byte (see
+ * sl_http_pct_decode), SL_ETOOBIG when the value does not fit. out is
+ * unspecified on failure. Pure. */
+int sl_http_query_get(sl_http_str_t query, const char *name, char *out, size_t cap);
+/* True when every name and value of the query percent-decodes (no
+ * malformed escape, no forbidden byte); true for an absent query. Pure. */
+bool sl_http_query_valid(sl_http_str_t query);
 
 /* Writes {"error":"<code>","message":"<message>"} into buf (cap bytes,
  * NUL-terminated), escaping both strings for JSON. Returns the length

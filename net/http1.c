@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "runtime/limits.h"
+
 /* Segments kept free in the pending queue: a complete response needs at
  * most 3 (head, body, next head), so streaming writes stop this early and
  * the response that ends the stream always fits. */
@@ -95,10 +97,25 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
+/* A trailer field (after a chunked body; headers are complete) is
+ * discarded, not merged into the request's headers, which were already
+ * built and handed out (RFC 9110 6.5.1 allows discarding). Its bytes still
+ * count against max_header_bytes (431 beyond). */
+static int trailer_piece(sl_http_conn_t *c, size_t n)
+{
+    sl_http__hdrs_t *hd = &c->h1.hdrs;
+    if (n > c->cfg.max_header_bytes - hd->counted)
+        return stop(&c->h1, SL_ETOOBIG);
+    hd->counted += (uint32_t)n;
+    return 0;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     sl_http_conn_t *c = conn_of(p);
     sl_http__h1_t *h = &c->h1;
+    if (!h->in_head)
+        return trailer_piece(c, n);
     int rc = 0;
     if (h->cb_state != H1_CB_FIELD) {
         rc = end_piece(c);
@@ -119,6 +136,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     sl_http_conn_t *c = conn_of(p);
     sl_http__h1_t *h = &c->h1;
     sl_http__hdrs_t *hd = &h->hdrs;
+    if (!h->in_head)
+        return trailer_piece(c, n);
     if (h->cb_state != H1_CB_VALUE) {
         int rc = end_piece(c);
         if (rc != 0)
@@ -160,17 +179,20 @@ static int on_headers_complete(http_parser *p)
     if (rc != 0)
         return stop(h, rc);
     h->req_version = p->http_minor == 0 ? 10 : 11;
-    h->req_content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
-    if (h->req_content_length > (int64_t)c->cfg.max_body_bytes) {
+    /* Compared unsigned before the narrowing: a length of 2^63 or more
+     * would turn negative as int64_t and skip the early 413. */
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->cfg.max_body_bytes) {
         h->err_status = 413;
         return -1;
     }
+    h->req_content_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
     bool body_follows = h->req_content_length > 0 || (p->flags & F_CHUNKED);
     if (body_follows && h->req_version == 11 && wants_continue(&h->hdrs)) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (sl_http__put(&h->out, cont, sizeof(cont) - 1) != 0)
             return stop(h, SL_ENOMEM);
     }
+    h->in_body = body_follows; /* the body timeout runs until the message completes */
     return 0;
 }
 
@@ -183,6 +205,11 @@ static int on_body(http_parser *p, const char *at, size_t n)
         return -1;
     }
     if (h->body_len + n > h->body_cap) {
+        if (sl_budget_over()) { /* runtime/budget.h: no body grows over the budget */
+            sl_budget_count_refused_body();
+            h->err_status = 503;
+            return -1;
+        }
         size_t cap = h->body_cap == 0 ? 4096 : h->body_cap * 2;
         if (h->req_content_length > 0 && (size_t)h->req_content_length > cap)
             cap = (size_t)h->req_content_length;
@@ -206,6 +233,7 @@ static int on_message_complete(http_parser *p)
     sl_http__h1_t *h = &conn_of(p)->h1;
     h->req_keep_alive = http_should_keep_alive(p) != 0;
     h->msg_done = true;
+    h->in_body = false;
     /* Stop here: the request is handled before the next one is parsed. */
     http_parser_pause(p, 1);
     return 0;
@@ -274,6 +302,7 @@ static const char *fail_message(int status)
     case 413: return "request body too large";
     case 431: return "request header fields too large";
     case 505: return "HTTP version not supported";
+    case 503: return "server memory budget is full; retry later";
     default: return "malformed HTTP request";
     }
 }
@@ -284,12 +313,16 @@ int sl_http__h1_fail(sl_http_conn_t *c, int status)
     h->close_after = true;
     h->cur = H1_IDLE;
     h->cur_version = 11;
-    const char *code = (status == 413 || status == 431) ? "too_large" : "bad_request";
+    const char *code = (status == 413 || status == 431) ? "too_large"
+                       : status == 503                  ? "overloaded"
+                                                        : "bad_request";
     char body[160];
     int len = sl_http_error_json(body, sizeof(body), code, fail_message(status));
     sl_assert(len > 0);
-    static const sl_http_header_t ct = SL_HTTP_HEADER_LIT("content-type", "application/json");
-    int rc = put_head(c, status, &ct, 1, len, false);
+    static const sl_http_header_t hdrs[] = {
+        SL_HTTP_HEADER_LIT("content-type", "application/json"),
+        SL_HTTP_HEADER_LIT("retry-after", SL_BUDGET_RETRY_AFTER)}; /* for 503 only */
+    int rc = put_head(c, status, hdrs, status == 503 ? 2 : 1, len, false);
     rc = put_str(h, rc, body, (size_t)len);
     return rc != 0 ? broken(c, rc) : SL_EPROTO;
 }

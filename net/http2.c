@@ -362,13 +362,19 @@ static void headers_done(sl_http_conn_t *c, sl_http__h2_stream_t *s)
     for (uint32_t i = 0; i < h->count; i++) {
         const sl_http__hent_t *e = &h->ent[i];
         if (e->name_len == 14 && memcmp(h->buf + e->name_off, "content-length", 14) == 0) {
-            /* nghttp2 already checked it is all digits. */
-            s->content_length = (int64_t)strtoull(h->buf + e->value_off, NULL, 10);
+            /* nghttp2 already checked it is all digits (and below 2^63);
+             * the value is still compared unsigned and saturated, so no
+             * length can wrap past the early 413. */
+            errno = 0;
+            unsigned long long v = strtoull(h->buf + e->value_off, NULL, 10);
+            if (errno != 0 || v > c->cfg.max_body_bytes) {
+                reject(c, s, 413);
+                return;
+            }
+            s->content_length = (int64_t)v;
             break;
         }
     }
-    if (s->content_length > (int64_t)c->cfg.max_body_bytes)
-        reject(c, s, 413);
 }
 
 static void request_done(sl_http_conn_t *c, sl_http__h2_stream_t *s)
@@ -440,9 +446,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
         if (cap > c->cfg.max_body_bytes)
             cap = c->cfg.max_body_bytes;
         uint8_t *b = NULL;
-        if (c->h2.body_bytes - s->body_cap + cap <= c->cfg.conn_body_bytes_max)
+        /* Refused (REFUSED_STREAM: safe to retry) at the per-connection
+         * bound and while the memory budget is over (runtime/budget.h). */
+        if (c->h2.body_bytes - s->body_cap + cap <= c->cfg.conn_body_bytes_max && !sl_budget_over())
             b = sl_http__realloc(c, s->body, cap);
         if (b == NULL) {
+            if (sl_budget_over())
+                sl_budget_count_refused_body();
             s->state = S_REJECTED;
             release_body(c, s);
             nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
@@ -546,6 +556,14 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, 
         return 0;
     c->h2.abuse = (uint8_t)a;
     return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+bool sl_http__h2_body_pending(const sl_http_conn_t *c)
+{
+    for (const sl_http__h2_stream_t *s = c->h2.streams; s != NULL; s = s->next)
+        if (s->state == S_RECV && s->head_done)
+            return true;
+    return false;
 }
 
 int sl_http__h2_ping(sl_http_conn_t *c)

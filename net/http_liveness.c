@@ -38,6 +38,33 @@ bool sl_http_conn_head_pending(const sl_http_conn_t *conn)
     return false;
 }
 
+bool sl_http_conn_body_pending(const sl_http_conn_t *conn)
+{
+    if (conn->dead)
+        return false;
+    switch (conn->proto) {
+    case SL_HTTP_PROTO_AUTO: return false;
+    case SL_HTTP_PROTO_HTTP1: return conn->h1.in_body;
+    case SL_HTTP_PROTO_H2: return sl_http__h2_body_pending(conn);
+    }
+    return false;
+}
+
+int sl_http_conn_timeout(sl_http_conn_t *conn)
+{
+    static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n"
+                               "content-length: 0\r\n\r\n";
+    /* Only where the 408 is the next thing the peer reads: HTTP/1.x with
+     * no response in progress or buffered. */
+    if (conn->proto != SL_HTTP_PROTO_HTTP1 || conn->h1.cur != H1_IDLE ||
+        conn->h1.out.bytes_pending != 0)
+        return SL_ENOTFOUND;
+    int rc = sl_outq_append_copy(conn->outq, resp, sizeof(resp) - 1);
+    if (rc == 0)
+        conn->dead = true;
+    return rc;
+}
+
 int sl_http_conn_ping(sl_http_conn_t *conn)
 {
     if (conn->proto != SL_HTTP_PROTO_H2)

@@ -347,25 +347,37 @@ static int hex_val(char ch)
     return -1;
 }
 
+/* Decodes the byte at in[*i] (a '%XX' escape, '+' per flags, or itself)
+ * and advances *i past it. Returns the byte, or SL_EINVAL for a malformed
+ * escape or a forbidden byte (below 0x20, 0x7f). */
+static int pct_next(const char *in, size_t len, size_t *i, unsigned flags)
+{
+    unsigned char ch = (unsigned char)in[*i];
+    if (ch == '%') {
+        if (len - *i < 3)
+            return SL_EINVAL;
+        int hi = hex_val(in[*i + 1]), lo = hex_val(in[*i + 2]);
+        if (hi < 0 || lo < 0)
+            return SL_EINVAL;
+        ch = (unsigned char)(hi * 16 + lo);
+        *i += 2;
+    } else if (ch == '+' && (flags & SL_HTTP_PCT_PLUS_SPACE)) {
+        ch = ' ';
+    }
+    (*i)++;
+    if (ch < 0x20 || ch == 0x7f)
+        return SL_EINVAL;
+    return ch;
+}
+
 int sl_http_pct_decode(const char *in, size_t len, char *out, size_t cap, unsigned flags)
 {
     sl_assert(out != NULL && cap > 0);
     size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        if (ch == '%') {
-            if (len - i < 3)
-                return SL_EINVAL;
-            int hi = hex_val(in[i + 1]), lo = hex_val(in[i + 2]);
-            if (hi < 0 || lo < 0)
-                return SL_EINVAL;
-            ch = (unsigned char)(hi * 16 + lo);
-            i += 2;
-        } else if (ch == '+' && (flags & SL_HTTP_PCT_PLUS_SPACE)) {
-            ch = ' ';
-        }
-        if (ch < 0x20 || ch == 0x7f)
-            return SL_EINVAL;
+    for (size_t i = 0; i < len;) {
+        int ch = pct_next(in, len, &i, flags);
+        if (ch < 0)
+            return ch;
         if (o + 1 >= cap)
             return SL_ETOOBIG;
         out[o++] = (char)ch;
@@ -374,6 +386,50 @@ int sl_http_pct_decode(const char *in, size_t len, char *out, size_t cap, unsign
         return SL_ETOOBIG;
     out[o] = '\0';
     return (int)o;
+}
+
+/* True when in[0..len) percent-decodes (query rules) to exactly name. */
+static bool pct_equals(const char *in, size_t len, const char *name)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len;) {
+        int ch = pct_next(in, len, &i, SL_HTTP_PCT_PLUS_SPACE);
+        if (ch < 0 || name[k] == '\0' || (char)ch != name[k])
+            return false;
+        k++;
+    }
+    return name[k] == '\0';
+}
+
+static bool pct_valid(const char *in, size_t len)
+{
+    for (size_t i = 0; i < len;)
+        if (pct_next(in, len, &i, SL_HTTP_PCT_PLUS_SPACE) < 0)
+            return false;
+    return true;
+}
+
+bool sl_http_query_valid(sl_http_str_t query)
+{
+    return query.ptr == NULL || pct_valid(query.ptr, query.len);
+}
+
+int sl_http_query_get(sl_http_str_t query, const char *name, char *out, size_t cap)
+{
+    sl_assert(out != NULL && cap > 0);
+    const char *p = query.ptr, *end = query.ptr + query.len;
+    while (p != NULL && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *kend = eq != NULL ? eq : stop;
+        if (pct_equals(p, (size_t)(kend - p), name)) {
+            const char *v = eq != NULL ? eq + 1 : stop;
+            return sl_http_pct_decode(v, (size_t)(stop - v), out, cap, SL_HTTP_PCT_PLUS_SPACE);
+        }
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    return SL_ENOTFOUND;
 }
 
 const char *sl_http_status_reason(int status)

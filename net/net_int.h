@@ -71,6 +71,7 @@ typedef struct sl_http__h1 {
     bool cur_nobody;        /* HEAD, 204, 304: writes are dropped */
     bool close_after;       /* close when the response in progress ended */
     bool in_head;           /* a request's header section is being parsed */
+    bool in_body;           /* a request's body is being received */
     sl_outq_t out;          /* framed output not yet in the caller's outq */
 } sl_http__h1_t;
 
@@ -186,5 +187,8 @@ int sl_http__h2_reset(sl_http_conn_t *c, uint32_t id);
 size_t sl_http__h2_room(const sl_http_conn_t *c, uint32_t id);
 /* Liveness (http2.c), dispatched from http_liveness.c. */
 int sl_http__h2_ping(sl_http_conn_t *c);
+/* True while a request stream's header block is complete and its body has
+ * not ended (the body timeout measures it). */
+bool sl_http__h2_body_pending(const sl_http_conn_t *c);
 
 #endif

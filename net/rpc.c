@@ -34,6 +34,8 @@
 
 #include <msgpack/unpack_define.h>
 
+#include "runtime/budget.h"
+
 _Static_assert(SL_RPC_DEPTH_MAX <= MSGPACK_EMBED_STACK_SIZE,
                "msgpack_unpack must be able to hold every accepted depth");
 
@@ -116,6 +118,7 @@ void sl_rpc_decoder_destroy(sl_rpc_decoder_t *d)
         return;
     if (d->zone_live)
         msgpack_zone_destroy(&d->zone);
+    sl_budget_sub(SL_BUDGET_RPC, d->cap);
     free(d->buf);
     free(d);
 }
@@ -166,6 +169,7 @@ static int reserve(sl_rpc_decoder_t *d, size_t k)
     uint8_t *nb = realloc(d->buf, cap);
     if (nb == NULL)
         return -ENOMEM;
+    sl_budget_add(SL_BUDGET_RPC, cap - d->cap);
     d->buf = nb;
     d->cap = cap;
     return 0;
@@ -445,6 +449,7 @@ int sl_rpc_decoder_next(sl_rpc_decoder_t *d, sl_rpc_msg_t *out)
     if (d->head == d->tail) {
         d->head = d->tail = 0;
         if (d->cap > SL_RPC_BUF_IDLE_BYTES) {
+            sl_budget_sub(SL_BUDGET_RPC, d->cap);
             free(d->buf);
             d->buf = NULL;
             d->cap = 0;
@@ -698,7 +703,7 @@ int sl_rpc_outq_response_packed(sl_outq_t *q, uint32_t msgid, const void *result
     /* One chunk for header and result, so the append is all or nothing. */
     if (total > UINT32_MAX || total > sl_outq_room(q))
         return SL_EFULL;
-    sl_chunk_t *c = sl_chunk_create((uint32_t)total);
+    sl_chunk_t *c = sl_chunk_create_as((uint32_t)total, SL_BUDGET_OUTPUT);
     if (c == NULL)
         return -ENOMEM;
     memcpy(c->data, head, (size_t)hl);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/base.h"
+#include "runtime/limits.h"
 
 const char sl_sse_keepalive[] = ": keepalive\n\n";
 _Static_assert(sizeof(sl_sse_keepalive) - 1 == SL_SSE_KEEPALIVE_LEN, "keepalive length");
@@ -57,6 +58,13 @@ size_t sl_sse_encoded_max(size_t type_len, size_t data_len)
     size_t text = 7 * (data_len + 1);
     size_t b64 = 7 + (data_len + 2) / 3 * 4;
     return lines + (text > b64 ? text : b64) + 2;
+}
+
+size_t sl_sse_encoded_bound(size_t data_max)
+{
+    /* "id: " + 20 digits + "\n", the base64 comment, "event: " type "\n",
+     * one "data: " line, the blank line. */
+    return 25 + 26 + 7 + SL_EVENT_TYPE_MAX + 1 + 6 + (data_max + 2) / 3 * 4 + 1 + 1;
 }
 
 size_t sl_sse_encoded_size(uint64_t seq, size_t type_len, const uint8_t *data, size_t data_len)

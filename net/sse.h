@@ -30,6 +30,11 @@ bool sl_sse_utf8_valid(const uint8_t *p, size_t n);
 /* Upper bound of sl_sse_encode's output for these sizes. */
 size_t sl_sse_encoded_max(size_t type_len, size_t data_len);
 
+/* The largest encoding sluice accepts for an event of at most data_max
+ * bytes (runtime/limits.h, "SSE encoding of one event"): that of a binary
+ * event of data_max bytes (base64) with the longest type and seq. Pure. */
+size_t sl_sse_encoded_bound(size_t data_max);
+
 /* Exact size sl_sse_encode will produce for this event. Pure. */
 size_t sl_sse_encoded_size(uint64_t seq, size_t type_len, const uint8_t *data, size_t data_len);
 

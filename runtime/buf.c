@@ -21,17 +21,24 @@
 /* Capacity bytes of every live chunk. Relaxed: a statistic, no ordering. */
 static _Atomic uint64_t chunk_bytes_live;
 
-sl_chunk_t *sl_chunk_create(uint32_t cap)
+sl_chunk_t *sl_chunk_create_as(uint32_t cap, sl_budget_kind_t kind)
 {
+    sl_assert(kind < SL_BUDGET_KINDS);
     sl_chunk_t *c = malloc(sizeof(*c) + (size_t)cap);
     if (c == NULL)
         return NULL;
     atomic_init(&c->_refs, 1);
     c->len = 0;
     c->cap = cap;
-    c->_pad = 0;
+    c->_budget = (uint32_t)kind;
     atomic_fetch_add_explicit(&chunk_bytes_live, cap, memory_order_relaxed);
+    sl_budget_add(kind, cap);
     return c;
+}
+
+sl_chunk_t *sl_chunk_create(uint32_t cap)
+{
+    return sl_chunk_create_as(cap, SL_BUDGET_OTHER);
 }
 
 sl_chunk_t *sl_chunk_from_copy(const void *data, size_t len)
@@ -67,6 +74,7 @@ void sl_chunk_release(sl_chunk_t *c)
     if (old != 1)
         return;
     atomic_fetch_sub_explicit(&chunk_bytes_live, c->cap, memory_order_relaxed);
+    sl_budget_sub((sl_budget_kind_t)c->_budget, c->cap);
     free(c);
 }
 
@@ -150,7 +158,7 @@ static void drop_scratch(sl_outq_t *q)
 static int append_own_chunk(sl_outq_t *q, const void *data, uint32_t len)
 {
     bool scratch = len < q->copy_chunk_bytes;
-    sl_chunk_t *c = sl_chunk_create(scratch ? q->copy_chunk_bytes : len);
+    sl_chunk_t *c = sl_chunk_create_as(scratch ? q->copy_chunk_bytes : len, SL_BUDGET_OUTPUT);
     if (c == NULL)
         return -ENOMEM;
     memcpy(c->data, data, len);

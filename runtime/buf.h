@@ -21,18 +21,22 @@
 #include <sys/uio.h>
 
 #include "runtime/base.h"
+#include "runtime/budget.h"
 
 typedef struct sl_chunk {
     _Atomic uint32_t _refs;
     uint32_t len;   /* bytes used */
     uint32_t cap;   /* bytes available in data[] */
-    uint32_t _pad;
+    uint32_t _budget; /* sl_budget_kind_t its capacity is counted under */
     uint8_t data[];
 } sl_chunk_t;
 
 /* Returns an owned chunk with capacity cap and len 0, or NULL on allocation
  * failure. Any thread. */
 sl_chunk_t *sl_chunk_create(uint32_t cap);
+/* The same, counting the capacity in the memory budget under kind
+ * (sl_chunk_create counts under SL_BUDGET_OTHER). */
+sl_chunk_t *sl_chunk_create_as(uint32_t cap, sl_budget_kind_t kind);
 /* Returns an owned chunk holding a copy of len bytes (cap == len), or NULL
  * on allocation failure or len > UINT32_MAX. Any thread. */
 sl_chunk_t *sl_chunk_from_copy(const void *data, size_t len);

@@ -58,6 +58,16 @@
 #define SL_FAULT_POINTS_MAX 16
 #define SL_FAULT_NAME_MAX 47
 
+/* Publishes and subscribes that reach a session actor while it hibernates
+ * or stops, held until it has left the directory entry so that the retry
+ * reaches its successor (policy beyond: answered at once, and the
+ * requester's bounded retries apply). */
+#define SL_SESSION_HELD_MAX 1024
+
+/* Fault point slow_hibernate (Debug builds): how long a hibernating
+ * session's log takes to close. */
+#define SL_SESSION_SLOW_HIBERNATE_MS 300
+
 /* Mailboxes: default capacity of NORMAL messages per actor. */
 #define SL_MAILBOX_CAPACITY_DEFAULT 1024
 /* Control and completion records an actor may have outstanding at once
@@ -72,6 +82,16 @@
  * rejected with too_large / 413). */
 #define SL_EVENT_BYTES_DEFAULT (1u << 20)
 #define SL_EVENT_BYTES_MAX (16u << 20)
+/* Events in one batch publish (an NDJSON body; RPC publish_batch). Policy:
+ * the whole batch is refused (413 too_large / RPC too_large), nothing is
+ * appended. Blank NDJSON lines are not events and do not count. */
+#define SL_BATCH_EVENTS_MAX 10000
+/* SSE encoding of one event: at most what a maximal binary event costs
+ * (base64: 4/3 of --max-event-bytes, plus its id, event and comment lines;
+ * sl_sse_encoded_bound in net/sse.h). Text whose line breaks would expand
+ * beyond it (each break starts a new "data: " line, up to 7x) is refused
+ * with too_large / 413, so the session ring holds at most
+ * max(--session-ring-bytes, one such encoding). */
 
 /* Storage: --segment-bytes default and range. A segment rolls when the next
  * record would cross the bound; a record larger than the bound goes alone
@@ -82,6 +102,15 @@
 /* Segments per session (policy: the append is refused with SL_EFULL until
  * retention removes old segments). */
 #define SL_SEGMENTS_PER_SESSION_MAX 65536
+/* Damaged byte ranges one segment repair tracks (storage/repair.h). Policy
+ * at the bound: the last range runs to the end of the file, so everything
+ * after it goes to quarantine as well (kept, not served). */
+#define SL_REPAIR_RANGES_MAX 64
+/* Seqs a session reserves durably at a time before issuing them
+ * (storage/seqmark.h): one small write and fsync per this many seqs, and
+ * after a crash the counter resumes above the reservation, so at most this
+ * many seqs are skipped (never reused). */
+#define SL_SEQ_RESERVE_BLOCK 4096u
 /* Sparse offset index per segment: at most this many (seq, offset) entries,
  * spaced at least SL_SEGMENT_SPARSE_STRIDE_MIN bytes apart (policy at the
  * bound: entries stop; a catch-up read starts at the last entry and skips
@@ -158,6 +187,42 @@
 /* Entries accepted in one SETTINGS frame (nghttp2_option_set_max_settings). */
 #define SL_H2_SETTINGS_ENTRIES_MAX 32
 
+/* Global memory budget (runtime/budget.h, --memory-limit). The default
+ * limit is this percent of the cgroup's memory.max (v2; v1's
+ * memory.limit_in_bytes) or of physical RAM when no cgroup limit is set:
+ * the rest is left for what the budget does not count (code, stacks,
+ * provided receive buffers, allocator slack, the page cache of our logs).
+ * Policy at the limit: new publishes and subscriptions get 503 overloaded
+ * with Retry-After: SL_BUDGET_RETRY_AFTER; open streams keep flowing. */
+#define SL_BUDGET_DEFAULT_PERCENT 75
+#define SL_BUDGET_RETRY_AFTER "1" /* seconds, as the header carries it */
+/* Smallest --memory-limit accepted (below it sluice could not even hold
+ * one session's ring and a few connections). */
+#define SL_BUDGET_LIMIT_MIN (16ull << 20)
+/* cgroup v1 reports "no limit" as a value near 2^63: anything at or above
+ * this is treated as unlimited. */
+#define SL_BUDGET_CGROUP_UNLIMITED (1ull << 60)
+/* Largest catch-up read a stream may ask for while the budget is over
+ * (instead of its whole output room), and only once its connection's
+ * output drained: a reading subscriber still moves, a stalled one pins
+ * nothing more (one event larger than this still goes whole). */
+#define SL_BUDGET_CATCHUP_OVER_BYTES (64u << 10)
+/* Catch-up headroom over the limit, in percent of it: between the limit
+ * and limit + headroom only drained connections read the log (above); at
+ * the headroom no stream starts a catch-up read until memory returns (it
+ * retries on its connection's timer). The worst case is therefore the
+ * limit + headroom + one event per catch-up already in flight. */
+#define SL_BUDGET_CATCHUP_HEADROOM_PERCENT 10
+
+/* Connections from one address (--max-connections-per-ip; 0: off). Policy
+ * beyond: accepted and closed at once, counted (rejected_per_ip), logged at
+ * most once per SL_CONN_PER_IP_LOG_MS. The table of addresses has
+ * SL_CONN_PER_IP_BUCKETS chains and one entry per address with an open
+ * connection (so at most --max-connections entries). */
+#define SL_CONN_PER_IP_DEFAULT 256
+#define SL_CONN_PER_IP_BUCKETS 4096
+#define SL_CONN_PER_IP_LOG_MS 1000
+
 _Static_assert((SL_RECV_BUFFERS_DEFAULT & (SL_RECV_BUFFERS_DEFAULT - 1)) == 0,
                "recv buffers must be a power of two");
 _Static_assert(SL_RECV_BUFFERS_MAX <= 32768, "buffer ids are 15 bits in the ring");
@@ -170,6 +235,9 @@ _Static_assert(SL_JOURNAL_BUFFER_BYTES_MIN <= SL_JOURNAL_BUFFER_BYTES_DEFAULT &&
                    SL_JOURNAL_BUFFER_BYTES_DEFAULT <= SL_JOURNAL_BUFFER_BYTES_MAX,
                "journal buffer default within range");
 _Static_assert(SL_DEBUG_CONNS_LIMIT_DEFAULT <= SL_DEBUG_CONNS_LIMIT_MAX, "debug rows default within cap");
+_Static_assert((SL_CONN_PER_IP_BUCKETS & (SL_CONN_PER_IP_BUCKETS - 1)) == 0,
+               "per-ip buckets are masked");
+_Static_assert(SL_BUDGET_DEFAULT_PERCENT > 0 && SL_BUDGET_DEFAULT_PERCENT <= 100, "a fraction");
 _Static_assert(SL_JOURNAL_BUFFERS >= 2, "double buffering: append while a write is in flight");
 
 #endif

@@ -27,8 +27,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "runtime/budget.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
+#include "storage/seqmark.h"
 #include "storage/session_id.h"
 #include "storage/storage_int.h"
 
@@ -414,6 +416,8 @@ int sl_journal_open_recovered(const sl_journal_config_t *cfg, const char *id, si
  * no buffer memory, which matters with thousands of live sessions. */
 static void slot_release(slot_t *s)
 {
+    if (s->mem)
+        sl_budget_sub(SL_BUDGET_JOURNAL, s->cap);
     free(s->big);
     s->big = NULL;
     free(s->buf);
@@ -532,6 +536,7 @@ static int slot_for(sl_journal_t *j, uint32_t size, bool roll, slot_t **out, boo
             return -ENOMEM;
         s->mem = s->big;
         s->cap = need;
+        sl_budget_add(SL_BUDGET_JOURNAL, need);
     } else {
         uint32_t cap = need > j->slot_cap ? need : j->slot_cap;
         sl_assert(!s->buf);
@@ -539,6 +544,7 @@ static int slot_for(sl_journal_t *j, uint32_t size, bool roll, slot_t **out, boo
             return -ENOMEM;
         s->mem = s->buf;
         s->cap = cap;
+        sl_budget_add(SL_BUDGET_JOURNAL, cap);
     }
     *out = s;
     *fresh = true;
@@ -1228,7 +1234,7 @@ static sl_op_t *ctl_step(sl_journal_t *j, uint64_t now, bool *again)
         for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
             if (j->unl[i].busy)
                 return NULL;
-        if (j->unl_next < key_count(j))
+        if (j->unl_next < key_count(j) + 1)
             return NULL;
         j->phase = PH_RMDIR;
         *again = true;
@@ -1322,7 +1328,8 @@ static void ctl_complete(sl_journal_t *j, int32_t res)
 
 static sl_op_t *unlink_next(sl_journal_t *j)
 {
-    if (j->phase != PH_UNLINK || j->unl_next >= key_count(j))
+    /* The segments, then the seq reservation mark (storage/seqmark.h). */
+    if (j->phase != PH_UNLINK || j->unl_next >= key_count(j) + 1)
         return NULL;
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++) {
         pipe_t *u = &j->unl[i];
@@ -1330,7 +1337,11 @@ static sl_op_t *unlink_next(sl_journal_t *j)
             continue;
         sl_op_t *op = op_prep(u, SL_OP_UNLINKAT, j->cfg.data_dir_fd, STEP_IO);
         char name[SL_SEGMENT_NAME_LEN + 1];
-        sl_segment_name(name, sizeof name, key_at(j, j->unl_next++));
+        if (j->unl_next < key_count(j))
+            sl_segment_name(name, sizeof name, key_at(j, j->unl_next));
+        else
+            snprintf(name, sizeof name, "%s", SL_SEQMARK_NAME);
+        j->unl_next++;
         snprintf(u->path, PATH_BYTES, "%s/%s", j->rm_name, name);
         op->path = u->path;
         return op;
@@ -1458,6 +1469,11 @@ uint64_t sl_journal_appended_seq(const sl_journal_t *j)
     return j->appended_seq;
 }
 
+bool sl_journal_ready(const sl_journal_t *j)
+{
+    return j->phase == PH_READY && j->mode == MODE_RUN && j->status == 0;
+}
+
 int sl_journal_status(const sl_journal_t *j)
 {
     return j->status;
@@ -1532,6 +1548,7 @@ int sl_journal_reader_create(sl_journal_t *j, uint64_t from_seq, sl_journal_read
         return -ENOMEM;
     }
     r->cap = cap;
+    sl_budget_add(SL_BUDGET_JOURNAL, cap);
     r->j = j;
     pipe_init(&r->p);
     sl_segment_cursor_init(&r->cur, from_seq);
@@ -1728,6 +1745,7 @@ void sl_journal_reader_destroy(sl_journal_reader_t *r)
         return;
     sl_assert(sl_journal_reader_idle(r));
     r->j->readers--;
+    sl_budget_sub(SL_BUDGET_JOURNAL, r->cap);
     free(r->buf);
     free(r);
 }

@@ -67,7 +67,9 @@
  * renames the folder to ".rm-<epoch>-<id>" (RENAMEAT; from then on the
  * session is gone for any restart, which ignores '.' names), fsyncs the
  * data dir, unlinks the segment files (UNLINKAT, SL_JOURNAL_UNLINKS_INFLIGHT
- * at a time) and the folder. What a crash or an unknown file leaves behind
+ * at a time), the seq reservation mark (storage/seqmark.h) and the folder
+ * (which stays, renamed, when it still holds quarantine files: the next
+ * start's sweep removes it). What a crash or an unknown file leaves behind
  * is removed at the next start by sl_journal_sweep_removed().
  *
  * Retention (sl_journal_set_retention): per session, a bound on bytes
@@ -260,6 +262,10 @@ uint64_t sl_journal_written_seq(const sl_journal_t *j);
 uint64_t sl_journal_synced_seq(const sl_journal_t *j);
 /* Last seq appended (0 for none). */
 uint64_t sl_journal_appended_seq(const sl_journal_t *j);
+/* True once the session folder exists (made and, unless fsync=never,
+ * synced) and the journal runs healthy: files beside the segments (the
+ * seq reservation mark) may be written. */
+bool sl_journal_ready(const sl_journal_t *j);
 /* 0 while healthy, else the error that failed the journal (-errno). */
 int sl_journal_status(const sl_journal_t *j);
 /* Ops handed out by next_op whose completion has not arrived (readers'

@@ -6,6 +6,7 @@
  * connections.
  */
 #include "storage/recovery.h"
+#include "storage/storage_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,7 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/clock.h"
 #include "runtime/log.h"
+#include "storage/seqmark.h"
 #include "storage/session_id.h"
 
 /* ---- scanning one segment ------------------------------------------- */
@@ -105,8 +108,8 @@ bool sl_recovery_needs_truncate(const sl_recovery_scan_t *s)
 }
 
 /* Reads up to want bytes at off; returns the count (short only at EOF) or
- * -errno. */
-static int64_t pread_full(int fd, uint8_t *buf, size_t want, uint64_t off)
+ * -errno. Startup and the offline checker only (a blocking syscall). */
+int64_t sl_storage__pread_full(int fd, uint8_t *buf, size_t want, uint64_t off)
 {
     size_t got = 0;
     while (got < want) {
@@ -140,7 +143,7 @@ int sl_recovery_scan_fd(int fd, uint64_t segment, uint32_t data_max, sl_recovery
     while (!s->done) {
         uint64_t left = s->file_bytes - s->valid_bytes;
         size_t want = left < cap ? (size_t)left : cap;
-        int64_t got = pread_full(fd, buf, want, s->valid_bytes);
+        int64_t got = sl_storage__pread_full(fd, buf, want, s->valid_bytes);
         if (got < 0) {
             rc = (int)got;
             break;
@@ -187,9 +190,10 @@ typedef struct session_ctx {
     const sl_manifest_entry_t *entry; /* NULL: none, or found stale */
     uint32_t entry_i;                 /* merge position in entry's segments */
     uint32_t data_max;
-    bool dir_changed;             /* a file was removed: fsync the folder */
-    bool has_tail;                /* tail_scan describes a segment with */
-    sl_recovery_scan_t tail_scan; /* bytes past its prefix, last added */
+    uint64_t epoch_hint;       /* from any intact header, for rebuilt ones */
+    uint64_t tail_seq;         /* last seq before a damaged tail ... */
+    uint64_t tail_records_max; /* ... and how many records it may have held */
+    const sl_recovery_opts_t *opts;
     sl_recovery_session_t *out;
 } session_ctx_t;
 
@@ -278,54 +282,54 @@ static bool try_trust(session_ctx_t *c, uint64_t first_seq, uint64_t file_bytes)
     return true;
 }
 
-static void remove_empty_last(session_ctx_t *c, const char *name, const sl_recovery_scan_t *s)
+static bool repairing(const session_ctx_t *c)
 {
-    if (unlinkat(c->dirfd, name, 0) == 0) {
-        c->dir_changed = true;
-        c->out->segments_removed++;
-        log_segment(SL_LOG_WARN, "removed empty segment", c, name, end_reason(s->end));
-    } else {
-        log_segment(SL_LOG_ERROR, "cannot remove empty segment", c, name, strerror(errno));
-    }
+    return !c->opts || !c->opts->dry_run;
 }
 
-/* A segment with bytes past its valid prefix that turned out not to be the
- * session's last is left alone: appends never go there. */
-static void settle_tail(session_ctx_t *c)
+/* The epoch a rebuilt header gets: the session's, else one read from an
+ * intact header, else a new one (the session had no readable header). */
+static uint64_t repair_epoch(session_ctx_t *c)
 {
-    if (!c->has_tail)
-        return;
-    char name[SL_SEGMENT_NAME_LEN + 1];
-    sl_segment_name(name, sizeof name, c->tail_scan.segment);
-    c->out->segments_damaged++;
-    log_segment(SL_LOG_ERROR, "damaged segment kept", c, name, end_reason(c->tail_scan.end));
-    c->has_tail = false;
+    if (c->out->epoch == 0)
+        c->out->epoch = c->epoch_hint ? c->epoch_hint : (sl_clock_wall_ns() | 1);
+    return c->out->epoch;
 }
 
-/* Applies a finished scan of segment name (the last one listed when last). */
-static int apply_scan(session_ctx_t *c, const char *name, bool last, const sl_recovery_scan_t *s)
+/* Counts what a plan cuts, and applies it when repairing. */
+static int repair_segment(session_ctx_t *c, int fd, const sl_repair_plan_t *p)
+{
+    sl_repair_action_t a = sl_repair_action(p);
+    if (a == SL_REPAIR_NONE)
+        return 0;
+    sl_recovery_session_t *out = c->out;
+    /* A torn tail is what a crash leaves, not damage; it is still kept. */
+    if (a != SL_REPAIR_TRUNCATE || !p->torn)
+        out->segments_damaged++;
+    out->damaged_bytes += a == SL_REPAIR_QUARANTINE ? p->file_bytes : p->damaged_bytes;
+    if (!repairing(c))
+        return 0;
+    uint64_t epoch = p->header_ok ? p->header.epoch : repair_epoch(c);
+    int rc = sl_repair_apply(c->dirfd, fd, p, epoch, c->id, c->id_len);
+    if (rc != 0)
+        return rc;
+    out->quarantined_bytes += a == SL_REPAIR_QUARANTINE ? p->file_bytes : p->damaged_bytes;
+    out->segments_truncated += a == SL_REPAIR_TRUNCATE;
+    out->segments_rewritten += a == SL_REPAIR_REWRITE;
+    out->segments_removed += a == SL_REPAIR_QUARANTINE;
+    return 0;
+}
+
+/* Adds the kept records of a planned segment to the index. */
+static int index_plan(session_ctx_t *c, const char *name, const sl_repair_plan_t *p)
 {
     sl_recovery_session_t *out = c->out;
-    if (!s->header_ok || s->events == 0) {
-        if (last)
-            remove_empty_last(c, name, s);
-        else {
-            out->segments_damaged++;
-            log_segment(SL_LOG_ERROR, "unreadable segment skipped", c, name, end_reason(s->end));
-        }
-        return 0;
-    }
-    if (out->epoch != 0 && s->header.epoch != out->epoch) {
-        out->segments_damaged++;
-        log_segment(SL_LOG_ERROR, "segment of another epoch skipped", c, name, "epoch");
-        return 0;
-    }
-    sl_segment_t seg = {.first_seq = s->first_seq,
-                        .last_seq = s->last_seq,
-                        .bytes = s->valid_bytes,
-                        .events = s->events,
-                        .payload_bytes = s->payload_bytes,
-                        .last_ts_ns = s->last_ts_ns};
+    sl_segment_t seg = {.first_seq = p->first_seq,
+                        .last_seq = p->last_seq,
+                        .bytes = SL_SEGMENT_HEADER_BYTES + p->kept_bytes,
+                        .events = p->events,
+                        .payload_bytes = p->payload_bytes,
+                        .last_ts_ns = p->last_ts_ns};
     int rc = sl_segment_index_add(out->index, &seg);
     if (rc == SL_ECORRUPT) {
         out->segments_damaged++;
@@ -334,42 +338,62 @@ static int apply_scan(session_ctx_t *c, const char *name, bool last, const sl_re
     }
     if (rc != 0)
         return rc;
-    settle_tail(c);
-    if (sl_recovery_needs_truncate(s)) {
-        c->has_tail = true;
-        c->tail_scan = *s;
-    }
-    if (out->epoch == 0)
-        out->epoch = s->header.epoch;
-    if (out->created_ns == 0)
-        out->created_ns = s->header.created_ns;
-    if (s->last_ts_ns > out->last_activity_ns)
-        out->last_activity_ns = s->last_ts_ns;
+    if (out->epoch == 0 && p->header_ok)
+        out->epoch = p->header.epoch;
+    if (out->created_ns == 0 && p->header_ok)
+        out->created_ns = p->header.created_ns;
+    if (p->last_ts_ns > out->last_activity_ns)
+        out->last_activity_ns = p->last_ts_ns;
     return 0;
 }
 
-/* The segment appends will continue in must end at its valid prefix:
- * stale bytes after it could otherwise outlive, or be mistaken for, the
- * records written next. */
-static int truncate_tail(session_ctx_t *c)
+/* A damaged (not torn) tail of the last segment held records that were
+ * written, so their seqs were handed out; how many is unknown, but each
+ * record takes at least SL_RECORD_OVERHEAD + 1 bytes. A torn tail is the
+ * one write a crash interrupted: its record was never completely written,
+ * so never readable, and its seq is free again. */
+static void note_tail(session_ctx_t *c, const sl_repair_plan_t *p)
 {
-    if (!c->has_tail)
+    c->tail_seq = c->tail_records_max = 0;
+    if (p->damage_count == 0 || p->torn)
+        return;
+    const sl_repair_range_t *r = &p->damage[p->damage_count - 1];
+    if (r->offset + r->bytes != p->file_bytes)
+        return;
+    c->tail_seq = p->events ? p->last_seq : p->segment - 1;
+    c->tail_records_max = r->bytes / (SL_RECORD_OVERHEAD + 1);
+}
+
+/* Plans segment first_seq (seq_limit: the next one's name), reports it,
+ * repairs it and indexes what it keeps. */
+static int plan_segment(session_ctx_t *c, int fd, uint64_t first_seq, uint64_t seq_limit,
+                        const char *name)
+{
+    sl_repair_plan_t *p = malloc(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    int rc = sl_repair_plan_fd(fd, first_seq, seq_limit, c->data_max, p);
+    if (rc == 0)
+        c->out->segments_scanned++;
+    if (rc == 0 && p->header_ok && c->out->epoch != 0 && p->header.epoch != c->out->epoch) {
+        c->out->segments_damaged++;
+        log_segment(SL_LOG_ERROR, "segment of another epoch skipped", c, name, "epoch");
+        free(p);
         return 0;
-    char name[SL_SEGMENT_NAME_LEN + 1];
-    sl_segment_name(name, sizeof name, c->tail_scan.segment);
-    int fd = openat(c->dirfd, name, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = sl_recovery_truncate(fd, c->id, c->id_len, name, &c->tail_scan);
-    close(fd);
-    if (rc == 0) {
-        c->out->segments_truncated++;
-        c->has_tail = false;
     }
+    if (rc == 0 && c->opts && c->opts->segment_cb)
+        c->opts->segment_cb(c->id, c->id_len, p, c->opts->ctx);
+    if (rc == 0 && seq_limit == UINT64_MAX)
+        note_tail(c, p);
+    if (rc == 0)
+        rc = repair_segment(c, fd, p);
+    if (rc == 0 && p->events > 0)
+        rc = index_plan(c, name, p);
+    free(p);
     return rc;
 }
 
-static int recover_segment(session_ctx_t *c, uint64_t first_seq, bool last)
+static int recover_segment(session_ctx_t *c, uint64_t first_seq, uint64_t seq_limit)
 {
     char name[SL_SEGMENT_NAME_LEN + 1];
     sl_segment_name(name, sizeof name, first_seq);
@@ -380,21 +404,16 @@ static int recover_segment(session_ctx_t *c, uint64_t first_seq, bool last)
         return -errno;
     if (try_trust(c, first_seq, (uint64_t)st.st_size))
         return 0;
-    int fd = openat(c->dirfd, name, O_RDONLY | O_CLOEXEC);
+    int fd = openat(c->dirfd, name, (repairing(c) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    sl_recovery_scan_t s;
-    int rc = sl_recovery_scan_fd(fd, first_seq, c->data_max, &s);
+    int rc = plan_segment(c, fd, first_seq, seq_limit, name);
     close(fd);
-    if (rc != 0)
-        return rc;
-    c->out->segments_scanned++;
-    return apply_scan(c, name, last, &s);
+    return rc;
 }
 
-/* A dirty entry written before the session was deleted and created again
- * names the old epoch; the first segment's header tells. */
-static bool entry_is_stale(const session_ctx_t *c, uint64_t first_seq)
+/* Reads the header of segment first_seq; false when it is not intact. */
+static bool read_header(const session_ctx_t *c, uint64_t first_seq, sl_segment_header_t *hd)
 {
     char name[SL_SEGMENT_NAME_LEN + 1];
     sl_segment_name(name, sizeof name, first_seq);
@@ -402,11 +421,24 @@ static bool entry_is_stale(const session_ctx_t *c, uint64_t first_seq)
     if (fd < 0)
         return false;
     uint8_t h[SL_SEGMENT_HEADER_BYTES];
-    int64_t n = pread_full(fd, h, sizeof h, 0);
+    int64_t n = sl_storage__pread_full(fd, h, sizeof h, 0);
     close(fd);
+    return n == (int64_t)sizeof h && sl_segment_header_decode(h, sizeof h, hd) == 0;
+}
+
+/* A dirty entry written before the session was deleted and created again
+ * names the old epoch; the first intact header tells. Also remembers that
+ * epoch for headers a repair rebuilds. */
+static void check_epoch(session_ctx_t *c, const uint64_t *seqs, int64_t n)
+{
     sl_segment_header_t hd;
-    return n == (int64_t)sizeof h && sl_segment_header_decode(h, sizeof h, &hd) == 0 &&
-           hd.epoch != c->entry->epoch;
+    for (int64_t k = 0; k < n && k < 4 && !c->epoch_hint; k++)
+        if (read_header(c, seqs[k], &hd))
+            c->epoch_hint = hd.epoch;
+    if (c->entry && c->epoch_hint && c->epoch_hint != c->entry->epoch) {
+        log_segment(SL_LOG_INFO, "stale manifest entry ignored", c, "-", "epoch");
+        c->entry = NULL;
+    }
 }
 
 static void use_entry(sl_recovery_session_t *out, const sl_manifest_entry_t *e)
@@ -436,39 +468,63 @@ static int from_clean_entry(sl_recovery_session_t *out, const sl_manifest_entry_
     return 0;
 }
 
+/* The reservation mark: every seq up to it may have been issued. */
+static void use_seqmark(session_ctx_t *c)
+{
+    uint64_t epoch, reserved;
+    int rc = sl_seqmark_load(c->dirfd, &epoch, &reserved);
+    if (rc == -ENOENT)
+        return;
+    if (rc != 0) {
+        log_segment(SL_LOG_WARN, "seq reservation mark unreadable", c, SL_SEQMARK_NAME,
+                    sl_strerror(rc));
+        return;
+    }
+    if (c->out->epoch == 0)
+        c->out->epoch = epoch; /* only ephemeral events so far */
+    if (epoch != c->out->epoch)
+        return; /* left by a deleted incarnation */
+    c->out->seq_reserved = reserved;
+    if (reserved > c->out->seq_hwm)
+        c->out->seq_hwm = reserved;
+}
+
 static int from_files(session_ctx_t *c)
 {
     uint64_t *seqs = NULL;
     int64_t n = list_segments(c, &seqs);
     if (n < 0)
         return (int)n;
-    if (c->entry && n > 0 && entry_is_stale(c, seqs[0])) {
-        log_segment(SL_LOG_INFO, "stale manifest entry ignored", c, "-", "epoch");
-        c->entry = NULL;
-    }
+    check_epoch(c, seqs, n);
     if (c->entry)
         use_entry(c->out, c->entry);
     int rc = 0;
     for (int64_t k = 0; k < n && rc == 0; k++)
-        rc = recover_segment(c, seqs[k], k == n - 1);
+        rc = recover_segment(c, seqs[k], k + 1 < n ? seqs[k + 1] : UINT64_MAX);
     free(seqs);
     if (rc == 0)
-        rc = truncate_tail(c);
-    if (rc == 0 && c->dir_changed && fsync(c->dirfd) != 0)
-        rc = -errno;
+        use_seqmark(c);
+    if (rc == 0 && c->tail_records_max > 0) {
+        /* Ephemeral seqs between the tail's records lie below the mark. */
+        uint64_t base = c->tail_seq > c->out->seq_reserved ? c->tail_seq : c->out->seq_reserved;
+        if (base + c->tail_records_max > c->out->seq_hwm)
+            c->out->seq_hwm = base + c->tail_records_max;
+    }
     return rc;
 }
 
-int sl_recovery_session(const char *data_dir, const char *id, size_t id_len,
-                        const sl_manifest_entry_t *entry, uint64_t segment_bytes_max,
-                        uint32_t data_max, sl_recovery_session_t *out)
+int sl_recovery_session_opts(const char *data_dir, const char *id, size_t id_len,
+                             const sl_manifest_entry_t *entry, uint64_t segment_bytes_max,
+                             uint32_t data_max, const sl_recovery_opts_t *opts,
+                             sl_recovery_session_t *out)
 {
     sl_assert(sl_session_id_valid(id, id_len));
     memset(out, 0, sizeof *out);
     int rc = sl_segment_index_create(segment_bytes_max, data_max, &out->index);
     if (rc != 0)
         return rc;
-    if (entry && (entry->flags & SL_MANIFEST_ENTRY_CLEAN)) {
+    bool check_all = opts && opts->ignore_clean;
+    if (entry && (entry->flags & SL_MANIFEST_ENTRY_CLEAN) && !check_all) {
         rc = from_clean_entry(out, entry);
         if (rc == 0)
             goto done;
@@ -482,8 +538,12 @@ int sl_recovery_session(const char *data_dir, const char *id, size_t id_len,
     rc = sl_segment_path(path, sizeof path, data_dir, id, id_len, 0);
     if (rc < 0)
         goto fail;
-    session_ctx_t c = {
-        .id = id, .id_len = id_len, .entry = entry, .data_max = data_max, .out = out};
+    session_ctx_t c = {.id = id,
+                       .id_len = id_len,
+                       .entry = check_all ? NULL : entry,
+                       .data_max = data_max,
+                       .opts = opts,
+                       .out = out};
     c.dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (c.dirfd < 0) {
         rc = -errno;
@@ -503,6 +563,13 @@ fail:
     return rc;
 }
 
+int sl_recovery_session(const char *data_dir, const char *id, size_t id_len,
+                        const sl_manifest_entry_t *entry, uint64_t segment_bytes_max,
+                        uint32_t data_max, sl_recovery_session_t *out)
+{
+    return sl_recovery_session_opts(data_dir, id, id_len, entry, segment_bytes_max, data_max, NULL,
+                                    out);
+}
 /* ---- the data dir ---------------------------------------------------- */
 
 typedef struct entry_table {
@@ -578,6 +645,7 @@ typedef struct walk {
     uint32_t data_max;
     sl_recovery_session_cb cb;
     void *ctx;
+    const sl_recovery_opts_t *opts;
     entry_table_t entries;
     sl_recovery_stats_t *stats;
 } walk_t;
@@ -588,7 +656,8 @@ static void walk_one(walk_t *w, const char *name)
     char q[2 * SL_SESSION_ID_MAX + 8];
     const sl_manifest_entry_t *e = entries_find(&w->entries, name, len);
     sl_recovery_session_t rs;
-    int rc = sl_recovery_session(w->data_dir, name, len, e, w->segment_bytes_max, w->data_max, &rs);
+    int rc = sl_recovery_session_opts(w->data_dir, name, len, e, w->segment_bytes_max, w->data_max,
+                                      w->opts, &rs);
     if (rc != 0) {
         w->stats->sessions_failed++;
         sl_error("session recovery failed", "session=%s err=%d error=\"%s\"",
@@ -598,6 +667,9 @@ static void walk_one(walk_t *w, const char *name)
     w->stats->sessions++;
     w->stats->segments_scanned += rs.segments_scanned;
     w->stats->segments_truncated += rs.segments_truncated;
+    w->stats->segments_damaged += rs.segments_damaged;
+    w->stats->damaged_bytes += rs.damaged_bytes;
+    w->stats->quarantined_bytes += rs.quarantined_bytes;
     w->cb(name, len, rs.entry_used ? e : NULL, &rs, w->ctx);
 }
 
@@ -615,8 +687,16 @@ static void log_manifest(const char *data_dir, int status)
 int sl_recovery_data_dir(const char *data_dir, uint64_t segment_bytes_max, uint32_t data_max,
                          sl_recovery_session_cb cb, void *ctx, sl_recovery_stats_t *stats)
 {
+    return sl_recovery_data_dir_opts(data_dir, segment_bytes_max, data_max, NULL, cb, ctx, stats);
+}
+
+int sl_recovery_data_dir_opts(const char *data_dir, uint64_t segment_bytes_max, uint32_t data_max,
+                              const sl_recovery_opts_t *opts, sl_recovery_session_cb cb, void *ctx,
+                              sl_recovery_stats_t *stats)
+{
     memset(stats, 0, sizeof *stats);
     walk_t w = {.data_dir = data_dir,
+                .opts = opts,
                 .segment_bytes_max = segment_bytes_max,
                 .data_max = data_max,
                 .cb = cb,

@@ -1,32 +1,55 @@
 /*
- * Recovery: find the valid prefix of segment files, truncate torn tails,
- * and rebuild each session's segment index at startup.
+ * Recovery: find the intact records of segment files, move what is cut
+ * to quarantine, and rebuild each session's segment index at startup.
  *
  * Everything that touches files here runs at startup only, before the
  * server accepts connections, and uses plain syscalls (opendir, pread,
- * ftruncate, fsync, unlink): there is no reactor traffic yet to block, and
+ * pwrite, ftruncate, rename, fsync): there is no reactor traffic yet to block, and
  * recovery must finish before any session is served anyway. The scan
- * itself (sl_recovery_scan_*) is pure and works on buffers.
+ * itself (sl_recovery_scan_*, and repair.h's plans) is pure and works on
+ * buffers.
  *
- * The valid prefix of a segment is its header followed by the longest run
- * of records that decode (record.h), whose first seq equals the segment's
- * name and whose seqs strictly increase. Seqs may skip values (ephemeral
- * events share the counter but are not logged), so "contiguous" means
- * strictly increasing, not +1. The first record that fails ends the prefix:
- * records are not searched for beyond it (record.h says why).
- *
- * What happens to the bytes after the prefix:
- * - in the segment appends will continue in (the session's last segment
- *   that holds a valid record): truncated to the prefix. This is where a
- *   crash leaves a torn write, and stale bytes left there could later be
- *   mistaken for, or outlive, the records appended next. Logged as
- *   msg="truncated torn tail" with reason=torn|corrupt.
- * - a last segment with no valid record (a crash right after a roll
- *   created it) is removed, and the segment before it becomes the last.
- * - any other segment: left on disk untouched (evidence of damage; appends
- *   never go there), only its prefix is readable; logged at error level.
- * The seq counter resumes above every seq known to be handed out: the
- * manifest's counter, the last valid record, and every segment's name.
+ * Rules (recovery never destroys bytes):
+ * - Each segment the manifest does not vouch for is planned by
+ *   storage/repair.h: its intact records are every record that decodes and
+ *   continues the seq order (strictly increasing, the first one named by
+ *   the file, all below the next segment's name), also after a damaged
+ *   range: the plan resyncs at the next such record. Seqs may skip values
+ *   (ephemeral events share the counter but are not logged), so "in order"
+ *   means strictly increasing, not +1. Why records after damage can be
+ *   trusted (they are what the session's own journal wrote, in order,
+ *   after the damaged record: the damage hit bytes already written) is
+ *   argued in repair.h.
+ * - What is cut goes to quarantine files beside the segment
+ *   (<segment>.quarantine-<offset>, exactly the cut bytes, fsynced before
+ *   the segment changes); recovery never unlinks them. A torn or damaged
+ *   tail is copied there and the segment truncated to its last intact
+ *   record; damage before intact records makes the segment rewritten
+ *   without it (renamed to its first intact seq when the first record was
+ *   the damaged one); a segment with no intact record is renamed to
+ *   <segment>.quarantine-0. The same holds for every segment, the last one
+ *   included: appends continue after the last intact record of the last
+ *   segment, in a file that now ends there.
+ * - A damaged range between intact records is a hole in the seqs: catch-up
+ *   readers receive it as a sluice.gap (from the last intact seq + 1 to
+ *   the next intact seq - 1), never as an error to retry.
+ * - Log lines: msg="segment damage quarantined" with session, segment,
+ *   offset, bytes, file and reason=torn|corrupt, at error level. Counts go
+ *   into sl_recovery_session_t and /health (storage.damaged_segments,
+ *   storage.quarantined_bytes).
+ * - A segment whose intact header names another epoch is left alone and
+ *   skipped (it belongs to a deleted incarnation).
+ * - Damage that appears after a clean shutdown is not seen here (a clean
+ *   entry is trusted without opening a file); catch-up reads skip it at
+ *   run time the same way (segment.h, sl_segment_cursor_consume), and
+ *   `sluiced --check --repair` (check.h) cuts it offline.
+ * The seq counter resumes above every seq that may have been handed out:
+ * the manifest's counter, the last intact record, every segment's name,
+ * the session's seq reservation mark (storage/seqmark.h), and, when the
+ * last segment ends in damage (not a torn write), as many seqs past the
+ * last intact record (or the mark) as records could fit in the damaged
+ * bytes: they were written, so their seqs may have been read; skipping
+ * them costs a gap, reusing one would renumber an event.
  * How much is scanned depends on the manifest; manifest.h has the rules.
  */
 #ifndef SL_STORAGE_RECOVERY_H
@@ -38,6 +61,7 @@
 
 #include "runtime/base.h"
 #include "storage/manifest.h"
+#include "storage/repair.h"
 #include "storage/segment.h"
 
 /* Startup scans read segments in chunks of this many bytes, or of the
@@ -114,13 +138,27 @@ typedef struct sl_recovery_session {
     uint64_t seq_hwm;          /* highest seq known used: the next is seq_hwm + 1 */
     uint32_t segments_trusted; /* taken from the manifest without opening */
     uint32_t segments_scanned;
-    uint32_t segments_truncated;
-    uint32_t segments_removed; /* empty last segments deleted */
-    uint32_t segments_damaged; /* non-last segments cut short, or skipped */
+    uint32_t segments_truncated; /* a tail cut (to quarantine) */
+    uint32_t segments_rewritten; /* damage before intact records cut */
+    uint32_t segments_removed;   /* no intact record: moved to quarantine */
+    uint32_t segments_damaged;   /* found damaged (repaired or not), or skipped */
+    uint64_t damaged_bytes;      /* bytes found damaged */
+    uint64_t quarantined_bytes;  /* bytes moved to quarantine files */
+    uint64_t seq_reserved;       /* the seq reservation mark (0: none) */
     bool entry_used;           /* the manifest entry matched the files (false
                                   when there was none or it was stale: its
                                   epoch differs from the segments') */
 } sl_recovery_session_t;
+
+/* Options for recovery and for the offline checker. */
+typedef struct sl_recovery_opts {
+    bool dry_run;      /* plan and report, change no file */
+    bool ignore_clean; /* scan every segment, even under a clean entry */
+    /* Called for each planned segment (p borrowed for the call), before
+     * its repair; NULL for none. */
+    void (*segment_cb)(const char *id, size_t id_len, const sl_repair_plan_t *p, void *ctx);
+    void *ctx;
+} sl_recovery_opts_t;
 
 /* Startup only: rebuilds the session id (id_len bytes, borrowed; must be
  * valid, asserts) under data_dir following manifest.h's rules. entry
@@ -131,6 +169,11 @@ typedef struct sl_recovery_session {
 int sl_recovery_session(const char *data_dir, const char *id, size_t id_len,
                         const sl_manifest_entry_t *entry, uint64_t segment_bytes_max,
                         uint32_t data_max, sl_recovery_session_t *out);
+/* The same with opts (borrowed; NULL: repair, trust clean entries). */
+int sl_recovery_session_opts(const char *data_dir, const char *id, size_t id_len,
+                             const sl_manifest_entry_t *entry, uint64_t segment_bytes_max,
+                             uint32_t data_max, const sl_recovery_opts_t *opts,
+                             sl_recovery_session_t *out);
 
 /* Called once per recovered session. Takes rs->index. id is borrowed and
  * NUL-terminated. entry is the session's manifest entry (borrowed for the
@@ -149,6 +192,9 @@ typedef struct sl_recovery_stats {
     uint32_t names_ignored;   /* entries that are neither reserved nor valid ids */
     uint32_t segments_scanned;
     uint32_t segments_truncated;
+    uint32_t segments_damaged;
+    uint64_t damaged_bytes;
+    uint64_t quarantined_bytes;
 } sl_recovery_stats_t;
 
 /* Startup only: loads the manifest of data_dir, lists data_dir, and calls
@@ -159,5 +205,9 @@ typedef struct sl_recovery_stats {
  * -ENOMEM. */
 int sl_recovery_data_dir(const char *data_dir, uint64_t segment_bytes_max, uint32_t data_max,
                          sl_recovery_session_cb cb, void *ctx, sl_recovery_stats_t *stats);
+/* The same with opts (borrowed; NULL as above). */
+int sl_recovery_data_dir_opts(const char *data_dir, uint64_t segment_bytes_max, uint32_t data_max,
+                              const sl_recovery_opts_t *opts, sl_recovery_session_cb cb, void *ctx,
+                              sl_recovery_stats_t *stats);
 
 #endif

@@ -36,6 +36,8 @@ struct sl_segment_index {
     uint64_t payload_bytes;
     uint64_t bytes;        /* readable bytes over all segments, headers included */
     uint64_t placed_bytes; /* the same with the placed, uncommitted records */
+    uint64_t damage_skips; /* cursor resyncs past damaged bytes */
+    uint64_t damage_skipped_bytes;
     bool failed;
 };
 
@@ -505,6 +507,11 @@ static int64_t cursor_place(sl_segment_cursor_t *c, const sl_segment_index_t *ix
     return i;
 }
 
+uint64_t sl_segment_index_damage_skips(const sl_segment_index_t *ix)
+{
+    return ix->damage_skips;
+}
+
 int sl_segment_cursor_plan(sl_segment_cursor_t *c, const sl_segment_index_t *ix, uint32_t buf_cap,
                            sl_segment_read_t *out)
 {
@@ -533,6 +540,36 @@ int sl_segment_cursor_plan(sl_segment_cursor_t *c, const sl_segment_index_t *ix,
     return 0;
 }
 
+/* Whether rec at file offset off can be the next record of segment s
+ * after seq floor. */
+static bool in_segment(const sl_segment_t *s, const sl_record_view_t *rec, uint64_t off,
+                       uint64_t floor)
+{
+    return off + rec->size <= s->bytes && rec->seq > floor && rec->seq >= s->first_seq &&
+           rec->seq <= s->last_seq;
+}
+
+/* Damaged bytes at pos of buf (n bytes read at file offset base): the
+ * position of the next record that continues the order, n when none is
+ * in buf (*cut: a candidate runs past the buffer, read again from the
+ * returned position). */
+static size_t cursor_resync(const sl_segment_index_t *ix, const sl_segment_t *s, uint64_t base,
+                            const uint8_t *p, size_t n, size_t pos, uint64_t floor, bool *cut)
+{
+    *cut = false;
+    for (size_t q = pos + 1; q < n && base + q < s->bytes; q++) {
+        sl_record_view_t rec;
+        int rc = sl_record_decode(p + q, n - q, ix->data_max, &rec);
+        if (rc == SL_EAGAIN && base + n < s->bytes) {
+            *cut = true;
+            return q;
+        }
+        if (rc == 0 && in_segment(s, &rec, base + q, floor))
+            return q;
+    }
+    return n;
+}
+
 int sl_segment_cursor_consume(sl_segment_cursor_t *c, sl_segment_index_t *ix,
                               const sl_segment_read_t *rd, const void *buf, size_t n,
                               sl_segment_record_cb cb, void *ctx)
@@ -547,7 +584,7 @@ int sl_segment_cursor_consume(sl_segment_cursor_t *c, sl_segment_index_t *ix,
     uint32_t i = segment_exact(ix, rd->segment);
     const sl_segment_t *s = &ix->segs[i];
     const uint8_t *p = buf;
-    uint64_t prev = 0;
+    uint64_t prev = 0; /* last seq seen in buf */
     int delivered = 0;
     for (size_t pos = 0; pos < n;) {
         uint64_t off = rd->offset + pos;
@@ -557,10 +594,23 @@ int sl_segment_cursor_consume(sl_segment_cursor_t *c, sl_segment_index_t *ix,
         int rc = sl_record_decode(p + pos, n - pos, ix->data_max, &rec);
         if (rc == SL_EAGAIN && off + (n - pos) < s->bytes)
             break; /* cut off by the buffer end: read it again next time */
-        if (rc != 0 || off + rec.size > s->bytes)
-            return SL_ECORRUPT;
-        if (rec.seq <= prev || rec.seq < s->first_seq || rec.seq > s->last_seq)
-            return SL_ECORRUPT;
+        if (rc != 0 || !in_segment(s, &rec, off, prev)) {
+            /* Damaged bytes inside the readable range: skip to the next
+             * record that continues the order. The seqs jumped over become
+             * a gap for the owner, never an error to retry. */
+            bool cut;
+            uint64_t floor = prev > c->next_seq - 1 ? prev : c->next_seq - 1;
+            size_t q = cursor_resync(ix, s, rd->offset, p, n, pos, floor, &cut);
+            ix->damage_skips++;
+            ix->damage_skipped_bytes += q - pos;
+            pos = q;
+            c->_offset = rd->offset + q;
+            if (cut || q < n)
+                continue;
+            if (rd->offset + n >= s->bytes && c->next_seq <= s->last_seq)
+                c->next_seq = s->last_seq + 1; /* the rest of the segment is lost */
+            break;
+        }
         prev = rec.seq;
         sl_segment_index_note(ix, i, rec.seq, off, rec.size);
         pos += rec.size;

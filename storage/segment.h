@@ -248,6 +248,9 @@ bool sl_segment_index_dropped(const sl_segment_index_t *ix, uint64_t segment);
 void sl_segment_index_note(sl_segment_index_t *ix, uint32_t i, uint64_t seq, uint64_t offset,
                            uint32_t size);
 
+/* Resyncs of catch-up cursors past damaged bytes, since creation. */
+uint64_t sl_segment_index_damage_skips(const sl_segment_index_t *ix);
+
 /* A read to perform. */
 typedef struct sl_segment_read {
     uint64_t segment; /* first_seq of the segment: names the file */
@@ -288,10 +291,13 @@ typedef int (*sl_segment_record_cb)(const sl_record_view_t *rec, void *ctx);
  * skips those below next_seq, hands the others to cb, notes sparse entries,
  * and advances the cursor past what it used (a record cut off by the end
  * of buf is read again by the next plan).
- * Returns the number of records handed to cb, or SL_ECORRUPT when bytes
- * inside the readable range do not decode or seqs do not increase (the
- * disk changed under the log; the caller ends the catch-up with an error).
- * On SL_ECORRUPT the cursor stays after the last record handed to cb. */
+ * Returns the number of records handed to cb. Bytes inside the readable
+ * range that do not decode, or records out of seq order (the disk changed
+ * under the log: damage found after the manifest vouched for the file),
+ * are skipped: the cursor resyncs at the next record that decodes and
+ * continues the order (or, when none is left, past the segment), so the
+ * seqs jumped over reach the owner as a gap, never as an error to retry.
+ * Each skip is counted (sl_segment_index_damage_skips). */
 int sl_segment_cursor_consume(sl_segment_cursor_t *c, sl_segment_index_t *ix,
                               const sl_segment_read_t *rd, const void *buf, size_t n,
                               sl_segment_record_cb cb, void *ctx);

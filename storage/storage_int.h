@@ -8,7 +8,13 @@
 #ifndef SL_STORAGE_STORAGE_INT_H
 #define SL_STORAGE_STORAGE_INT_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* Reads up to want bytes of fd at off, retrying short reads and EINTR.
+ * Returns the count (short only at end of file) or -errno. A blocking
+ * syscall: startup recovery and the offline checker only (recovery.c). */
+int64_t sl_storage__pread_full(int fd, uint8_t *buf, size_t want, uint64_t off);
 
 static inline void sl_storage__put_le32(uint8_t *p, uint32_t v)
 {

@@ -906,6 +906,34 @@ def run_cases_each_server(name, cases, server_args=(), factory=Server):
     return 1 if failed else 0
 
 
+def run_cases_in_tmp(name, cases):
+    """Runs each case fn(tmp) with one shared temp dir (cases make their
+    own data dirs in it), prints one line per case and `<name>: N passed,
+    M failed`; keeps the dir when a case failed (or SLUICE_KEEP_TMP is
+    set). Returns the exit code."""
+    tmp = tempfile.mkdtemp(prefix="sluice-%s-" % name)
+    failed = ran = 0
+    only = os.environ.get("SLUICE_TEST_ONLY")
+    for fn in cases:
+        if only and only not in fn.__name__:
+            continue
+        t0 = time.monotonic()
+        ran += 1
+        try:
+            fn(tmp)
+            print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t0))
+        except TestFailure as e:
+            failed += 1
+            print("FAIL %s (%.2fs): %s" % (fn.__name__, time.monotonic() - t0, e))
+        sys.stdout.flush()
+    if failed or os.environ.get("SLUICE_KEEP_TMP"):
+        print("data dirs kept in %s" % tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%s: %d passed, %d failed" % (name, ran - failed, failed))
+    return 1 if failed else 0
+
+
 class Suite:
     """Runs named cases in order; prints one line per case and a final
     `<name>: N passed, M failed` line; exits 1 on any failure."""

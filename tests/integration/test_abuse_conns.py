@@ -178,7 +178,8 @@ def main():
 
     @suite.case
     def test_abuse_idle_flood_max_connections():
-        args = ["--max-connections", str(MAX_CONNS), "--header-timeout", "60",
+        args = ["--max-connections", str(MAX_CONNS), "--max-connections-per-ip", "0",
+                "--header-timeout", "60",
                 "--idle-timeout", "60", "--workers", "2"]
         with H.Server(args=args) as srv:
             case_idle_flood(srv)

@@ -74,7 +74,7 @@ def test_h2load_many_short_connections():
     # 500 connections with 10 requests each: connection setup and teardown
     # dominate instead of request handling.
     n = 5000
-    with H.Server() as srv:
+    with H.Server(args=["--max-connections-per-ip", "0"]) as srv:  # 500 from loopback
         srv.health()
         base = srv.fd_count()
         res, text = h2load(["-n", str(n), "-c", "500", "-m", "1", "-t", "1", srv.url("/health")],

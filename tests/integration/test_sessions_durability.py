@@ -12,9 +12,10 @@
   last record cut short, or a bit flipped in its last or a middle record
   (and the manifest is removed so the folder is scanned); one more case
   cuts the tail after a SIGKILL with a dirty manifest entry. The server
-  starts, logs `msg="truncated torn tail"` with the exact offset and
-  dropped byte count, serves exactly the valid prefix, and the next
-  publish takes the seq after the last valid record.
+  starts, logs `msg="segment damage quarantined"` with the exact offset,
+  cut byte count and quarantine file, serves exactly the intact records
+  (those after a damaged middle record included), and the next publish
+  takes the seq after the last intact record.
 - large batch: a durable NDJSON batch bigger than the log's write buffers
   is answered and its events read back.
 
@@ -24,11 +25,9 @@ Set SLUICE_TEST_SEED to replay the random kill moments.
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 
@@ -37,6 +36,7 @@ import sluice_harness as H  # noqa: E402
 
 SEGMENT_HEADER_BYTES = 48   # storage/segment.h
 RECORD_LEN_FIELD = 4        # storage/record.h: `len` counts the bytes after it
+RECORD_MIN = 30             # storage/record.h: the smallest record
 PUBLISHERS = 4
 CRASH_SESSIONS = ("dur-a", "dur-b")
 CRASH_CYCLES = 3
@@ -322,13 +322,16 @@ def fill(srv, first, last):
 def damage_garbage(path, spans):
     with open(path, "ab") as f:
         f.write(b"\xde\xad\xbe\xef" * 16)
-    return TAIL_EVENTS, spans[-1][0] + spans[-1][1], 64
+    # Damaged bytes after the last record may have held records: their
+    # seqs (at most one per 30 bytes) are skipped, never reissued.
+    return (list(range(1, TAIL_EVENTS + 1)), spans[-1][0] + spans[-1][1], 64, "corrupt",
+            TAIL_EVENTS + 64 // RECORD_MIN + 1)
 
 
 def damage_cut_last(path, spans):
     off, size = spans[-1]
     os.truncate(path, off + size - 7)
-    return TAIL_EVENTS - 1, off, size - 7
+    return list(range(1, TAIL_EVENTS)), off, size - 7, "torn", TAIL_EVENTS
 
 
 def flip_bit(path, offset, bit=0x10):
@@ -342,40 +345,47 @@ def flip_bit(path, offset, bit=0x10):
 def damage_flip_last(path, spans):
     off, size = spans[-1]
     flip_bit(path, off + size - 2)      # inside the data
-    return TAIL_EVENTS - 1, off, size
+    return list(range(1, TAIL_EVENTS)), off, size, "corrupt", TAIL_EVENTS + size // RECORD_MIN
 
 
 def damage_flip_middle(path, spans):
     k = TAIL_EVENTS // 2                # the record of seq k + 1
     off, size = spans[k]
     flip_bit(path, off + 14)            # inside its seq field
-    end = spans[-1][0] + spans[-1][1]
-    return k, off, end - off
+    # The records after it are intact and kept; seq k + 1 is a gap.
+    return ([s for s in range(1, TAIL_EVENTS + 1) if s != k + 1], off, size, "corrupt",
+            TAIL_EVENTS + 1)
 
 
-def check_torn_line(srv, off, dropped, what):
-    lines = srv.log_lines("truncated torn tail")
-    H.check_eq(len(lines), 1, what + ": one truncated torn tail line (stderr:\n%s)"
+def check_cut_line(srv, off, dropped, reason, what):
+    lines = srv.log_lines("segment damage quarantined")
+    H.check_eq(len(lines), 1, what + ": one segment damage quarantined line (stderr:\n%s)"
                % srv.stderr_text()[-2000:])
     f = logfmt(lines[0])
-    got = (f.get("session"), f.get("offset"), f.get("dropped_bytes"))
-    H.check_eq(got, (TAIL, str(off), str(dropped)), what + ": torn tail line " + lines[0])
+    got = (f.get("session"), f.get("offset"), f.get("bytes"), f.get("reason"))
+    H.check_eq(got, (TAIL, str(off), str(dropped), reason), what + ": cut line " + lines[0])
+    qfile = f.get("file", "")
+    H.check(qfile.endswith(".quarantine-%d" % off), what + ": quarantine file " + qfile)
 
 
-def check_prefix(srv, valid, what):
-    """Serves exactly seqs 1..valid of TAIL, then appends at valid + 1."""
+def check_kept(srv, seqs, next_seq, what):
+    """Serves exactly seqs of TAIL (a sluice.gap for each hole), then
+    appends at next_seq."""
+    last = max(seqs)
     st = session_stats(srv, TAIL)
-    want_bytes = sum(len(tail_data(s)) for s in range(1, valid + 1))
+    want_bytes = sum(len(tail_data(s)) for s in seqs)
     H.check_eq((st["first_seq"], st["last_seq"], st["events"], st["bytes"]),
-               (1, valid, valid, want_bytes), what + ": (first_seq, last_seq, events, bytes)")
-    want = [(s, "message", tail_data(s)) for s in range(1, valid + 1)]
-    H.check_eq(read_events(srv, TAIL, valid), want, what + ": valid prefix served")
-    H.check_eq(publish(srv, TAIL, "after"), valid + 1, what + ": seq of the next publish")
-    H.check_eq(read_events(srv, TAIL, valid + 1), want + [(valid + 1, "message", "after")],
-               what + ": prefix and the new event")
+               (1, next_seq - 1, len(seqs), want_bytes),
+               what + ": (first_seq, last_seq, events, bytes)")
+    want = [(s, "message", tail_data(s)) for s in seqs]
+    got = [e for e in read_events(srv, TAIL, len(seqs)) if e[1] != "sluice.gap"]
+    H.check_eq(got, want, what + ": intact records served")
+    H.check_eq(publish(srv, TAIL, "after"), next_seq, what + ": seq of the next publish")
+    got = [e for e in read_events(srv, TAIL, len(seqs) + 1) if e[1] != "sluice.gap"]
+    H.check_eq(got, want + [(next_seq, "message", "after")], what + ": records and the new event")
     H.check_eq([e[2] for e in read_events(srv, OTHER, 5)], ["o%d" % i for i in range(1, 6)],
                what + ": the undamaged session")
-    return want + [(valid + 1, "message", "after")]
+    return want + [(next_seq, "message", "after")]
 
 
 def run_tail_case(tmp, name, damage):
@@ -385,14 +395,15 @@ def run_tail_case(tmp, name, damage):
         for i in range(1, 6):
             publish(srv, OTHER, "o%d" % i)
     path = segment_path(data_dir, TAIL)
-    valid, off, dropped = damage(path, record_spans(path))
+    seqs, off, dropped, reason, next_seq = damage(path, record_spans(path))
     os.unlink(os.path.join(data_dir, ".manifest"))  # a clean entry would not be scanned
     with server_on(data_dir, name="sluiced-%s-2" % name) as srv:
-        check_torn_line(srv, off, dropped, name)
-        want = check_prefix(srv, valid, name)
+        check_cut_line(srv, off, dropped, reason, name)
+        want = check_kept(srv, seqs, next_seq, name)
     with server_on(data_dir, name="sluiced-%s-3" % name) as srv:
-        H.check_eq(srv.log_lines("truncated torn tail"), [], name + ": nothing to truncate again")
-        H.check_eq(read_events(srv, TAIL, len(want)), want, name + ": log after one more restart")
+        H.check_eq(srv.log_lines("segment damage quarantined"), [], name + ": nothing to cut again")
+        got = [e for e in read_events(srv, TAIL, len(want)) if e[1] != "sluice.gap"]
+        H.check_eq(got, want, name + ": log after one more restart")
 
 
 def test_tail_garbage(tmp):
@@ -425,10 +436,10 @@ def test_tail_cut_after_kill_dirty_manifest(tmp):
         srv.send_signal(signal.SIGKILL)
         H.check_eq(srv.wait(10), -signal.SIGKILL, "killed")
     path = segment_path(data_dir, TAIL)
-    valid, off, dropped = damage_cut_last(path, record_spans(path))
+    seqs, off, dropped, reason, next_seq = damage_cut_last(path, record_spans(path))
     with server_on(data_dir, name="sluiced-killed-3") as srv:
-        check_torn_line(srv, off, dropped, "killed")
-        check_prefix(srv, valid, "killed")
+        check_cut_line(srv, off, dropped, reason, "killed")
+        check_kept(srv, seqs, next_seq, "killed")
 
 
 def test_large_batch_answered(tmp):
@@ -460,30 +471,10 @@ def test_large_batch_answered(tmp):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="sluice-durability-")
-    failed = ran = 0
     cases = (test_crash_restart, test_tail_garbage, test_tail_cut_last_record,
              test_tail_flip_last_record, test_tail_flip_middle_record,
              test_tail_cut_after_kill_dirty_manifest, test_large_batch_answered)
-    only = os.environ.get("SLUICE_TEST_ONLY")
-    for fn in cases:
-        if only and only not in fn.__name__:
-            continue
-        t0 = time.monotonic()
-        ran += 1
-        try:
-            fn(tmp)
-            print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t0))
-        except H.TestFailure as e:
-            failed += 1
-            print("FAIL %s (%.2fs): %s" % (fn.__name__, time.monotonic() - t0, e))
-        sys.stdout.flush()
-    if failed or os.environ.get("SLUICE_KEEP_TMP"):
-        print("data dirs kept in %s" % tmp)
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("test_sessions_durability: %d passed, %d failed" % (ran - failed, failed))
-    return 1 if failed else 0
+    return H.run_cases_in_tmp("test_sessions_durability", cases)
 
 
 if __name__ == "__main__":

@@ -245,6 +245,41 @@ static void test_http1_chunked_request_body(void)
     fx_free(&f);
 }
 
+/* Trailer fields after a chunked body were appended to the header store
+ * after the request's headers were complete: they showed up as request
+ * headers (a trailer "Host" became req->host) and the last one was not
+ * NUL-terminated (found by fuzz_http1). They are discarded now, and still
+ * bounded by max_header_bytes. */
+static void test_http1_trailers_discarded(void)
+{
+    static const char req[] = "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "5\r\nhello\r\n0\r\nHost: evil\r\nContent-Type: x\r\n\r\n";
+    fx_t f;
+    fx_init(&f);
+    snprintf(f.probe, sizeof f.probe, "host");
+    CHECK_EQ_INT(fx_feed(&f, req), 0);
+    CHECK_EQ_INT(f.nreq, 1);
+    CHECK_EQ_INT(f.reqs[0].header_count, 1);
+    CHECK(strcmp(f.reqs[0].host, "") == 0);
+    CHECK(strcmp(f.reqs[0].content_type, "") == 0);
+    CHECK(strcmp(f.probe_value, "<none>") == 0);
+    CHECK_EQ_INT(f.reqs[0].body.len, 5);
+    fx_free(&f);
+
+    sl_http_config_t cfg;
+    sl_http_config_default(&cfg);
+    cfg.max_header_bytes = 256;
+    fx_init_cfg(&f, &cfg);
+    CHECK_EQ_INT(fx_feed(&f, "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"), 0);
+    char big[400];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "X-T: ", 5);
+    CHECK(fx_feed_bytewise(&f, big, sizeof big) == SL_EPROTO);
+    CHECK_EQ_INT(f.nreq, 0);
+    CHECK(strstr(fx_out(&f), "431") != NULL);
+    fx_free(&f);
+}
+
 static void test_http1_keep_alive_sequential(void)
 {
     fx_t f;
@@ -489,6 +524,12 @@ static void test_http1_413(void)
     cfg.max_body_bytes = 1000;
     static const char cl[] = "POST /p HTTP/1.1\r\nContent-Length: 1001\r\n\r\n";
     expect_error(&cfg, cl, strlen(cl), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
+    /* A length of 2^63 or more is refused at once too (it used to wrap
+     * negative as int64_t and wait for the body). */
+    static const char huge[] = "POST /p HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\n";
+    expect_error(&cfg, huge, strlen(huge), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
+    static const char huger[] = "POST /p HTTP/1.1\r\nContent-Length: 12345678901234567890\r\n\r\n";
+    expect_error(&cfg, huger, strlen(huger), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
     /* Chunked: the limit is found while the body arrives. */
     tbuf_t r = {0};
     static const char head[] = "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -628,13 +669,26 @@ static void test_http1_bad_response_args(void)
     CHECK_EQ_INT(fx_feed(&f, "GET /a HTTP/1.1\r\n\r\n"), 0);
     sl_http_header_t upper[] = {SL_HTTP_HEADER_LIT("Content-Type", "x")};
     sl_http_header_t crlf[] = {SL_HTTP_HEADER_LIT("x-a", "v\r\nx-b: injected")};
-    CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, upper, 1, NULL, 0), SL_EINVAL);
-    CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, crlf, 1, NULL, 0), SL_EINVAL);
-    CHECK_EQ_INT(sl_http_respond(f.conn, 1, 99, NULL, 0, NULL, 0), SL_EINVAL);
+    /* Refused arguments are reported, and the request is still answered
+     * (a bare 500), so no client waits for a response that never comes. */
     CHECK_EQ_INT(sl_http_respond(f.conn, 2, 200, NULL, 0, NULL, 0), SL_ENOTFOUND);
     CHECK_OUT(&f, "");
+    CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, upper, 1, NULL, 0), SL_EINVAL);
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, crlf, 1, NULL, 0), SL_EINVAL);
+    CHECK_OUT(&f, ""); /* answered already: nothing more */
+    CHECK_EQ_INT(fx_feed(&f, "GET /b HTTP/1.1\r\n\r\n"), 0);
+    sl_http_conn_flush(f.conn);
+    CHECK_EQ_INT(sl_http_respond(f.conn, 2, 200, crlf, 1, NULL, 0), SL_EINVAL);
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    CHECK_EQ_INT(fx_feed(&f, "GET /c HTTP/1.1\r\n\r\n"), 0);
+    sl_http_conn_flush(f.conn);
+    CHECK_EQ_INT(sl_http_respond(f.conn, 3, 99, NULL, 0, NULL, 0), SL_EINVAL);
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    CHECK_EQ_INT(fx_feed(&f, "GET /d HTTP/1.1\r\n\r\n"), 0);
+    sl_http_conn_flush(f.conn);
     sl_http_header_t allow[] = {SL_HTTP_HEADER_LIT("allow", "GET, POST")};
-    CHECK_EQ_INT(sl_http_respond_error(f.conn, 1, 405, "method_not_allowed", "use GET", allow, 1),
+    CHECK_EQ_INT(sl_http_respond_error(f.conn, 4, 405, "method_not_allowed", "use GET", allow, 1),
                  0);
     CHECK_OUT(&f, "HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\n"
                   "allow: GET, POST\r\ncontent-length: 50\r\n\r\n"
@@ -674,6 +728,27 @@ static void test_http1_alloc_failure_sweep(void)
     CHECK_EQ_INT(clean_runs, 1);
 }
 
+/* A response the caller got wrong (a header value with CR LF) still ends
+ * the request with a bare 500: the client is never left waiting. */
+static void test_http1_respond_failure_still_answers(void)
+{
+    fx_t f;
+    fx_init(&f);
+    CHECK_EQ_INT(fx_feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
+    CHECK_EQ_INT(f.nreq, 1);
+    sl_http_header_t bad = SL_HTTP_HEADER_LIT("x-bad", "a\r\nb");
+    CHECK_EQ_INT(sl_http_respond(f.conn, f.reqs[0].stream_id, 200, &bad, 1, "x", 1), SL_EINVAL);
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    /* The connection goes on: the next request is served. */
+    CHECK_EQ_INT(fx_feed(&f, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
+    sl_http_conn_flush(f.conn);
+    CHECK_EQ_INT(f.nreq, 2);
+    CHECK_EQ_INT(sl_http_respond_error(f.conn, f.reqs[1].stream_id, 99, "x", "y", NULL, 0),
+                 SL_EINVAL);
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    fx_free(&f);
+}
+
 int main(void)
 {
     test_http1_get_fields_and_response();
@@ -681,6 +756,7 @@ int main(void)
     test_http1_pipeline_waits_for_output_room();
     test_http1_post_body_bytewise();
     test_http1_chunked_request_body();
+    test_http1_trailers_discarded();
     test_http1_keep_alive_sequential();
     test_http1_pipelined_in_order();
     test_http1_pipelined_sync_responses();
@@ -692,6 +768,7 @@ int main(void)
     test_http1_errors();
     test_http1_431_header_bytes_and_count();
     test_http1_413();
+    test_http1_respond_failure_still_answers();
     test_http1_expect_continue();
     test_http1_stream_room_and_full();
     test_http1_outq_full_resumes();

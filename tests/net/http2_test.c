@@ -43,6 +43,7 @@ typedef struct h2fx {
     rec_req_t reqs[8];
     int nreq;
     bool auto_respond;
+    bool respond_only; /* auto_respond without the reset on failure */
     int respond_failures;
     cstream_t cs[8];
     int ncs;
@@ -84,7 +85,8 @@ static void on_req(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req)
             /* Only under allocation-failure injection. */
             CHECK(rc == SL_ENOMEM || rc == -ENOMEM);
             f->respond_failures++;
-            CHECK_EQ_INT(sl_http_stream_reset(conn, req->stream_id), 0);
+            if (!f->respond_only)
+                CHECK_EQ_INT(sl_http_stream_reset(conn, req->stream_id), 0);
         }
     }
 }
@@ -892,6 +894,38 @@ static void test_http2_alloc_failure_sweep(void)
     CHECK(clean > 100);
 }
 
+/* A response that could not be queued (the Nth allocation refused) must
+ * still end its request: the caller does nothing more, and the client
+ * sees a 503, a RST_STREAM or the connection ending -- never a stream
+ * left open with nothing coming. */
+static void test_http2_respond_failure_still_answers(void)
+{
+    int failures = 0, fallback_503 = 0;
+    for (uint32_t nth = 1; nth <= 400; nth++) {
+        sl_http_config_t cfg;
+        sl_http_config_default(&cfg);
+        cfg.mem_fail_nth = nth;
+        h2fx_t f;
+        fx_init_full(&f, &cfg, 256 * 1024, NULL, 0, false);
+        f.auto_respond = true;
+        f.respond_only = true;
+        int32_t a = fx_request(&f, "GET", "/a", NULL, 0, NULL);
+        int32_t b = fx_request(&f, "POST", "/b", NULL, 0, fx_body(&f, "payload", 7));
+        pump(&f);
+        bool conn_over = f.feed_rc != 0 || f.flush_rc != 0 || f.goaway ||
+                         sl_http_conn_want_close(f.conn);
+        for (int i = 0; i < 2; i++) {
+            cstream_t *cs = cs_get(&f, i == 0 ? a : b);
+            CHECK(cs->ended || cs->rst || cs->closed || conn_over);
+            fallback_503 += cs->status == 503;
+        }
+        failures += f.respond_failures;
+        fx_free(&f);
+    }
+    CHECK(failures > 0);
+    CHECK(fallback_503 > 0);
+}
+
 int main(void)
 {
     test_http2_get_returns_200_and_body();
@@ -914,6 +948,7 @@ int main(void)
     test_http2_shutdown_graceful();
     test_http2_mem_cap_bounds_connection();
     test_http2_alloc_failure_sweep();
+    test_http2_respond_failure_still_answers();
     printf("http2_test: ok\n");
     return 0;
 }

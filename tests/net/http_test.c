@@ -102,6 +102,35 @@ static void test_http_query_param(void)
     CHECK(!sl_http_query_param(none, "a", &v));
 }
 
+/* Query values are decoded before interpretation: `?type=a%3Ab` is "a:b",
+ * `?ephemeral=%31` is "1", '+' is a space, a bad escape is an error. */
+static void test_http_query_get_decodes(void)
+{
+    sl_http_str_t q = {"ty%70e=a%3Ab&eph=%31&sp=a+b&bad=%zz&flag&from=9&from=5", 54};
+    char out[16];
+    CHECK_EQ_INT(sl_http_query_get(q, "type", out, sizeof out), 3);
+    CHECK(strcmp(out, "a:b") == 0);
+    CHECK_EQ_INT(sl_http_query_get(q, "eph", out, sizeof out), 1);
+    CHECK(strcmp(out, "1") == 0);
+    CHECK_EQ_INT(sl_http_query_get(q, "sp", out, sizeof out), 3);
+    CHECK(strcmp(out, "a b") == 0);
+    CHECK_EQ_INT(sl_http_query_get(q, "bad", out, sizeof out), SL_EINVAL);
+    CHECK_EQ_INT(sl_http_query_get(q, "flag", out, sizeof out), 0);
+    CHECK_EQ_INT(sl_http_query_get(q, "from", out, sizeof out), 1);
+    CHECK(strcmp(out, "9") == 0);
+    CHECK_EQ_INT(sl_http_query_get(q, "typ", out, sizeof out), SL_ENOTFOUND);
+    CHECK_EQ_INT(sl_http_query_get(q, "type", out, 3), SL_ETOOBIG);
+    sl_http_str_t none = {NULL, 0};
+    CHECK_EQ_INT(sl_http_query_get(none, "a", out, sizeof out), SL_ENOTFOUND);
+    CHECK(sl_http_query_valid(none));
+    CHECK(!sl_http_query_valid(q));
+    sl_http_str_t good = {"a=%41&b+c=d", 11};
+    CHECK(sl_http_query_valid(good));
+    CHECK_EQ_INT(sl_http_query_get(good, "b c", out, sizeof out), 1);
+    sl_http_str_t trunc = {"a=%4", 4};
+    CHECK(!sl_http_query_valid(trunc));
+}
+
 static void test_http_status_reason(void)
 {
     CHECK(strcmp(sl_http_status_reason(200), "OK") == 0);
@@ -148,6 +177,7 @@ int main(void)
     test_http_error_json();
     test_http_pct_decode();
     test_http_query_param();
+    test_http_query_get_decodes();
     test_http_status_reason();
     test_http_config_validation();
     printf("http_test: ok\n");

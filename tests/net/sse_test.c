@@ -87,6 +87,28 @@ static void test_sse_worst_case_bound(void)
     free(out);
 }
 
+/* The bound on one event's SSE form: a binary event of data_max bytes with
+ * the longest type and seq fits exactly; text made of line breaks (7x on
+ * the wire) does not, even at a fraction of data_max. */
+static void test_sse_encoded_bound(void)
+{
+    enum { MAX = 3000 };
+    uint8_t *bin = malloc(MAX);
+    for (size_t i = 0; i < MAX; i++)
+        bin[i] = (uint8_t)(0x80 | (i & 0x3f)); /* continuation bytes: not UTF-8 */
+    size_t bound = sl_sse_encoded_bound(MAX);
+    CHECK(sl_sse_encoded_size(UINT64_MAX, 64, bin, MAX) == bound);
+    CHECK(sl_sse_encoded_size(UINT64_MAX, 64, bin, MAX - 3) < bound);
+    uint8_t *breaks = malloc(MAX);
+    memset(breaks, '\n', MAX);
+    CHECK(sl_sse_encoded_size(1, 7, breaks, MAX / 4) > bound);
+    CHECK(sl_sse_encoded_size(1, 7, breaks, MAX / 8) <= bound);
+    memset(breaks, 'a', MAX);
+    CHECK(sl_sse_encoded_size(UINT64_MAX, 64, breaks, MAX) < bound);
+    free(bin);
+    free(breaks);
+}
+
 int main(void)
 {
     test_sse_text_lines();
@@ -94,6 +116,7 @@ int main(void)
     test_sse_utf8_rules();
     test_sse_gap();
     test_sse_worst_case_bound();
+    test_sse_encoded_bound();
     printf("sse_test: ok\n");
     return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "runtime/log.h"
 #include "storage/recovery.h"
+#include "storage/seqmark.h"
 
 #include "tests/check.h"
 
@@ -357,6 +358,23 @@ static size_t three_segments(size_t *offs11)
     return len;
 }
 
+/* Reads <segment>.quarantine-<offset> of session id; returns its size or -1. */
+static int64_t read_quarantine(const char *id, uint64_t first, uint64_t offset, uint8_t *out,
+                               size_t cap)
+{
+    char p[256], q[SL_REPAIR_NAME_MAX + 1];
+    path_of(p, sizeof p, id, 0);
+    sl_repair_quarantine_name(q, sizeof q, first, offset);
+    size_t n = strlen(p);
+    snprintf(p + n, sizeof p - n, "/%s", q);
+    int fd = open(p, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t got = read(fd, out, cap);
+    close(fd);
+    return got;
+}
+
 static void test_recovery_session_without_manifest_scans_and_truncates(void)
 {
     make_root();
@@ -374,6 +392,9 @@ static void test_recovery_session_without_manifest_scans_and_truncates(void)
     CHECK(!rs.entry_used && rs.epoch == EPOCH && rs.created_ns == 1001);
     CHECK(rs.segments_scanned == 3 && rs.segments_trusted == 0);
     CHECK(rs.segments_truncated == 1 && rs.segments_damaged == 0 && rs.segments_removed == 0);
+    CHECK(rs.quarantined_bytes == 20);
+    uint8_t q[64];
+    CHECK(read_quarantine("s1", 11, len, q, sizeof q) == 20 && memcmp(q, torn, 20) == 0);
     CHECK(sl_segment_index_count(rs.index) == 3);
     CHECK(sl_segment_index_last_seq(rs.index) == 13);
     CHECK(sl_segment_index_events(rs.index) == 12);
@@ -386,28 +407,41 @@ static void test_recovery_session_without_manifest_scans_and_truncates(void)
     rm_root();
 }
 
-static void test_recovery_session_bit_flip_in_middle_segment_kept(void)
+static void test_recovery_session_bit_flip_in_middle_segment_resyncs(void)
 {
     make_root();
     size_t offs11[4];
     three_segments(offs11);
     size_t offs[8];
     size_t len = seg_range(buf, sizeof buf, 6, 10, 8, offs);
+    uint8_t cut[128];
+    size_t cut_len = offs[3] - offs[2];
+    memcpy(cut, buf + offs[2], cut_len);
     buf[offs[2] + 15] ^= 0x04; /* seq 9's record */
+    cut[15] ^= 0x04;
     put_file("s1", 6, buf, len);
     sl_recovery_session_t rs;
     recover("s1", NULL, &rs);
-    CHECK(rs.segments_damaged == 1 && rs.segments_truncated == 0);
-    CHECK(file_size("s1", 6) == (int64_t)len); /* evidence left on disk */
+    CHECK(rs.segments_damaged == 1 && rs.segments_rewritten == 1 && rs.segments_truncated == 0);
+    CHECK(rs.quarantined_bytes == cut_len);
+    /* Seq 10 after the damage is kept; 9 is a hole. */
+    CHECK(file_size("s1", 6) == (int64_t)(len - cut_len));
+    uint8_t q[128];
+    CHECK(read_quarantine("s1", 6, offs[2], q, sizeof q) == (int64_t)cut_len);
+    CHECK(memcmp(q, cut, cut_len) == 0);
     CHECK(sl_segment_index_count(rs.index) == 3);
     const sl_segment_t *s = sl_segment_index_at(rs.index, 1);
-    CHECK(s->last_seq == 7 && s->events == 2 && s->bytes == offs[2]);
+    CHECK(s->last_seq == 10 && s->events == 3 && s->bytes == len - cut_len);
     CHECK(sl_segment_index_last_seq(rs.index) == 13);
+    sl_segment_index_destroy(rs.index);
+    /* A second recovery finds nothing left to do. */
+    recover("s1", NULL, &rs);
+    CHECK(rs.segments_damaged == 0 && sl_segment_index_events(rs.index) == 11);
     sl_segment_index_destroy(rs.index);
     rm_root();
 }
 
-static void test_recovery_session_bit_flip_in_last_segment_truncates(void)
+static void test_recovery_session_bit_flip_in_last_segment_keeps_later_records(void)
 {
     make_root();
     size_t offs[4];
@@ -416,15 +450,80 @@ static void test_recovery_session_bit_flip_in_last_segment_truncates(void)
     put_file("s1", 11, buf, len);
     sl_recovery_session_t rs;
     recover("s1", NULL, &rs);
-    CHECK(rs.segments_truncated == 1);
-    CHECK(sl_segment_index_last_seq(rs.index) == 11);
-    CHECK(file_size("s1", 11) == (int64_t)offs[1]);
-    /* Appends continue right after the valid prefix. */
+    CHECK(rs.segments_rewritten == 1 && rs.segments_truncated == 0);
+    CHECK(sl_segment_index_last_seq(rs.index) == 13 && rs.seq_hwm == 13);
+    uint64_t kept = len - (offs[2] - offs[1]);
+    CHECK(file_size("s1", 11) == (int64_t)kept);
+    /* Appends continue right after the last intact record. */
     sl_segment_place_t pl;
     CHECK(sl_segment_index_place(rs.index, 14, 40, &pl) == 0);
-    CHECK(pl.segment == 11 && pl.offset == offs[1] && !pl.created);
+    CHECK(pl.segment == 11 && pl.offset == kept && !pl.created);
     sl_segment_index_destroy(rs.index);
     rm_root();
+}
+
+/* A flipped byte in the header or in the first record of the newest
+ * segment used to delete the whole file. */
+static void test_recovery_session_damaged_header_or_first_record_keeps_rest(void)
+{
+    for (int where = 0; where < 2; where++) {
+        make_root();
+        size_t offs[4];
+        size_t len = three_segments(offs);
+        size_t at = where == 0 ? 20 : offs[0] + 14;
+        buf[at] ^= 0x10;
+        put_file("s1", 11, buf, len);
+        sl_recovery_session_t rs;
+        recover("s1", NULL, &rs);
+        CHECK(rs.segments_rewritten == 1 && rs.segments_removed == 0);
+        CHECK(rs.seq_hwm == 13 && sl_segment_index_last_seq(rs.index) == 13);
+        if (where == 0) {
+            /* Only the header is cut; a new one with the session's epoch. */
+            CHECK(rs.quarantined_bytes == SL_SEGMENT_HEADER_BYTES);
+            CHECK(file_size("s1", 11) == (int64_t)len && sl_segment_index_events(rs.index) == 12);
+            uint8_t q[64];
+            CHECK(read_quarantine("s1", 11, 0, q, sizeof q) == SL_SEGMENT_HEADER_BYTES);
+        } else {
+            /* Record 11 is cut: the segment is now named 12. */
+            CHECK(rs.quarantined_bytes == offs[1] - offs[0]);
+            CHECK(file_size("s1", 11) == -1 && file_size("s1", 12) > 0);
+            CHECK(sl_segment_index_at(rs.index, 2)->first_seq == 12);
+            CHECK(sl_segment_index_events(rs.index) == 11);
+        }
+        sl_segment_index_destroy(rs.index);
+        recover("s1", NULL, &rs); /* stable */
+        CHECK(rs.segments_damaged == 0 && rs.epoch == EPOCH);
+        sl_segment_index_destroy(rs.index);
+        rm_root();
+    }
+}
+
+static void test_recovery_plan_resync_and_torn_tail(void)
+{
+    size_t offs[16];
+    size_t len = seg_range(buf, sizeof buf, 1, 10, 0, offs);
+    sl_repair_plan_t p;
+    sl_repair_plan_buffer(&p, 1, UINT64_MAX, buf, len, DMAX);
+    CHECK(p.damage_count == 0 && p.events == 10 && sl_repair_action(&p) == SL_REPAIR_NONE);
+    /* Torn tail: a prefix of record 10. */
+    sl_repair_plan_buffer(&p, 1, UINT64_MAX, buf, len - 3, DMAX);
+    CHECK(p.torn && p.damage_count == 1 && p.damage[0].offset == offs[9]);
+    CHECK(p.events == 9 && sl_repair_action(&p) == SL_REPAIR_TRUNCATE);
+    /* Two damaged records: 3 and 7; the rest is kept. */
+    buf[offs[2] + 30] ^= 1;
+    buf[offs[6] + 2] ^= 1;
+    sl_repair_plan_buffer(&p, 1, UINT64_MAX, buf, len, DMAX);
+    CHECK(!p.torn && p.damage_count == 2 && p.events == 8 && p.last_seq == 10);
+    CHECK(p.damage[0].offset == offs[2] && p.damage[0].bytes == offs[3] - offs[2]);
+    CHECK(p.damage[1].offset == offs[6] && p.damage[1].bytes == offs[7] - offs[6]);
+    CHECK(sl_repair_action(&p) == SL_REPAIR_REWRITE);
+    /* Records at or past the next segment's name are not this segment's. */
+    sl_repair_plan_buffer(&p, 1, 9, buf, len, DMAX);
+    CHECK(p.last_seq == 8 && p.damage[p.damage_count - 1].offset == offs[8]);
+    /* Nothing intact: the whole file goes to quarantine. */
+    memset(buf + SL_SEGMENT_HEADER_BYTES, 0xee, len - SL_SEGMENT_HEADER_BYTES);
+    sl_repair_plan_buffer(&p, 1, UINT64_MAX, buf, len, DMAX);
+    CHECK(p.events == 0 && sl_repair_action(&p) == SL_REPAIR_QUARANTINE);
 }
 
 static void test_recovery_session_empty_last_segment_removed(void)
@@ -439,10 +538,119 @@ static void test_recovery_session_empty_last_segment_removed(void)
     sl_recovery_session_t rs;
     recover("s2", NULL, &rs);
     CHECK(rs.segments_removed == 1 && file_size("s2", 6) == -1);
+    uint8_t q[64];
+    CHECK(read_quarantine("s2", 6, 0, q, sizeof q) == 20); /* moved, not removed */
     /* Segment 1 is now the last one: its tail is cut too. */
     CHECK(rs.segments_truncated == 1 && file_size("s2", 1) == (int64_t)offs[4]);
     CHECK(sl_segment_index_count(rs.index) == 1 && sl_segment_index_last_seq(rs.index) == 4);
     CHECK(rs.seq_hwm == 6); /* seq 6 was handed out: never reuse it */
+    sl_segment_index_destroy(rs.index);
+    rm_root();
+}
+
+/* Ephemeral seqs leave no record: the reservation mark bounds them, and
+ * only the mark of this incarnation counts. */
+static void put_mark(const char *id, uint64_t epoch, uint64_t reserved)
+{
+    char p[256];
+    path_of(p, sizeof p, id, 0);
+    size_t n = strlen(p);
+    snprintf(p + n, sizeof p - n, "/%s", SL_SEQMARK_NAME);
+    uint8_t b[SL_SEQMARK_BYTES];
+    sl_seqmark_encode(b, epoch, reserved);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0 && write(fd, b, sizeof b) == (ssize_t)sizeof b);
+    close(fd);
+}
+
+static void test_recovery_session_seq_mark_raises_hwm(void)
+{
+    uint8_t b[SL_SEQMARK_BYTES];
+    uint64_t e, r;
+    sl_seqmark_encode(b, 7, 4100);
+    CHECK(sl_seqmark_decode(b, sizeof b, &e, &r) == 0 && e == 7 && r == 4100);
+    b[17] ^= 1;
+    CHECK(sl_seqmark_decode(b, sizeof b, &e, &r) == SL_ECORRUPT);
+    CHECK(sl_seqmark_decode(b, 10, &e, &r) == SL_ECORRUPT);
+    make_root();
+    size_t offs[4];
+    three_segments(offs);
+    put_mark("s1", EPOCH, 4108);
+    sl_recovery_session_t rs;
+    recover("s1", NULL, &rs);
+    CHECK(rs.seq_reserved == 4108 && rs.seq_hwm == 4108);
+    CHECK(sl_segment_index_last_seq(rs.index) == 13);
+    sl_segment_index_destroy(rs.index);
+    put_mark("s1", EPOCH + 1, 9000); /* a deleted incarnation's */
+    recover("s1", NULL, &rs);
+    CHECK(rs.seq_reserved == 0 && rs.seq_hwm == 13);
+    sl_segment_index_destroy(rs.index);
+    /* Only ephemeral events so far: no segment, the mark gives the epoch. */
+    mk_session("s3");
+    put_mark("s3", 99, 4096);
+    recover("s3", NULL, &rs);
+    CHECK(rs.epoch == 99 && rs.seq_hwm == 4096 && sl_segment_index_count(rs.index) == 0);
+    sl_segment_index_destroy(rs.index);
+    rm_root();
+}
+
+/* A second incident at the same offset gets its own quarantine file: no
+ * earlier one is overwritten. */
+static void test_recovery_quarantine_never_overwritten(void)
+{
+    make_root();
+    size_t offs[4];
+    size_t len = three_segments(offs);
+    buf[offs[1] + 20] ^= 0x80; /* seq 12 */
+    put_file("s1", 11, buf, len);
+    sl_recovery_session_t rs;
+    recover("s1", NULL, &rs);
+    sl_segment_index_destroy(rs.index);
+    uint8_t first[128], again[128];
+    int64_t n1 = read_quarantine("s1", 11, offs[1], first, sizeof first);
+    CHECK(n1 == (int64_t)(offs[2] - offs[1]));
+    /* Seq 13 now sits at that offset; damage it too. */
+    char p[256];
+    path_of(p, sizeof p, "s1", 11);
+    int fd = open(p, O_RDWR);
+    uint8_t b;
+    CHECK(pread(fd, &b, 1, (off_t)offs[1] + 20) == 1);
+    b ^= 0x80;
+    CHECK(pwrite(fd, &b, 1, (off_t)offs[1] + 20) == 1);
+    close(fd);
+    recover("s1", NULL, &rs);
+    CHECK(rs.segments_damaged == 1 && sl_segment_index_last_seq(rs.index) == 11);
+    sl_segment_index_destroy(rs.index);
+    CHECK(read_quarantine("s1", 11, offs[1], again, sizeof again) == n1);
+    CHECK(memcmp(first, again, (size_t)n1) == 0); /* the first one is intact */
+    char q[512], name[SL_REPAIR_NAME_MAX + 1];
+    sl_repair_quarantine_name(name, sizeof name, 11, offs[1]);
+    path_of(p, sizeof p, "s1", 0);
+    snprintf(q, sizeof q, "%s/%s.1", p, name);
+    struct stat st;
+    CHECK(stat(q, &st) == 0 && st.st_size > 0);
+    rm_root();
+}
+
+/* A damaged (not torn) last record was written, so its seq may have been
+ * read: the counter resumes above it. A torn one was never whole. */
+static void test_recovery_session_damaged_last_record_seq_not_reused(void)
+{
+    make_root();
+    size_t offs[4];
+    size_t len = three_segments(offs);
+    buf[len - 2] ^= 0x01; /* inside seq 13's data */
+    put_file("s1", 11, buf, len);
+    sl_recovery_session_t rs;
+    recover("s1", NULL, &rs);
+    CHECK(sl_segment_index_last_seq(rs.index) == 12 && rs.seq_hwm >= 13);
+    sl_segment_index_destroy(rs.index);
+    rm_root();
+    make_root();
+    len = three_segments(offs);
+    put_file("s1", 11, buf, len - 2); /* torn seq 13 */
+    recover("s1", NULL, &rs);
+    CHECK(sl_segment_index_last_seq(rs.index) == 12 && rs.seq_hwm == 12);
     sl_segment_index_destroy(rs.index);
     rm_root();
 }
@@ -718,9 +926,14 @@ int main(void)
     test_recovery_truncate_file_and_log_line();
     test_recovery_scan_fd_large_file_in_chunks();
     test_recovery_session_without_manifest_scans_and_truncates();
-    test_recovery_session_bit_flip_in_middle_segment_kept();
-    test_recovery_session_bit_flip_in_last_segment_truncates();
+    test_recovery_plan_resync_and_torn_tail();
+    test_recovery_session_bit_flip_in_middle_segment_resyncs();
+    test_recovery_session_bit_flip_in_last_segment_keeps_later_records();
+    test_recovery_session_damaged_header_or_first_record_keeps_rest();
     test_recovery_session_empty_last_segment_removed();
+    test_recovery_session_seq_mark_raises_hwm();
+    test_recovery_quarantine_never_overwritten();
+    test_recovery_session_damaged_last_record_seq_not_reused();
     test_recovery_session_clean_entry_opens_no_file();
     test_recovery_session_dirty_entry_scans_only_changed();
     test_recovery_session_stale_entry_ignored();

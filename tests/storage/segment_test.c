@@ -493,7 +493,7 @@ static int count_cb(const sl_record_view_t *rec, void *ctx)
     return 0;
 }
 
-static void test_segment_cursor_reports_corruption(void)
+static void test_segment_cursor_resyncs_past_corruption(void)
 {
     disk_t d = {0};
     sl_segment_index_t *ix = build_log(&d, 50, 0);
@@ -508,10 +508,20 @@ static void test_segment_cursor_reports_corruption(void)
     sl_segment_cursor_init(&c, 1);
     CHECK(sl_segment_cursor_plan(&c, ix, 1u << 16, &rd) == 0);
     int n = 0;
+    /* Every record but 20: the reader does not stop at the damage. */
     CHECK(sl_segment_cursor_consume(&c, ix, &rd, d.data[0] + rd.offset, rd.len, count_cb, &n) ==
-          SL_ECORRUPT);
-    CHECK(n == 19);
-    CHECK(c.next_seq == 20); /* stays after the last good record */
+          49);
+    CHECK(n == 49 && c.next_seq == 51);
+    CHECK(sl_segment_index_damage_skips(ix) == 1);
+    CHECK(sl_segment_cursor_plan(&c, ix, 1u << 16, &rd) == SL_EAGAIN);
+    /* Damage in the last record: the cursor moves past the segment. */
+    sl_segment_cursor_init(&c, 45);
+    p[d.len[0] - 1] ^= 0x01;
+    CHECK(sl_segment_cursor_plan(&c, ix, 1u << 16, &rd) == 0);
+    n = 0;
+    CHECK(sl_segment_cursor_consume(&c, ix, &rd, d.data[0] + rd.offset, rd.len, count_cb, &n) == 5);
+    CHECK(c.next_seq == 51);
+    CHECK(sl_segment_cursor_plan(&c, ix, 1u << 16, &rd) == SL_EAGAIN);
     sl_segment_index_destroy(ix);
     disk_free(&d);
 }
@@ -841,7 +851,7 @@ int main(void)
     test_segment_sparse_index_shortens_reads();
     test_segment_sparse_index_is_bounded();
     test_segment_cursor_stops_when_callback_says();
-    test_segment_cursor_reports_corruption();
+    test_segment_cursor_resyncs_past_corruption();
     test_segment_cursor_rereads_cut_record();
     test_segment_drop_first_keeps_totals();
     test_segment_drop_first_waits_for_commits();
