@@ -490,10 +490,10 @@ class Sub:
             self.inc_seen = inc
             if self.tracked and inc != self.inc_at_send:
                 error("%s: first event from incarnation %d" % (self.desc(), inc))
-        if not self.events and isinstance(self.from_mode, int) and seq != self.from_mode:
-            error("%s: first event is seq %d" % (self.desc(), seq))
         elif inc != self.inc_seen:
             error("%s: events of incarnations %d and %d on one stream" % (self.desc(), self.inc_seen, inc))
+        if not self.events and isinstance(self.from_mode, int) and seq != self.from_mode:
+            error("%s: first event is seq %d" % (self.desc(), seq))
         if self.events and seq != self.events[-1][0] + 1:
             error("%s: seq %d after %d (hole, repeat or reorder)" % (self.desc(), seq, self.events[-1][0]))
         self.events.append((seq, inc, idx))
