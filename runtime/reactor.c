@@ -718,9 +718,17 @@ static int enable_ring(sl_reactor_t *r)
     return rc < 0 ? -errno : 0;
 }
 
+/* The reactor whose thread this is (NULL on other threads). */
+static _Thread_local sl_reactor_t *tl_self;
+
+sl_reactor_t *sl_reactor_self(void) { return tl_self; }
+
+struct sl_sched *sl_reactor_sched(const sl_reactor_t *r) { return r->sched; }
+
 static void *reactor_main(void *arg)
 {
     sl_reactor_t *r = arg;
+    tl_self = r;
     char name[16];
     snprintf(name, sizeof name, "sl-reactor-%u", r->index % 1000);
     pthread_setname_np(pthread_self(), name);

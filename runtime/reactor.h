@@ -132,9 +132,16 @@ struct sl_sched;
 /* Makes this reactor's thread the host of an inline scheduler (one with
  * no worker threads): every tick it runs up to SL_REACTOR_INLINE_RUNS
  * runnable actors, and it sleeps only when none is runnable. Before start.
- * With one reactor and one core, actor hand-offs become function calls
- * instead of thread wake-ups. */
+ * Thread-per-core: each reactor hosts its own scheduler, so a hand-off
+ * between actors of one reactor is a queue push run in the same loop turn,
+ * and a send to another reactor's actor writes that reactor's eventfd only
+ * when it is about to sleep (at most once per sleep). */
 void sl_reactor_host_sched(sl_reactor_t *r, struct sl_sched *s);
+/* The scheduler r hosts, or NULL (actors run on a worker pool). Any thread. */
+struct sl_sched *sl_reactor_sched(const sl_reactor_t *r);
+/* The reactor whose thread calls this, or NULL on any other thread (main,
+ * workers). An actor of an inline scheduler learns its reactor this way. */
+sl_reactor_t *sl_reactor_self(void);
 /* Adds a multishot accept on listen_fd (borrowed; the caller closes it after
  * sl_reactor_stop). cb runs on the reactor thread. Before or after start. */
 int sl_reactor_listen(sl_reactor_t *r, int listen_fd, sl_accept_cb cb, void *ctx);
