@@ -346,7 +346,8 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
     c->drain_msg = (sl_msg_t){.kind = MSG_DRAIN, .mclass = SL_MSG_CONTROL};
     c->abort_msg = (sl_msg_t){.kind = MSG_ABORT, .mclass = SL_MSG_CONTROL};
     format_peer(fd, c->peer, sizeof c->peer);
-    sl_actor_init(&c->a, srv->sched, "conn", srv->cfg.mailbox_capacity, behavior, destroy);
+    /* Thread-per-core: the actor lives on the reactor that accepted it. */
+    sl_actor_init(&c->a, sl_server_sched_of(srv, r), "conn", srv->cfg.mailbox_capacity, behavior, destroy);
     c->reap_msg = (sl_msg_t){.kind = MSG_REAP, .mclass = SL_MSG_CONTROL};
     sl_conn__guard_init(c);
     atomic_fetch_add_explicit(&ctr->connections_open, 1, memory_order_relaxed);
