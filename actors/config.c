@@ -156,6 +156,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"log-level", SL_FLAG_ENUM, "info", "debug|info|warn|error", &c->log_level, 0, 0, "debug|info|warn|error"},
         {"reactors", SL_FLAG_U32, reactors_def, "io_uring reactor threads (default: usable cores: CPU affinity, capped by a cgroup CPU quota)", &c->reactors, 1, SL_REACTORS_MAX, NULL},
         {"workers", SL_FLAG_U32, "0", "0: thread-per-core, each reactor runs the actors of its connections and sessions between its I/O rounds; N: a shared pool of N actor threads (for CPU-heavy actor work that would stall a reactor's I/O)", &c->workers, 0, SL_WORKERS_MAX, NULL},
+        {"reactor-linger", SL_FLAG_SECONDS, "0", "a reactor that fell asleep less than this ago gathers the peers' data that arrives until then and handles it in one wake-up: fewer wake-ups at steady event rates, but up to this much latency per round trip for peers that wait on answers (0: off; needs Linux 6.12+)", &c->reactor_linger_ns, 0, SL_REACTOR_BATCH_WAIT_NS_MAX, NULL},
         {"shutdown-grace", SL_FLAG_SECONDS, "10", "seconds to finish in-flight work on SIGTERM", &c->shutdown_grace_ns, 0, 3600 * SEC, NULL},
         {"max-connections", SL_FLAG_U32, "10000", "open connections; excess are accepted and closed", &c->max_connections, 1, 1000000, NULL},
         {"max-header-bytes", SL_FLAG_BYTES, "16k", "request header bytes (431 beyond)", &c->max_header_bytes, 1024, 1 * MIB, NULL},

@@ -293,6 +293,7 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
         .recv_buffers = cfg->recv_buffers,
         .recv_buffer_bytes = SL_RECV_BUFFER_BYTES,
         .lag_probe_ns = 10 * SL_NS_PER_MS,
+        .batch_wait_ns = cfg->reactor_linger_ns,
     };
     for (uint32_t i = 0; i < srv->nreactors; i++) {
         if ((rc = sl_reactor_create(&rcfg, i, &srv->reactors[i])) != 0) {
