@@ -326,7 +326,11 @@ static bool run_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
 {
     int rc = append_pub(s, p, done);
     if (rc == SL_EFULL) {
-        sl_actor_notify(&s->a, NOTIFY_FLUSH); /* write the full buffers */
+        /* Write the full buffers. While a journal op is away its
+         * completion drives again: a notify now would only spin this
+         * actor (on a reactor thread, ahead of the completion it waits on). */
+        if (!s->j || sl_journal_inflight(s->j) == 0)
+            sl_actor_notify(&s->a, NOTIFY_FLUSH);
         return false;
     }
     if (p->last_seq) {
