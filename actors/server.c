@@ -59,8 +59,32 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
     return v <= 65535 ? 0 : -1;
 }
 
-static int bind_one(const struct addrinfo *ai, bool reuseport)
+/* SO_REUSEPORT lets any process of this user join a port that is already
+ * served (and share its connections). So before the first socket of a port
+ * a plain bind checks that nobody holds it: a port in use stays an error,
+ * as with a single reactor. */
+static int port_free(const struct addrinfo *ai)
 {
+    const struct sockaddr_in *sa = (const struct sockaddr_in *)(const void *)ai->ai_addr;
+    if (sa->sin_port == 0) /* both families keep the port here; 0 picks a free one */
+        return 0;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+static int bind_one(const struct addrinfo *ai, bool reuseport, bool first)
+{
+    if (reuseport && first) {
+        int rc = port_free(ai);
+        if (rc != 0)
+            return rc;
+    }
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
         return -errno;
@@ -114,7 +138,7 @@ static int open_listeners(sl_server_t *srv)
                      gai_strerror(gai));
             return SL_EINVAL;
         }
-        int fd = bind_one(res, srv->nreactors > 1);
+        int fd = bind_one(res, srv->nreactors > 1, i == 0);
         freeaddrinfo(res);
         if (fd < 0) {
             sl_error("cannot listen", "listen=%s error=\"%s\"", srv->cfg.listen, sl_strerror(fd));
@@ -155,7 +179,7 @@ static int bind_unix(const char *path)
     return fd;
 }
 
-static int bind_tcp(const char *addr, bool reuseport, char *bound, size_t n)
+static int bind_tcp(const char *addr, bool reuseport, bool first, char *bound, size_t n)
 {
     char host[256], port[32];
     if (split_addr(addr, host, sizeof host, port, sizeof port) != 0)
@@ -164,7 +188,7 @@ static int bind_tcp(const char *addr, bool reuseport, char *bound, size_t n)
     struct addrinfo *res = NULL;
     if (getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0)
         return SL_EINVAL;
-    int fd = bind_one(res, reuseport);
+    int fd = bind_one(res, reuseport, first);
     freeaddrinfo(res);
     if (fd >= 0)
         format_bound(fd, bound, n);
@@ -178,7 +202,7 @@ static int bind_tcp_more(sl_server_t *srv, sl_rpc_listener_t *l)
 {
     char scratch[128];
     for (uint32_t k = 1; k < srv->nreactors; k++) {
-        int fd = bind_tcp(l->addr, true, scratch, sizeof scratch);
+        int fd = bind_tcp(l->addr, true, false, scratch, sizeof scratch);
         if (fd < 0)
             return fd;
         l->more_fds[k] = fd;
@@ -200,7 +224,7 @@ static int open_rpc_listeners(sl_server_t *srv)
             fd = bind_unix(addr + 5);
             snprintf(l->addr, sizeof l->addr, "%s", addr);
         } else {
-            fd = bind_tcp(addr, srv->nreactors > 1, l->addr, sizeof l->addr);
+            fd = bind_tcp(addr, srv->nreactors > 1, true, l->addr, sizeof l->addr);
         }
         if (fd < 0) {
             sl_error("cannot listen for RPC", "rpc_listen=%s error=\"%s\" hint=HOST:PORT|unix:PATH",
