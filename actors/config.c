@@ -5,6 +5,7 @@
 #include "actors/config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -138,12 +139,84 @@ static int config_check_rpc_unix(sl_config_t *c, char *err, size_t n)
     return 0;
 }
 
+/* ceil(quota / period) from one cgroup v2 cpu.max file ("max 100000" or
+ * "200000 100000"); 0 when absent or unlimited. */
+static long cpu_max_cores(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char q[32] = "";
+    long period = 0, quota = 0;
+    if (fscanf(f, "%31s %ld", q, &period) == 2 && strcmp(q, "max") != 0)
+        quota = strtol(q, NULL, 10);
+    fclose(f);
+    return quota > 0 && period > 0 ? (quota + period - 1) / period : 0;
+}
+
+/* The tightest CPU quota, as cores, on this process's cgroup v2 path and
+ * its ancestors, or the v1 cfs files; 0 when there is none. */
+static long cgroup_quota_cores(void)
+{
+    char rel[600] = "", path[640];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (f) {
+        char line[600];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "0::", 3) == 0)
+                snprintf(rel, sizeof rel, "%s", line + 3);
+        fclose(f);
+    }
+    rel[strcspn(rel, "\n")] = '\0';
+    long best = 0;
+    for (;;) { /* the process's own cgroup, then each parent up to the root */
+        snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", strcmp(rel, "/") ? rel : "");
+        long q = cpu_max_cores(path);
+        if (q > 0 && (best == 0 || q < best))
+            best = q;
+        char *slash = strrchr(rel, '/');
+        if (!slash || slash == rel)
+            break;
+        *slash = '\0';
+    }
+    if (best == 0) /* namespaced view: the own cgroup is mounted as the root */
+        best = cpu_max_cores("/sys/fs/cgroup/cpu.max");
+    long quota = -1, period = 0;
+    if (best == 0 && (f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r")) != NULL) {
+        if (fscanf(f, "%ld", &quota) != 1)
+            quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r")) != NULL) {
+            if (fscanf(f, "%ld", &period) != 1)
+                period = 0;
+            fclose(f);
+        }
+        if (quota > 0 && period > 0)
+            best = (quota + period - 1) / period;
+    }
+    return best;
+}
+
+/* Cores this process may really use: its CPU affinity mask, further
+ * limited by a cgroup CPU quota (containers), at least 1. */
+static long usable_cores(void)
+{
+    cpu_set_t set;
+    long cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                              : sysconf(_SC_NPROCESSORS_ONLN);
+    long quota = cgroup_quota_cores();
+    if (quota > 0 && quota < cores)
+        cores = quota;
+    return cores < 1 ? 1 : cores;
+}
+
 int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
-    static char workers_def[16];
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    snprintf(workers_def, sizeof workers_def, "%ld", cores < 1 ? 1 : (cores > 64 ? 64 : cores));
+    static char reactors_def[24];
+    long cores = usable_cores();
+    snprintf(reactors_def, sizeof reactors_def, "%ld",
+             cores > SL_REACTORS_MAX ? (long)SL_REACTORS_MAX : cores);
     const sl_flag_t flags[] = {
         {"listen", SL_FLAG_STRING, "127.0.0.1:8080", "HTTP listen address HOST:PORT (port 0 picks a free port)", &c->listen, 0, 0, NULL},
         {"rpc-listen", SL_FLAG_LIST, NULL, "msgpack-RPC listen address HOST:PORT or unix:PATH (repeatable; env: comma-separated; none: RPC off)", &c->rpc_listen, 0, 0, NULL},
@@ -153,8 +226,9 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"data-dir", SL_FLAG_STRING, "./sluice-data", "directory for session logs (created if missing)", &c->data_dir, 0, 0, NULL},
         {"ready-file", SL_FLAG_STRING, NULL, "write http=HOST:PORT here once accepting", &c->ready_file, 0, 0, NULL},
         {"log-level", SL_FLAG_ENUM, "info", "debug|info|warn|error", &c->log_level, 0, 0, "debug|info|warn|error"},
-        {"reactors", SL_FLAG_U32, "1", "io_uring reactor threads", &c->reactors, 1, SL_REACTORS_MAX, NULL},
-        {"workers", SL_FLAG_U32, workers_def, "actor worker threads (default: cores); 0 runs actors on the reactor thread (needs --reactors 1; for one core)", &c->workers, 0, SL_WORKERS_MAX, NULL},
+        {"reactors", SL_FLAG_U32, reactors_def, "io_uring reactor threads (default: usable cores: CPU affinity, capped by a cgroup CPU quota)", &c->reactors, 1, SL_REACTORS_MAX, NULL},
+        {"workers", SL_FLAG_U32, "0", "0: thread-per-core, each reactor runs the actors of its connections and sessions between its I/O rounds; N: a shared pool of N actor threads (for CPU-heavy actor work that would stall a reactor's I/O)", &c->workers, 0, SL_WORKERS_MAX, NULL},
+        {"reactor-linger", SL_FLAG_SECONDS, "0", "a reactor that fell asleep less than this ago gathers the peers' data that arrives until then and handles it in one wake-up: fewer wake-ups at steady event rates, but up to this much latency per round trip for peers that wait on answers (0: off; needs Linux 6.12+)", &c->reactor_linger_ns, 0, SL_REACTOR_BATCH_WAIT_NS_MAX, NULL},
         {"shutdown-grace", SL_FLAG_SECONDS, "10", "seconds to finish in-flight work on SIGTERM", &c->shutdown_grace_ns, 0, 3600 * SEC, NULL},
         {"max-connections", SL_FLAG_U32, "10000", "open connections; excess are accepted and closed", &c->max_connections, 1, 1000000, NULL},
         {"max-header-bytes", SL_FLAG_BYTES, "16k", "request header bytes (431 beyond)", &c->max_header_bytes, 1024, 1 * MIB, NULL},
@@ -211,10 +285,6 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         return -1;
     if (config_check_rpc_unix(c, err, n) != 0)
         return -1;
-    if (c->workers == 0 && c->reactors != 1) {
-        snprintf(err, n, "--workers 0 (actors on the reactor thread) needs --reactors 1");
-        return -1;
-    }
     if ((c->recv_buffers & (c->recv_buffers - 1)) != 0) {
         snprintf(err, n, "--recv-buffers: expected a power of two, got %u", c->recv_buffers);
         return -1;

@@ -23,6 +23,7 @@ typedef struct sl_config {
     const char *log_level;
     uint32_t reactors;
     uint32_t workers;
+    uint64_t reactor_linger_ns;    /* idle reactors gather completions this long */
     uint64_t shutdown_grace_ns;
     uint32_t max_connections;      /* policy at bound: accept, then close at once; counted */
     uint64_t max_header_bytes;     /* policy: 431 */

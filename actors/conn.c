@@ -338,18 +338,24 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
 {
     sl_server_counters_t *ctr = &srv->counters;
     atomic_fetch_add_explicit(&ctr->accepted, 1, memory_order_relaxed);
+    /* Every reactor accepts: the seat is taken with one CAS so that two of
+     * them never both fill the last one. */
     uint64_t open = atomic_load_explicit(&ctr->connections_open, memory_order_relaxed);
-    if (open >= srv->cfg.max_connections || atomic_load(&srv->draining)) {
-        /* Policy at --max-connections: accept and close at once (the
-         * client sees a clean close instead of a SYN backlog stall). */
-        atomic_fetch_add_explicit(&ctr->rejected_max_connections, 1, memory_order_relaxed);
-        close(fd);
-        return;
-    }
+    do {
+        if (open >= srv->cfg.max_connections || atomic_load(&srv->draining)) {
+            /* Policy at --max-connections: accept and close at once (the
+             * client sees a clean close instead of a SYN backlog stall). */
+            atomic_fetch_add_explicit(&ctr->rejected_max_connections, 1, memory_order_relaxed);
+            close(fd);
+            return;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&ctr->connections_open, &open, open + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
     /* Policy at --max-connections-per-ip: the same as above, per address
      * (counted and logged inside). */
     sl_conn_ip_t ip;
     if (sl_conn__ip_admit(srv, fd, &ip) != 0) {
+        atomic_fetch_sub_explicit(&ctr->connections_open, 1, memory_order_relaxed);
         close(fd);
         return;
     }
@@ -358,6 +364,7 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
         sl_conn__ip_release(&ip);
         free(c);
         close(fd);
+        atomic_fetch_sub_explicit(&ctr->connections_open, 1, memory_order_relaxed);
         return;
     }
     c->ip = ip;
@@ -377,17 +384,18 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
         sl_outq_deinit(&c->outq);
         free(c);
         close(fd);
+        atomic_fetch_sub_explicit(&ctr->connections_open, 1, memory_order_relaxed);
         return;
     }
     c->accepted_ns = c->last_activity_ns = sl_clock_now_ns();
     c->drain_msg = (sl_msg_t){.kind = MSG_DRAIN, .mclass = SL_MSG_CONTROL};
     c->abort_msg = (sl_msg_t){.kind = MSG_ABORT, .mclass = SL_MSG_CONTROL};
     format_peer(fd, c->peer, sizeof c->peer);
-    sl_actor_init(&c->a, srv->sched, "conn", srv->cfg.mailbox_capacity, behavior, destroy);
+    /* Thread-per-core: the actor lives on the reactor that accepted it. */
+    sl_actor_init(&c->a, sl_server_sched_of(srv, r), "conn", srv->cfg.mailbox_capacity, behavior, destroy);
     c->reap_msg = (sl_msg_t){.kind = MSG_REAP, .mclass = SL_MSG_CONTROL};
     sl_conn__guard_init(c);
-    atomic_fetch_add_explicit(&ctr->connections_open, 1, memory_order_relaxed);
-    c->counted_open = true;
+    c->counted_open = true; /* the seat taken above */
     /* No completion can be posted while this reactor thread is inside the
      * accept callback, so the actor cannot run before we return; joining
      * the registry last means no drain message races these writes. */

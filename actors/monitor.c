@@ -39,6 +39,7 @@ typedef struct reactor_view {
     sl_reactor_stats_t st;
     uint64_t lag_recent_ns, lag_max_ns;
     window_max_t win;
+    sl_sched_stats_t sched; /* the scheduler it hosts (thread-per-core) */
 } reactor_view_t;
 
 struct sl_monitor {
@@ -92,6 +93,35 @@ static uint64_t count_fds(void)
     return n > 0 ? n - 1 : 0; /* minus the DIR's own fd */
 }
 
+/* Sums the schedulers (one per reactor, or the one worker pool) into
+ * m->sched: counts add up, high-water marks take the maximum. */
+static void sched_sample(sl_monitor_t *m)
+{
+    sl_server_t *srv = m->srv;
+    sl_sched_stats_t *a = &m->sched;
+    memset(a, 0, sizeof *a);
+    for (uint32_t i = 0; i < srv->nscheds; i++) {
+        sl_sched_stats_t one;
+        sl_sched_stats(srv->scheds[i], &one);
+        if (srv->nscheds == srv->nreactors && srv->cfg.workers == 0)
+            m->reactors[i].sched = one;
+        a->workers += one.workers;
+        a->runs += one.runs;
+        a->messages += one.messages;
+        a->lag_ns_max = one.lag_ns_max > a->lag_ns_max ? one.lag_ns_max : a->lag_ns_max;
+        a->lag_ns_recent =
+            one.lag_ns_recent > a->lag_ns_recent ? one.lag_ns_recent : a->lag_ns_recent;
+        a->mailbox_depth_max = one.mailbox_depth_max > a->mailbox_depth_max
+                                   ? one.mailbox_depth_max
+                                   : a->mailbox_depth_max;
+        for (int k = 0; k < SL_MSG_CLASS_COUNT; k++)
+            a->refused[k] += one.refused[k];
+        a->notify_coalesced += one.notify_coalesced;
+        a->actors_live += one.actors_live;
+        a->runq_stalls += one.runq_stalls;
+    }
+}
+
 static void sample(sl_monitor_t *m)
 {
     sl_server_t *srv = m->srv;
@@ -104,7 +134,7 @@ static void sample(sl_monitor_t *m)
         v->lag_max_ns = window_push(&v->win, v->lag_recent_ns);
         busy |= v->lag_recent_ns > busy_lag;
     }
-    sl_sched_stats(srv->sched, &m->sched);
+    sched_sample(m);
     m->sched_lag_recent_ns = m->sched.lag_ns_max;
     m->sched_lag_max_ns = window_push(&m->sched_win, m->sched_lag_recent_ns);
     busy |= m->sched_lag_recent_ns > busy_lag;
@@ -143,10 +173,17 @@ static void render_json_reactors(sl_monitor_t *m, sl_chunk_t *c)
             "%s{\"index\":%u,\"loop_lag_ms_max\":%.3f,\"loop_lag_ms_recent\":%.3f,"
             "\"ops_inflight\":%u,\"submitted\":%" PRIu64 ",\"completed\":%" PRIu64
             ",\"enter_calls\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"accepted\":%" PRIu64
-            ",\"recv_buffers_free\":%u,\"recv_starved\":%" PRIu64 "}",
+            ",\"recv_buffers_free\":%u,\"recv_starved\":%" PRIu64,
             i ? "," : "", i, MS(v->lag_max_ns), MS(v->lag_recent_ns), v->st.ops_inflight,
             v->st.submitted, v->st.completed, v->st.enter_calls, v->st.wakeups, v->st.accepted,
             v->st.recv_buffers_free, v->st.recv_starved);
+        if (m->srv->cfg.workers == 0) /* the actors this reactor runs itself */
+            put(c,
+                ",\"actors\":%u,\"actor_runs\":%" PRIu64 ",\"actor_messages\":%" PRIu64
+                ",\"actor_lag_ms_max\":%.3f",
+                v->sched.actors_live, v->sched.runs, v->sched.messages,
+                MS(v->sched.lag_ns_max));
+        put(c, "}");
     }
     put(c, "],");
 }

@@ -60,8 +60,32 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
     return v <= 65535 ? 0 : -1;
 }
 
-static int bind_one(const struct addrinfo *ai, bool reuseport)
+/* SO_REUSEPORT lets any process of this user join a port that is already
+ * served (and share its connections). So before the first socket of a port
+ * a plain bind checks that nobody holds it: a port in use stays an error,
+ * as with a single reactor. */
+static int port_free(const struct addrinfo *ai)
 {
+    const struct sockaddr_in *sa = (const struct sockaddr_in *)(const void *)ai->ai_addr;
+    if (sa->sin_port == 0) /* both families keep the port here; 0 picks a free one */
+        return 0;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+static int bind_one(const struct addrinfo *ai, bool reuseport, bool first)
+{
+    if (reuseport && first) {
+        int rc = port_free(ai);
+        if (rc != 0)
+            return rc;
+    }
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
         return -errno;
@@ -115,7 +139,7 @@ static int open_listeners(sl_server_t *srv)
                      gai_strerror(gai));
             return SL_EINVAL;
         }
-        int fd = bind_one(res, srv->nreactors > 1);
+        int fd = bind_one(res, srv->nreactors > 1, i == 0);
         freeaddrinfo(res);
         if (fd < 0) {
             sl_error("cannot listen", "listen=%s error=\"%s\"", srv->cfg.listen, sl_strerror(fd));
@@ -181,7 +205,7 @@ static int bind_unix(const char *path, uint32_t mode)
     return fd;
 }
 
-static int bind_tcp(const char *addr, char *bound, size_t n)
+static int bind_tcp(const char *addr, bool reuseport, bool first, char *bound, size_t n)
 {
     char host[256], port[32];
     if (split_addr(addr, host, sizeof host, port, sizeof port) != 0)
@@ -190,14 +214,30 @@ static int bind_tcp(const char *addr, char *bound, size_t n)
     struct addrinfo *res = NULL;
     if (getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0)
         return SL_EINVAL;
-    int fd = bind_one(res, false);
+    int fd = bind_one(res, reuseport, first);
     freeaddrinfo(res);
     if (fd >= 0)
         format_bound(fd, bound, n);
     return fd;
 }
 
-/* One socket per --rpc-listen address, each served by one reactor. */
+/* TCP RPC: one more socket per further reactor on the port the first one
+ * got, so SO_REUSEPORT spreads RPC connections as it does HTTP ones (and
+ * with them the sessions they start). */
+static int bind_tcp_more(sl_server_t *srv, sl_rpc_listener_t *l)
+{
+    char scratch[128];
+    for (uint32_t k = 1; k < srv->nreactors; k++) {
+        int fd = bind_tcp(l->addr, true, false, scratch, sizeof scratch);
+        if (fd < 0)
+            return fd;
+        l->more_fds[k] = fd;
+    }
+    return 0;
+}
+
+/* Per --rpc-listen address: a unix socket served by one reactor, or a TCP
+ * port served by every reactor (one socket each). */
 static int open_rpc_listeners(sl_server_t *srv)
 {
     for (uint32_t i = 0; i < srv->cfg.rpc_listen.count; i++) {
@@ -210,7 +250,7 @@ static int open_rpc_listeners(sl_server_t *srv)
             fd = bind_unix(addr + 5, srv->cfg.rpc_socket_mode);
             snprintf(l->addr, sizeof l->addr, "%s", addr);
         } else {
-            fd = bind_tcp(addr, l->addr, sizeof l->addr);
+            fd = bind_tcp(addr, srv->nreactors > 1, true, l->addr, sizeof l->addr);
         }
         if (fd < 0) {
             sl_error("cannot listen for RPC", "rpc_listen=%s error=\"%s\" hint=HOST:PORT|unix:PATH",
@@ -219,6 +259,11 @@ static int open_rpc_listeners(sl_server_t *srv)
         }
         l->fd = fd;
         srv->nrpc = i + 1;
+        if (!l->is_unix && (fd = bind_tcp_more(srv, l)) < 0) {
+            sl_error("cannot listen for RPC", "rpc_listen=%s error=\"%s\"", l->addr,
+                     sl_strerror(fd));
+            return fd;
+        }
     }
     return 0;
 }
@@ -259,8 +304,11 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
     srv->nreactors = cfg->reactors;
     for (uint32_t i = 0; i < SL_REACTORS_MAX; i++)
         srv->listen_fds[i] = -1;
-    for (uint32_t i = 0; i < SL_FLAG_LIST_MAX; i++)
+    for (uint32_t i = 0; i < SL_FLAG_LIST_MAX; i++) {
         srv->rpc[i].fd = -1;
+        for (uint32_t k = 0; k < SL_REACTORS_MAX; k++)
+            srv->rpc[i].more_fds[k] = -1;
+    }
     pthread_mutex_init(&srv->conns_lock, NULL);
     srv->fd_limit = raise_fd_limit();
     sl_budget_set_limit(cfg->memory_limit);
@@ -279,16 +327,24 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
     sl_sched_config_t sc = {
         .workers = cfg->workers,
         .batch = SL_ACTOR_BATCH,
-        /* >= every actor that can exist: connections, sessions, monitor. */
+        /* >= every actor that can exist: connections, sessions, monitor
+         * (per scheduler: every actor might live on one reactor). */
         .runq_capacity = cfg->max_connections + cfg->max_sessions + 1024,
     };
-    if ((rc = sl_sched_create(&sc, &srv->sched)) != 0)
-        return rc;
+    /* --workers 0: thread-per-core, one inline scheduler per reactor;
+     * otherwise one worker pool shared by all reactors. */
+    srv->nscheds = cfg->workers == 0 ? srv->nreactors : 1;
+    for (uint32_t i = 0; i < srv->nscheds; i++) {
+        if ((rc = sl_sched_create(&sc, &srv->scheds[i])) != 0)
+            return rc;
+    }
+    srv->sched = srv->scheds[0];
     sl_reactor_config_t rcfg = {
         .sq_entries = SL_REACTOR_SQ_ENTRIES,
         .recv_buffers = cfg->recv_buffers,
         .recv_buffer_bytes = SL_RECV_BUFFER_BYTES,
         .lag_probe_ns = 10 * SL_NS_PER_MS,
+        .batch_wait_ns = cfg->reactor_linger_ns,
     };
     for (uint32_t i = 0; i < srv->nreactors; i++) {
         if ((rc = sl_reactor_create(&rcfg, i, &srv->reactors[i])) != 0) {
@@ -296,8 +352,9 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
             return rc;
         }
     }
-    if (cfg->workers == 0) /* one thread: actors run between the reactor's I/O rounds */
-        sl_reactor_host_sched(srv->reactors[0], srv->sched);
+    /* Inline: each reactor runs its own actors between its I/O rounds. */
+    for (uint32_t i = 0; cfg->workers == 0 && i < srv->nreactors; i++)
+        sl_reactor_host_sched(srv->reactors[i], srv->scheds[i]);
     sl_watchdog_config_t wcfg = {cfg->watchdog_interval_ns, cfg->dead_peer_grace_ns,
                                  cfg->paused_peer_limit_ns};
     if ((rc = sl_watchdog_create(&wcfg, srv->sched, srv->reactors[0], &srv->watchdog)) != 0)
@@ -337,9 +394,11 @@ static void write_ready_file(const sl_server_t *srv)
 
 int sl_server_start(sl_server_t *srv)
 {
-    int rc = sl_sched_start(srv->sched);
-    if (rc != 0)
-        return rc;
+    int rc = 0;
+    for (uint32_t i = 0; i < srv->nscheds; i++) {
+        if ((rc = sl_sched_start(srv->scheds[i])) != 0)
+            return rc;
+    }
     if ((rc = sl_monitor_create(srv, &srv->monitor)) != 0)
         return rc;
     for (uint32_t i = 0; i < srv->nreactors; i++) {
@@ -355,9 +414,14 @@ int sl_server_start(sl_server_t *srv)
     char rpc[SL_FLAG_LIST_MAX * 130] = "";
     size_t o = 0;
     for (uint32_t i = 0; i < srv->nrpc; i++) {
-        sl_reactor_t *r = srv->reactors[i % srv->nreactors];
-        if ((rc = sl_reactor_listen(r, srv->rpc[i].fd, on_accept_rpc, &srv->rpc[i])) != 0)
+        sl_rpc_listener_t *l = &srv->rpc[i];
+        sl_reactor_t *r = srv->reactors[l->is_unix ? i % srv->nreactors : 0];
+        if ((rc = sl_reactor_listen(r, l->fd, on_accept_rpc, l)) != 0)
             return rc;
+        for (uint32_t k = 1; !l->is_unix && k < srv->nreactors; k++) {
+            if ((rc = sl_reactor_listen(srv->reactors[k], l->more_fds[k], on_accept_rpc, l)) != 0)
+                return rc;
+        }
         o += (size_t)snprintf(rpc + o, sizeof rpc - o, "%s%s", i ? "," : "", srv->rpc[i].addr);
     }
     sl_info("listening", "http=%s rpc=%s reactors=%u workers=%u data_dir=%s pid=%d",
@@ -435,6 +499,23 @@ static void stop_sessions(sl_server_t *srv)
     }
 }
 
+/* Joins the workers, or (inline) finishes what the stopped reactors left
+ * queued, on this thread. A leftover actor of one reactor may still queue
+ * an actor of another, so go round until a whole round runs nothing
+ * (bounded: stopped actors only wind down). */
+static void stop_scheds(sl_server_t *srv)
+{
+    for (uint32_t i = 0; i < srv->nscheds; i++)
+        sl_sched_stop(srv->scheds[i]);
+    for (int round = 0; srv->cfg.workers == 0 && round < 1000; round++) {
+        uint32_t ran = 0;
+        for (uint32_t i = 0; i < srv->nscheds; i++)
+            ran += sl_sched_run_some(srv->scheds[i], 1024);
+        if (ran == 0)
+            break;
+    }
+}
+
 void sl_server_shutdown(sl_server_t *srv)
 {
     uint64_t t0 = sl_clock_now_ns();
@@ -459,7 +540,7 @@ void sl_server_shutdown(sl_server_t *srv)
     sl_monitor_wait_stopped(srv->monitor, 5 * SL_NS_PER_S);
     for (uint32_t i = 0; i < srv->nreactors; i++)
         sl_reactor_stop(srv->reactors[i]);
-    sl_sched_stop(srv->sched);
+    stop_scheds(srv);
     sl_persist_shutdown(srv);
     for (uint32_t i = 0; i < srv->nreactors; i++) {
         sl_reactor_destroy(srv->reactors[i]);
@@ -469,11 +550,16 @@ void sl_server_shutdown(sl_server_t *srv)
     for (uint32_t i = 0; i < srv->nrpc; i++) {
         if (srv->rpc[i].fd >= 0)
             close(srv->rpc[i].fd);
+        for (uint32_t k = 0; k < SL_REACTORS_MAX; k++) {
+            if (srv->rpc[i].more_fds[k] >= 0)
+                close(srv->rpc[i].more_fds[k]);
+        }
         if (srv->rpc[i].is_unix)
             unlink(srv->rpc[i].addr + 5);
     }
     sl_registry_destroy(srv->registry, NULL);
-    sl_sched_destroy(srv->sched);
+    for (uint32_t i = 0; i < srv->nscheds; i++)
+        sl_sched_destroy(srv->scheds[i]);
     sl_watchdog_destroy(srv->watchdog); /* no connection can call it now */
     pthread_mutex_destroy(&srv->conns_lock);
     sl_info("stopped", "clean=%d shutdown_ms=%.1f", clean, (double)(sl_clock_now_ns() - t0) / 1e6);

@@ -63,14 +63,17 @@ typedef struct sl_server_counters {
 /* One msgpack-RPC listening socket (--rpc-listen). */
 typedef struct sl_rpc_listener {
     struct sl_server *srv;
-    int fd;
+    int fd;                       /* served by reactor 0 (TCP) or i % reactors */
+    int more_fds[SL_REACTORS_MAX]; /* TCP: reactor k's socket on the same port, k >= 1 */
     bool is_unix;
     char addr[128];               /* bound HOST:PORT or unix:PATH */
 } sl_rpc_listener_t;
 
 typedef struct sl_server {
     sl_config_t cfg;
-    sl_sched_t *sched;
+    sl_sched_t *sched;            /* reactor 0's (inline) or the worker pool */
+    sl_sched_t *scheds[SL_REACTORS_MAX]; /* inline: one per reactor; pool: [0] only */
+    uint32_t nscheds;
     uint32_t nreactors;
     sl_reactor_t *reactors[SL_REACTORS_MAX];
     int listen_fds[SL_REACTORS_MAX];
@@ -110,6 +113,13 @@ typedef struct sl_server {
  * socket, SL_EINVAL path too long, other -errno from lstat/socket. Any
  * thread; connects once, never blocks. */
 int sl_server_unix_probe(const char *path);
+/* The scheduler of actors bound to reactor r: the one r hosts (thread-per-
+ * core, --workers 0) or the shared worker pool. */
+static inline sl_sched_t *sl_server_sched_of(const sl_server_t *srv, sl_reactor_t *r)
+{
+    sl_sched_t *s = sl_reactor_sched(r);
+    return s ? s : srv->sched;
+}
 
 /* Sets up everything but starts nothing. Returns 0 or a negative error with
  * a logged reason (bad address, bind failure, io_uring unavailable). */

@@ -425,7 +425,11 @@ static bool run_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
 {
     int rc = append_pub(s, p, done);
     if (rc == SL_EFULL) {
-        sl_actor_notify(&s->a, NOTIFY_FLUSH); /* write the full buffers */
+        /* Write the full buffers. While a journal op is away its
+         * completion drives again: a notify now would only spin this
+         * actor (on a reactor thread, ahead of the completion it waits on). */
+        if (!s->j || sl_journal_inflight(s->j) == 0)
+            sl_actor_notify(&s->a, NOTIFY_FLUSH);
         return false;
     }
     if (p->last_seq) {
@@ -1469,6 +1473,21 @@ static sl_journal_t *journal_start(sl_server_t *srv, sl_entry_t *e)
     return j;
 }
 
+/* The reactor a new session lives on (its actor and its journal I/O).
+ * Thread-per-core: the reactor of the connection that starts it, usually
+ * the producer's, so each publish reaches the session and its journal
+ * without a thread hand-off; sessions spread over reactors as connections
+ * do (SO_REUSEPORT). A worker pool or a start from outside any reactor
+ * (the main thread) takes the next reactor in turn. */
+static sl_reactor_t *session_reactor(sl_server_t *srv)
+{
+    sl_reactor_t *self = sl_reactor_self();
+    if (srv->cfg.workers == 0 && self && sl_reactor_index(self) < srv->nreactors &&
+        srv->reactors[sl_reactor_index(self)] == self)
+        return self;
+    return srv->reactors[atomic_fetch_add(&srv->next_reactor, 1) % srv->nreactors];
+}
+
 static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
 {
     sl_session_t *s = calloc(1, sizeof *s);
@@ -1503,10 +1522,10 @@ static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
         s->res_wanted = true;
     }
     s->active_ns = sl_clock_now_ns();
-    s->r = srv->reactors[atomic_fetch_add(&srv->next_reactor, 1) % srv->nreactors];
+    s->r = session_reactor(srv);
     s->delete_msg = (sl_msg_t){.kind = SL_SESSION_MSG_DELETE, .mclass = SL_MSG_CONTROL};
     s->stop_msg = (sl_msg_t){.kind = MSG_STOP, .mclass = SL_MSG_CONTROL};
-    sl_actor_init(&s->a, srv->sched, "session", srv->cfg.mailbox_capacity, behavior, destroy);
+    sl_actor_init(&s->a, sl_server_sched_of(srv, s->r), "session", srv->cfg.mailbox_capacity, behavior, destroy);
     if (srv->cfg.urgent_sessions)
         sl_actor_set_urgent(&s->a); /* publishes are not queued behind fan-out */
     atomic_fetch_add_explicit(&srv->counters.sessions_live, 1, memory_order_relaxed);

@@ -80,6 +80,10 @@ static void store_max32(_Atomic uint32_t *slot, uint32_t v)
 
 /* Puts a runnable actor on the run queue and wakes a sleeper if any. The
  * caller has made a reference available for the queue. */
+/* The inline scheduler whose host is the calling thread (set while it runs
+ * actors in sl_sched_run_some), or NULL. */
+static _Thread_local sl_sched_t *tl_hosting;
+
 static void enqueue(sl_sched_t *s, sl_actor_t *a)
 {
     a->_scheduled_ns = sl_clock_now_ns();
@@ -94,6 +98,11 @@ static void enqueue(sl_sched_t *s, sl_actor_t *a)
         atomic_fetch_add_explicit(&s->runq_stalls, 1, memory_order_relaxed);
         sched_yield();
     }
+    /* A send between two actors of one inline scheduler: the host is this
+     * thread, awake, and re-checks has_ready before it sleeps, so no fence
+     * and no wake-up call (a local hand-off costs a queue push only). */
+    if (s == tl_hosting)
+        return;
     /* Dekker with the sleeper's seq_cst increment then re-check of runq (a
      * spinner re-checks too, after its decrement, before it sleeps). */
     atomic_thread_fence(memory_order_seq_cst);
@@ -205,10 +214,13 @@ uint32_t sl_sched_run_some(sl_sched_t *s, uint32_t max)
 {
     uint32_t n = 0;
     sl_actor_t *a;
+    sl_sched_t *outer = tl_hosting; /* NULL unless a host nests (shutdown drain) */
+    tl_hosting = s;
     while (n < max && (a = pop_any(s)) != NULL) {
         run_actor(s, a);
         n++;
     }
+    tl_hosting = outer;
     return n;
 }
 

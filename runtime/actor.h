@@ -1,5 +1,6 @@
 /*
- * Actors and the scheduler that runs them over --workers threads.
+ * Actors and the scheduler that runs them: on --workers threads, or inline
+ * on a host thread (a reactor: one scheduler per reactor, thread-per-core).
  *
  * An actor is a struct embedding sl_actor_t (first member by convention),
  * a behaviour function and a bounded mailbox. It is scheduled when a push
@@ -86,8 +87,11 @@ int sl_sched_start(sl_sched_t *s);
 void sl_sched_stop(sl_sched_t *s);
 /* Inline mode (workers == 0; before start): no worker threads. The host
  * thread (a reactor) runs actors with sl_sched_run_some; wake(ctx) is
- * called, from any thread, after an actor became runnable, so a sleeping
- * host wakes up. */
+ * called from another thread after an actor became runnable, so a sleeping
+ * host wakes up (the host itself, inside sl_sched_run_some, skips it: it
+ * re-checks sl_sched_has_ready before sleeping). Several inline schedulers,
+ * one per host thread, may send to each other's actors: a send pushes into
+ * the target's mailbox and queues the actor on the target's scheduler. */
 typedef void (*sl_sched_wake_fn)(void *ctx);
 void sl_sched_set_inline(sl_sched_t *s, sl_sched_wake_fn wake, void *ctx);
 /* Runs up to max runnable actors (one batch each) on the calling thread;

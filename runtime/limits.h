@@ -32,6 +32,12 @@
 /* Actor runs an inline-hosting reactor does per tick before it submits and
  * reaps I/O again (bounds how long I/O waits behind actors). */
 #define SL_REACTOR_INLINE_RUNS 256
+/* Reactor: completions that end a batched sleep early (see
+ * sl_reactor_config_t.batch_wait_ns): this many waiting means the reactor
+ * has a full loop turn of work, so waiting longer only adds latency. */
+#define SL_REACTOR_BATCH_WAIT_NR 64
+/* Reactor: longest --reactor-linger (the flag is validated against it). */
+#define SL_REACTOR_BATCH_WAIT_NS_MAX 100000000ull
 /* Reactor: pause before re-arming an accept that failed for lack of
  * resources (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...). Policy at the fd limit:
  * pending connections wait in the kernel backlog; the reactor never spins. */

@@ -30,6 +30,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,11 @@ enum { OP_IDLE = 0, OP_QUEUED = 1, OP_KERNEL = 2, OP_PARKED = 3 };
 
 /* Private kinds of records that travel the request queue. */
 enum { OP_LISTEN = SL_OP_KIND_COUNT, OP_UNLISTEN };
+
+/* io_uring_getevents_arg.min_wait_usec (the old `pad`) is honoured. */
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
+#endif
 
 /* Provided-buffer group id; each reactor has its own ring, so one group. */
 #define BUF_GROUP 0
@@ -128,6 +134,9 @@ struct sl_reactor {
     uint32_t index;
     uint32_t ring_flags;
     bool ring_ok;
+    bool min_wait_ok; /* the kernel batches sleeps (IORING_FEAT_MIN_TIMEOUT) */
+    bool batch_wait_on; /* cfg.batch_wait_ns > 0 and min_wait_ok */
+    uint32_t quick_inflight; /* ops other than recvs and timeouts, not yet posted */
     int efd;
     retq_cell_t *ret;             /* recv_buffers cells */
     struct io_uring_buf_ring *br; /* provided-buffer ring (kernel shared) */
@@ -275,10 +284,20 @@ static void arm_probe(sl_reactor_t *r)
 
 /* ---- completions -------------------------------------------------------- */
 
+/* Ops whose completion is due at once (a write, a send, a close), as
+ * opposed to a recv or a timeout that waits for the outside world. A
+ * batched sleep never delays the former: the next step of a reply waits on
+ * them. */
+static bool op_is_quick(const sl_op_t *op)
+{
+    return op->kind != SL_OP_RECV && op->kind != SL_OP_TIMEOUT;
+}
+
 /* Hands op back to its owner. The op must not be touched afterwards: the
  * owner may reuse or free it as soon as the message is pushed. */
 static void post(sl_reactor_t *r, sl_op_t *op, int32_t res, uint32_t cqe_flags)
 {
+    r->quick_inflight -= op_is_quick(op);
     op->res = res;
     op->cqe_flags = cqe_flags;
     op->_state = OP_IDLE;
@@ -630,6 +649,7 @@ static uint32_t drain_requests(sl_reactor_t *r)
         }
         stat_add64(&r->st.submitted, 1);
         stat_add32(&r->st.inflight, 1);
+        r->quick_inflight += op_is_quick(op);
         start_op(r, op);
     }
     return n;
@@ -689,6 +709,39 @@ static bool may_sleep(sl_reactor_t *r)
     return !work;
 }
 
+/* The idle sleep with batching (cfg.batch_wait_ns): submits what is
+ * queued; then, with only recvs and timeouts outstanding (nothing of ours
+ * due), waits for SL_REACTOR_BATCH_WAIT_NR completions, or for the first
+ * one after batch_wait_ns has passed. The price: a peer that waits on our
+ * answers (a window-limited upload, a request-response chain) is held up
+ * to batch_wait_ns per round trip, so this is off by default. At a steady low rate (a
+ * publish every millisecond) the reactor wakes once per batch_wait_ns for
+ * all that arrived, instead of once per arrival; after a longer quiet spell
+ * the first arrival wakes it at once. The far general timeout is only
+ * there so the kernel turns an empty min-wait into a plain sleep rather
+ * than a wake-up. */
+static int wait_batched(sl_reactor_t *r)
+{
+    if (io_uring_sq_ready(&r->ring) > 0) {
+        int rc = io_uring_submit(&r->ring);
+        stat_add64(&r->st.enter_calls, 1);
+        if (rc < 0 || io_uring_cq_ready(&r->ring) > 0)
+            return rc; /* some completed inline: reap them first */
+    }
+    if (r->quick_inflight > 0) /* a reply's next step is due: no batching */
+        return io_uring_submit_and_wait(&r->ring, 1);
+    struct __kernel_timespec far = {.tv_sec = 3600, .tv_nsec = 0};
+    struct io_uring_getevents_arg arg = {
+        .sigmask = 0,
+        .sigmask_sz = _NSIG / 8,
+        .pad = (uint32_t)(r->cfg.batch_wait_ns / 1000), /* min_wait_usec */
+        .ts = (uint64_t)(uintptr_t)&far,
+    };
+    long rc = syscall(__NR_io_uring_enter, r->ring.ring_fd, 0, SL_REACTOR_BATCH_WAIT_NR,
+                      IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof arg);
+    return rc < 0 ? -errno : (int)rc;
+}
+
 static void reactor_tick(sl_reactor_t *r)
 {
     stat_add64(&r->st.iterations, 1);
@@ -700,8 +753,9 @@ static void reactor_tick(sl_reactor_t *r)
         resume_parked(r);
     bool wait = drained < SL_REACTOR_DRAIN_MAX && io_uring_cq_ready(&r->ring) == 0 &&
                 (!r->sched || !sl_sched_has_ready(r->sched)) && may_sleep(r);
-    int rc =
-        wait ? io_uring_submit_and_wait(&r->ring, 1) : io_uring_submit_and_get_events(&r->ring);
+    int rc = !wait                ? io_uring_submit_and_get_events(&r->ring)
+             : r->batch_wait_on ? wait_batched(r)
+                                : io_uring_submit_and_wait(&r->ring, 1);
     stat_add64(&r->st.enter_calls, 1);
     if (wait) /* relaxed: a stale 1 costs at most one spurious eventfd write */
         atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed);
@@ -718,9 +772,17 @@ static int enable_ring(sl_reactor_t *r)
     return rc < 0 ? -errno : 0;
 }
 
+/* The reactor whose thread this is (NULL on other threads). */
+static _Thread_local sl_reactor_t *tl_self;
+
+sl_reactor_t *sl_reactor_self(void) { return tl_self; }
+
+struct sl_sched *sl_reactor_sched(const sl_reactor_t *r) { return r->sched; }
+
 static void *reactor_main(void *arg)
 {
     sl_reactor_t *r = arg;
+    tl_self = r;
     char name[16];
     snprintf(name, sizeof name, "sl-reactor-%u", r->index % 1000);
     pthread_setname_np(pthread_self(), name);
@@ -762,6 +824,8 @@ static int validate(const sl_reactor_config_t *c)
         return SL_EINVAL;
     if (c->recv_buffer_bytes == 0 || c->recv_buffer_bytes > SL_RECV_BUFFER_BYTES_MAX)
         return SL_EINVAL;
+    if (c->batch_wait_ns > SL_REACTOR_BATCH_WAIT_NS_MAX)
+        return SL_EINVAL;
     return 0;
 }
 
@@ -781,8 +845,10 @@ static int ring_init(sl_reactor_t *r)
         memset(&p, 0, sizeof p);
         p.flags = tries[i];
         rc = io_uring_queue_init_params(r->cfg.sq_entries, &r->ring, &p);
-        if (rc == 0)
+        if (rc == 0) {
             r->ring_flags = tries[i];
+            r->min_wait_ok = (p.features & IORING_FEAT_MIN_TIMEOUT) != 0;
+        }
     }
     return rc;
 }
@@ -879,6 +945,7 @@ int sl_reactor_create(const sl_reactor_config_t *cfg, uint32_t index, sl_reactor
         reactor_free(r);
         return rc;
     }
+    r->batch_wait_on = cfg->batch_wait_ns > 0 && r->min_wait_ok;
     *out = r;
     return 0;
 }
@@ -1011,4 +1078,9 @@ void sl_reactor_stats(sl_reactor_t *r, sl_reactor_stats_t *out)
 uint32_t sl_reactor_index(const sl_reactor_t *r)
 {
     return r->index;
+}
+
+uint64_t sl_reactor_batch_wait_ns(const sl_reactor_t *r)
+{
+    return r->batch_wait_on ? r->cfg.batch_wait_ns : 0;
 }

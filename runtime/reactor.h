@@ -102,6 +102,14 @@ typedef struct sl_reactor_config {
     uint32_t recv_buffers;       /* provided buffers (power of two, <= 32768) */
     uint32_t recv_buffer_bytes;  /* size of each provided buffer */
     uint64_t lag_probe_ns;       /* period of the loop-lag probe timer */
+    uint64_t batch_wait_ns;      /* 0: an idle reactor wakes at its first completion.
+                                    > 0: completions that arrive within this
+                                    long after it fell asleep are gathered
+                                    until then (or SL_REACTOR_BATCH_WAIT_NR
+                                    of them) and handled in one wake-up; one
+                                    arriving later wakes it at once. Needs
+                                    the kernel's min-wait (6.12+), else 0.
+                                    <= SL_REACTOR_BATCH_WAIT_NS_MAX. */
 } sl_reactor_config_t;
 
 typedef struct sl_reactor_stats {
@@ -132,9 +140,16 @@ struct sl_sched;
 /* Makes this reactor's thread the host of an inline scheduler (one with
  * no worker threads): every tick it runs up to SL_REACTOR_INLINE_RUNS
  * runnable actors, and it sleeps only when none is runnable. Before start.
- * With one reactor and one core, actor hand-offs become function calls
- * instead of thread wake-ups. */
+ * Thread-per-core: each reactor hosts its own scheduler, so a hand-off
+ * between actors of one reactor is a queue push run in the same loop turn,
+ * and a send to another reactor's actor writes that reactor's eventfd only
+ * when it is about to sleep (at most once per sleep). */
 void sl_reactor_host_sched(sl_reactor_t *r, struct sl_sched *s);
+/* The scheduler r hosts, or NULL (actors run on a worker pool). Any thread. */
+struct sl_sched *sl_reactor_sched(const sl_reactor_t *r);
+/* The reactor whose thread calls this, or NULL on any other thread (main,
+ * workers). An actor of an inline scheduler learns its reactor this way. */
+sl_reactor_t *sl_reactor_self(void);
 /* Adds a multishot accept on listen_fd (borrowed; the caller closes it after
  * sl_reactor_stop). cb runs on the reactor thread. Before or after start. */
 int sl_reactor_listen(sl_reactor_t *r, int listen_fd, sl_accept_cb cb, void *ctx);
@@ -155,6 +170,9 @@ void sl_reactor_buf_return(sl_reactor_t *r, uint16_t buf_id);
 /* Reads and resets windowed stats. Any thread (values are relaxed). */
 void sl_reactor_stats(sl_reactor_t *r, sl_reactor_stats_t *out);
 uint32_t sl_reactor_index(const sl_reactor_t *r);
+/* The batch_wait_ns in effect: the configured one, or 0 when the kernel
+ * cannot batch sleeps. */
+uint64_t sl_reactor_batch_wait_ns(const sl_reactor_t *r);
 
 /* From a delivered completion message back to its op. */
 static inline sl_op_t *sl_op_from_msg(sl_msg_t *m) { return (sl_op_t *)(void *)m; }

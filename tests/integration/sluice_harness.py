@@ -37,6 +37,11 @@ SANITIZER_MARKERS = (
 
 READY_TIMEOUT_S = 20.0   # sanitizer builds start slowly
 STOP_TIMEOUT_S = 20.0
+# SLUICE_* variables of the test's environment that reach sluiced; every
+# other one is dropped so a developer's shell cannot change a test. The
+# thread-mode twins let ctest re-run a test in another mode
+# (tests/CMakeLists.txt: the *_pool variants).
+PASS_ENV = ("SLUICE_SANITIZER", "SLUICE_WORKERS", "SLUICE_REACTORS")
 
 
 class TestFailure(AssertionError):
@@ -153,7 +158,7 @@ class Server:
 
     def start(self):
         env = default_sanitizer_env(dict(os.environ))
-        env = {k: v for k, v in env.items() if not k.startswith("SLUICE_") or k == "SLUICE_SANITIZER"}
+        env = {k: v for k, v in env.items() if not k.startswith("SLUICE_") or k in PASS_ENV}
         env.update(self.extra_env)
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
