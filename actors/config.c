@@ -213,13 +213,10 @@ static long usable_cores(void)
 int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
-    /* Defaults: one reactor beside a worker pool of one thread per usable
-     * core. Thread-per-core (--workers 0, --reactors N) is opt-in until a
-     * stall of an inline reactor's actors seen under ASan is understood. */
-    static char workers_def[24];
+    static char reactors_def[24];
     long cores = usable_cores();
-    snprintf(workers_def, sizeof workers_def, "%ld",
-             cores > SL_WORKERS_MAX ? (long)SL_WORKERS_MAX : cores);
+    snprintf(reactors_def, sizeof reactors_def, "%ld",
+             cores > SL_REACTORS_MAX ? (long)SL_REACTORS_MAX : cores);
     const sl_flag_t flags[] = {
         {"listen", SL_FLAG_STRING, "127.0.0.1:8080", "HTTP listen address HOST:PORT (port 0 picks a free port)", &c->listen, 0, 0, NULL},
         {"rpc-listen", SL_FLAG_LIST, NULL, "msgpack-RPC listen address HOST:PORT or unix:PATH (repeatable; env: comma-separated; none: RPC off)", &c->rpc_listen, 0, 0, NULL},
@@ -229,8 +226,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"data-dir", SL_FLAG_STRING, "./sluice-data", "directory for session logs (created if missing)", &c->data_dir, 0, 0, NULL},
         {"ready-file", SL_FLAG_STRING, NULL, "write http=HOST:PORT here once accepting", &c->ready_file, 0, 0, NULL},
         {"log-level", SL_FLAG_ENUM, "info", "debug|info|warn|error", &c->log_level, 0, 0, "debug|info|warn|error"},
-        {"reactors", SL_FLAG_U32, "1", "io_uring reactor threads (with --workers 0, usually the usable cores)", &c->reactors, 1, SL_REACTORS_MAX, NULL},
-        {"workers", SL_FLAG_U32, workers_def, "default: usable cores (CPU affinity, capped by a cgroup CPU quota); 0: thread-per-core, each reactor runs the actors of its connections and sessions between its I/O rounds; N: a shared pool of N actor threads (for CPU-heavy actor work that would stall a reactor's I/O)", &c->workers, 0, SL_WORKERS_MAX, NULL},
+        {"reactors", SL_FLAG_U32, reactors_def, "io_uring reactor threads (default: usable cores: CPU affinity, capped by a cgroup CPU quota)", &c->reactors, 1, SL_REACTORS_MAX, NULL},
+        {"workers", SL_FLAG_U32, "0", "0: thread-per-core, each reactor runs the actors of its connections and sessions between its I/O rounds; N: a shared pool of N actor threads (for CPU-heavy actor work that would stall a reactor's I/O)", &c->workers, 0, SL_WORKERS_MAX, NULL},
         {"reactor-linger", SL_FLAG_SECONDS, "0", "a reactor that fell asleep less than this ago gathers the peers' data that arrives until then and handles it in one wake-up: fewer wake-ups at steady event rates, but up to this much latency per round trip for peers that wait on answers (0: off; needs Linux 6.12+)", &c->reactor_linger_ns, 0, SL_REACTOR_BATCH_WAIT_NS_MAX, NULL},
         {"shutdown-grace", SL_FLAG_SECONDS, "10", "seconds to finish in-flight work on SIGTERM", &c->shutdown_grace_ns, 0, 3600 * SEC, NULL},
         {"max-connections", SL_FLAG_U32, "10000", "open connections; excess are accepted and closed", &c->max_connections, 1, 1000000, NULL},

@@ -1107,7 +1107,17 @@ static void start_catchup(sl_session_t *s, sl_catchup_t *cu)
     cu->next_seq = cu->from_seq;
     cu->session = s->e->id;
     cu->session_len = s->e->id_len;
-    uint32_t cap = cu->max_bytes < CATCHUP_CHUNK_MIN ? CATCHUP_CHUNK_MIN : cu->max_bytes;
+    /* No bigger than what the whole log could encode to: a subscriber of a
+     * short session does not cost a room-sized (up to 1 MiB) chunk. SSE
+     * and RPC forms stay within twice the data plus SL_CATCHUP_EVENT_OVERHEAD
+     * per event (base64 is 4/3, an event's line-break expansion is bounded
+     * the same way); a short chunk only makes the answer partial. */
+    uint64_t hint = 2 * atomic_load_explicit(&s->e->stats.bytes, memory_order_relaxed) +
+                    SL_CATCHUP_EVENT_OVERHEAD *
+                        (atomic_load_explicit(&s->e->stats.events, memory_order_relaxed) + 2);
+    uint32_t cap = cu->max_bytes < hint ? cu->max_bytes : (uint32_t)hint;
+    if (cap < CATCHUP_CHUNK_MIN)
+        cap = CATCHUP_CHUNK_MIN;
     cu->chunk = sl_chunk_create_as(cap, SL_BUDGET_CATCHUP);
     catchup_job_t *job = cu->chunk ? calloc(1, sizeof *job) : NULL;
     if (!job || !s->j || sl_journal_reader_create(s->j, cu->from_seq, &job->reader) != 0) {

@@ -74,6 +74,12 @@
  * session's log takes to close. */
 #define SL_SESSION_SLOW_HIBERNATE_MS 300
 
+/* Catch-up chunk sizing: bytes per event beyond twice its data that an
+ * encoded event (SSE or RPC, with id, type and framing) or a gap notice
+ * may take. Policy: a chunk sized by it that still proves short only makes
+ * the answer partial; the subscriber asks again. */
+#define SL_CATCHUP_EVENT_OVERHEAD 256
+
 /* Mailboxes: default capacity of NORMAL messages per actor. */
 #define SL_MAILBOX_CAPACITY_DEFAULT 1024
 /* Control and completion records an actor may have outstanding at once
