@@ -67,6 +67,11 @@ def closed_at_once(s, timeout=2.0):
 
 def case_per_ip(srv):
     held = [connect_from(srv, "127.0.0.1") for _ in range(PER_IP)]
+    # Each reactor accepts from its own socket, in its own time: a request
+    # answered on every held connection means all of them were counted.
+    for i, s in enumerate(held):
+        s.sendall(H.build_http1("GET", "/health"))
+        H.check_eq(H.Http1Reader(s).read_response().status, 200, "held connection %d" % i)
     extra = connect_from(srv, "127.0.0.1")
     H.check(closed_at_once(extra), "connection %d from 127.0.0.1 closed at accept" % (PER_IP + 1))
     extra.close()
