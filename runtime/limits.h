@@ -48,6 +48,13 @@
 #define SL_OUTQ_SEGS 1024
 /* iovecs per sendmsg (kernel UIO_MAXIOV is 1024). */
 #define SL_SEND_IOV_MAX 256
+/* Fan-out: longest --fanout-budget (the flag is validated against it). */
+#define SL_FANOUT_BUDGET_NS_MAX 1000000000ull
+/* Fan-out: stream output a connection holds back for the rest of its
+ * --fanout-budget. Policy at the bound: once this much is waiting the
+ * connection sends at once (the batch is large enough that waiting would
+ * save no syscall worth the latency). */
+#define SL_FANOUT_BATCH_BYTES (64u * 1024)
 
 /* Subscriptions: times a connection re-sends SUBSCRIBE when the session
  * actor it reached was hibernating and a successor took over (policy
