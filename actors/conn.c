@@ -86,6 +86,7 @@ static bool fanout_hold(sl_conn_t *c)
     if (now - c->last_send_ns >= budget - budget / 4)
         return false;
     if (!c->fanout_armed) {
+        atomic_fetch_add_explicit(&c->srv->counters.fanout_held, 1, memory_order_relaxed);
         c->fanout_op.kind = SL_OP_TIMEOUT;
         c->fanout_op.timeout_ns = c->last_send_ns + budget - now;
         c->fanout_armed = true;
@@ -113,6 +114,7 @@ static void send_some(sl_conn_t *c)
     c->send_op.flags = 0;
     c->send_armed = true;
     c->last_send_ns = sl_clock_now_ns();
+    atomic_fetch_add_explicit(&c->srv->counters.sends, 1, memory_order_relaxed);
     submit(c, &c->send_op);
     sl_watchdog_sent(c->srv->watchdog, &c->wd); /* unacked output: watch the peer */
 }
