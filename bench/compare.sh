@@ -6,7 +6,7 @@
 # usage: bench/compare.sh [--servers "sluiced node"] [--out DIR] [--build DIR]
 #                         [--server-cpu N] [--load-cpu N] [--] SLUICE-LOAD-FLAGS...
 # e.g.   bench/compare.sh -- --scenario fanout --subscribers 100 --rate 10000 --duration 30
-# SLUICED_FLAGS (default "--workers 1") adds flags to sluiced.
+# SLUICED_FLAGS (default: none, the defaults are measured) adds flags to sluiced.
 #
 # Per server it writes OUT/NAME.json (sluice-load's result), OUT/NAME.txt
 # (its table) and OUT/NAME.png (when gnuplot is installed). Each run is
@@ -55,7 +55,7 @@ start_server() {  # start_server NAME DIR -> sets pid, addr
              # One core for the server: one worker beside the reactor thread.
              # shellcheck disable=SC2086
              (pin "$server_cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" \
-                --ready-file "$ready" --max-connections-per-ip 0 ${SLUICED_FLAGS:---workers 1}) >"$dir/server.log" 2>&1 &
+                --ready-file "$ready" --max-connections-per-ip 0 ${SLUICED_FLAGS:-}) >"$dir/server.log" 2>&1 &
              ;;
     *) echo "compare: unknown server $name" >&2; return 1 ;;
   esac

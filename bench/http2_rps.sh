@@ -7,7 +7,7 @@
 #
 # Usage: bench/http2_rps.sh            (env knobs below)
 #   SLUICED=build/sluiced  N=1000000 C=100 M=10  SHORT_N=100000
-#   SLUICE_FLAGS="--reactors 1 --workers 1"   SERVER_CPU=0 CLIENT_CPU=1
+#   SLUICE_FLAGS="" (extra sluiced flags; the defaults are measured)   SERVER_CPU=0 CLIENT_CPU=1
 # Prints a markdown table for bench/RESULTS.md on stdout; progress on stderr.
 set -eu
 
@@ -16,7 +16,7 @@ N=${N:-1000000}
 C=${C:-100}
 M=${M:-10}
 SHORT_N=${SHORT_N:-100000}
-SLUICE_FLAGS=${SLUICE_FLAGS:---reactors 1 --workers 1}
+SLUICE_FLAGS=${SLUICE_FLAGS:-}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 H2LOAD_TIMEOUT=${H2LOAD_TIMEOUT:-300}

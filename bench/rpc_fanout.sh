@@ -11,7 +11,7 @@
 #
 # Usage: bench/rpc_fanout.sh            (env knobs below)
 #   SLUICED=build/sluiced LOAD=build/tools/sluice-load SUBS="100 1000"
-#   RATE=10000 DURATION=30 DRAIN=10 SLUICE_FLAGS="--workers 1"
+#   RATE=10000 DURATION=30 DRAIN=10 SLUICE_FLAGS=""
 #   SERVER_CPU=0 CLIENT_CPU=1 OUT=bench/out/rpc_fanout-STAMP
 # Prints a markdown table for bench/RESULTS.md on stdout; progress on stderr;
 # raw output (sluice-load JSON and tables, server logs) under OUT.
@@ -24,7 +24,7 @@ RATE=${RATE:-10000}
 DURATION=${DURATION:-30}
 DRAIN=${DRAIN:-10}
 SIZE=64
-SLUICE_FLAGS=${SLUICE_FLAGS:---workers 1}
+SLUICE_FLAGS=${SLUICE_FLAGS:-}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=${OUT:-bench/out/rpc_fanout-$(date +%Y%m%d-%H%M%S)}
