@@ -247,6 +247,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"ring-page-bytes", SL_FLAG_U32, "65536", "ring page size in bytes", &c->ring_page_bytes, 4096, 16 * 1024 * 1024, NULL},
         {"sse-keepalive", SL_FLAG_SECONDS, "15", "send `: keepalive` on SSE streams idle this long", &c->sse_keepalive_ns, SEC / 10, 3600 * SEC, NULL},
         {"fsync", SL_FLAG_ENUM, "batch", "always|batch|never: when event logs are fsynced", &c->fsync, 0, 0, "always|batch|never"},
+        {"fsync-scope", SL_FLAG_ENUM, "auto", "auto|file|fs: what a sync round syncs -- auto: a session's own files, or one syncfs of the data dir's file system shared by every session waiting while another session's round runs (group commit across sessions); file: always the session's own files; fs: always syncfs", &c->fsync_scope, 0, 0, "auto|file|fs"},
         {"fsync-interval", SL_FLAG_SECONDS, "1", "batch: longest written events wait for an fsync nobody asked for (durable publishes sync at once)", &c->fsync_interval_ns, SEC / 10000, 10 * SEC, NULL},
         {"segment-bytes", SL_FLAG_BYTES, "64m", "segment file size before rolling to a new one", &c->segment_bytes, SL_SEGMENT_BYTES_MIN, SL_SEGMENT_BYTES_MAX, NULL},
         {"max-open-files", SL_FLAG_U32, "1024", "open segment files (LRU); openers wait at the bound", &c->max_open_files, 16, SL_OPEN_FILES_MAX, NULL},

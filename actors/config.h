@@ -49,6 +49,7 @@ typedef struct sl_config {
     uint64_t retention_bytes;      /* per-session log bound (0: off); oldest segments go */
     uint64_t retention_age_ns;     /* segments whose newest event is older go (0: off) */
     const char *fsync;             /* always|batch|never */
+    const char *fsync_scope;       /* auto|file|fs */
     uint64_t fsync_interval_ns;    /* batch: longest a write waits for its fsync */
     uint64_t segment_bytes;        /* segment file roll size */
     uint32_t max_open_files;       /* cached segment fds; opener waits at the bound */

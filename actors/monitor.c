@@ -24,6 +24,7 @@
 
 #include "runtime/clock.h"
 #include "runtime/log.h"
+#include "storage/syncer.h"
 
 #define LAG_WINDOWS 40 /* windows kept for the "max" figures (40 x 0.25 s = 10 s) */
 #define RENDER_BYTES_MAX (64 * 1024)
@@ -316,13 +317,15 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         "\"events\":{\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
         ",\"caught_up\":%" PRIu64 ",\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
         "\"storage\":{\"open_files\":%u,\"max_open_files\":%u,\"bytes_written\":%" PRIu64
-        ",\"fsyncs\":%" PRIu64 ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64
+        ",\"fsyncs\":%" PRIu64 ",\"syncfs_rounds\":%" PRIu64 ",\"syncfs_calls\":%" PRIu64
+        ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64
         ",\"damaged_segments\":%" PRIu64 ",\"quarantined_bytes\":%" PRIu64
         ",\"damage_resyncs\":%" PRIu64 ",\"gaps_served\":%" PRIu64 "},"
         "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "},",
         CTR(events_published), CTR(events_delivered), CTR(events_caught_up), CTR(events_gapped),
         CTR(publish_refused), open_files, srv->cfg.max_open_files,
         atomic_load(&srv->journal_bytes_written), atomic_load(&srv->journal_fsyncs),
+        atomic_load(&srv->journal_syncfs_rounds), sl_syncer_syncs(srv->syncer),
         atomic_load(&srv->journal_reads), atomic_load(&srv->journal_failures),
         atomic_load(&srv->storage_damaged_segments), atomic_load(&srv->storage_quarantined_bytes),
         atomic_load(&srv->storage_damage_resyncs), atomic_load(&srv->storage_gaps_served),

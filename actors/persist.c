@@ -27,6 +27,7 @@
 #include "storage/journal.h"
 #include "storage/manifest.h"
 #include "storage/recovery.h"
+#include "storage/syncer.h"
 
 static void on_recovered(const char *id, size_t id_len, const sl_manifest_entry_t *me,
                          sl_recovery_session_t *rs, void *ctx)
@@ -77,6 +78,9 @@ int sl_persist_startup(sl_server_t *srv)
     if (rc != 0)
         return rc;
     pthread_mutex_init(&srv->fdcache_lock, NULL);
+    if (strcmp(cfg->fsync, "never") != 0 && strcmp(cfg->fsync_scope, "file") != 0 &&
+        (rc = sl_syncer_create(&srv->syncer, srv->data_dir_fd)) != 0)
+        return rc;
     int swept = sl_journal_sweep_removed(cfg->data_dir);
     sl_recovery_stats_t rs;
     rc = sl_recovery_data_dir(cfg->data_dir, cfg->segment_bytes, (uint32_t)cfg->max_event_bytes,
@@ -171,6 +175,10 @@ int sl_persist_write_manifest(sl_server_t *srv, bool clean)
 
 void sl_persist_shutdown(sl_server_t *srv)
 {
+    /* Reactors and sessions have stopped: what still waits gets one last
+     * syncfs, and nothing asks again. */
+    sl_syncer_destroy(srv->syncer);
+    srv->syncer = NULL;
     if (srv->data_dir_fd >= 0) {
         sl_persist_write_manifest(srv, true);
         close(srv->data_dir_fd);

@@ -92,8 +92,11 @@ typedef struct sl_server {
     int data_dir_fd;              /* O_DIRECTORY fd of --data-dir (journals' base) */
     struct sl_fdcache *fdcache;   /* segment fds of every journal (--max-open-files) */
     pthread_mutex_t fdcache_lock; /* held around each short fd cache call */
+    struct sl_syncer *syncer;     /* group commit across sessions (syncfs) */
+    _Atomic uint32_t rounds_active; /* journal sync rounds running, all sessions */
     _Atomic uint64_t journal_bytes_written;
     _Atomic uint64_t journal_fsyncs;
+    _Atomic uint64_t journal_syncfs_rounds; /* rounds a shared syncfs served */
     _Atomic uint64_t journal_reads;
     _Atomic uint64_t journal_failures;
     /* Damage (storage/recovery.h): segments found damaged at startup,

@@ -121,6 +121,7 @@ struct sl_session {
     bool ret_armed;
     uint64_t seen_events_removed, seen_payload_removed, seen_segments_removed;
     uint64_t seen_bytes_written, seen_fsyncs; /* journal counters already counted */
+    uint64_t seen_syncfs_rounds;
     uint64_t seen_damage_skips;
     sl_op_t fanout_timer;   /* linger before the next wake-up of subscribers */
     bool fanout_armed, fanout_pending;
@@ -1172,6 +1173,8 @@ static void account_journal(sl_session_t *s)
     stat_add(&s->srv->journal_fsyncs, st.fsyncs - s->seen_fsyncs);
     s->seen_bytes_written = st.bytes_written;
     s->seen_fsyncs = st.fsyncs;
+    stat_add(&s->srv->journal_syncfs_rounds, st.syncfs_rounds - s->seen_syncfs_rounds);
+    s->seen_syncfs_rounds = st.syncfs_rounds;
 
     if (st.segments_removed != s->seen_segments_removed) {
         sl_session_stats_t *ss = &s->e->stats;
@@ -1444,7 +1447,14 @@ static sl_segment_index_t *index_from_segments(const sl_journal_config_t *jc, pe
     return ix;
 }
 
-static sl_journal_t *journal_start(sl_server_t *srv, sl_entry_t *e)
+/* The syncer thread finished a syncfs this session's journal waits on. */
+static void journal_wake(void *ctx)
+{
+    sl_session_t *s = ctx;
+    sl_actor_notify(&s->a, NOTIFY_FLUSH);
+}
+
+static sl_journal_t *journal_start(sl_server_t *srv, sl_session_t *s, sl_entry_t *e)
 {
     const sl_config_t *cfg = &srv->cfg;
     sl_journal_config_t jc = {
@@ -1459,6 +1469,13 @@ static sl_journal_t *journal_start(sl_server_t *srv, sl_entry_t *e)
                  : strcmp(cfg->fsync, "never") == 0 ? SL_JOURNAL_FSYNC_NEVER
                                                     : SL_JOURNAL_FSYNC_BATCH,
         .fsync_interval_ns = cfg->fsync_interval_ns,
+        .syncer = srv->syncer,
+        .rounds_active = &srv->rounds_active,
+        .fsync_scope = strcmp(cfg->fsync_scope, "file") == 0 ? SL_JOURNAL_SCOPE_FILE
+                       : strcmp(cfg->fsync_scope, "fs") == 0 ? SL_JOURNAL_SCOPE_FS
+                                                             : SL_JOURNAL_SCOPE_AUTO,
+        .sync_wake = journal_wake,
+        .sync_wake_ctx = s,
         /* A session deleted and at once published to again: the new
          * incarnation waits for the old folder's removal. */
         .mkdir_wait_ns = (uint64_t)SL_JOURNAL_MKDIR_WAIT_MS * SL_NS_PER_MS,
@@ -1514,7 +1531,7 @@ static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
         free(s);
         return NULL;
     }
-    s->j = journal_start(srv, e);
+    s->j = journal_start(srv, s, e);
     if (!s->j) {
         sl_ring_destroy(s->ring);
         free(s);

@@ -128,10 +128,12 @@ struct sl_journal {
         bool dsync; /* written with RWF_DSYNC: synced when it completes */
     } wr;
     uint64_t dsync_contended_ns; /* appends waited on an RWF_DSYNC write */
+    sl_syncer_wait_t fsw;        /* the syncfs an fs round waits on */
     struct iovec iov[SL_JOURNAL_BUFFERS];
 
     struct {
         bool active;
+        bool fs;         /* served by a syncfs (fsw), not by fd */
         bool dir;        /* the folder is still to be fsynced */
         uint32_t i, hi;  /* index positions still to be fsynced */
         uint64_t target; /* written_seq when the round started */
@@ -473,13 +475,27 @@ static void write_abort(sl_journal_t *j)
     }
 }
 
+static bool fs_queued(const sl_journal_t *j)
+{
+    return atomic_load_explicit(&j->fsw.state, memory_order_acquire) == SL_SYNCER_QUEUED;
+}
+
+/* Every end of a round (finished or abandoned) goes through here. */
+static void round_end(sl_journal_t *j)
+{
+    if (j->round.active && j->cfg.rounds_active)
+        atomic_fetch_sub_explicit(j->cfg.rounds_active, 1, memory_order_relaxed);
+    j->round.active = false;
+    j->round.fs = false;
+}
+
 static void sync_abort(sl_journal_t *j)
 {
-    if (j->s.busy)
-        return;
+    if (j->s.busy || fs_queued(j))
+        return; /* a syncfs still holds fsw: its completion ends the round */
     pipe_unpin(j, &j->s);
     j->s.retry_at = 0;
-    j->round.active = false;
+    round_end(j);
 }
 
 static void journal_fail(sl_journal_t *j, int err)
@@ -896,6 +912,9 @@ static void round_start(sl_journal_t *j)
         hi--;
     sl_assert(j->sync_lo <= hi);
     j->round.active = true;
+    j->round.fs = false;
+    if (j->cfg.rounds_active)
+        atomic_fetch_add_explicit(j->cfg.rounds_active, 1, memory_order_relaxed);
     j->round.target = j->written_seq;
     j->round.i = j->sync_lo;
     j->round.hi = hi;
@@ -910,9 +929,41 @@ static void round_finish(sl_journal_t *j)
         j->synced_seq = j->round.target;
     /* The last segment synced may receive more writes: start there. */
     j->sync_lo = j->round.hi;
-    j->round.active = false;
+    round_end(j);
     j->dirty_since = j->dirty_next;
     j->dirty_next = 0;
+}
+
+/* A round that started while another journal's round ran asks for a
+ * syncfs: waiting sessions then share one sync of the file system. */
+static bool round_uses_fs(const sl_journal_t *j)
+{
+    if (!j->cfg.syncer || j->cfg.fsync_scope == SL_JOURNAL_SCOPE_FILE)
+        return false;
+    if (j->cfg.fsync_scope == SL_JOURNAL_SCOPE_FS)
+        return true;
+    return j->cfg.rounds_active &&
+           atomic_load_explicit(j->cfg.rounds_active, memory_order_relaxed) > 1;
+}
+
+/* The syncfs of an fs round is done (syncfs covers the files' data and
+ * the folder entries alike): the round ends as a whole. */
+static void fs_round_done(sl_journal_t *j)
+{
+    int res = j->fsw.result;
+    atomic_store_explicit(&j->fsw.state, SL_SYNCER_IDLE, memory_order_relaxed);
+    if (j->status != 0 || j->mode == MODE_REMOVE) {
+        round_end(j); /* nothing of this journal is acknowledged any more */
+        return;
+    }
+    if (res < 0) {
+        round_end(j);
+        journal_fail(j, res); /* written data may be lost: never ack it */
+        return;
+    }
+    j->st.fsyncs++;
+    j->st.syncfs_rounds++;
+    round_finish(j);
 }
 
 static sl_op_t *sync_next(sl_journal_t *j, uint64_t now)
@@ -920,10 +971,29 @@ static sl_op_t *sync_next(sl_journal_t *j, uint64_t now)
     pipe_t *p = &j->s;
     if (p->busy)
         return NULL;
+    if (j->round.active && j->round.fs) {
+        if (atomic_load_explicit(&j->fsw.state, memory_order_acquire) != SL_SYNCER_DONE)
+            return NULL; /* the syncer's wake brings the next call */
+        fs_round_done(j);
+        if (j->status != 0)
+            return NULL;
+    }
     if (!j->round.active) {
         if (!sync_due(j, now))
             return p->close_fd >= 0 ? pipe_close(p) : NULL;
         round_start(j);
+        if (round_uses_fs(j)) {
+            /* Nothing is left to visit by fd: retention's position
+             * bookkeeping (first_removable, positions_shift) sees a round
+             * past all its segments. */
+            j->round.fs = true;
+            j->round.i = j->round.hi + 1;
+            j->round.dir = false;
+            j->fsw.wake = j->cfg.sync_wake;
+            j->fsw.ctx = j->cfg.sync_wake_ctx;
+            sl_syncer_request(j->cfg.syncer, &j->fsw);
+            return NULL;
+        }
     }
     bool data = j->round.i <= j->round.hi;
     sl_assert(data || j->round.dir);
@@ -997,8 +1067,9 @@ static uint64_t sync_inflight_target(const sl_journal_t *j)
  * it on its own, and the kernel commits it together with the round's. */
 static sl_op_t *xsync_next(sl_journal_t *j, uint64_t now)
 {
-    if (!j->round.active || j->status != 0 || j->mode != MODE_RUN || j->phase != PH_READY ||
-        j->dir_dirty || j->round.dir || j->cfg.fsync == SL_JOURNAL_FSYNC_NEVER)
+    if (!j->round.active || j->round.fs || j->status != 0 || j->mode != MODE_RUN ||
+        j->phase != PH_READY || j->dir_dirty || j->round.dir ||
+        j->cfg.fsync == SL_JOURNAL_FSYNC_NEVER)
         return NULL;
     uint32_t last = sl_segment_index_count(j->ix) - 1;
     if (j->sync_lo != last || j->round.hi != last)
@@ -1588,6 +1659,7 @@ uint32_t sl_journal_inflight(const sl_journal_t *j)
         n += j->unl[i].busy;
     for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++)
         n += j->xs[i].busy;
+    n += fs_queued(j); /* the syncer holds fsw */
     return n;
 }
 

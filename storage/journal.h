@@ -43,7 +43,10 @@
  *   fewer fsyncs, never an unsynced acknowledgement.
  * - batch: group commit. At most one fsync round is in flight and it covers
  *   everything written before it started; what is written meanwhile waits
- *   for the next round -- unless a durable publish waits on it: then up to
+ *   for the next round. When another journal's round is running too, a round
+ *   asks the shared syncer (config syncer) instead: one syncfs then covers
+ *   every session waiting at that moment (group commit across sessions) --
+ *   unless a durable publish waits on it: then up to
  *   SL_JOURNAL_SYNCS_EXTRA extra fdatasyncs of the newest segment run beside
  *   the round (only when every older segment and the folder are synced), each
  *   covering what was written before it started. A round is due when a durable publish waits
@@ -129,6 +132,7 @@
 #include "storage/fdcache.h"
 #include "storage/record.h"
 #include "storage/segment.h"
+#include "storage/syncer.h"
 
 /* Prefix of a removed session's folder while its files are unlinked. */
 #define SL_JOURNAL_REMOVED_PREFIX ".rm-"
@@ -138,6 +142,14 @@ typedef enum sl_journal_fsync {
     SL_JOURNAL_FSYNC_BATCH = 1,
     SL_JOURNAL_FSYNC_ALWAYS = 2,
 } sl_journal_fsync_t;
+
+/* Which sync a round makes: its own files' fdatasyncs, or a syncfs of
+ * the file system that serves every session waiting at that moment. */
+typedef enum sl_journal_fsync_scope {
+    SL_JOURNAL_SCOPE_AUTO = 0, /* syncfs when another journal's round runs */
+    SL_JOURNAL_SCOPE_FILE,     /* always the journal's own files */
+    SL_JOURNAL_SCOPE_FS,       /* always syncfs (needs a syncer) */
+} sl_journal_fsync_scope_t;
 
 typedef struct sl_journal_config {
     int data_dir_fd;               /* borrowed: O_RDONLY|O_DIRECTORY fd of
@@ -155,6 +167,16 @@ typedef struct sl_journal_config {
     sl_journal_fsync_t fsync;
     uint64_t fsync_interval_ns; /* batch: longest a write waits for its
                                    fsync when nobody asks for it */
+    /* Group commit across sessions (storage/syncer.h), all optional: */
+    sl_syncer_t *syncer;          /* borrowed; NULL: every round fsyncs its
+                                     own files */
+    _Atomic uint32_t *rounds_active; /* borrowed, shared: sync rounds of all
+                                        journals running now */
+    sl_journal_fsync_scope_t fsync_scope;
+    void (*sync_wake)(void *ctx); /* called on the syncer thread when a
+                                     syncfs this journal waits on is done:
+                                     the owner then calls next_op */
+    void *sync_wake_ctx;
     uint64_t mkdir_wait_ns;     /* a create that finds its folder (a deleted
                                    incarnation still being removed) retries
                                    the mkdir every SL_JOURNAL_RETRY_MS this
@@ -167,6 +189,7 @@ typedef struct sl_journal_stats {
     uint64_t short_writes;    /* writes the kernel cut short (continued) */
     uint64_t fsyncs;          /* fsyncs completed: segments, folders, data dir */
     uint64_t fsyncs_overlapped; /* of them, extra syncs beside a round */
+    uint64_t syncfs_rounds;     /* rounds served by a shared syncfs */
     uint64_t opens;           /* files and folders opened */
     uint64_t closes;          /* fds closed (evicted, released, refused) */
     uint64_t appends_refused; /* SL_EFULL: every write buffer taken */

@@ -572,6 +572,8 @@ static void drv_behavior(sl_actor_t *self, sl_msg_t *m)
     drv_t *d = (drv_t *)self;
     if (m->kind == SL_MSG_KIND_IO) {
         on_io(d, sl_op_from_msg(m));
+    } else if (m->kind == SL_MSG_KIND_NOTIFY) {
+        sl_actor_take_notify(self); /* the syncer finished a syncfs */
     } else {
         CHECK_EQ(m->kind, MSG_CMD);
         d->act(d, d->arg);
@@ -1035,6 +1037,52 @@ static bool until_synced_to_written(drv_t *d)
 static void act_durable(drv_t *d, void *arg)
 {
     d->durable = arg != NULL;
+}
+
+static void drv_sync_wake(void *ctx)
+{
+    drv_t *d = ctx;
+    sl_actor_notify(&d->a, 1);
+}
+
+/* Group commit across journals: with fsync scope "fs" every round is one
+ * syncfs on the shared syncer thread (no fdatasync of a segment at all),
+ * durable appends are all synced in the end, and the files are whole. */
+static void test_journal_syncfs_rounds(void)
+{
+    env_t e;
+    env_up(&e, SL_JOURNAL_FSYNC_ALWAYS, 64);
+    drv_t *d = e.d;
+    sl_syncer_t *syncer = NULL;
+    CHECK_EQ(sl_syncer_create(&syncer, e.dfd), 0);
+    _Atomic uint32_t rounds = 0;
+    d->cfg.syncer = syncer;
+    d->cfg.rounds_active = &rounds;
+    d->cfg.fsync_scope = SL_JOURNAL_SCOPE_FS;
+    d->cfg.sync_wake = drv_sync_wake;
+    d->cfg.sync_wake_ctx = d;
+    free(d->trace); /* the trace knows fdatasyncs by fd, not a file system's sync */
+    d->trace = NULL;
+    drv_run(d, act_create, NULL, until_idle);
+    uint64_t last = nth_logged(5000);
+    uint64_t range[2] = {1, last};
+    drv_run(d, act_feed, range, until_fed);
+    drv_run(d, act_durable, d, until_synced_to_written);
+    CHECK_EQ(d->snap.status, 0);
+    CHECK_EQ(d->snap.synced, last);
+    const sl_journal_stats_t *st = &d->snap.st;
+    CHECK(st->syncfs_rounds > 0);
+    CHECK(sl_syncer_syncs(syncer) > 0);
+    CHECK(sl_syncer_syncs(syncer) <= st->syncfs_rounds); /* one syncfs may serve several */
+    CHECK_EQ(st->fsyncs_overlapped, 0);
+    fprintf(stderr, "  syncfs: writes=%llu rounds=%llu syncfs=%llu\n",
+            (unsigned long long)st->writes, (unsigned long long)st->syncfs_rounds,
+            (unsigned long long)sl_syncer_syncs(syncer));
+    end_journal(&e);
+    CHECK_EQ(atomic_load(&rounds), 0);
+    verify_files(&e, ID, last, NULL);
+    sl_syncer_destroy(syncer);
+    env_down(&e);
 }
 
 /* Group commit: without a durable waiter the fsync waits for the interval
@@ -2139,6 +2187,7 @@ int main(void)
         T(test_journal_fsync_always),
         T(test_journal_fsync_batch),
         T(test_journal_overlapping_syncs),
+        T(test_journal_syncfs_rounds),
         T(test_journal_fsync_never),
         T(test_journal_batch_interval),
         T(test_journal_full_buffers),
