@@ -96,7 +96,7 @@ uint64_t sl_conn__guard_period(const sl_conn_t *c, uint64_t period_ns)
  * send queue are empty. The fd is ours and open (state < CLOSING). */
 static bool path_clear(const sl_conn_t *c)
 {
-    if (c->outq.bytes_pending != 0 || c->send_armed)
+    if (c->outq.bytes_pending != 0 || c->tls_out.bytes_pending != 0 || c->send_armed)
         return false;
     int q = 0;
     return ioctl(c->fd, SIOCOUTQ, &q) == 0 && q == 0;

@@ -477,10 +477,16 @@ static sl_chunk_t *take(sl_monitor_t *m, sl_chunk_t **slot)
 
 size_t sl_monitor_health_head(sl_server_t *srv, char *buf, size_t cap)
 {
+    bool tls = srv->cfg.tls_cert && *srv->cfg.tls_cert;
     int n = snprintf(buf, cap,
-                     "{\"uptime_s\":%.3f,\"connections\":%" PRIu64 ",\"streams\":%" PRIu64 ",",
+                     "{\"uptime_s\":%.3f,\"connections\":%" PRIu64 ",\"streams\":%" PRIu64 ","
+                     "\"tls\":{\"enabled\":%s,\"ktls\":false,\"handshakes\":%" PRIu64
+                     ",\"resumed\":%" PRIu64 ",\"handshake_failures\":%" PRIu64
+                     ",\"reloads\":%" PRIu64 ",\"reload_failures\":%" PRIu64 "},",
                      (double)(sl_clock_now_ns() - srv->start_ns) / 1e9, CTR(connections_open),
-                     CTR(streams_open));
+                     CTR(streams_open), tls ? "true" : "false", CTR(tls_handshakes),
+                     CTR(tls_resumed), CTR(tls_handshake_failures), CTR(tls_reloads),
+                     CTR(tls_reload_failures));
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
