@@ -166,18 +166,21 @@ int sl_tls_ctx_create(sl_tls_ctx_t **out, const char *cert_file, const char *key
     return ctx_wrap(out, s);
 }
 
-int sl_tls_ctx_create_client(sl_tls_ctx_t **out, const char *ca_file, char *err, size_t n)
+int sl_tls_ctx_create_client(sl_tls_ctx_t **out, const char *ca_file, bool verify, char *err,
+                             size_t n)
 {
     ERR_clear_error();
     SSL_CTX *s = SSL_CTX_new(TLS_client_method());
     if (!s)
         return -ENOMEM;
-    if (ctx_policy(s) != 0 || SSL_CTX_load_verify_locations(s, ca_file, NULL) != 1) {
-        openssl_reason(err, n, "CA file", ca_file);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(s, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(s);
+    if (ctx_policy(s) != 0 || ok != 1) {
+        openssl_reason(err, n, "CA file", ca_file ? ca_file : "(system store)");
         SSL_CTX_free(s);
         return SL_EINVAL;
     }
-    SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(s, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     return ctx_wrap(out, s);
 }
 
@@ -237,15 +240,16 @@ int sl_tls_conn_create(sl_tls_conn_t **out, sl_tls_ctx_t *ctx, bool rpc)
     return 0;
 }
 
-int sl_tls_conn_create_client(sl_tls_conn_t **out, sl_tls_ctx_t *ctx, const uint8_t *alpn,
-                              size_t alpn_len)
+int sl_tls_conn_create_client(sl_tls_conn_t **out, sl_tls_ctx_t *ctx, const char *host,
+                              const uint8_t *alpn, size_t alpn_len)
 {
     sl_tls_conn_t *t;
     int rc = conn_new(&t, ctx, false);
     if (rc != 0)
         return rc;
     SSL_set_connect_state(t->ssl);
-    if (alpn_len && SSL_set_alpn_protos(t->ssl, alpn, (unsigned)alpn_len) != 0) {
+    bool bad = host && (!SSL_set_tlsext_host_name(t->ssl, host) || !SSL_set1_host(t->ssl, host));
+    if (bad || (alpn_len && SSL_set_alpn_protos(t->ssl, alpn, (unsigned)alpn_len) != 0)) {
         sl_tls_conn_destroy(t);
         return -ENOMEM;
     }

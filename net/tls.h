@@ -54,17 +54,22 @@ int sl_tls_ctx_create(sl_tls_ctx_t **out, const char *cert_file, const char *key
 void sl_tls_ctx_retain(sl_tls_ctx_t *ctx);
 /* Drops a reference; frees at zero. Any thread. */
 void sl_tls_ctx_release(sl_tls_ctx_t *ctx);
-/* Trusts the certificates of a PEM file as a client context would: only
- * for the unit test's in-memory client (sl_tls_conn_create_client). */
-int sl_tls_ctx_create_client(sl_tls_ctx_t **out, const char *ca_file, char *err, size_t n);
+/* A client context (tests, sluice-load): trusts the certificates of the
+ * PEM file ca_file, or the system's store when NULL; verify false accepts
+ * any certificate (--insecure). Returns 0 and *out, SL_EINVAL with a
+ * reason in err, or -ENOMEM. */
+int sl_tls_ctx_create_client(sl_tls_ctx_t **out, const char *ca_file, bool verify, char *err,
+                             size_t n);
 
 /* A server endpoint on ctx (retained). rpc: select no ALPN protocol.
  * Returns 0 and *out (owned) or -ENOMEM; *out untouched on failure. */
 int sl_tls_conn_create(sl_tls_conn_t **out, sl_tls_ctx_t *ctx, bool rpc);
-/* A client endpoint (the unit test's peer): offers alpn, a wire-format
- * list (may be NULL, alpn_len 0). Returns 0 and *out or -ENOMEM. */
-int sl_tls_conn_create_client(sl_tls_conn_t **out, sl_tls_ctx_t *ctx, const uint8_t *alpn,
-                              size_t alpn_len);
+/* A client endpoint: sends host as SNI and, when the context verifies,
+ * checks the certificate names it (host may be NULL: neither); offers
+ * alpn, a wire-format list (may be NULL, alpn_len 0). The ClientHello is
+ * pending output on return. Returns 0 and *out or -ENOMEM. */
+int sl_tls_conn_create_client(sl_tls_conn_t **out, sl_tls_ctx_t *ctx, const char *host,
+                              const uint8_t *alpn, size_t alpn_len);
 void sl_tls_conn_destroy(sl_tls_conn_t *t);
 
 /* Called with each piece of decrypted plaintext (borrowed for the call).

@@ -2,7 +2,7 @@
  * Tests for net/tls: two memory-BIO endpoints (a server and a client) shake
  * hands by passing each other's output by hand, with a throwaway
  * self-signed certificate made here. ALPN picks h2 over http/1.1, RPC
- * endpoints pick nothing, plaintext crosses both ways (small pieces packed
+ * endpoints pick nothing, a client checks the name, plaintext crosses both ways (small pieces packed
  * into records, large ones whole), garbage and a mismatched key are
  * refused, and a context outlives its release while a connection holds it.
  */
@@ -99,7 +99,7 @@ static void test_tls_handshake_alpn_and_data(void)
     sl_tls_conn_t *srv, *cli;
     static sink_t ps, pc;
     CHECK(sl_tls_conn_create(&srv, sctx, false) == 0);
-    CHECK(sl_tls_conn_create_client(&cli, cctx, offer, sizeof offer - 1) == 0);
+    CHECK(sl_tls_conn_create_client(&cli, cctx, "localhost", offer, sizeof offer - 1) == 0);
     CHECK(sl_tls_conn_encrypt(srv, NULL, 0, 100) == 0); /* nothing before the handshake */
     shake(srv, cli, &ps, &pc);
     CHECK(sl_tls_conn_alpn(srv) == SL_TLS_ALPN_H2); /* h2 wins though offered second */
@@ -134,16 +134,29 @@ static void test_tls_alpn_http1_and_rpc(void)
     static sink_t ps, pc;
     sl_tls_conn_t *srv, *cli;
     CHECK(sl_tls_conn_create(&srv, sctx, false) == 0);
-    CHECK(sl_tls_conn_create_client(&cli, cctx, h1, sizeof h1 - 1) == 0);
+    CHECK(sl_tls_conn_create_client(&cli, cctx, "localhost", h1, sizeof h1 - 1) == 0);
     shake(srv, cli, &ps, &pc);
     CHECK(sl_tls_conn_alpn(srv) == SL_TLS_ALPN_HTTP1);
     sl_tls_conn_destroy(srv);
     sl_tls_conn_destroy(cli);
     static const uint8_t h2[] = "\x02h2";
     CHECK(sl_tls_conn_create(&srv, sctx, true) == 0); /* an RPC endpoint */
-    CHECK(sl_tls_conn_create_client(&cli, cctx, h2, sizeof h2 - 1) == 0);
+    CHECK(sl_tls_conn_create_client(&cli, cctx, "localhost", h2, sizeof h2 - 1) == 0);
     shake(srv, cli, &ps, &pc);
     CHECK(sl_tls_conn_alpn(srv) == SL_TLS_ALPN_NONE);
+    sl_tls_conn_destroy(srv);
+    sl_tls_conn_destroy(cli);
+}
+
+static void test_tls_client_checks_name(void)
+{
+    static sink_t ps, pc;
+    sl_tls_conn_t *srv, *cli;
+    CHECK(sl_tls_conn_create(&srv, sctx, false) == 0);
+    CHECK(sl_tls_conn_create_client(&cli, cctx, "example.com", NULL, 0) == 0);
+    CHECK(pass(cli, srv, &ps) == 0);
+    CHECK(pass(srv, cli, &pc) == SL_EPROTO); /* the certificate names localhost */
+    CHECK(!sl_tls_conn_established(cli));
     sl_tls_conn_destroy(srv);
     sl_tls_conn_destroy(cli);
 }
@@ -178,7 +191,7 @@ static void test_tls_ctx_errors_and_refcount(void)
     static sink_t ps, pc;
     CHECK(sl_tls_conn_create(&srv, c, false) == 0);
     sl_tls_ctx_release(c);
-    CHECK(sl_tls_conn_create_client(&cli, cctx, NULL, 0) == 0);
+    CHECK(sl_tls_conn_create_client(&cli, cctx, "localhost", NULL, 0) == 0);
     shake(srv, cli, &ps, &pc);
     CHECK(sl_tls_conn_alpn(srv) == SL_TLS_ALPN_NONE);
     sl_tls_conn_destroy(srv);
@@ -190,9 +203,10 @@ int main(void)
     make_cert();
     char err[512];
     CHECK(sl_tls_ctx_create(&sctx, cert_path, key_path, err, sizeof err) == 0);
-    CHECK(sl_tls_ctx_create_client(&cctx, cert_path, err, sizeof err) == 0);
+    CHECK(sl_tls_ctx_create_client(&cctx, cert_path, true, err, sizeof err) == 0);
     test_tls_handshake_alpn_and_data();
     test_tls_alpn_http1_and_rpc();
+    test_tls_client_checks_name();
     test_tls_garbage_refused();
     test_tls_ctx_errors_and_refcount();
     sl_tls_ctx_release(sctx);
