@@ -331,7 +331,8 @@ void sl_conn__guard_publish(sl_conn_t *c)
         if (last > have && last - have > lag)
             lag = last - have;
     }
-    uint64_t out = c->outq.bytes_pending + (c->http ? sl_http_conn_pending_bytes(c->http) : 0);
+    uint64_t out = c->outq.bytes_pending + c->tls_out.bytes_pending +
+                   (c->http ? sl_http_conn_pending_bytes(c->http) : 0);
     atomic_store_explicit(&c->pub_outq_bytes, out, memory_order_relaxed);
     atomic_store_explicit(&c->pub_lag_events, lag, memory_order_relaxed);
     atomic_store_explicit(&c->pub_streams, c->nstreams, memory_order_relaxed);

@@ -5,6 +5,8 @@
   the server stays healthy;
 - clients that send a real ClientHello and never read are closed by the
   header timeout too; open fds return to the baseline;
+- a TLS h2 subscriber that stops reading holds a bounded amount of output
+  while 6 MB are published, then gets every event in order when it reads;
 - SIGHUP with new certificate files: a new connection gets the new
   certificate while an h2 connection opened before keeps working; a reload
   of a broken file logs an error and keeps the current certificate;
@@ -168,6 +170,65 @@ def case_reload(srv, pki):
     old.sock.close()
 
 
+def case_stalled_reader(srv, pki):
+    """A TLS h2 subscriber that stops reading pins a bounded amount of
+    output (plaintext queue + ciphertext queue + stream buffer), publishers
+    go on, and once it reads again it gets every event in order."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+    n_events, size = 300, 20000
+    r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/slow")
+    H.check_eq(r.status, 201, "PUT")
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((srv.host, srv.port))
+    s = T.client_context(pki, ("h2",)).wrap_socket(raw, server_hostname="localhost")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+    conn.increment_flow_control_window((1 << 31) - 1 - 65535)
+    conn.send_headers(1, [(":method", "GET"), (":scheme", "https"),
+                          (":authority", "localhost"), (":path", "/v1/sessions/slow/events")],
+                      end_stream=True)
+    s.sendall(conn.data_to_send())
+    deadline = time.monotonic() + 10
+    while H.http1_request(srv.host, srv.port, "GET", "/v1/sessions/slow").json()["subscribers"] != 1:
+        H.check(time.monotonic() < deadline, "subscriber registered")
+        time.sleep(0.05)
+    port = s.getsockname()[1]
+    for i in range(n_events):
+        r = H.http1_request(srv.host, srv.port, "POST", "/v1/sessions/slow/events",
+                            body=(b"%06d" % i) * (size // 6))
+        H.check_eq(r.status, 200, "publish %d while the TLS reader is stalled" % i)
+    time.sleep(0.5)
+    rows = H.http1_request(srv.host, srv.port, "GET", "/debug/connections?limit=1000").json()
+    rows = rows["rows"]
+    mine = [c for c in rows if c.get("peer", "").endswith(":%d" % port)]
+    H.check(len(mine) == 1, "the stalled reader in /debug/connections: %r" % rows)
+    held = mine[0]["outq_bytes"]
+    H.check(0 < held <= 1536 * 1024, "output held for the stalled TLS reader is bounded: %d "
+            "bytes of %d published" % (held, n_events * size))
+    print("     stalled TLS reader holds %d bytes of output; %d published" % (held, n_events * size))
+    body = b""
+    seen = 0
+    deadline = time.monotonic() + 30
+    s.settimeout(10)
+    while seen < n_events and time.monotonic() < deadline:
+        data = s.recv(65536)
+        H.check(data, "connection open while catching up")
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, 1)
+        s.sendall(conn.data_to_send())
+        seen = body.count(b"\n\n")
+    ids = [int(l[4:]) for l in body.split(b"\n") if l.startswith(b"id: ")]
+    H.check_eq(ids, list(range(1, n_events + 1)), "every event once, in order, after the stall")
+    s.close()
+
+
 def case_refused_at_start(pki):
     chain, key = pki.server_cert("third", 3)
     _, other_key = pki.server_cert("fourth", 4)
@@ -197,9 +258,11 @@ def main():
     except H.TestFailure as e:
         failed += 1
         print("FAIL case_refused_at_start: %s" % e)
-    for fn in (case_stalled_and_garbage, case_reload):
+    for fn in (case_stalled_and_garbage, case_reload, case_stalled_reader):
         t0 = time.monotonic()
-        with T.tls_server(pki, args=["--header-timeout", str(HEADER_TIMEOUT)]) as srv:
+        args = ["--header-timeout", str(HEADER_TIMEOUT), "--max-conn-output-bytes", "256k",
+                "--tcp-notsent-lowat", "16k"]
+        with T.tls_server(pki, args=args) as srv:
             try:
                 fn(srv, pki)
                 print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
