@@ -145,6 +145,10 @@ static int config_check_rpc_unix(sl_config_t *c, char *err, size_t n)
 static int config_check_tls(sl_config_t *c, char *err, size_t n)
 {
     bool cert = c->tls_cert && *c->tls_cert, key = c->tls_key && *c->tls_key;
+    if (!cert && !key && strcmp(c->tls_ktls, "on") == 0) {
+        snprintf(err, n, "--tls-ktls on needs --tls-cert and --tls-key");
+        return -1;
+    }
     if (!cert && !key)
         return 0;
     if (!cert || !key) {
@@ -298,7 +302,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"max-connections-per-ip", SL_FLAG_U32, "256", "open connections from one address; excess are accepted and closed (0: off)", &c->max_connections_per_ip, 0, 1000000, NULL},
         {"body-timeout", SL_FLAG_SECONDS, "30", "close a connection whose request body or partial RPC message made no progress this long (HTTP/1.1: 408)", &c->body_timeout_ns, SEC / 10, 3600 * SEC, NULL},
         /* TLS: README "TLS". */
-        {"tls-cert", SL_FLAG_STRING, NULL, "PEM certificate chain (leaf first); with --tls-key, the HTTP and TCP RPC ports also speak TLS (told apart by the first byte); SIGHUP reloads both files", &c->tls_cert, 0, 0, NULL},
+        {"tls-cert", SL_FLAG_STRING, NULL, "PEM certificate chain (leaf first); with --tls-key, the HTTP and RPC listeners also speak TLS (told apart by the first byte); SIGHUP reloads both files", &c->tls_cert, 0, 0, NULL},
         {"tls-key", SL_FLAG_STRING, NULL, "PEM private key of --tls-cert", &c->tls_key, 0, 0, NULL},
         {"tls-ktls", SL_FLAG_ENUM, "auto", "auto|on|off: kernel TLS offload; the offload is not implemented yet, so auto and off encrypt in user space and on refuses to start", &c->tls_ktls, 0, 0, "auto|on|off"},
     };

@@ -20,10 +20,6 @@
 #include "net/tls.h"
 #include "runtime/log.h"
 
-/* Segments of the ciphertext queue: each drain of the write BIO appends
- * one chunk, so few are needed. */
-#define TLS_OUT_SEGS 64u
-
 /* The first byte of a TLS connection: a handshake record. */
 #define TLS_RECORD_HANDSHAKE 0x16
 
@@ -44,7 +40,7 @@ bool sl_conn__tls_sniff(sl_conn_t *c, uint8_t first)
         c->proto_failed = true; /* out of memory: nothing to answer with */
         return false;
     }
-    sl_outq_init(&c->tls_out, TLS_OUT_SEGS,
+    sl_outq_init(&c->tls_out, SL_TLS_CIPHER_QUEUE_SEGS,
                  SL_TLS_CIPHER_QUEUE_BYTES + SL_TLS_CIPHER_QUEUE_SLACK_BYTES);
     return true;
 }
@@ -116,11 +112,11 @@ int sl_conn__tls_feed(sl_conn_t *c, const uint8_t *data, size_t len)
 
 int sl_conn__tls_encrypt(sl_conn_t *c)
 {
-    struct iovec iov[64];
+    struct iovec iov[SL_TLS_ENCRYPT_IOV_MAX];
     take_output(c); /* what an earlier call left in the BIO goes first */
     while (c->outq.bytes_pending > 0 && c->tls_out.bytes_pending < SL_TLS_CIPHER_QUEUE_BYTES) {
         size_t room = SL_TLS_CIPHER_QUEUE_BYTES - (size_t)c->tls_out.bytes_pending;
-        uint32_t n = sl_outq_iov(&c->outq, iov, 64, room);
+        uint32_t n = sl_outq_iov(&c->outq, iov, SL_TLS_ENCRYPT_IOV_MAX, room);
         long k = sl_tls_conn_encrypt(c->tls, iov, n, room);
         if (k < 0) {
             /* The session is over (fatal error, close_notify either way):

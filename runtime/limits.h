@@ -267,6 +267,11 @@ _Static_assert(SL_JOURNAL_BUFFERS >= 2, "double buffering: append while a write 
  * single feed produced (a handshake flight, alerts), hence the slack. */
 #define SL_TLS_CIPHER_QUEUE_BYTES (256u * 1024)
 #define SL_TLS_CIPHER_QUEUE_SLACK_BYTES (64u * 1024)
+/* Segments of that queue: each drain of the write BIO appends one chunk.
+ * Policy at the bound: the drain waits (SL_EFULL) until a send frees one. */
+#define SL_TLS_CIPHER_QUEUE_SEGS 64u
+/* Plaintext slices handed to one encrypt call (more wait for the next). */
+#define SL_TLS_ENCRYPT_IOV_MAX 64u
 /* Resumable sessions the server-side cache of one context holds (TLS 1.2
  * session ids; TLS 1.3 uses stateless tickets). Policy: OpenSSL evicts the
  * oldest. Tickets sent after a full TLS 1.3 handshake: one per handshake is
