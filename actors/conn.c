@@ -155,9 +155,13 @@ static void on_recv(sl_conn_t *c, sl_op_t *op)
     c->last_activity_ns = sl_clock_now_ns();
     atomic_fetch_add_explicit(&c->srv->counters.bytes_in, (uint64_t)op->res, memory_order_relaxed);
     int rc = 0;
-    if (c->state < SL_CONN__CLOSING)
-        rc = sl_conn__tls_sniff(c, *(const uint8_t *)op->buf) ? sl_conn__tls_feed(c, op->buf, (size_t)op->res)
-                                               : sl_conn__proto_feed(c, op->buf, (size_t)op->res);
+    if (c->state < SL_CONN__CLOSING) {
+        const uint8_t *in = op->buf;
+        size_t n = (size_t)op->res;
+        /* With a certificate, the first byte picks TLS or cleartext. */
+        rc = sl_conn__tls_sniff(c, in[0]) ? sl_conn__tls_feed(c, in, n)
+                                          : sl_conn__proto_feed(c, in, n);
+    }
     sl_reactor_buf_return(c->r, op->buf_id);
     sl_conn__guard_recv(c, c->last_activity_ns);
     if (rc < 0)
