@@ -285,7 +285,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"journal-buffer-bytes", SL_FLAG_BYTES, "256k", "per-session log write buffer (two of them)", &c->journal_buffer_bytes, SL_JOURNAL_BUFFER_BYTES_MIN, SL_JOURNAL_BUFFER_BYTES_MAX, NULL},
         {"tcp-notsent-lowat", SL_FLAG_BYTES, "128k", "unsent bytes the kernel may hold per socket (0: kernel default)", &c->tcp_notsent_lowat, 0, 64 * MIB, NULL},
         {"session-idle", SL_FLAG_SECONDS, "30", "hibernate sessions idle this long: ring freed, files closed (0: never)", &c->session_idle_ns, 0, 86400 * SEC, NULL},
-        {"fanout-linger", SL_FLAG_SECONDS, "0.004", "wake a session's subscribers at most once per this (0: at once)", &c->fanout_linger_ns, 0, SEC, NULL},
+        {"fanout-budget", SL_FLAG_SECONDS, "0.005", "latency budget of fan-out: a session wakes its subscribers, and a connection sends stream data, at most once per this unless 64 KiB are waiting; events within it share one wake-up and one send (0: at once)", &c->fanout_budget_ns, 0, SL_FANOUT_BUDGET_NS_MAX, NULL},
         {"retention-bytes", SL_FLAG_BYTES, "0", "per-session log size kept; oldest segments deleted beyond (0: keep all)", &c->retention_bytes, 0, UINT64_MAX / 2, NULL},
         {"retention-age", SL_FLAG_SECONDS, "0", "delete log segments whose newest event is older than this (0: keep all)", &c->retention_age_ns, 0, 3650 * 86400 * SEC, NULL},
         {"urgent-sessions", SL_FLAG_BOOL, "false", "schedule session actors before connection actors (measured slower; see bench/RESULTS.md)", &c->urgent_sessions, 0, 0, NULL},

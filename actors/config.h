@@ -44,7 +44,7 @@ typedef struct sl_config {
     uint64_t sse_keepalive_ns;     /* `: keepalive` on idle SSE streams */
     uint64_t tcp_notsent_lowat;    /* TCP_NOTSENT_LOWAT of client sockets (0: off) */
     uint64_t session_idle_ns;      /* idle sessions hibernate after this (0: never) */
-    uint64_t fanout_linger_ns;     /* subscribers are woken at most once per linger */
+    uint64_t fanout_budget_ns;     /* a subscriber is woken / sent to at most once per budget */
     bool urgent_sessions;          /* session actors run before connection actors */
     uint64_t retention_bytes;      /* per-session log bound (0: off); oldest segments go */
     uint64_t retention_age_ns;     /* segments whose newest event is older go (0: off) */

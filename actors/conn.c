@@ -76,6 +76,32 @@ static void arm_timer(sl_conn_t *c)
     submit(c, &c->timer_op);
 }
 
+/* Whether stream data pulled on a fan-out wake-up should wait: only
+ * within (3/4 of) --fanout-budget of the last send and while less than
+ * SL_FANOUT_BATCH_BYTES are waiting. Then fanout_op sends it when the
+ * budget is spent, together with whatever else arrived by then (every
+ * stream and session of the connection shares the one send). */
+static bool fanout_hold(sl_conn_t *c)
+{
+    uint64_t budget = c->srv->cfg.fanout_budget_ns;
+    if (!c->fanout_hold || budget == 0 || c->outq.bytes_pending >= SL_FANOUT_BATCH_BYTES)
+        return false;
+    /* Data due within the last quarter of the budget goes at once: a
+     * session's wake-ups come once per budget too, and a timer for the
+     * few microseconds between the two would cost more than it saves. */
+    uint64_t now = sl_clock_now_ns();
+    if (now - c->last_send_ns >= budget - budget / 4)
+        return false;
+    if (!c->fanout_armed) {
+        atomic_fetch_add_explicit(&c->srv->counters.fanout_held, 1, memory_order_relaxed);
+        c->fanout_op.kind = SL_OP_TIMEOUT;
+        c->fanout_op.timeout_ns = c->last_send_ns + budget - now;
+        c->fanout_armed = true;
+        submit(c, &c->fanout_op);
+    }
+    return true;
+}
+
 static void send_some(sl_conn_t *c)
 {
     if (c->send_armed || c->state >= SL_CONN__CLOSING)
@@ -85,6 +111,8 @@ static void send_some(sl_conn_t *c)
     if (c->tls && sl_conn__tls_encrypt(c) != 0)
         c->proto_failed = true;
     if (q->bytes_pending == 0)
+        return;
+    if (fanout_hold(c))
         return;
     if (!c->iov && !(c->iov = malloc(SL_SEND_IOV_MAX * sizeof *c->iov))) {
         start_close(c); /* out of memory: this connection cannot send */
@@ -98,6 +126,8 @@ static void send_some(sl_conn_t *c)
     c->send_op.iovcnt = n;
     c->send_op.flags = 0;
     c->send_armed = true;
+    c->last_send_ns = sl_clock_now_ns();
+    atomic_fetch_add_explicit(&c->srv->counters.sends, 1, memory_order_relaxed);
     submit(c, &c->send_op);
     sl_watchdog_sent(c->srv->watchdog, &c->wd); /* unacked output: watch the peer */
 }
@@ -273,6 +303,10 @@ static void on_io(sl_conn_t *c, sl_op_t *op)
         on_send(c, op);
     else if (op == &c->timer_op)
         on_timer(c);
+    else if (op == &c->fanout_op) {
+        c->fanout_armed = false; /* the budget is spent: what waits goes now */
+        sl_conn__pump(c);
+    }
     else if (op == &c->cancel_timer_op && c->timer_cancelling) {
         c->timer_cancelling = false;
         arm_timer(c); /* a no-op once closing */
@@ -304,12 +338,17 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
         start_close(c);
         maybe_close_fd(c);
         return;
-    case SL_MSG_KIND_NOTIFY:
-        if (sl_actor_take_notify(self) & SL_CONN_NOTIFY_DATA) {
+    case SL_MSG_KIND_NOTIFY: {
+        uint64_t bits = sl_actor_take_notify(self);
+        if (bits & (SL_CONN_NOTIFY_DATA | SL_CONN_NOTIFY_WORK)) {
             sl_conn__pump_streams(c);
+            /* Only a pure fan-out wake-up may hold its data back. */
+            c->fanout_hold = !(bits & SL_CONN_NOTIFY_WORK);
             sl_conn__pump(c);
+            c->fanout_hold = false;
         }
         return;
+    }
     case SL_CONN_MSG_PUBLISHED:
     case SL_CONN_MSG_SUBSCRIBED:
     case SL_CONN_MSG_UNSUBSCRIBED:

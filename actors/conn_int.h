@@ -93,6 +93,13 @@ struct sl_conn {
     sl_op_t recv_op, send_op, timer_op, cancel_op, cancel_timer_op, close_op;
     bool recv_armed, send_armed, timer_armed;
     bool timer_cancelling; /* a retime's cancel_timer_op is in flight */
+    /* Fan-out budget (--fanout-budget): stream data pulled on a session's
+     * wake-up is sent at most once per budget; fanout_op wakes the
+     * connection when the held-back data is due. */
+    sl_op_t fanout_op;
+    bool fanout_armed;
+    bool fanout_hold;          /* this pump may hold stream data back */
+    uint64_t last_send_ns;     /* when the last send was submitted */
     uint32_t ops_inflight;
     sl_outq_t outq;
     struct iovec *iov;             /* SL_SEND_IOV_MAX, allocated by the first send */

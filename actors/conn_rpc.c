@@ -705,7 +705,7 @@ static void process_some(sl_conn_t *c)
         fail(c, rc);
         return;
     }
-    sl_actor_notify(&c->a, SL_CONN_NOTIFY_DATA); /* more to do: after others ran */
+    sl_actor_notify(&c->a, SL_CONN_NOTIFY_WORK); /* more to do: after others ran */
 }
 
 static void process(sl_conn_t *c)

@@ -302,10 +302,11 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         "\"http\":{\"accepted\":%" PRIu64 ",\"rejected_max_connections\":%" PRIu64
         ",\"requests\":%" PRIu64 ",\"protocol_errors\":%" PRIu64 ",\"closed_idle\":%" PRIu64
         ",\"closed_header_timeout\":%" PRIu64 ",\"responses_4xx\":%" PRIu64
-        ",\"responses_5xx\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "},",
+        ",\"responses_5xx\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+        ",\"sends\":%" PRIu64 ",\"fanout_held\":%" PRIu64 "},",
         CTR(accepted), CTR(rejected_max_connections), CTR(requests), CTR(protocol_errors),
         CTR(closed_idle), CTR(closed_header_timeout), CTR(responses_4xx), CTR(responses_5xx),
-        CTR(bytes_in), CTR(bytes_out));
+        CTR(bytes_in), CTR(bytes_out), CTR(sends), CTR(fanout_held));
     put(c,
         "\"rpc\":{\"listeners\":%u,\"connections\":%" PRIu64 ",\"requests\":%" PRIu64
         ",\"subscriptions\":%" PRIu64 ",\"protocol_errors\":%" PRIu64 "},",
@@ -403,6 +404,11 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            (double)CTR(rpc_protocol_errors));
     metric(c, "bytes_in_total", "counter", "Bytes received.", (double)CTR(bytes_in));
     metric(c, "bytes_out_total", "counter", "Bytes sent.", (double)CTR(bytes_out));
+    metric(c, "sends_total", "counter", "Socket sends submitted (HTTP and msgpack-RPC).",
+           (double)CTR(sends));
+    metric(c, "fanout_held_total", "counter",
+           "Fan-out sends a connection held back to share one send per --fanout-budget.",
+           (double)CTR(fanout_held));
     metric(c, "sessions_live", "gauge", "Session actors running.", (double)CTR(sessions_live));
     metric(c, "subscribers", "gauge", "Open SSE subscriptions.", (double)CTR(subscribers));
     metric(c, "events_published_total", "counter", "Events sequenced.", (double)CTR(events_published));

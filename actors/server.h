@@ -32,6 +32,8 @@ typedef struct sl_server_counters {
     _Atomic uint64_t streams_open;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
+    _Atomic uint64_t sends;             /* socket sends submitted */
+    _Atomic uint64_t fanout_held;       /* fan-out sends held back by --fanout-budget */
     _Atomic uint64_t protocol_errors;
     _Atomic uint64_t closed_idle;
     _Atomic uint64_t closed_header_timeout;

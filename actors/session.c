@@ -678,15 +678,15 @@ static void wake_subscribers(sl_session_t *s)
 
 static void submit(sl_session_t *s, sl_op_t *op);
 
-/* Wakes subscribers at most once per --fanout-linger: events arriving
- * within the linger ride the same wake-up, so each subscriber takes many
+/* Wakes subscribers at most once per --fanout-budget: events arriving
+ * within the budget ride the same wake-up, so each subscriber takes many
  * events per pull and per send (one syscall's worth of work for many
- * events) at the price of at most one linger of added latency. */
+ * events) at the price of at most one budget of added latency. */
 static void fan_out(sl_session_t *s)
 {
     if (s->nsubs == 0)
         return;
-    uint64_t linger = s->srv->cfg.fanout_linger_ns, now = sl_clock_now_ns();
+    uint64_t linger = s->srv->cfg.fanout_budget_ns, now = sl_clock_now_ns();
     if (!linger || now - s->last_fanout_ns >= linger) {
         wake_subscribers(s);
         return;

@@ -46,8 +46,12 @@ enum {
     SL_CONN_MSG_CAUGHT_UP,
 };
 
-/* Notify bits a session sets on a subscriber's connection actor. */
+/* Notify bits a session sets on a subscriber's connection actor: new
+ * events to pull (the connection sends them within --fanout-budget). */
 #define SL_CONN_NOTIFY_DATA 1ull
+/* The connection's own "more input to process" wake-up (answers go out
+ * at once, never held by the fan-out budget). */
+#define SL_CONN_NOTIFY_WORK 2ull
 
 /* One event inside a publish request. */
 typedef struct sl_pub_event {

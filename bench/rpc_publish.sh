@@ -23,7 +23,7 @@
 #
 # Usage: bench/rpc_publish.sh            (env knobs below)
 #   SLUICED=build/sluiced LOAD=build/tools/sluice-load N=500000 C=4
-#   DEPTHS="16 128" SLUICE_FLAGS="--reactors 1 --workers 1"
+#   DEPTHS="16 128" SLUICE_FLAGS="" (defaults; extra sluiced flags)
 #   SERVER_CPU=0 CLIENT_CPU=1 OUT=bench/out/rpc_publish-STAMP
 # Prints a markdown table for bench/RESULTS.md on stdout; progress on stderr;
 # raw output (sluice-load JSON and tables, redis-benchmark CSV, server logs)
@@ -36,7 +36,7 @@ N=${N:-500000}
 C=${C:-4}
 DEPTHS=${DEPTHS:-16 128}
 SIZE=64
-SLUICE_FLAGS=${SLUICE_FLAGS:---reactors 1 --workers 1}
+SLUICE_FLAGS=${SLUICE_FLAGS:-}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}

@@ -4,7 +4,7 @@
 #   old   sluiced --workers 2 --reactors 1 (a worker pool beside one reactor)
 #   new   sluiced with its defaults (thread-per-core; pinned to one CPU that
 #         is one reactor running its own actors)
-#   tuned sluiced defaults plus TUNED_FLAGS (default: --reactor-linger 0.002)
+#   tuned sluiced defaults plus TUNED_FLAGS (default: --fanout-budget 0.02)
 #   node  the Node reference peer (bench/peers/node-sse)
 #   nats  nats-server (Debian's, core NATS) with bench/peers/nats/natsload.c
 #         as publisher and subscribers (one subject, one subscription per
@@ -29,7 +29,7 @@ BENCH_NAME=threads
 build="${BUILD:-$root/build}"
 rows="${ROWS:-1000x100 1000x1000 10000x100}"
 modes="${MODES:-old new tuned node nats}"
-tuned_flags="${TUNED_FLAGS:---reactor-linger 0.002}"
+tuned_flags="${TUNED_FLAGS:---fanout-budget 0.02}"
 duration="${DURATION:-10}"
 drain="${DRAIN:-2}"
 proto="${PROTO:-h2}"
@@ -133,6 +133,7 @@ run_one() {  # run_one NAME MODE SERVER_CPU LOAD_CPU SLUICE-LOAD-FLAGS...
      >"$dir/load.txt" 2>&1
   echo "$?" >"$dir/exit"
   vcs "$pid" >"$dir/vcs"
+  [ "$mode" = node ] || curl -s -m 5 "http://$addr/health" >"$dir/health.json" 2>/dev/null
   stop_server
 }
 
@@ -168,9 +169,27 @@ def load(name):
         return None
 def ms(j, k):
     return (j.get("latency") or {}).get(k, 0) / 1e6
+def health(name):
+    try:
+        with open(os.path.join(out, name, "health.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+def per(h, j, key):
+    if not h or not j["delivered"]:
+        return "-"
+    if key == "enter_calls":
+        v = sum(x.get("enter_calls", 0) for x in h.get("reactors", []))
+    else:
+        v = h.get("http", {}).get(key, 0)
+    return "%.4f" % (v / j["delivered"])
+def hmax(j):
+    v = (j.get("health_latency") or {}).get("max_ns")
+    return "%.2f" % (v / 1e6) if v else "-"
 print("| row (events/s -> subscribers) | server | deliveries/s | published/s | CPU-s / 1M deliveries"
-      " | p50 ms | p99 ms | voluntary cs / delivery | exit |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+      " | p50 ms | p99 ms | p99.9 ms | voluntary cs / delivery | io_uring_enter / delivery"
+      " | sends / delivery | RSS max MiB | /health max ms | exit |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 names = sorted(n for n in os.listdir(out) if n.startswith("fanout-"))
 ORDER = ["old", "new", "tuned", "node", "nats"]
 key = lambda n: (int(n.split("-")[1]), int(n.split("-")[2]), ORDER.index(n.split("-")[3]) if n.split("-")[3] in ORDER else 9)
@@ -179,11 +198,14 @@ for n in sorted(names, key=key):
     if not j:
         continue
     _, rate, subs, mode = n.split("-")
-    per = j["vcs"] / j["delivered"] if j["delivered"] else 0
-    print("| %s -> %s | %s | %.0f | %.0f | %.3f | %.2f | %.2f | %.4f | %d |" % (
+    cs = j["vcs"] / j["delivered"] if j["delivered"] else 0
+    h = health(n) if mode not in ("node", "nats") else None
+    rss = j.get("target_rss_max_bytes") or 0
+    print("| %s -> %s | %s | %.0f | %.0f | %.3f | %.2f | %.2f | %.2f | %.4f | %s | %s | %s | %s | %d |" % (
         rate, subs, mode, j["delivered_per_s"], j["published_per_s"],
-        j["target_cpu_s_per_million_deliveries"], ms(j, "p50_ns"), ms(j, "p99_ns"), per,
-        j["exit"]))
+        j["target_cpu_s_per_million_deliveries"], ms(j, "p50_ns"), ms(j, "p99_ns"),
+        ms(j, "p999_ns"), cs, per(h, j, "enter_calls"), per(h, j, "sends"),
+        "%.1f" % (rss / 1048576) if rss else "-", hmax(j), j["exit"]))
 sc = [(m, load("scaling-" + m)) for m in ("r1", "r2")]
 if all(j for _, j in sc):
     print("\n| sluiced unpinned | deliveries/s | published/s | CPU-s / 1M deliveries | p99 ms"

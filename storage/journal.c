@@ -45,6 +45,7 @@ _Static_assert(RM_NAME_BYTES + 1 + SL_SEGMENT_NAME_LEN <= PATH_BYTES,
 #define FILE_MODE 0644
 #define DIR_MODE 0755
 #define RETRY_NS ((uint64_t)SL_JOURNAL_RETRY_MS * SL_NS_PER_MS)
+#define DSYNC_BACKOFF_NS ((uint64_t)SL_JOURNAL_DSYNC_BACKOFF_MS * SL_NS_PER_MS)
 
 /* Record layout offsets (record.h) used to commit written records without
  * decoding them again: the journal encoded them itself. */
@@ -126,6 +127,7 @@ struct sl_journal {
         uint64_t total, done;
         bool dsync; /* written with RWF_DSYNC: synced when it completes */
     } wr;
+    uint64_t dsync_contended_ns; /* appends waited on an RWF_DSYNC write */
     struct iovec iov[SL_JOURNAL_BUFFERS];
 
     struct {
@@ -140,6 +142,10 @@ struct sl_journal {
     uint64_t dirty_next;  /* same, for writes completed during a round */
 
     pipe_t ctl, w, s;
+    /* Extra syncs beside the round (SL_JOURNAL_SYNCS_EXTRA): each fsyncs
+     * the newest segment and then makes xs_target[i] durable. */
+    pipe_t xs[SL_JOURNAL_SYNCS_EXTRA];
+    uint64_t xs_target[SL_JOURNAL_SYNCS_EXTRA];
     pipe_t unl[SL_JOURNAL_UNLINKS_INFLIGHT];
     uint32_t rel_i;    /* release: next key position */
     uint32_t unl_next; /* remove: next key position to unlink */
@@ -365,6 +371,8 @@ static int journal_new(const sl_journal_config_t *cfg, const char *id, size_t id
     pipe_init(&j->ctl);
     pipe_init(&j->w);
     pipe_init(&j->s);
+    for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++)
+        pipe_init(&j->xs[i]);
     pipe_init(&j->ret);
     pipe_init(&j->retc);
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
@@ -656,6 +664,14 @@ void sl_journal_want_sync(sl_journal_t *j, uint64_t seq)
 
 /* ---- the write pipeline -------------------------------------------------- */
 
+static bool xs_busy(const sl_journal_t *j)
+{
+    for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++)
+        if (j->xs[i].busy)
+            return true;
+    return false;
+}
+
 /* A durable publish waits on the batch being selected and nothing else
  * is unsynced (no earlier write, no new file whose folder entry needs its
  * own fsync, no round running): the write carries RWF_DSYNC and is synced
@@ -663,8 +679,14 @@ void sl_journal_want_sync(sl_journal_t *j, uint64_t seq)
  * which halves the round trips a durable answer waits for. */
 static bool write_can_dsync(sl_journal_t *j)
 {
+    /* Publishes that arrived during the last RWF_DSYNC write waited for
+     * it to end before their own write could start: while they keep
+     * coming, plain writes (done at once) and overlapping syncs serve
+     * them better (see xsync_next). */
+    if (j->dsync_contended_ns && sl_clock_now_ns() - j->dsync_contended_ns < DSYNC_BACKOFF_NS)
+        return false;
     if (j->cfg.fsync == SL_JOURNAL_FSYNC_NEVER || j->phase != PH_READY || j->round.active ||
-        j->s.busy || j->dir_dirty || j->synced_seq != j->written_seq)
+        j->s.busy || j->dir_dirty || j->synced_seq != j->written_seq || xs_busy(j))
         return false;
     for (uint32_t k = 0; k < j->wr.count; k++)
         if (slot_at(j, k)->create)
@@ -792,6 +814,8 @@ static void write_finish(sl_journal_t *j)
         j->used--;
     }
     j->wr.active = false;
+    if (j->wr.dsync && j->used > 0)
+        j->dsync_contended_ns = sl_clock_now_ns();
     if (j->cfg.fsync == SL_JOURNAL_FSYNC_NEVER) {
         j->synced_seq = j->written_seq;
         return;
@@ -952,6 +976,74 @@ static void sync_complete(sl_journal_t *j, int32_t res)
     }
     if (j->status != 0 || j->mode == MODE_REMOVE)
         sync_abort(j);
+}
+
+/* ---- extra syncs beside the round ---------------------------------------- */
+
+/* Highest seq a sync in flight will make durable. */
+static uint64_t sync_inflight_target(const sl_journal_t *j)
+{
+    uint64_t t = j->round.active ? j->round.target : j->synced_seq;
+    for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++)
+        if (j->xs[i].busy && j->xs_target[i] > t)
+            t = j->xs_target[i];
+    return t;
+}
+
+/* While a round runs, a durable publish waiting on a write the round does
+ * not cover would wait for the whole round and then its own: with every
+ * older segment synced (the round's own range is just the newest one) and
+ * no folder entry to sync, an fdatasync of that segment started now covers
+ * it on its own, and the kernel commits it together with the round's. */
+static sl_op_t *xsync_next(sl_journal_t *j, uint64_t now)
+{
+    if (!j->round.active || j->status != 0 || j->mode != MODE_RUN || j->phase != PH_READY ||
+        j->dir_dirty || j->round.dir || j->cfg.fsync == SL_JOURNAL_FSYNC_NEVER)
+        return NULL;
+    uint32_t last = sl_segment_index_count(j->ix) - 1;
+    if (j->sync_lo != last || j->round.hi != last)
+        return NULL;
+    uint64_t t = sync_inflight_target(j);
+    if (j->written_seq <= t || (j->want_seq <= t && j->cfg.fsync != SL_JOURNAL_FSYNC_ALWAYS))
+        return NULL;
+    for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++) {
+        pipe_t *p = &j->xs[i];
+        if (p->busy)
+            continue;
+        /* Only an fd the cache holds (the round's own, normally): an extra
+         * sync never opens or closes, so it never holds a pin when idle. */
+        uint64_t key = sl_segment_index_at(j->ix, last)->first_seq;
+        cache_lock(j);
+        int fd = sl_fdcache_lookup(j->cfg.fdcache, j->epoch, key, true);
+        cache_unlock(j);
+        if (fd < 0)
+            return NULL;
+        p->fd = fd;
+        p->key = key;
+        j->st.fds_pinned++;
+        j->xs_target[i] = j->written_seq;
+        sl_op_t *op = op_prep(p, SL_OP_FSYNC, fd, STEP_IO);
+        op->flags = IORING_FSYNC_DATASYNC;
+        return op;
+    }
+    (void)now;
+    return NULL;
+}
+
+static void xsync_complete(sl_journal_t *j, pipe_t *p, int32_t res)
+{
+    uint32_t i = (uint32_t)(p - j->xs);
+    bool wanted = j->status == 0 && j->mode != MODE_REMOVE;
+    pipe_unpin(j, p);
+    if (res < 0) {
+        if (wanted)
+            journal_fail(j, res); /* written data may be lost: never ack it */
+        return;
+    }
+    j->st.fsyncs++;
+    j->st.fsyncs_overlapped++;
+    if (wanted && j->xs_target[i] > j->synced_seq)
+        j->synced_seq = j->xs_target[i];
 }
 
 /* ---- the retention pipeline ------------------------------------------------ */
@@ -1131,6 +1223,9 @@ static bool quiet(const sl_journal_t *j)
 {
     if (j->readers > 0 || j->w.busy || j->s.busy || j->w.close_fd >= 0 || j->s.close_fd >= 0)
         return false;
+    for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++)
+        if (j->xs[i].busy)
+            return false;
     /* A removal once started finishes first: its file must be unlinked
      * before the folder is renamed, and its fd closed. */
     if (j->ret.busy || j->retc.busy || j->retc.close_fd >= 0 || j->ret_unlink != 0)
@@ -1363,6 +1458,8 @@ sl_op_t *sl_journal_next_op(sl_journal_t *j, uint64_t now_ns)
     if (!op)
         op = sync_next(j, now_ns);
     if (!op)
+        op = xsync_next(j, now_ns);
+    if (!op)
         op = unlink_next(j);
     if (op)
         j->submitted = true;
@@ -1376,6 +1473,9 @@ bool sl_journal_owns_op(const sl_journal_t *j, const sl_op_t *op)
         return true;
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
         if (op == &j->unl[i].op)
+            return true;
+    for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++)
+        if (op == &j->xs[i].op)
             return true;
     return false;
 }
@@ -1408,6 +1508,8 @@ void sl_journal_complete(sl_journal_t *j, sl_op_t *op)
         ret_complete(j, op->res);
     } else if (p == &j->retc) {
         j->st.closes++;
+    } else if (p >= j->xs && p < j->xs + SL_JOURNAL_SYNCS_EXTRA) {
+        xsync_complete(j, p, op->res);
     } else if (op->res < 0 && op->res != -ENOENT) {
         remove_error(j, op->res, "unlink"); /* gone already is fine */
     }
@@ -1484,6 +1586,8 @@ uint32_t sl_journal_inflight(const sl_journal_t *j)
     uint32_t n = j->ctl.busy + j->w.busy + j->s.busy + j->ret.busy + j->retc.busy;
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
         n += j->unl[i].busy;
+    for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++)
+        n += j->xs[i].busy;
     return n;
 }
 

@@ -43,7 +43,10 @@
  *   fewer fsyncs, never an unsynced acknowledgement.
  * - batch: group commit. At most one fsync round is in flight and it covers
  *   everything written before it started; what is written meanwhile waits
- *   for the next round. A round is due when a durable publish waits
+ *   for the next round -- unless a durable publish waits on it: then up to
+ *   SL_JOURNAL_SYNCS_EXTRA extra fdatasyncs of the newest segment run beside
+ *   the round (only when every older segment and the folder are synced), each
+ *   covering what was written before it started. A round is due when a durable publish waits
  *   (sl_journal_want_sync) or fsync_interval_ns after the first write it
  *   would cover; sl_journal_deadline() tells the owner when to call
  *   next_op again so it can arm a timer.
@@ -163,6 +166,7 @@ typedef struct sl_journal_stats {
     uint64_t writes;          /* write batches completed */
     uint64_t short_writes;    /* writes the kernel cut short (continued) */
     uint64_t fsyncs;          /* fsyncs completed: segments, folders, data dir */
+    uint64_t fsyncs_overlapped; /* of them, extra syncs beside a round */
     uint64_t opens;           /* files and folders opened */
     uint64_t closes;          /* fds closed (evicted, released, refused) */
     uint64_t appends_refused; /* SL_EFULL: every write buffer taken */

@@ -56,6 +56,7 @@ void sl_load_report_table(FILE *f, const sl_load_result_t *r)
     hist_row(f, "latency lagging", r->latency_lagging);
     hist_row(f, "publish lateness", r->send_lag);
     hist_row(f, "subscribe time", r->subscribe_latency);
+    hist_row(f, "/health time", r->health_latency);
     fprintf(f, "  errors             conn %" PRIu64 ", stream %" PRIu64 ", subscribe %" PRIu64
                ", publish %" PRIu64 "\n",
             r->conn_errors, r->stream_errors, r->subscribe_errors, r->publish_errors);
@@ -190,6 +191,7 @@ int sl_load_report_json(const char *path, const sl_load_result_t *r)
     json_hist(f, "latency_lagging", r->latency_lagging, true);
     json_hist(f, "publish_lateness", r->send_lag, true);
     json_hist(f, "subscribe_latency", r->subscribe_latency, true);
+    json_hist(f, "health_latency", r->health_latency, true);
     json_series(f, r);
     json_subs(f, r);
     fprintf(f, "}\n");

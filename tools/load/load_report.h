@@ -83,6 +83,7 @@ typedef struct sl_load_result {
     const sl_load_hist_t *latency_lagging;  /* slow and stalled subscribers */
     const sl_load_hist_t *send_lag;         /* publisher lateness vs schedule */
     const sl_load_hist_t *subscribe_latency;
+    const sl_load_hist_t *health_latency; /* GET /health answer times (once a second) */
     double target_cpu_s;    /* over run + drain; -1 unknown */
     int64_t target_rss_max; /* -1 unknown */
     int64_t target_rss_end;

@@ -335,6 +335,7 @@ static void on_health_done(sl_load_req_t *req, int err)
                   : sl_load_health_parse(c->buf, &r->last_health);
     if (err == 0 && req->status == 200 && prc == 0) {
         r->have_health = true;
+        sl_load_hist_record(&r->health_time, sl_clock_now_ns() - r->health_sent_ns);
     } else if (err == 0) {
         /* No /health (or not JSON we understand): stop asking. */
         r->result.no_health = true;
@@ -356,6 +357,7 @@ static void health_poll(sl_load_run_t *r)
     c->req.method = r->o->proto == SL_LOAD_PROTO_RPC ? "health" : "GET";
     c->req.body = NULL; /* RPC: no params */
     snprintf(c->req.path, sizeof(c->req.path), "/health");
+    r->health_sent_ns = sl_clock_now_ns();
     if (sl_load_conn_submit(r->ctl, &c->req) == 0)
         r->health_inflight = true;
 }
@@ -711,6 +713,7 @@ static void build_result(sl_load_run_t *r, int setup_rc)
     res->latency_lagging = &r->latency_lagging;
     res->send_lag = &r->send_lag;
     res->subscribe_latency = &r->subscribe;
+    res->health_latency = &r->health_time;
     res->samples = r->samples;
     res->sample_count = r->sample_count;
     struct rusage ru;
@@ -785,6 +788,7 @@ sl_load_run_t *sl_load_run_create(const sl_load_opts_t *o)
     sl_load_hist_init(&r->interval);
     sl_load_hist_init(&r->send_lag);
     sl_load_hist_init(&r->subscribe);
+    sl_load_hist_init(&r->health_time);
     r->sample_cap = (size_t)(o->duration_s + o->drain_s) + 4;
     r->samples = calloc(r->sample_cap, sizeof(*r->samples));
     r->acked = calloc(o->sessions, sizeof(*r->acked));

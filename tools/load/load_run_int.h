@@ -143,6 +143,8 @@ struct sl_load_run {
     uint32_t puts_done;
     ctlreq_t health;
     bool health_inflight;
+    uint64_t health_sent_ns;    /* when the /health in flight was asked */
+    sl_load_hist_t health_time; /* /health answer times during the run */
     sl_load_health_t last_health;
     bool have_health;
     /* measurements */

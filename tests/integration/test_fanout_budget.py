@@ -1,0 +1,141 @@
+"""Fan-out budget: a connection that follows many sessions sends their
+events together, at most once per --fanout-budget, not once per session.
+
+One HTTP/2 connection follows SESSIONS sessions (one SSE stream each). A
+second connection publishes one event into each session, GAP_S apart. With
+a 200 ms budget the subscriber's socket delivers all of them in at most
+three bursts (the first event at once, the rest when the budget is spent),
+and the last event arrives within the budget plus slack. With the budget
+off (0) every publish is its own burst, which shows the test can tell the
+two apart.
+"""
+
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sluice_harness as H  # noqa: E402
+
+SESSIONS = 10
+GAP_S = 0.008
+BUDGET_S = 0.2
+
+
+def open_streams(srv, h2):
+    """A raw HTTP/2 connection with one live SSE stream per session; returns
+    (socket, connection, {stream_id: session})."""
+    cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    conn = h2.connection.H2Connection(config=cfg)
+    s = H.connect(srv.host, srv.port, 10.0)
+    conn.initiate_connection()
+    streams = {}
+    for i in range(SESSIONS):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":path", "/v1/sessions/bud-%d/events" % i),
+                                (":scheme", "http"), (":authority", srv.authority())],
+                          end_stream=True)
+        streams[sid] = i
+    s.sendall(conn.data_to_send())
+    ok = set()
+    deadline = time.monotonic() + 10
+    while len(ok) < SESSIONS:
+        H.check(time.monotonic() < deadline, "all streams answered 200")
+        for ev in conn.receive_data(s.recv(65536)):
+            if isinstance(ev, h2.events.ResponseReceived):
+                H.check_eq(dict(ev.headers).get(":status"), "200", "stream status")
+                ok.add(ev.stream_id)
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+    return s, conn, streams
+
+
+def publish_spread(srv):
+    """Publishes one event per session, GAP_S apart, on one keep-alive
+    HTTP/1.1 connection; returns the monotonic time of the last publish."""
+    p = H.connect(srv.host, srv.port, 10.0)
+    rd = H.Http1Reader(p)
+    for i in range(SESSIONS):
+        p.sendall(H.build_http1("POST", "/v1/sessions/bud-%d/events" % i, body=b"ev-%d" % i))
+        H.check_eq(rd.read_response().status, 200, "publish status")
+        last = time.monotonic()
+        time.sleep(GAP_S)
+    p.close()
+    return last
+
+
+def bursts(srv, h2):
+    """Returns (number of socket reads that carried events, seconds from the
+    last publish to the last event's arrival)."""
+    s, conn, streams = open_streams(srv, h2)
+    time.sleep(BUDGET_S * 1.5)  # the stream headers' send is older than the budget
+    box = {}
+    pub = threading.Thread(target=lambda: box.update(last=publish_spread(srv)))
+    pub.start()
+    got, reads, t_last = set(), 0, None
+    s.settimeout(5.0)
+    while len(got) < SESSIONS:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            raise H.TestFailure("events missing after 5 s: got %s" % sorted(got))
+        H.check(data, "connection open")
+        carried = False
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                if b"id: " in ev.data:
+                    H.check(streams[ev.stream_id] not in got, "no duplicate event")
+                    got.add(streams[ev.stream_id])
+                    carried = True
+        if carried:
+            reads += 1
+            t_last = time.monotonic()
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+    s.close()
+    pub.join(10)
+    H.check("last" in box, "publisher finished")
+    return reads, t_last - box["last"]
+
+
+def create_sessions(srv):
+    for i in range(SESSIONS):
+        r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/bud-%d" % i)
+        H.check(r.status in (200, 201), "PUT session: %d" % r.status)
+
+
+def test_budget_coalesces_sessions(tmp):
+    h2 = H.h2_modules()
+    with H.Server(args=["--fanout-budget", str(BUDGET_S)]) as srv:
+        create_sessions(srv)
+        reads, lag = bursts(srv, h2)
+        H.check(reads <= 3, "%d sessions' events in <= 3 bursts, got %d" % (SESSIONS, reads))
+        slack = 0.3 * H.slow_factor()
+        H.check(lag <= BUDGET_S + slack,
+                "last event %.3f s after its publish, budget %.3f s" % (lag, BUDGET_S))
+        srv.assert_healthy("budget 0.2")
+
+
+def test_budget_off_sends_each(tmp):
+    h2 = H.h2_modules()
+    with H.Server(args=["--fanout-budget", "0"]) as srv:
+        create_sessions(srv)
+        reads, _ = bursts(srv, h2)
+        H.check(reads >= SESSIONS // 2, "budget 0: events in >= %d bursts, got %d"
+                % (SESSIONS // 2, reads))
+
+
+def test_budget_flag_range(tmp):
+    r = H.run([H.sluiced_path(), "--fanout-budget", "2"], timeout=10)
+    H.check_eq(r.returncode, 2, "--fanout-budget 2 s is out of range: exit code")
+    H.check(b"fanout-budget" in r.stderr, "the message names the flag")
+
+
+if __name__ == "__main__":
+    sys.exit(H.run_cases_in_tmp("test_fanout_budget", (
+        test_budget_coalesces_sessions, test_budget_off_sends_each, test_budget_flag_range)))
