@@ -106,13 +106,15 @@ static void send_some(sl_conn_t *c)
 {
     if (c->send_armed || c->state >= SL_CONN__CLOSING)
         return;
+    /* Held plaintext is encrypted when the budget is spent, so a held
+     * batch becomes full TLS records rather than one record per event. */
+    if (c->outq.bytes_pending != 0 && fanout_hold(c))
+        return;
     /* TLS: the socket sends ciphertext, made from the outq as it drains. */
     sl_outq_t *q = c->tls ? &c->tls_out : &c->outq;
     if (c->tls && sl_conn__tls_encrypt(c) != 0)
         c->proto_failed = true;
     if (q->bytes_pending == 0)
-        return;
-    if (fanout_hold(c))
         return;
     if (!c->iov && !(c->iov = malloc(SL_SEND_IOV_MAX * sizeof *c->iov))) {
         start_close(c); /* out of memory: this connection cannot send */
