@@ -397,6 +397,14 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            (double)CTR(rpc_connections));
     metric(c, "rpc_requests_total", "counter", "msgpack-RPC requests received.",
            (double)CTR(rpc_requests));
+    metric(c, "tls_handshakes_total", "counter", "TLS handshakes completed.",
+           (double)CTR(tls_handshakes));
+    metric(c, "tls_resumed_total", "counter", "TLS handshakes that resumed a session.",
+           (double)CTR(tls_resumed));
+    metric(c, "tls_handshake_failures_total", "counter", "TLS handshakes refused or broken.",
+           (double)CTR(tls_handshake_failures));
+    metric(c, "tls_reloads_total", "counter", "Certificate reloads (SIGHUP) that took effect.",
+           (double)CTR(tls_reloads));
     metric(c, "rpc_subscriptions", "gauge", "Open msgpack-RPC subscriptions.",
            (double)CTR(rpc_subscriptions));
     metric(c, "rpc_protocol_errors_total", "counter",

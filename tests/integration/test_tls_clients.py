@@ -182,6 +182,9 @@ def case_resumption(srv, pki):
         H.check("\nReused, " in outs[1], "%s second handshake reused:\n%s" % (ver, outs[1][-800:]))
         H.check("Verify return code: 0 (ok)" in outs[0], "%s chain verifies" % ver)
     H.check(srv.health()["tls"]["resumed"] >= 2, "/health counts resumed handshakes")
+    m = H.http1_request(srv.host, srv.port, "GET", "/metrics").body.decode()
+    H.check("\nsluice_tls_resumed_total " in m and "\nsluice_tls_handshakes_total " in m,
+            "/metrics has the TLS counters")
 
 
 def case_old_protocols_refused(srv, pki):
