@@ -79,8 +79,8 @@ static void established(sl_conn_t *c)
     c->http_proto = a == SL_TLS_ALPN_H2      ? SL_HTTP_PROTO_H2
                     : a == SL_TLS_ALPN_HTTP1 ? SL_HTTP_PROTO_HTTP1
                                              : SL_HTTP_PROTO_AUTO;
-    sl_debug("tls established", "peer=%s version=%s alpn=%s resumed=%d", c->peer,
-             sl_tls_conn_version(c->tls),
+    sl_debug("tls established", "peer=%s version=%s cipher=%s alpn=%s resumed=%d", c->peer,
+             sl_tls_conn_version(c->tls), sl_tls_conn_cipher(c->tls),
              a == SL_TLS_ALPN_H2 ? "h2" : a == SL_TLS_ALPN_HTTP1 ? "http/1.1" : "none",
              (int)sl_tls_conn_resumed(c->tls));
 }

@@ -41,8 +41,16 @@ struct sl_tls_conn {
 };
 
 /* TLS 1.2 suites: forward secrecy (ECDHE) and an AEAD only. TLS 1.3 suites
- * all qualify and keep OpenSSL's default order. */
-static const char tls12_ciphers[] = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL";
+ * are OpenSSL's three defaults. Both lists put AES-128-GCM first (ample
+ * strength, a third fewer AES rounds per record than AES-256: fan-out
+ * encrypts every event once per subscriber), and ChaCha20 goes first for
+ * a client that prefers it (no AES instructions: SSL_OP_PRIORITIZE_CHACHA). */
+static const char tls12_ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+static const char tls13_suites[] =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 /* Server preference: h2, then http/1.1 (wire format). */
 static const unsigned char alpn_server[] = "\x02h2\x08http/1.1";
@@ -96,13 +104,14 @@ static int ctx_policy(SSL_CTX *s)
 {
     if (!SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION) ||
         !SSL_CTX_set_max_proto_version(s, TLS1_3_VERSION) ||
-        !SSL_CTX_set_cipher_list(s, tls12_ciphers))
+        !SSL_CTX_set_cipher_list(s, tls12_ciphers) ||
+        !SSL_CTX_set_ciphersuites(s, tls13_suites))
         return -1;
     /* No compression (CRIME), no renegotiation (a cheap CPU sink for a
      * client), our cipher order, and a short-lived buffer per idle
      * connection instead of 2 x 16 KiB held for ever. */
     SSL_CTX_set_options(s, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
     SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
     return 0;
 }
@@ -396,6 +405,12 @@ bool sl_tls_conn_resumed(const sl_tls_conn_t *t) { return SSL_session_reused(t->
 const char *sl_tls_conn_version(const sl_tls_conn_t *t)
 {
     return SSL_is_init_finished(t->ssl) ? SSL_get_version(t->ssl) : "";
+}
+
+const char *sl_tls_conn_cipher(const sl_tls_conn_t *t)
+{
+    const char *n = SSL_is_init_finished(t->ssl) ? SSL_get_cipher_name(t->ssl) : NULL;
+    return n ? n : "";
 }
 
 int sl_tls_ktls_probe(void)

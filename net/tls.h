@@ -102,6 +102,8 @@ sl_tls_alpn_t sl_tls_conn_alpn(const sl_tls_conn_t *t);
 bool sl_tls_conn_resumed(const sl_tls_conn_t *t);
 /* "TLSv1.3", "TLSv1.2", ... ("" before the handshake). */
 const char *sl_tls_conn_version(const sl_tls_conn_t *t);
+/* The cipher suite's OpenSSL name ("" before the handshake). */
+const char *sl_tls_conn_cipher(const sl_tls_conn_t *t);
 
 /* Whether the kernel offers kTLS: sets TCP_ULP "tls" on a fresh TCP
  * socket. Returns 1 (available: the ULP exists; it refuses only because

@@ -104,6 +104,7 @@ static void test_tls_handshake_alpn_and_data(void)
     shake(srv, cli, &ps, &pc);
     CHECK(sl_tls_conn_alpn(srv) == SL_TLS_ALPN_H2); /* h2 wins though offered second */
     CHECK(strcmp(sl_tls_conn_version(srv), "TLSv1.3") == 0);
+    CHECK(strcmp(sl_tls_conn_cipher(srv), "TLS_AES_128_GCM_SHA256") == 0);
     CHECK(!sl_tls_conn_resumed(srv));
     /* Many small pieces and one large one, client to server. */
     static uint8_t big[100000];
