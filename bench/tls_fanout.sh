@@ -135,8 +135,8 @@ stop_pid
 import json, os, re, sys
 out = sys.argv[1]
 print("| row (events/s -> subscribers) | transport | deliveries/s | CPU-s / 1M deliveries"
-      " | p50 ms | p99 ms | exit |")
-print("|---|---|---:|---:|---:|---:|---|")
+      " | p50 ms | p99 ms | p99 from send ms | publisher lateness p99 ms | load CPU-s | exit |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for n in sorted(x for x in os.listdir(out) if x.startswith("fanout-")):
     d = os.path.join(out, n)
     try:
@@ -146,10 +146,13 @@ for n in sorted(x for x in os.listdir(out) if x.startswith("fanout-")):
         continue
     _, rate, subs, mode = n.split("-")
     lat = j.get("latency") or {}
-    print("| %s -> %s | %s | %.0f | %.3f | %.2f | %.2f | %d |" % (
+    sent = j.get("latency_from_send") or {}
+    late = j.get("publish_lateness") or {}
+    print("| %s -> %s | %s | %.0f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %d |" % (
         rate, subs, "h2 over TLS" if mode == "tls" else "h2c", j["delivered_per_s"],
         j["target_cpu_s_per_million_deliveries"], lat.get("p50_ns", 0) / 1e6,
-        lat.get("p99_ns", 0) / 1e6, code))
+        lat.get("p99_ns", 0) / 1e6, sent.get("p99_ns", 0) / 1e6, late.get("p99_ns", 0) / 1e6,
+        j.get("load_cpu_s", 0), code))
 print("\n| h2load over TLS (-n/-c/-m as run) | requests/s | succeeded | failed | server CPU-s / 1M requests |")
 print("|---|---:|---:|---:|---:|")
 for name, what in (("h2load-sluiced", "sluiced GET /health"), ("h2load-h2o", "h2o 2.2.5, static file")):
