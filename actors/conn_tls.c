@@ -56,7 +56,9 @@ static int take_output(sl_conn_t *c)
         n = (size_t)room;
     if (n == 0)
         return 0;
-    sl_chunk_t *ch = sl_chunk_create((uint32_t)n);
+    /* Counted as output in the memory budget, like the plaintext it
+     * replaces (which leaves the outq as this arrives). */
+    sl_chunk_t *ch = sl_chunk_create_as((uint32_t)n, SL_BUDGET_OUTPUT);
     if (!ch)
         return -ENOMEM;
     ch->len = (uint32_t)sl_tls_conn_take_output(c->tls, ch->data, n);
