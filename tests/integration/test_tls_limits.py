@@ -2,7 +2,8 @@
 
 - a stalled handshake (half a record) is closed at --header-timeout;
 - garbage after a handshake record header gets an alert and a close, and
-  the server stays healthy;
+  40 seeded variants (any record length, random bytes, a ClientHello cut
+  short or followed by junk, some closed with RST) leave the server healthy;
 - clients that send a real ClientHello and never read are closed by the
   header timeout too; open fds return to the baseline;
 - a TLS h2 subscriber that stops reading holds a bounded amount of output
@@ -16,9 +17,11 @@
 """
 
 import os
+import random
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -72,6 +75,25 @@ def case_stalled_and_garbage(srv, pki):
     H.check(first[:1] == b"\x15", "garbage ClientHello answered with an alert: %r" % first)
     closed_within(g, 5)
     g.close()
+    # Seeded garbage: record headers with any length, then random bytes, a
+    # real ClientHello cut short or followed by junk; each ends in a close.
+    rnd = random.Random(1234)
+    for i in range(40):
+        if i % 4 == 0:
+            payload = hello[: rnd.randrange(1, len(hello))]
+        elif i % 4 == 1:
+            payload = hello + bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 600)))
+        else:
+            payload = (b"\x16\x03" + bytes([rnd.randrange(5)]) + rnd.randrange(65536).to_bytes(2, "big")
+                       + bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 3000))))
+        z = socket.create_connection((srv.host, srv.port))
+        try:
+            z.sendall(payload)
+        except OSError:
+            pass
+        if i % 2:
+            z.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        z.close()
     # Clients that never read: a real ClientHello, then silence.
     quiet = []
     for _ in range(20):
