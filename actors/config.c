@@ -15,6 +15,7 @@
 #include "actors/server.h"
 #include "net/http.h"
 #include "net/rpc.h"
+#include "net/tls.h"
 #include "runtime/budget.h"
 #include "runtime/base.h"
 #include "runtime/limits.h"
@@ -135,6 +136,37 @@ static int config_check_rpc_unix(sl_config_t *c, char *err, size_t n)
             snprintf(err, n, "--rpc-listen %s: the path is too long for a unix socket", addr);
             return -1;
         }
+    }
+    return 0;
+}
+
+/* --tls-cert / --tls-key load and match (exit 2 at start, not at the
+ * first handshake), and --tls-ktls against what the kernel offers. */
+static int config_check_tls(sl_config_t *c, char *err, size_t n)
+{
+    bool cert = c->tls_cert && *c->tls_cert, key = c->tls_key && *c->tls_key;
+    if (!cert && !key && strcmp(c->tls_ktls, "on") == 0) {
+        snprintf(err, n, "--tls-ktls on needs --tls-cert and --tls-key");
+        return -1;
+    }
+    if (!cert && !key)
+        return 0;
+    if (!cert || !key) {
+        snprintf(err, n, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    sl_tls_ctx_t *ctx = NULL;
+    if (sl_tls_ctx_create(&ctx, c->tls_cert, c->tls_key, err, n) != 0)
+        return -1;
+    sl_tls_ctx_release(ctx);
+    c->tls_ktls_kernel = sl_tls_ktls_probe() == 1;
+    if (strcmp(c->tls_ktls, "on") == 0) {
+        snprintf(err, n, c->tls_ktls_kernel
+                             ? "--tls-ktls on: the kernel offers kTLS but this build does not "
+                               "implement the offload yet (use auto or off)"
+                             : "--tls-ktls on: the kernel has no kTLS (setsockopt TCP_ULP \"tls\" "
+                               "fails with ENOENT: CONFIG_TLS is not set)");
+        return -1;
     }
     return 0;
 }
@@ -270,6 +302,10 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"memory-limit", SL_FLAG_BYTES, NULL, "global memory budget; at it new publishes and subscriptions get 503 overloaded + Retry-After (default: 75% of the cgroup's memory.max, else of RAM)", &c->memory_limit, SL_BUDGET_LIMIT_MIN, UINT64_MAX / 2, NULL},
         {"max-connections-per-ip", SL_FLAG_U32, "256", "open connections from one address; excess are accepted and closed (0: off)", &c->max_connections_per_ip, 0, 1000000, NULL},
         {"body-timeout", SL_FLAG_SECONDS, "30", "close a connection whose request body or partial RPC message made no progress this long (HTTP/1.1: 408)", &c->body_timeout_ns, SEC / 10, 3600 * SEC, NULL},
+        /* TLS: README "TLS". */
+        {"tls-cert", SL_FLAG_STRING, NULL, "PEM certificate chain (leaf first); with --tls-key, the HTTP and RPC listeners also speak TLS (told apart by the first byte); SIGHUP reloads both files", &c->tls_cert, 0, 0, NULL},
+        {"tls-key", SL_FLAG_STRING, NULL, "PEM private key of --tls-cert", &c->tls_key, 0, 0, NULL},
+        {"tls-ktls", SL_FLAG_ENUM, "auto", "auto|on|off: kernel TLS offload; the offload is not implemented yet, so auto and off encrypt in user space and on refuses to start", &c->tls_ktls, 0, 0, "auto|on|off"},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
     if (rc == 1) {
@@ -300,6 +336,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         return -1;
     }
     if (config_check_budget(c, err, n) != 0)
+        return -1;
+    if (config_check_tls(c, err, n) != 0)
         return -1;
     return config_check_liveness(c, err, n);
 }

@@ -67,6 +67,11 @@ typedef struct sl_config {
     uint64_t conn_worst_bytes;      /* derived: max_connections x per-connection bounds */
     uint32_t max_connections_per_ip; /* 0: off; excess accepted and closed, counted */
     uint64_t body_timeout_ns;       /* request body / partial RPC message idle this long: closed */
+    /* TLS (net/tls.h, actors/server_tls.c): on when a certificate is given. */
+    const char *tls_cert;           /* PEM chain, leaf first (NULL: no TLS) */
+    const char *tls_key;            /* PEM private key of tls_cert */
+    const char *tls_ktls;           /* auto|on|off */
+    bool tls_ktls_kernel;           /* derived: the kernel offers kTLS (probed at start) */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

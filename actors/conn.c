@@ -22,6 +22,13 @@ enum { MSG_DRAIN = SL_MSG_KIND_USER, MSG_ABORT, MSG_REAP };
 
 static void start_close(sl_conn_t *c);
 
+/* Output not yet accepted by the kernel: the protocol's queue plus, on a
+ * TLS connection, the ciphertext made from it (conn_tls.c). */
+static uint64_t out_pending(const sl_conn_t *c)
+{
+    return c->outq.bytes_pending + c->tls_out.bytes_pending;
+}
+
 static void submit(sl_conn_t *c, sl_op_t *op)
 {
     op->owner = &c->a;
@@ -35,7 +42,7 @@ static void arm_recv(sl_conn_t *c)
         return;
     /* Input backpressure: a client that does not read its answers is not
      * read from either. */
-    if (c->outq.bytes_pending > c->outq.bytes_max / 2 || !sl_conn__proto_want_read(c))
+    if (out_pending(c) > c->outq.bytes_max / 2 || !sl_conn__proto_want_read(c))
         return;
     c->recv_op.kind = SL_OP_RECV;
     c->recv_op.fd = c->fd;
@@ -97,15 +104,23 @@ static bool fanout_hold(sl_conn_t *c)
 
 static void send_some(sl_conn_t *c)
 {
-    if (c->send_armed || c->state >= SL_CONN__CLOSING || c->outq.bytes_pending == 0)
+    if (c->send_armed || c->state >= SL_CONN__CLOSING)
         return;
-    if (fanout_hold(c))
+    /* Held plaintext is encrypted when the budget is spent, so a held
+     * batch becomes full TLS records rather than one record per event. */
+    if (c->outq.bytes_pending != 0 && fanout_hold(c))
+        return;
+    /* TLS: the socket sends ciphertext, made from the outq as it drains. */
+    sl_outq_t *q = c->tls ? &c->tls_out : &c->outq;
+    if (c->tls && sl_conn__tls_encrypt(c) != 0)
+        c->proto_failed = true;
+    if (q->bytes_pending == 0)
         return;
     if (!c->iov && !(c->iov = malloc(SL_SEND_IOV_MAX * sizeof *c->iov))) {
         start_close(c); /* out of memory: this connection cannot send */
         return;
     }
-    uint32_t n = sl_outq_iov(&c->outq, c->iov, SL_SEND_IOV_MAX, SEND_BYTES_MAX);
+    uint32_t n = sl_outq_iov(q, c->iov, SL_SEND_IOV_MAX, SEND_BYTES_MAX);
     sl_assert(n > 0);
     c->send_op.kind = SL_OP_SENDMSG;
     c->send_op.fd = c->fd;
@@ -147,7 +162,11 @@ void sl_conn__pump(sl_conn_t *c)
     send_some(c);
     bool done = c->proto_failed || sl_conn__proto_want_close(c) ||
                 (c->state == SL_CONN__DRAINING && (!proto || sl_conn__proto_idle(c)));
-    if (done && c->outq.bytes_pending == 0 && !c->send_armed)
+    if (done && c->tls && !c->proto_failed && c->outq.bytes_pending == 0 && !c->tls_notified) {
+        sl_conn__tls_close_notify(c); /* a clean end the peer can tell from a cut */
+        send_some(c);
+    }
+    if (done && out_pending(c) == 0 && !c->send_armed)
         start_close(c);
     else
         arm_recv(c);
@@ -168,8 +187,13 @@ static void on_recv(sl_conn_t *c, sl_op_t *op)
     c->last_activity_ns = sl_clock_now_ns();
     atomic_fetch_add_explicit(&c->srv->counters.bytes_in, (uint64_t)op->res, memory_order_relaxed);
     int rc = 0;
-    if (c->state < SL_CONN__CLOSING)
-        rc = sl_conn__proto_feed(c, op->buf, (size_t)op->res);
+    if (c->state < SL_CONN__CLOSING) {
+        const uint8_t *in = op->buf;
+        size_t n = (size_t)op->res;
+        /* With a certificate, the first byte picks TLS or cleartext. */
+        rc = sl_conn__tls_sniff(c, in[0]) ? sl_conn__tls_feed(c, in, n)
+                                          : sl_conn__proto_feed(c, in, n);
+    }
     sl_reactor_buf_return(c->r, op->buf_id);
     sl_conn__guard_recv(c, c->last_activity_ns);
     if (rc < 0)
@@ -186,7 +210,7 @@ static void on_send(sl_conn_t *c, sl_op_t *op)
         start_close(c);
         return;
     }
-    sl_outq_consume(&c->outq, (size_t)op->res);
+    sl_outq_consume(c->tls ? &c->tls_out : &c->outq, (size_t)op->res);
     atomic_fetch_add_explicit(&c->srv->counters.bytes_out, (uint64_t)op->res, memory_order_relaxed);
     c->last_activity_ns = sl_clock_now_ns();
     if (c->nstreams) {
@@ -204,12 +228,15 @@ static void on_timer(sl_conn_t *c)
     const sl_config_t *cfg = &c->srv->cfg;
     uint64_t now = sl_clock_now_ns();
     bool idle = (!c->http && !c->rpc) || sl_conn__proto_idle(c);
-    if (!c->http && !c->rpc && now - c->accepted_ns >= cfg->header_timeout_ns) {
+    /* Before the first request (a TLS handshake included) the header
+     * timeout runs from accept. */
+    if (((!c->http && !c->rpc) || sl_conn__tls_handshaking(c)) &&
+        now - c->accepted_ns >= cfg->header_timeout_ns) {
         atomic_fetch_add_explicit(&c->srv->counters.closed_header_timeout, 1, memory_order_relaxed);
         start_close(c);
         return;
     }
-    if (idle && c->outq.bytes_pending == 0 && now - c->last_activity_ns >= cfg->idle_timeout_ns) {
+    if (idle && out_pending(c) == 0 && now - c->last_activity_ns >= cfg->idle_timeout_ns) {
         atomic_fetch_add_explicit(&c->srv->counters.closed_idle, 1, memory_order_relaxed);
         start_close(c);
         return;
@@ -345,6 +372,7 @@ static void destroy(sl_actor_t *self)
     sl_conn_t *c = (sl_conn_t *)self;
     sl_conn__streams_free(c);
     sl_conn__proto_destroy(c);
+    sl_conn__tls_destroy(c);
     sl_outq_deinit(&c->outq);
     free(c->iov);
     free(c);

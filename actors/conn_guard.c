@@ -96,7 +96,7 @@ uint64_t sl_conn__guard_period(const sl_conn_t *c, uint64_t period_ns)
  * send queue are empty. The fd is ours and open (state < CLOSING). */
 static bool path_clear(const sl_conn_t *c)
 {
-    if (c->outq.bytes_pending != 0 || c->send_armed)
+    if (c->outq.bytes_pending != 0 || c->tls_out.bytes_pending != 0 || c->send_armed)
         return false;
     int q = 0;
     return ioctl(c->fd, SIOCOUTQ, &q) == 0 && q == 0;
@@ -331,7 +331,8 @@ void sl_conn__guard_publish(sl_conn_t *c)
         if (last > have && last - have > lag)
             lag = last - have;
     }
-    uint64_t out = c->outq.bytes_pending + (c->http ? sl_http_conn_pending_bytes(c->http) : 0);
+    uint64_t out = c->outq.bytes_pending + c->tls_out.bytes_pending +
+                   (c->http ? sl_http_conn_pending_bytes(c->http) : 0);
     atomic_store_explicit(&c->pub_outq_bytes, out, memory_order_relaxed);
     atomic_store_explicit(&c->pub_lag_events, lag, memory_order_relaxed);
     atomic_store_explicit(&c->pub_streams, c->nstreams, memory_order_relaxed);

@@ -12,6 +12,7 @@
 #include "net/http.h"
 #include "runtime/log.h"
 
+
 static void count_status(sl_conn_t *c, int status)
 {
     if (status >= 500)
@@ -65,13 +66,13 @@ static void serve_health(sl_conn_t *c, const sl_http_req_t *req)
         serve_snapshot(c, req, snap, "application/json");
         return;
     }
-    sl_chunk_t *body = sl_chunk_create(snap->len + 160);
+    sl_chunk_t *body = sl_chunk_create(snap->len + SL_HEALTH_HEAD_BYTES);
     if (!body) {
         sl_chunk_release(snap);
         respond_error(c, req->stream_id, 503, "overloaded", "out of memory", NULL, 0);
         return;
     }
-    body->len = (uint32_t)sl_monitor_health_head(c->srv, (char *)body->data, 160);
+    body->len = (uint32_t)sl_monitor_health_head(c->srv, (char *)body->data, SL_HEALTH_HEAD_BYTES);
     memcpy(body->data + body->len, snap->data, snap->len);
     body->len += snap->len;
     sl_chunk_release(snap);
@@ -121,7 +122,7 @@ static int ensure_http(sl_conn_t *c)
     const sl_config_t *cfg = &c->srv->cfg;
     sl_http_config_t hc;
     sl_http_config_default(&hc);
-    hc.proto = SL_HTTP_PROTO_AUTO;
+    hc.proto = (sl_http_proto_t)c->http_proto; /* TLS ALPN, else sniffed */
     hc.max_header_bytes = (uint32_t)cfg->max_header_bytes;
     hc.max_body_bytes = cfg->max_body_bytes;
     hc.max_concurrent_streams = cfg->max_streams;

@@ -109,6 +109,13 @@ struct sl_conn {
     uint8_t sniff[32];
     uint32_t sniff_len;
     bool proto_failed;             /* close once the error answer is sent */
+    uint8_t http_proto;            /* sl_http_proto_t to force (TLS ALPN); 0: sniff */
+    /* TLS (conn_tls.c): chosen by the first byte when a certificate is set. */
+    struct sl_tls_conn *tls;       /* NULL: cleartext */
+    sl_outq_t tls_out;             /* ciphertext for the socket (TLS only) */
+    bool tls_decided;              /* the first byte was looked at */
+    bool tls_established;          /* handshake done (counted, ALPN applied) */
+    bool tls_notified;             /* close_notify queued */
     /* Sessions. */
     sl_conn_stream_t *streams;     /* SSE streams (live or awaiting replies) */
     uint32_t nstreams;
@@ -269,6 +276,23 @@ bool sl_conn__rpc_partial(const sl_conn_t *c);
 void sl_conn__guard_publish(sl_conn_t *c);
 /* GET /debug/connections, in conn_debug.c. */
 void sl_conn__debug_connections(sl_conn_t *c, const struct sl_http_req *req);
+
+/* TLS transport, in conn_tls.c. All on the actor. */
+/* Looks at the first byte received (once): true when the connection
+ * speaks TLS from now on (c->tls set); false for cleartext. */
+bool sl_conn__tls_sniff(sl_conn_t *c, uint8_t first);
+/* Decrypts received ciphertext into sl_conn__proto_feed and queues what
+ * the handshake produced. Returns 0 or < 0 (close after the queued
+ * output, which may hold an alert). */
+int sl_conn__tls_feed(sl_conn_t *c, const uint8_t *data, size_t len);
+/* Encrypts c->outq into c->tls_out while that has room. Returns 0 or < 0
+ * (close). */
+int sl_conn__tls_encrypt(sl_conn_t *c);
+/* True while a TLS handshake is incomplete (the header timeout runs). */
+bool sl_conn__tls_handshaking(const sl_conn_t *c);
+/* Queues close_notify once (the connection is about to close cleanly). */
+void sl_conn__tls_close_notify(sl_conn_t *c);
+void sl_conn__tls_destroy(sl_conn_t *c);
 
 /* I/O engine entry points the glue may call. */
 void sl_conn__pump(sl_conn_t *c); /* flush protocol output and send */

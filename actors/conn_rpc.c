@@ -577,13 +577,13 @@ static void m_health(sl_conn_t *c, uint32_t msgid)
         put_error(c, msgid, "overloaded", "snapshot not available");
         return;
     }
-    char *doc = malloc(snap->len + 160);
+    char *doc = malloc(snap->len + SL_HEALTH_HEAD_BYTES);
     if (!doc) {
         sl_chunk_release(snap);
         put_error(c, msgid, "overloaded", "out of memory");
         return;
     }
-    size_t n = sl_monitor_health_head(c->srv, doc, 160);
+    size_t n = sl_monitor_health_head(c->srv, doc, SL_HEALTH_HEAD_BYTES);
     memcpy(doc + n, snap->data, snap->len);
     n += snap->len;
     sl_chunk_release(snap);

@@ -400,6 +400,14 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            (double)CTR(rpc_connections));
     metric(c, "rpc_requests_total", "counter", "msgpack-RPC requests received.",
            (double)CTR(rpc_requests));
+    metric(c, "tls_handshakes_total", "counter", "TLS handshakes completed.",
+           (double)CTR(tls_handshakes));
+    metric(c, "tls_resumed_total", "counter", "TLS handshakes that resumed a session.",
+           (double)CTR(tls_resumed));
+    metric(c, "tls_handshake_failures_total", "counter", "TLS handshakes refused or broken.",
+           (double)CTR(tls_handshake_failures));
+    metric(c, "tls_reloads_total", "counter", "Certificate reloads (SIGHUP) that took effect.",
+           (double)CTR(tls_reloads));
     metric(c, "rpc_subscriptions", "gauge", "Open msgpack-RPC subscriptions.",
            (double)CTR(rpc_subscriptions));
     metric(c, "rpc_protocol_errors_total", "counter",
@@ -486,10 +494,16 @@ static sl_chunk_t *take(sl_monitor_t *m, sl_chunk_t **slot)
 
 size_t sl_monitor_health_head(sl_server_t *srv, char *buf, size_t cap)
 {
+    bool tls = srv->cfg.tls_cert && *srv->cfg.tls_cert;
     int n = snprintf(buf, cap,
-                     "{\"uptime_s\":%.3f,\"connections\":%" PRIu64 ",\"streams\":%" PRIu64 ",",
+                     "{\"uptime_s\":%.3f,\"connections\":%" PRIu64 ",\"streams\":%" PRIu64 ","
+                     "\"tls\":{\"enabled\":%s,\"ktls\":false,\"handshakes\":%" PRIu64
+                     ",\"resumed\":%" PRIu64 ",\"handshake_failures\":%" PRIu64
+                     ",\"reloads\":%" PRIu64 ",\"reload_failures\":%" PRIu64 "},",
                      (double)(sl_clock_now_ns() - srv->start_ns) / 1e9, CTR(connections_open),
-                     CTR(streams_open));
+                     CTR(streams_open), tls ? "true" : "false", CTR(tls_handshakes),
+                     CTR(tls_resumed), CTR(tls_handshake_failures), CTR(tls_reloads),
+                     CTR(tls_reload_failures));
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

@@ -32,6 +32,8 @@ sl_chunk_t *sl_monitor_metrics_text(sl_monitor_t *m);
 /* Writes the live head of the /health object into buf (cap >= 128).
  * Returns its length. Any thread. */
 size_t sl_monitor_health_head(sl_server_t *srv, char *buf, size_t cap);
+/* Room the head needs (uptime, counts, the TLS object). */
+#define SL_HEALTH_HEAD_BYTES 400
 /* True when the latest snapshot said busy. */
 bool sl_monitor_busy(sl_monitor_t *m);
 

@@ -310,9 +310,12 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
             srv->rpc[i].more_fds[k] = -1;
     }
     pthread_mutex_init(&srv->conns_lock, NULL);
+    int rc = sl_server_tls_init(srv);
+    if (rc != 0)
+        return rc;
     srv->fd_limit = raise_fd_limit();
     sl_budget_set_limit(cfg->memory_limit);
-    int rc = ensure_data_dir(cfg->data_dir);
+    rc = ensure_data_dir(cfg->data_dir);
     if (rc != 0)
         return rc;
     if ((rc = sl_registry_create(cfg->max_sessions, &srv->registry)) != 0)
@@ -562,5 +565,6 @@ void sl_server_shutdown(sl_server_t *srv)
         sl_sched_destroy(srv->scheds[i]);
     sl_watchdog_destroy(srv->watchdog); /* no connection can call it now */
     pthread_mutex_destroy(&srv->conns_lock);
+    sl_server_tls_deinit(srv);
     sl_info("stopped", "clean=%d shutdown_ms=%.1f", clean, (double)(sl_clock_now_ns() - t0) / 1e6);
 }

@@ -20,6 +20,7 @@ typedef struct sl_conn sl_conn_t;
 typedef struct sl_registry sl_registry_t;
 typedef struct sl_monitor sl_monitor_t;
 typedef struct sl_watchdog sl_watchdog_t;
+typedef struct sl_tls_ctx sl_tls_ctx_t;
 
 /* Process-wide counters: relaxed atomics, written by connection actors and
  * reactor callbacks, read by the monitor. */
@@ -60,6 +61,12 @@ typedef struct sl_server_counters {
     _Atomic uint64_t budget_refused_subscribe; /* subscriptions answered overloaded at it */
     _Atomic uint64_t rejected_per_ip;          /* closed at accept: --max-connections-per-ip */
     _Atomic uint64_t closed_body_timeout;      /* body / partial RPC message stalled */
+    /* TLS (actors/conn_tls.c, actors/server_tls.c). */
+    _Atomic uint64_t tls_handshakes;           /* completed */
+    _Atomic uint64_t tls_resumed;              /* of which resumed a session */
+    _Atomic uint64_t tls_handshake_failures;   /* refused or broken before completing */
+    _Atomic uint64_t tls_reloads;              /* SIGHUP reloads that took effect */
+    _Atomic uint64_t tls_reload_failures;      /* SIGHUP reloads refused (old context kept) */
 } sl_server_counters_t;
 
 /* One msgpack-RPC listening socket (--rpc-listen). */
@@ -110,6 +117,11 @@ typedef struct sl_server {
     pthread_mutex_t conns_lock;   /* guards the registry list (connect/close only) */
     sl_conn_t *conns_head;        /* intrusive list; holds one ref per conn */
     _Atomic uint32_t next_reactor;
+    /* TLS (actors/server_tls.c): the context new connections start with;
+     * swapped by a reload under tls_lock, which readers hold only to take
+     * a reference (once per TLS connection). NULL: TLS off. */
+    pthread_mutex_t tls_lock;
+    sl_tls_ctx_t *tls_ctx;
 } sl_server_t;
 
 /* Whether a unix socket path is free to bind: 0 nothing there, 1 a stale
@@ -135,6 +147,20 @@ int sl_server_start(sl_server_t *srv);
 /* Graceful stop: stop accepting, let connections finish within the grace,
  * then close the rest, stop threads and free everything. */
 void sl_server_shutdown(sl_server_t *srv);
+
+/* TLS, in server_tls.c. Loads --tls-cert/--tls-key (when given) and logs
+ * the kTLS state once. Returns 0 or SL_EINVAL (logged). Main thread, from
+ * sl_server_init. */
+int sl_server_tls_init(sl_server_t *srv);
+/* Reloads both files into a new context for new connections; live ones
+ * keep theirs. On failure logs an error and keeps the old context.
+ * Returns 0, SL_ENOTFOUND (TLS off) or SL_EINVAL. Main thread (SIGHUP). */
+int sl_server_tls_reload(sl_server_t *srv);
+/* The current context with a reference for the caller (release it with
+ * sl_tls_ctx_release), or NULL when TLS is off. Any thread. */
+sl_tls_ctx_t *sl_server_tls_acquire(sl_server_t *srv);
+/* Drops the context (shutdown). */
+void sl_server_tls_deinit(sl_server_t *srv);
 
 /* Registry, called by connection actors. */
 void sl_server_conn_add(sl_server_t *srv, sl_conn_t *c);

@@ -1,7 +1,8 @@
 /*
  * sluiced: the server entry point. Parses flags, starts the server, waits
  * for SIGTERM/SIGINT on the main thread (signals are blocked in every other
- * thread), then drains and exits.
+ * thread), then drains and exits. SIGHUP reloads the TLS certificate and
+ * key (actors/server_tls.c) and the wait goes on.
  *
  * Exit codes: 0 clean shutdown, 1 runtime failure (cannot bind, no
  * io_uring, …), 2 bad flags or configuration.
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP); /* reloads the TLS certificate and key */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -53,7 +55,13 @@ int main(int argc, char **argv)
     siginfo_t si;
     memset(&si, 0, sizeof si);
     int sig;
-    while ((sig = sigwaitinfo(&set, &si)) < 0) {
+    for (;;) {
+        if ((sig = sigwaitinfo(&set, &si)) < 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        if (sl_server_tls_reload(&srv) == SL_ENOTFOUND)
+            sl_info("SIGHUP ignored: no --tls-cert to reload", "from_pid=%d", (int)si.si_pid);
     }
     sl_info("shutting down", "signal=%s from_pid=%d grace_s=%.3f", sig == SIGTERM ? "TERM" : "INT",
             (int)si.si_pid, (double)cfg.shutdown_grace_ns / 1e9);

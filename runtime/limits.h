@@ -270,4 +270,37 @@ _Static_assert((SL_CONN_PER_IP_BUCKETS & (SL_CONN_PER_IP_BUCKETS - 1)) == 0,
 _Static_assert(SL_BUDGET_DEFAULT_PERCENT > 0 && SL_BUDGET_DEFAULT_PERCENT <= 100, "a fraction");
 _Static_assert(SL_JOURNAL_BUFFERS >= 2, "double buffering: append while a write is in flight");
 
+
+/* TLS (net/tls.h). A record carries at most 16 KiB of plaintext; its
+ * ciphertext adds at most 2048 bytes (TLS 1.2) plus the 5-byte header. The
+ * read BIO holds what one recv brought plus at most one partial record:
+ * every complete record is decrypted and fed before the next recv. */
+#define SL_TLS_PLAIN_RECORD_BYTES 16384u
+#define SL_TLS_RECORD_BYTES_MAX (SL_TLS_PLAIN_RECORD_BYTES + 2048u + 5u)
+/* Ciphertext queued per connection, waiting for the socket. Policy:
+ * plaintext is encrypted only while less than this is queued, so the
+ * plaintext output queue (--max-conn-output-bytes) fills and producers
+ * pause as they do in cleartext; recv stops while the sum of both is over
+ * half of their bounds. One drain of the write BIO may overshoot by what a
+ * single feed produced (a handshake flight, alerts), hence the slack. */
+#define SL_TLS_CIPHER_QUEUE_BYTES (256u * 1024)
+#define SL_TLS_CIPHER_QUEUE_SLACK_BYTES (64u * 1024)
+/* Segments of that queue: each drain of the write BIO appends one chunk.
+ * Policy at the bound: the drain waits (SL_EFULL) until a send frees one. */
+#define SL_TLS_CIPHER_QUEUE_SEGS 64u
+/* Plaintext slices handed to one encrypt call (more wait for the next). */
+#define SL_TLS_ENCRYPT_IOV_MAX 64u
+/* Resumable sessions the server-side cache of one context holds (TLS 1.2
+ * session ids; TLS 1.3 uses stateless tickets). Policy: OpenSSL evicts the
+ * oldest. Tickets sent after a full TLS 1.3 handshake: one per handshake is
+ * enough for a client that resumes one connection at a time. */
+#define SL_TLS_SESSION_CACHE_MAX 20480
+#define SL_TLS_SESSION_TIMEOUT_S 7200
+#define SL_TLS_TICKETS_PER_HANDSHAKE 2
+/* Largest certificate or key file read at start or reload. */
+#define SL_TLS_PEM_FILE_BYTES_MAX (1u << 20)
+
+_Static_assert(SL_TLS_CIPHER_QUEUE_BYTES >= 4 * SL_TLS_RECORD_BYTES_MAX,
+               "several records in flight per send");
+
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/tls.h"
 #include "runtime/base.h"
 #include "runtime/clock.h"
 
@@ -57,6 +58,7 @@ static void maybe_free(sl_load_conn_t *c)
         c->cancel_op.busy)
         return;
     close(c->fd);
+    sl_tls_conn_destroy(c->tls);
     free(c->rbuf);
     free(c->out);
     free(c->sending);
@@ -139,6 +141,16 @@ static void on_connect(sl_load_op_t *op, int res)
     leave(c);
 }
 
+/* Plaintext into the protocol (also the TLS feed's callback). */
+static int proto_recv(void *ctx, const uint8_t *data, size_t len)
+{
+    sl_load_conn_t *c = ctx;
+    const char *p = (const char *)data;
+    return c->proto == SL_LOAD_PROTO_H2    ? sl_load__h2_recv(c, p, len)
+           : c->proto == SL_LOAD_PROTO_RPC ? sl_load__rpc_recv(c, p, len)
+                                           : sl_load__h1_recv(c, p, len);
+}
+
 static void on_recv(sl_load_op_t *op, int res)
 {
     sl_load_conn_t *c = sl_container_of(op, sl_load_conn_t, recv_op);
@@ -152,9 +164,11 @@ static void on_recv(sl_load_op_t *op, int res)
                 c->next_read_ns = now;
             c->next_read_ns += (uint64_t)res * SL_NS_PER_S / c->read_rate;
         }
-        int rc = c->proto == SL_LOAD_PROTO_H2    ? sl_load__h2_recv(c, c->rbuf, (size_t)res)
-                 : c->proto == SL_LOAD_PROTO_RPC ? sl_load__rpc_recv(c, c->rbuf, (size_t)res)
-                                                 : sl_load__h1_recv(c, c->rbuf, (size_t)res);
+        int rc = c->tls ? sl_tls_conn_feed(c->tls, (const uint8_t *)c->rbuf, (size_t)res,
+                                           proto_recv, c)
+                        : proto_recv(c, (const uint8_t *)c->rbuf, (size_t)res);
+        if (rc == SL_ECLOSED && c->proto == SL_LOAD_PROTO_H1)
+            sl_load__h1_eof(c); /* close_notify: the end of an HTTP/1.0-style body */
         if (rc < 0)
             sl_load__conn_fail(c, rc);
         flush(c);
@@ -193,6 +207,28 @@ static void on_send(sl_load_op_t *op, int res)
     leave(c);
 }
 
+/* TLS: the protocol's output is encrypted (once the handshake is done)
+ * and the ciphertext, handshake flights first, is what goes out. */
+static void flush_tls(sl_load_conn_t *c)
+{
+    if (c->out_len) {
+        struct iovec v = {c->out, c->out_len};
+        long k = sl_tls_conn_encrypt(c->tls, &v, 1, c->out_len);
+        if (k < 0) {
+            sl_load__conn_fail(c, SL_EPROTO);
+            return;
+        }
+        memmove(c->out, c->out + k, c->out_len - (size_t)k);
+        c->out_len -= (size_t)k;
+    }
+    size_t n = sl_tls_conn_take_output(c->tls, (uint8_t *)c->sending, c->sending_cap);
+    if (n == 0)
+        return;
+    c->send_len = n;
+    c->send_off = 0;
+    post_send(c);
+}
+
 static void flush(sl_load_conn_t *c)
 {
     /* nghttp2 forbids mem_send inside its callbacks; on_recv flushes after
@@ -201,6 +237,10 @@ static void flush(sl_load_conn_t *c)
         return;
     if (c->h2 && sl_load__h2_fill(c) < 0) {
         sl_load__conn_fail(c, SL_EPROTO);
+        return;
+    }
+    if (c->tls) {
+        flush_tls(c);
         return;
     }
     if (c->out_len == 0)
@@ -272,11 +312,23 @@ static int init_conn(sl_load_conn_t *c, sl_load_loop_t *loop, const sl_load_conn
     sl_assert(cfg->addr_len <= sizeof(c->addr));
     memcpy(&c->addr, cfg->addr, cfg->addr_len);
     c->addr_len = cfg->addr_len;
+    /* TLS: ciphertext of a full output buffer (record overhead) plus a
+     * handshake flight; what does not fit waits in the BIO. */
+    c->sending_cap = cfg->tls ? c->out_cap + c->out_cap / 64 + 8192 : c->out_cap;
     c->rbuf = malloc(c->rbuf_bytes);
     c->out = malloc(c->out_cap);
-    c->sending = malloc(c->out_cap);
+    c->sending = malloc(c->sending_cap);
     if (!c->rbuf || !c->out || !c->sending)
         return -ENOMEM;
+    if (cfg->tls) {
+        static const uint8_t h2[] = "\x02h2", h1[] = "\x08http/1.1";
+        const uint8_t *alpn = c->proto == SL_LOAD_PROTO_H2 ? h2 : h1;
+        size_t alpn_len = c->proto == SL_LOAD_PROTO_H2   ? sizeof h2 - 1
+                          : c->proto == SL_LOAD_PROTO_H1 ? sizeof h1 - 1
+                                                         : 0;
+        if (sl_tls_conn_create_client(&c->tls, cfg->tls, cfg->tls_host, alpn, alpn_len) != 0)
+            return -ENOMEM;
+    }
     if (c->proto == SL_LOAD_PROTO_RPC)
         return sl_load__rpc_init(c);
     return c->proto == SL_LOAD_PROTO_H2 ? sl_load__h2_init(c) : sl_load__h1_init(c);
@@ -306,6 +358,7 @@ sl_load_conn_t *sl_load_conn_create(sl_load_loop_t *loop, const sl_load_conn_cfg
         if (c->h2)
             nghttp2_session_del(c->h2);
         sl_load__rpc_deinit(c);
+        sl_tls_conn_destroy(c->tls);
         if (c->fd >= 0)
             close(c->fd);
         free(c->rbuf);

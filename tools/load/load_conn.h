@@ -12,6 +12,9 @@
  * connection closing. After on_done the connection no longer references the
  * request.
  *
+ * With a TLS context every protocol runs over TLS (net/tls.h on memory
+ * BIOs): ALPN offers h2 or http/1.1 to match, RPC offers nothing.
+ *
  * Reading can be paused (a stalled reader) or paced to a byte rate (a slow
  * reader); both stop the kernel socket from being drained, so the server
  * sees real TCP backpressure.
@@ -76,6 +79,9 @@ typedef struct sl_load_conn_cfg {
     size_t send_bytes;           /* request output buffer size */
     uint32_t h2_stream_window;   /* SETTINGS_INITIAL_WINDOW_SIZE */
     uint32_t h2_conn_window;     /* connection-level receive window */
+    struct sl_tls_ctx *tls;      /* TLS client context (net/tls.h), or NULL:
+                                  * cleartext; borrowed for life */
+    const char *tls_host;        /* server name for SNI and the check; borrowed */
 } sl_load_conn_cfg_t;
 
 /* Called once when connected (before any request bytes are sent). */

@@ -59,6 +59,10 @@ struct sl_load_conn {
     http_parser hp;
     /* msgpack-RPC (load_rpc.c); NULL for the other protocols */
     struct sl_load_rpc_conn *rpc;
+    /* TLS (net/tls.h); NULL for cleartext. `sending` then holds ciphertext
+     * and has room for out_cap bytes of plaintext's records. */
+    struct sl_tls_conn *tls;
+    size_t sending_cap;
 };
 
 /* Links req at the tail of c's request list. */

@@ -94,6 +94,10 @@ static const flag_t flags[] = {
     {"plot", K_STR, O(plot_path), S(plot_path), NULL, "",
      "write a .png or .svg plot here (needs gnuplot)"},
     {"progress", K_ENUM, O(progress), 0, progress_names, "auto", "auto|tty|plain|off"},
+    {"tls", K_BOOL, O(tls), 0, NULL, "0",
+     "TLS to the target (h2 and h1 by ALPN; rpc too); --target https://HOST:PORT sets it"},
+    {"insecure", K_BOOL, O(insecure), 0, NULL, "0", "TLS: accept any server certificate"},
+    {"cacert", K_STR, O(cacert), S(cacert), NULL, "", "TLS: trusted CA file (default: system)"},
 };
 
 /* Scenario presets: flag=value pairs applied before file, env and argv. */
@@ -401,6 +405,12 @@ static int resolve(sl_load_opts_t *o, FILE *err)
     const char *flag = rpc ? "--rpc-target" : "--target";
     if (rpc && strncmp(t, "unix:", 5) == 0)
         return resolve_unix(o, t + 5, err);
+    if (strncmp(t, "https://", 8) == 0) {
+        o->tls = true;
+        t += 8;
+    } else if (strncmp(t, "http://", 7) == 0) {
+        t += 7;
+    }
     const char *colon = strrchr(t, ':');
     if (!colon || colon == t || !colon[1]) {
         fprintf(err, "sluice-load: %s must be HOST:PORT%s, got '%s'\n", flag,
@@ -425,6 +435,7 @@ static int resolve(sl_load_opts_t *o, FILE *err)
     o->addr_len = ai->ai_addrlen;
     freeaddrinfo(ai);
     snprintf(o->authority, sizeof(o->authority), "%s", t);
+    snprintf(o->tls_host, sizeof(o->tls_host), "%s", host);
     return 0;
 }
 

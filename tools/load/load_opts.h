@@ -81,7 +81,11 @@ typedef struct sl_load_opts {
     char json_path[512];
     char plot_path[512];
     sl_load_progress_t progress;
+    bool tls;                /* TLS to the target (also: --target https://HOST:PORT) */
+    bool insecure;           /* TLS: accept any certificate */
+    char cacert[512];        /* TLS: trusted CA file (empty: the system store) */
     /* Derived by sl_load_opts_parse. */
+    char tls_host[256];      /* TLS: server name (SNI and certificate check) */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char authority[300];

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "net/tls.h"
 #include "runtime/base.h"
 #include "runtime/clock.h"
 #include "tools/load/load_event.h"
@@ -748,6 +749,8 @@ static void init_cfgs(sl_load_run_t *r)
         .send_bytes = 16384,
         .h2_stream_window = 1u << 20,
         .h2_conn_window = 1u << 26,
+        .tls = r->tls,
+        .tls_host = o->tls_host,
     };
     r->cfg_ctl = base;
     r->cfg_sub = base;
@@ -768,6 +771,16 @@ sl_load_run_t *sl_load_run_create(const sl_load_opts_t *o)
     if (!r)
         return NULL;
     r->o = o;
+    if (o->tls) {
+        char err[512];
+        int rc = sl_tls_ctx_create_client(&r->tls, o->cacert[0] ? o->cacert : NULL, !o->insecure,
+                                          err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "sluice-load: TLS: %s\n", err);
+            free(r);
+            return NULL;
+        }
+    }
     init_cfgs(r);
     sl_load_hist_init(&r->latency);
     sl_load_hist_init(&r->latency_from_send);
@@ -846,5 +859,7 @@ void sl_load_run_destroy(sl_load_run_t *r)
     free(r->acked);
     free(r->sub_results);
     free(r->health.buf);
+    if (r->tls)
+        sl_tls_ctx_release(r->tls);
     free(r);
 }

@@ -100,6 +100,7 @@ typedef struct ctlreq {
 
 struct sl_load_run {
     const sl_load_opts_t *o;
+    struct sl_tls_ctx *tls;       /* --tls: the client context, else NULL */
     sl_load_loop_t *loop;
     sl_load_conn_cfg_t cfg_sub;
     sl_load_conn_cfg_t cfg_pub;

@@ -38,8 +38,12 @@ static int set_timeout(sl_ctl_t *ctl, const char *v, const char *src)
 
 static int set_addr(sl_ctl_t *ctl, const char *v, const char *src)
 {
+    if (strncmp(v, "tls://", 6) == 0) { /* TLS to HOST:PORT */
+        ctl->tls.on = true;
+        v += 6;
+    }
     if (!*v || strlen(v) >= sizeof(ctl->addr))
-        return sl_ctl_usage("bad RPC address '%s' (%s): HOST:PORT or unix:PATH", v, src);
+        return sl_ctl_usage("bad RPC address '%s' (%s): [tls://]HOST:PORT or unix:PATH", v, src);
     strcpy(ctl->addr, v);
     return 0;
 }
@@ -75,6 +79,19 @@ int sl_ctl_global_opt(sl_ctl_t *ctl, int opt, const char *val)
         return 0;
     case 't':
         return set_timeout(ctl, val, "--timeout");
+    case SL_CTL_OPT_TLS:
+        ctl->tls.on = true;
+        return 0;
+    case SL_CTL_OPT_INSECURE:
+        ctl->tls.on = ctl->tls.insecure = true;
+        return 0;
+    case SL_CTL_OPT_CACERT:
+        if (!*val || strlen(val) >= sizeof(ctl->cacert))
+            return sl_ctl_usage("bad --cacert '%s'", val);
+        strcpy(ctl->cacert, val);
+        ctl->tls.cacert = ctl->cacert;
+        ctl->tls.on = true;
+        return 0;
     default:
         sl_assert(!"not a global option");
     }
@@ -99,7 +116,7 @@ int sl_ctl_parse(sl_ctl_t *ctl, int argc, char **argv, const struct option *opts
         } else if (opt == '?') {
             rc = sl_ctl_usage("unknown option '%s'; see sluicectl %s --help", argv[optind - 1],
                               argv[0]);
-        } else if (opt == 'r' || opt == 'j' || opt == 't') {
+        } else if (opt == 'r' || opt == 'j' || opt == 't' || opt >= SL_CTL_OPT_TLS) {
             rc = sl_ctl_global_opt(ctl, opt, optarg);
         } else {
             rc = on_opt(ctl, state, opt, optarg);
@@ -141,7 +158,7 @@ int sl_ctl_fail(const sl_ctl_t *ctl, int rc, const char *what)
 
 int sl_ctl_open(sl_ctl_t *ctl)
 {
-    int rc = sl_ctl_rpc_connect(ctl->addr, ctl->timeout_ms, &ctl->rpc);
+    int rc = sl_ctl_rpc_connect(ctl->addr, &ctl->tls, ctl->timeout_ms, &ctl->rpc);
     if (rc == SL_EINVAL)
         return sl_ctl_usage("bad RPC address '%s': HOST:PORT (resolvable) or unix:PATH", ctl->addr);
     if (rc < 0)

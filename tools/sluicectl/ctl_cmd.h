@@ -40,8 +40,13 @@ enum {
 /* sessions --all: pages followed at most (1000 sessions each). */
 #define SL_CTL_PAGES_MAX 100000u
 
+/* Long-only global options (values no command uses). */
+enum { SL_CTL_OPT_TLS = 0x1001, SL_CTL_OPT_CACERT, SL_CTL_OPT_INSECURE };
+
 typedef struct sl_ctl {
     char addr[SL_CTL_ADDR_MAX];
+    sl_ctl_tls_t tls;                /* --tls / tls://, --cacert, --insecure */
+    char cacert[SL_CTL_ADDR_MAX];
     bool json;
     int timeout_ms;
     sl_ctl_rpc_t *rpc; /* owned; opened by sl_ctl_open */
@@ -58,7 +63,9 @@ int sl_ctl_global_opt(sl_ctl_t *ctl, int opt, const char *val);
  * their short names are 'r', 'j' and 't' (long-only). */
 #define SL_CTL_GLOBAL_LONGOPTS                                                                     \
     {"rpc", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},                       \
-        {"timeout", required_argument, NULL, 't'},                                                 \
+        {"timeout", required_argument, NULL, 't'}, {"tls", no_argument, NULL, SL_CTL_OPT_TLS},     \
+        {"cacert", required_argument, NULL, SL_CTL_OPT_CACERT},                                    \
+        {"insecure", no_argument, NULL, SL_CTL_OPT_INSECURE},                                      \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }

@@ -19,10 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net/tls.h"
 #include "runtime/base.h"
+
+/* Ciphertext moved per send or recv call on a TLS connection. */
+#define CTL_TLS_IO_BYTES 16384u
 
 struct sl_ctl_rpc {
     int fd;
+    sl_tls_conn_t *tls; /* NULL: cleartext */
     uint32_t next_msgid;
     msgpack_unpacker up;
     msgpack_sbuffer out;
@@ -134,7 +139,115 @@ static int connect_tcp(const char *addr, int64_t deadline_ms, int *fd)
     return rc;
 }
 
-int sl_ctl_rpc_connect(const char *addr, int timeout_ms, sl_ctl_rpc_t **out)
+/* Writes len bytes to the socket within the deadline. */
+static int send_all(sl_ctl_rpc_t *c, const char *p, size_t len, int64_t deadline_ms)
+{
+    size_t off = 0;
+    /* Bounded by the deadline: each pass sends bytes or waits for room. */
+    while (off < len) {
+        ssize_t n = send(c->fd, p + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -errno;
+        int rc = wait_fd(c->fd, POLLOUT, deadline_ms, c->has_mask ? &c->mask : NULL);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Sends whatever ciphertext the TLS endpoint has made. */
+static int send_tls_output(sl_ctl_rpc_t *c, int64_t deadline_ms)
+{
+    char buf[CTL_TLS_IO_BYTES];
+    size_t n;
+    /* Bounded by what the endpoint holds: each pass takes some of it. */
+    while ((n = sl_tls_conn_take_output(c->tls, (uint8_t *)buf, sizeof buf)) > 0) {
+        int rc = send_all(c, buf, n, deadline_ms);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Plaintext from the TLS endpoint into the unpacker. */
+static int on_plain(void *ctx, const uint8_t *data, size_t len)
+{
+    sl_ctl_rpc_t *c = ctx;
+    if (!msgpack_unpacker_reserve_buffer(&c->up, len))
+        return -ENOMEM;
+    memcpy(msgpack_unpacker_buffer(&c->up), data, len);
+    msgpack_unpacker_buffer_consumed(&c->up, len);
+    return 0;
+}
+
+/* Reads once from the socket: into the unpacker, or through TLS. Returns
+ * 0 (bytes arrived, possibly no plaintext), or an error of fill. */
+static int recv_some(sl_ctl_rpc_t *c, int64_t deadline_ms)
+{
+    char buf[CTL_TLS_IO_BYTES];
+    /* Bounded by the deadline: each pass reads or waits. */
+    for (;;) {
+        char *p = c->tls ? buf : msgpack_unpacker_buffer(&c->up);
+        size_t cap = c->tls ? sizeof buf : msgpack_unpacker_buffer_capacity(&c->up);
+        ssize_t n = recv(c->fd, p, cap, 0);
+        if (n > 0 && !c->tls) {
+            msgpack_unpacker_buffer_consumed(&c->up, (size_t)n);
+            return 0;
+        }
+        if (n > 0) {
+            int rc = sl_tls_conn_feed(c->tls, (const uint8_t *)buf, (size_t)n, on_plain, c);
+            int out = send_tls_output(c, deadline_ms); /* key updates, alerts */
+            return rc < 0 ? rc : out;
+        }
+        if (n == 0)
+            return SL_ECLOSED;
+        if (errno != EAGAIN && errno != EINTR)
+            return -errno;
+        int rc = wait_fd(c->fd, POLLIN, deadline_ms, c->has_mask ? &c->mask : NULL);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static int start_tls(sl_ctl_rpc_t *c, const char *addr, const sl_ctl_tls_t *tls,
+                     int64_t deadline_ms)
+{
+    char err[512], host[256];
+    const char *colon = strrchr(addr, ':');
+    size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']')
+        addr++, hl -= 2;
+    snprintf(host, sizeof host, "%.*s", (int)(hl < sizeof host ? hl : sizeof host - 1), addr);
+    sl_tls_ctx_t *ctx = NULL;
+    int rc = sl_tls_ctx_create_client(&ctx, tls->cacert, !tls->insecure, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "sluicectl: TLS: %s\n", err);
+        return SL_EPROTO;
+    }
+    rc = sl_tls_conn_create_client(&c->tls, ctx, host, NULL, 0);
+    sl_tls_ctx_release(ctx);
+    if (rc != 0)
+        return rc;
+    /* Bounded by the deadline: each pass sends a flight or reads one. */
+    while (rc == 0 && !sl_tls_conn_established(c->tls)) {
+        rc = send_tls_output(c, deadline_ms);
+        if (rc == 0)
+            rc = recv_some(c, deadline_ms);
+    }
+    if (rc == 0)
+        rc = send_tls_output(c, deadline_ms); /* the client's Finished */
+    if (rc == SL_EPROTO || rc == SL_ECLOSED)
+        fprintf(stderr, "sluicectl: TLS handshake with %s failed (certificate not trusted, "
+                        "wrong name, or not a TLS port; --cacert, --insecure)\n", addr);
+    return rc == SL_ECLOSED ? SL_EPROTO : rc;
+}
+
+int sl_ctl_rpc_connect(const char *addr, const sl_ctl_tls_t *tls, int timeout_ms,
+                       sl_ctl_rpc_t **out)
 {
     int64_t deadline = sl_ctl_now_ms() + timeout_ms;
     int fd = -1;
@@ -152,6 +265,11 @@ int sl_ctl_rpc_connect(const char *addr, int timeout_ms, sl_ctl_rpc_t **out)
     c->next_msgid = 1;
     msgpack_sbuffer_init(&c->out);
     msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+    if (tls && tls->on && strncmp(addr, "unix:", 5) != 0 &&
+        (rc = start_tls(c, addr, tls, deadline)) != 0) {
+        sl_ctl_rpc_close(c);
+        return rc;
+    }
     *out = c;
     return 0;
 }
@@ -167,6 +285,7 @@ void sl_ctl_rpc_close(sl_ctl_rpc_t *c)
     if (!c)
         return;
     close(c->fd);
+    sl_tls_conn_destroy(c->tls);
     msgpack_unpacker_destroy(&c->up);
     msgpack_sbuffer_destroy(&c->out);
     free(c);
@@ -189,22 +308,23 @@ msgpack_packer *sl_ctl_rpc_begin(sl_ctl_rpc_t *c, const char *method, uint32_t n
 
 int sl_ctl_rpc_send(sl_ctl_rpc_t *c, int64_t deadline_ms)
 {
-    size_t off = 0;
-    /* Bounded by the deadline: each pass sends bytes or waits for room. */
-    while (off < c->out.size) {
-        ssize_t n = send(c->fd, c->out.data + off, c->out.size - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
+    int rc = 0;
+    if (!c->tls) {
+        rc = send_all(c, c->out.data, c->out.size, deadline_ms);
+    } else {
+        /* Bounded by the request: each pass encrypts a slice of it. */
+        for (size_t off = 0; rc == 0 && off < c->out.size;) {
+            struct iovec v = {c->out.data + off, c->out.size - off};
+            long k = sl_tls_conn_encrypt(c->tls, &v, 1, CTL_TLS_IO_BYTES * 4);
+            if (k <= 0)
+                return SL_EPROTO;
+            off += (size_t)k;
+            rc = send_tls_output(c, deadline_ms);
         }
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return -errno;
-        int rc = wait_fd(c->fd, POLLOUT, deadline_ms, c->has_mask ? &c->mask : NULL);
-        if (rc < 0)
-            return rc;
     }
-    msgpack_sbuffer_clear(&c->out);
-    return 0;
+    if (rc == 0)
+        msgpack_sbuffer_clear(&c->out);
+    return rc;
 }
 
 /* Sorts an unpacked root into a response or a notification. */
@@ -252,22 +372,7 @@ static int fill(sl_ctl_rpc_t *c, int64_t deadline_ms)
         return SL_ETOOBIG;
     if (!msgpack_unpacker_reserve_buffer(&c->up, SL_CTL_RPC_READ_BYTES))
         return -ENOMEM;
-    /* Bounded by the deadline: each pass reads or waits. */
-    for (;;) {
-        ssize_t n = recv(c->fd, msgpack_unpacker_buffer(&c->up),
-                         msgpack_unpacker_buffer_capacity(&c->up), 0);
-        if (n > 0) {
-            msgpack_unpacker_buffer_consumed(&c->up, (size_t)n);
-            return 0;
-        }
-        if (n == 0)
-            return SL_ECLOSED;
-        if (errno != EAGAIN && errno != EINTR)
-            return -errno;
-        int rc = wait_fd(c->fd, POLLIN, deadline_ms, c->has_mask ? &c->mask : NULL);
-        if (rc < 0)
-            return rc;
-    }
+    return recv_some(c, deadline_ms);
 }
 
 int sl_ctl_rpc_next(sl_ctl_rpc_t *c, int64_t deadline_ms, sl_ctl_msg_t *msg)

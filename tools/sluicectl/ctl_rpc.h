@@ -17,6 +17,7 @@
 #define SL_TOOLS_CTL_RPC_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <msgpack.h>
@@ -29,6 +30,15 @@
 #define SL_CTL_RPC_READ_BYTES 65536u
 
 typedef struct sl_ctl_rpc sl_ctl_rpc_t;
+
+/* TLS to a TCP address (net/tls.h on memory BIOs over the same blocking
+ * socket): the server's certificate is checked against cacert (NULL: the
+ * system store) and the host name, unless insecure. */
+typedef struct sl_ctl_tls {
+    bool on;
+    bool insecure;
+    const char *cacert;
+} sl_ctl_tls_t;
 
 typedef enum sl_ctl_msg_kind {
     SL_CTL_MSG_RESPONSE = 1,
@@ -49,11 +59,13 @@ typedef struct sl_ctl_msg {
 } sl_ctl_msg_t;
 
 /* Connects to addr: "HOST:PORT", "[V6]:PORT" or "unix:PATH", waiting at
- * most timeout_ms. Returns 0 with *out owned by the caller; SL_EINVAL for
- * an address of the wrong shape or a host that does not resolve; -errno
+ * most timeout_ms, and with tls->on completes a TLS handshake within the
+ * same time. Returns 0 with *out owned by the caller; SL_EINVAL for an
+ * address of the wrong shape or a host that does not resolve; -errno
  * from socket/connect (-ETIMEDOUT when the deadline passed, -EINTR on a
- * signal). */
-int sl_ctl_rpc_connect(const char *addr, int timeout_ms, sl_ctl_rpc_t **out);
+ * signal); SL_EPROTO when the TLS handshake failed (reason on stderr). */
+int sl_ctl_rpc_connect(const char *addr, const sl_ctl_tls_t *tls, int timeout_ms,
+                       sl_ctl_rpc_t **out);
 /* Waits on c use mask (copied) as the signal mask: the caller blocks the
  * signals it handles and passes the mask without them, so they arrive only
  * during a wait and end it with -EINTR (ppoll). */
