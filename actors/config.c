@@ -269,6 +269,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"memory-limit", SL_FLAG_BYTES, NULL, "global memory budget; at it new publishes and subscriptions get 503 overloaded + Retry-After (default: 75% of the cgroup's memory.max, else of RAM)", &c->memory_limit, SL_BUDGET_LIMIT_MIN, UINT64_MAX / 2, NULL},
         {"max-connections-per-ip", SL_FLAG_U32, "256", "open connections from one address; excess are accepted and closed (0: off)", &c->max_connections_per_ip, 0, 1000000, NULL},
         {"body-timeout", SL_FLAG_SECONDS, "30", "close a connection whose request body or partial RPC message made no progress this long (HTTP/1.1: 408)", &c->body_timeout_ns, SEC / 10, 3600 * SEC, NULL},
+        /* Browsers: README "Browsers: CORS, console". */
+        {"cors-origin", SL_FLAG_STRING, "", "origins whose pages may call the API from a browser: comma-separated scheme://host[:port], or * (empty: none; other origins also cannot POST/PUT/DELETE through a browser: 403 forbidden_origin)", &c->cors_origin, 0, 0, NULL},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
     if (rc == 1) {
@@ -298,6 +300,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
                  (unsigned long long)c->max_event_bytes, (unsigned long long)c->max_body_bytes);
         return -1;
     }
+    if (sl_cors_parse(&c->cors, c->cors_origin, err, n) != 0)
+        return -1;
     if (config_check_budget(c, err, n) != 0)
         return -1;
     return config_check_liveness(c, err, n);

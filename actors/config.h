@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "net/cors.h"
 #include "runtime/flags.h"
 
 typedef struct sl_config {
@@ -66,6 +67,9 @@ typedef struct sl_config {
     uint64_t conn_worst_bytes;      /* derived: max_connections x per-connection bounds */
     uint32_t max_connections_per_ip; /* 0: off; excess accepted and closed, counted */
     uint64_t body_timeout_ns;       /* request body / partial RPC message idle this long: closed */
+    /* Browsers (net/cors.h, README "Browsers: CORS, console"). */
+    const char *cors_origin;        /* --cors-origin as given */
+    sl_cors_t cors;                 /* parsed; items borrow cors_origin */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

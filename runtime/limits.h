@@ -252,4 +252,12 @@ _Static_assert((SL_CONN_PER_IP_BUCKETS & (SL_CONN_PER_IP_BUCKETS - 1)) == 0,
 _Static_assert(SL_BUDGET_DEFAULT_PERCENT > 0 && SL_BUDGET_DEFAULT_PERCENT <= 100, "a fraction");
 _Static_assert(SL_JOURNAL_BUFFERS >= 2, "double buffering: append while a write is in flight");
 
+/* Browsers (net/cors.c): origins --cors-origin may list, and the longest
+ * one (scheme, a 253-byte host name and a port). Policy beyond either:
+ * the flag is refused at start (exit 2). Preflight answers may be cached
+ * by the browser this long (Chrome caps it at 7200 s). */
+#define SL_CORS_ORIGINS_MAX 32
+#define SL_CORS_ORIGIN_BYTES_MAX 272
+#define SL_CORS_MAX_AGE_S "600"
+
 #endif
