@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "actors/conn_int.h"
+#include "actors/console.h"
 #include "actors/monitor.h"
 #include "net/cors.h"
 #include "net/http.h"
@@ -131,6 +132,8 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
     } else if (path_is(req, "/metrics")) {
         serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),
                        "text/plain; version=0.0.4; charset=utf-8");
+    } else if (sl_console_path(req->path)) {
+        sl_console_serve(c->http, req);
     } else if (path_is(req, "/debug/connections")) {
         sl_conn__debug_connections(c, req);
     } else if (req->path.len >= 12 && memcmp(req->path.ptr, "/v1/sessions", 12) == 0) {
