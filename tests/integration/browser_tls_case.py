@@ -114,6 +114,11 @@ def test_twenty_tails_over_h2_survive_a_restart():
                 for sid in SESSIONS:
                     H.check_eq(tails[sid]["data"][-1], "%s #%d" % (sid, BEFORE + AFTER),
                                "%s last data" % sid)
+                # The console's own view caught up: every row at the last seq, subscribed.
+                br.wait("""(() => { const rows = [...document.querySelectorAll('#sessions tbody tr')];
+                    return rows.length === %d && rows.every((tr) => tr.children[3].textContent === '%d'
+                        && tr.children[4].textContent === '1'); })()""" % (len(SESSIONS), BEFORE + AFTER),
+                        10, "the sessions table shows every session at its last seq, subscribed")
                 path = os.path.join(B.artifact_dir(), "console-tls.png")
                 br.screenshot(path)
                 print("20 tails over h2: %d events each, exactly once across a restart; "
