@@ -16,6 +16,7 @@ import browser_lib as B  # noqa: E402
 
 B.require_browser()
 suite = H.Suite("test_browser")
+BROWSER = B.Browser()  # one chromium for every case (suite fixture); each case opens its page
 SESSIONS = ["t%02d" % i for i in range(20)]
 H1_LIMIT = 6  # Chromium's connections per origin (scheme, host, port) over HTTP/1.x
 
@@ -33,7 +34,8 @@ def server_subscribers(srv, prefix):
 
 @suite.case
 def test_http1_caps_eventsources_at_six():
-    with H.Server() as srv, B.Browser() as br:
+    br = BROWSER
+    with H.Server() as srv:
         for sid in SESSIONS:
             H.check(H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/" + sid).status
                     in (200, 201), "create " + sid)
@@ -42,12 +44,12 @@ def test_http1_caps_eventsources_at_six():
         H.check_eq(br.eval("Object.keys(window.sluiceConsole.tails).length"), 20, "tails asked")
         br.wait("Object.values(window.sluiceConsole.tails).some((t) => t.state === 'open')", 10,
                 "a first tail opens")
-        time.sleep(2.0 * H.slow_factor())  # the rest would open now if they could
+        time.sleep(1.0 * H.slow_factor())  # the rest would open now if they could
         for sid in SESSIONS:
             publish(srv, sid, "to " + sid)
         br.wait("Object.values(window.sluiceConsole.tails).some((t) => t.events.length > 0)",
                 10, "a tail receives")
-        time.sleep(1.0 * H.slow_factor())
+        time.sleep(0.5 * H.slow_factor())
         tails = br.tails()
         opened = [k for k, t in tails.items() if t["opens"] > 0]
         receiving = [k for k, t in tails.items() if t["ids"]]
@@ -66,7 +68,8 @@ def test_http1_caps_eventsources_at_six():
 
 @suite.case
 def test_console_loads_and_tails():
-    with H.Server() as srv, B.Browser() as br:
+    br = BROWSER
+    with H.Server() as srv:
         for i, sid in enumerate(("orders", "billing", "audit")):
             for k in range(i + 2):
                 publish(srv, sid, "%s event %d" % (sid, k + 1))
@@ -117,4 +120,4 @@ def test_console_loads_and_tails():
         H.check(not problems, "console errors or CSP violations: %r" % problems)
 
 
-suite.run()
+suite.run(fixture=BROWSER)

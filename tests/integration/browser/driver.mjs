@@ -8,7 +8,7 @@
 //   {"cmd":"eval","expr":E}                 value of the expression E in the page
 //   {"cmd":"wait","expr":E,"timeout_ms":N}  until E is truthy in the page
 //   {"cmd":"screenshot","path":P}           full-page PNG
-//   {"cmd":"problems"}                      console errors, page errors, CSP violations so far
+//   {"cmd":"problems"}                      the page's console errors, page errors, CSP violations
 //   {"cmd":"quit"}
 // Every answer: {"ok":true,"value":...} or {"ok":false,"error":"..."}.
 import readline from 'node:readline';
@@ -29,6 +29,7 @@ const problems = [];
 
 async function newPage(url) {
   if (page) await page.close();
+  problems.length = 0; // each page answers for itself
   page = await browser.newPage();
   page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
   page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
