@@ -106,6 +106,14 @@ static unsigned default_port(sl_http_str_t scheme)
     return scheme.len == 5 ? 443 : 80;
 }
 
+static bool has_upper(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] >= 'A' && p[i] <= 'Z')
+            return true;
+    return false;
+}
+
 static void trim(const char **p, size_t *n)
 {
     while (*n > 0 && ((*p)[0] == ' ' || (*p)[0] == '\t')) {
@@ -132,6 +140,12 @@ int sl_cors_parse(sl_cors_t *out, const char *text, char *err, size_t n)
             snprintf(err, n, "--cors-origin: '%.*s' is not an origin (scheme://host[:port], "
                              "scheme http or https, no path) nor *", (int)(len > 300 ? 300 : len),
                      item);
+            return SL_EINVAL;
+        } else if (len > 0 && has_upper(item, len)) {
+            /* Browsers send origins lower case, and compare the granted
+             * one byte for byte: an upper-case entry could never work. */
+            snprintf(err, n, "--cors-origin: '%.*s' must be lower case, as browsers send it",
+                     (int)len, item);
             return SL_EINVAL;
         } else if (len > 0) {
             if (out->count >= SL_CORS_ORIGINS_MAX) {
@@ -162,8 +176,11 @@ uint32_t sl_cors_grant(const sl_cors_t *p, sl_http_str_t origin)
         return SL_CORS_NONE;
     if (p->any)
         return SL_CORS_ANY;
+    /* Exact bytes: the grant echoes the listed origin, which the browser
+     * compares with its own serialisation byte for byte. */
     for (uint32_t i = 0; i < p->count; i++)
-        if (ieq(p->origins[i].ptr, p->origins[i].len, origin.ptr, origin.len))
+        if (p->origins[i].len == origin.len &&
+            memcmp(p->origins[i].ptr, origin.ptr, origin.len) == 0)
             return i + 1;
     return SL_CORS_NONE;
 }

@@ -9,7 +9,7 @@
  * is pure (no I/O, no allocation), so any thread may call it.
  *
  * The rules (README "Browsers: CORS, console"):
- * - An Origin listed in the policy (exactly, ASCII case-insensitive), or
+ * - An Origin listed in the policy (byte for byte), or
  *   any Origin when the policy is `*`, is granted: its responses carry
  *   Access-Control-Allow-Origin (the origin itself with Vary: Origin, or
  *   `*` for a `*` policy) and Access-Control-Expose-Headers.
@@ -45,7 +45,8 @@ typedef struct sl_cors {
 
 /* Parses --cors-origin: empty or NULL (no cross-origin access), `*`, or a
  * comma-separated list of origins `scheme://host[:port]` (scheme http or
- * https, no path, no trailing slash; spaces around commas are ignored).
+ * https, lower case as browsers send them, no path, no trailing slash;
+ * spaces around commas are ignored).
  * Borrows text: it must outlive out (flag text lives until exit). Returns
  * 0, or SL_EINVAL / SL_ETOOBIG with one line in err (n bytes); out is
  * unspecified on failure. */
