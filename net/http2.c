@@ -237,12 +237,15 @@ static int submit(sl_http_conn_t *c, sl_http__h2_stream_t *s, int status,
     char st[8], cl[24];
     snprintf(st, sizeof(st), "%03d", status);
     nva[k++] = make_nv(":status", 7, st, 3);
-    /* Every response, errors and fail-safe answers included (net/cors.h);
-     * nghttp2 copies the strings before submit returns. */
+    /* Every response, errors and fail-safe answers included (net/cors.h).
+     * Their strings are static or the configuration's, alive until exit,
+     * so nghttp2 need not copy them (it copies the caller's). */
     sl_http_header_t std[SL_HTTP__STD_HEADERS_MAX];
     size_t nstd = sl_http__std_headers(c, s->cors, std);
-    for (size_t i = 0; i < nstd; i++)
-        nva[k++] = make_nv(std[i].name, std[i].name_len, std[i].value, std[i].value_len);
+    for (size_t i = 0; i < nstd; i++) {
+        nva[k] = make_nv(std[i].name, std[i].name_len, std[i].value, std[i].value_len);
+        nva[k++].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    }
     for (size_t i = 0; i < n; i++)
         nva[k++] = make_nv(hdrs[i].name, hdrs[i].name_len, hdrs[i].value, hdrs[i].value_len);
     bool has_body = sl_http__status_has_body(status);
