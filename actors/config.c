@@ -306,6 +306,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"tls-cert", SL_FLAG_STRING, NULL, "PEM certificate chain (leaf first); with --tls-key, the HTTP and RPC listeners also speak TLS (told apart by the first byte); SIGHUP reloads both files", &c->tls_cert, 0, 0, NULL},
         {"tls-key", SL_FLAG_STRING, NULL, "PEM private key of --tls-cert", &c->tls_key, 0, 0, NULL},
         {"tls-ktls", SL_FLAG_ENUM, "auto", "auto|on|off: kernel TLS offload; the offload is not implemented yet, so auto and off encrypt in user space and on refuses to start", &c->tls_ktls, 0, 0, "auto|on|off"},
+        /* Browsers: README "Browsers: CORS, console". */
+        {"cors-origin", SL_FLAG_STRING, "", "origins whose pages may call the API from a browser: comma-separated scheme://host[:port], or * (empty: none; other origins also cannot POST/PUT/DELETE through a browser: 403 forbidden_origin)", &c->cors_origin, 0, 0, NULL},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
     if (rc == 1) {
@@ -335,6 +337,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
                  (unsigned long long)c->max_event_bytes, (unsigned long long)c->max_body_bytes);
         return -1;
     }
+    if (sl_cors_parse(&c->cors, c->cors_origin, err, n) != 0)
+        return -1;
     if (config_check_budget(c, err, n) != 0)
         return -1;
     if (config_check_tls(c, err, n) != 0)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "net/cors.h"
 #include "runtime/flags.h"
 
 typedef struct sl_config {
@@ -72,6 +73,9 @@ typedef struct sl_config {
     const char *tls_key;            /* PEM private key of tls_cert */
     const char *tls_ktls;           /* auto|on|off */
     bool tls_ktls_kernel;           /* derived: the kernel offers kTLS (probed at start) */
+    /* Browsers (net/cors.h, README "Browsers: CORS, console"). */
+    const char *cors_origin;        /* --cors-origin as given */
+    sl_cors_t cors;                 /* parsed; items borrow cors_origin */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "actors/conn_int.h"
+#include "actors/console.h"
 #include "actors/monitor.h"
+#include "net/cors.h"
 #include "net/http.h"
 #include "runtime/log.h"
 
@@ -79,6 +81,34 @@ static void serve_health(sl_conn_t *c, const sl_http_req_t *req)
     serve_snapshot(c, req, body, "application/json");
 }
 
+/* OPTIONS on the API: a CORS preflight (an Origin and an
+ * Access-Control-Request-Method) from a granted origin gets 204 with what
+ * may be sent; from any other origin, or asking for a header outside the
+ * allowed families, 403. A plain OPTIONS (no Origin) learns the methods.
+ * The grant's Access-Control-Allow-Origin is added by net/http. */
+static void serve_preflight(sl_conn_t *c, const sl_http_req_t *req)
+{
+    const sl_cors_t *cors = &c->srv->cfg.cors;
+    const sl_http_header_t *want = sl_http_req_header(req, "access-control-request-headers");
+    sl_http_str_t asked = want ? (sl_http_str_t){want->value, want->value_len}
+                               : (sl_http_str_t){NULL, 0};
+    if (req->origin.ptr == NULL) {
+        static const sl_http_header_t allow[] = {
+            SL_HTTP_HEADER_LIT("allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")};
+        sl_http_respond(c->http, req->stream_id, 204, allow, 1, NULL, 0);
+    } else if (sl_cors_grant(cors, req->origin) == SL_CORS_NONE) {
+        respond_error(c, req->stream_id, 403, "forbidden_origin",
+                      "this origin may not call the API from a browser (--cors-origin)", NULL, 0);
+    } else if (!sl_cors_request_headers_allowed(asked)) {
+        respond_error(c, req->stream_id, 403, "forbidden_origin",
+                      "a requested header is not allowed cross-origin", NULL, 0);
+    } else {
+        sl_http_header_t h[SL_CORS_PREFLIGHT_HEADERS_MAX];
+        size_t n = sl_cors_preflight_headers(asked, h);
+        sl_http_respond(c->http, req->stream_id, 204, h, n, NULL, 0);
+    }
+}
+
 static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req)
 {
     sl_conn_t *c = ctx;
@@ -90,11 +120,21 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
     if (!sl_http_query_valid(req->query)) {
         respond_error(c, req->stream_id, 400, "bad_request",
                       "malformed percent escape in the query", NULL, 0);
+    } else if (!sl_cors_request_allowed(&c->srv->cfg.cors, req)) {
+        /* A page of another origin must not publish or delete through a
+         * user's browser (net/cors.h); clients without Origin pass. */
+        respond_error(c, req->stream_id, 403, "forbidden_origin",
+                      "state-changing request from another origin (--cors-origin)", NULL, 0);
+    } else if (req->method == SL_HTTP_METHOD_OPTIONS && req->path.len >= 4 &&
+               memcmp(req->path.ptr, "/v1/", 4) == 0) {
+        serve_preflight(c, req);
     } else if (path_is(req, "/health")) {
         serve_health(c, req);
     } else if (path_is(req, "/metrics")) {
         serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),
                        "text/plain; version=0.0.4; charset=utf-8");
+    } else if (sl_console_path(req->path)) {
+        sl_console_serve(c->http, req);
     } else if (path_is(req, "/debug/connections")) {
         sl_conn__debug_connections(c, req);
     } else if (req->path.len >= 12 && memcmp(req->path.ptr, "/v1/sessions", 12) == 0) {
@@ -126,6 +166,8 @@ static int ensure_http(sl_conn_t *c)
     hc.max_header_bytes = (uint32_t)cfg->max_header_bytes;
     hc.max_body_bytes = cfg->max_body_bytes;
     hc.max_concurrent_streams = cfg->max_streams;
+    hc.cors = &cfg->cors;
+    hc.tls = c->tls != NULL; /* same-origin checks compare https origins */
     if (hc.conn_body_bytes_max < cfg->max_body_bytes)
         hc.conn_body_bytes_max = cfg->max_body_bytes;
     /* The counted allocator must hold the bodies it is told to accept:

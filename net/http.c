@@ -6,6 +6,7 @@
  * request header store both protocols fill.
  */
 #include "net/net_int.h"
+#include "net/cors.h"
 
 #include <errno.h>
 #include <stdalign.h>
@@ -394,6 +395,16 @@ int sl_http__check_headers(const sl_http_header_t *hdrs, size_t n)
         }
     }
     return 0;
+}
+
+size_t sl_http__std_headers(const sl_http_conn_t *c, uint32_t grant, sl_http_header_t *out)
+{
+    return sl_cors_response_headers(c->cfg.cors, grant, out);
+}
+
+uint32_t sl_http__grant(const sl_http_conn_t *c, const sl_http_req_t *req)
+{
+    return sl_cors_grant(c->cfg.cors, req->origin);
 }
 
 bool sl_http__status_has_body(int status)

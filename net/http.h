@@ -45,6 +45,7 @@
 #include "runtime/buf.h"
 
 typedef struct sl_http_conn sl_http_conn_t;
+struct sl_cors; /* net/cors.h */
 
 /* A borrowed byte string; ptr is NULL when the item is absent. Strings the
  * module hands out are also NUL-terminated (ptr[len] == 0). */
@@ -100,6 +101,9 @@ typedef struct sl_http_req {
     sl_http_str_t last_event_id;
     sl_http_str_t event_type; /* Sluice-Event-Type */
     sl_http_str_t durable;    /* Sluice-Durable */
+    sl_http_str_t origin;     /* Origin */
+    /* "https" or "http": HTTP/2's :scheme, else the transport's (cfg.tls). */
+    sl_http_str_t scheme;
     int64_t content_length;   /* -1 when absent */
     /* All regular headers in arrival order (pseudo-headers excluded). */
     const sl_http_header_t *headers;
@@ -163,6 +167,11 @@ typedef struct sl_http_config {
     uint64_t mem_max_bytes;       /* counted allocator cap (nghttp2 + ours) */
     uint32_t mem_fail_nth;        /* failure injection: the Nth allocation
                                    * fails (0: off; tests only) */
+    /* Browser origins (net/cors.h), borrowed: must outlive the connection;
+     * NULL: no cross-origin access. Every response carries the security
+     * headers, and the CORS ones when its request's Origin is granted. */
+    const struct sl_cors *cors;
+    bool tls;                     /* bytes arrive through TLS: scheme https */
 } sl_http_config_t;
 
 /* Fills cfg with the defaults. Any thread. */

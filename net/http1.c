@@ -267,10 +267,14 @@ static int put_head(sl_http_conn_t *c, int status, const sl_http_header_t *hdrs,
     int k = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
                      sl_http_status_reason(status));
     int rc = put_str(h, 0, line, (size_t)k);
-    for (size_t i = 0; i < n; i++) {
-        rc = put_str(h, rc, hdrs[i].name, hdrs[i].name_len);
+    /* Every response, errors and fail-safe answers included (net/cors.h). */
+    sl_http_header_t std[SL_HTTP__STD_HEADERS_MAX];
+    size_t nstd = sl_http__std_headers(c, h->cur_cors, std);
+    for (size_t i = 0; i < nstd + n; i++) {
+        const sl_http_header_t *hd = i < nstd ? &std[i] : &hdrs[i - nstd];
+        rc = put_str(h, rc, hd->name, hd->name_len);
         rc = PUT_LIT(h, rc, ": ");
-        rc = put_str(h, rc, hdrs[i].value, hdrs[i].value_len);
+        rc = put_str(h, rc, hd->value, hd->value_len);
         rc = PUT_LIT(h, rc, "\r\n");
     }
     if (clen >= 0) {
@@ -313,6 +317,7 @@ int sl_http__h1_fail(sl_http_conn_t *c, int status)
     h->close_after = true;
     h->cur = H1_IDLE;
     h->cur_version = 11;
+    h->cur_cors = SL_CORS_NONE;
     const char *code = (status == 413 || status == 431) ? "too_large"
                        : status == 503                  ? "overloaded"
                                                         : "bad_request";
@@ -370,6 +375,7 @@ static int dispatch(sl_http_conn_t *c)
     h->cur_id = req.stream_id;
     h->cur_version = h->req_version;
     h->cur_head = req.method == SL_HTTP_METHOD_HEAD;
+    h->cur_cors = sl_http__grant(c, &req);
     if (!h->req_keep_alive || c->shutdown)
         h->close_after = true;
     c->cbs.on_request(c->ctx, c, &req);

@@ -45,6 +45,7 @@ struct sl_http__h2_stream {
     bool out_ready; /* out is initialised */
     bool head_done; /* the request's header block is complete */
     int reject;     /* status to answer when the header block ends */
+    uint32_t cors;  /* the request's origin grant (net/cors.h) */
     int64_t content_length;
     sl_http__hdrs_t hdrs;
     uint8_t *body;
@@ -231,11 +232,20 @@ static int submit(sl_http_conn_t *c, sl_http__h2_stream_t *s, int status,
 {
     if (n > H2_RESPONSE_HEADERS_MAX)
         return SL_EINVAL;
-    nghttp2_nv nva[H2_RESPONSE_HEADERS_MAX + 2];
+    nghttp2_nv nva[H2_RESPONSE_HEADERS_MAX + SL_HTTP__STD_HEADERS_MAX + 2];
     size_t k = 0;
     char st[8], cl[24];
     snprintf(st, sizeof(st), "%03d", status);
     nva[k++] = make_nv(":status", 7, st, 3);
+    /* Every response, errors and fail-safe answers included (net/cors.h).
+     * Their strings are static or the configuration's, alive until exit,
+     * so nghttp2 need not copy them (it copies the caller's). */
+    sl_http_header_t std[SL_HTTP__STD_HEADERS_MAX];
+    size_t nstd = sl_http__std_headers(c, s->cors, std);
+    for (size_t i = 0; i < nstd; i++) {
+        nva[k] = make_nv(std[i].name, std[i].name_len, std[i].value, std[i].value_len);
+        nva[k++].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    }
     for (size_t i = 0; i < n; i++)
         nva[k++] = make_nv(hdrs[i].name, hdrs[i].name_len, hdrs[i].value, hdrs[i].value_len);
     bool has_body = sl_http__status_has_body(status);
@@ -321,7 +331,9 @@ static int put_pseudo(sl_http_conn_t *c, sl_http__h2_stream_t *s, const uint8_t 
         span = &s->hdrs.target;
     else if (nlen == 10 && memcmp(name, ":authority", 10) == 0)
         span = &s->hdrs.authority;
-    if (span == NULL) /* :scheme: counted, not kept */
+    else if (nlen == 7 && memcmp(name, ":scheme", 7) == 0)
+        span = &s->hdrs.scheme;
+    if (span == NULL) /* other pseudo-headers: counted, not kept */
         return sl_http__hdrs_put(c, &s->hdrs, (const char *)value, vlen, false, true);
     return sl_http__hdrs_put_span(c, &s->hdrs, span, (const char *)value, vlen, true);
 }
@@ -399,6 +411,7 @@ static void request_done(sl_http_conn_t *c, sl_http__h2_stream_t *s)
     req.content_length = s->content_length;
     req.body = s->body_len > 0 ? s->body : NULL;
     req.body_len = s->body_len;
+    s->cors = sl_http__grant(c, &req);
     s->state = S_DISPATCHED;
     c->cbs.on_request(c->ctx, c, &req);
     /* Streams are closed only inside nghttp2 calls, never by a submit from

@@ -7,6 +7,9 @@
  */
 #include "net/net_int.h"
 
+#include <stdio.h>
+#include <string.h>
+
 sl_http_abuse_t sl_http_conn_abuse(const sl_http_conn_t *conn)
 {
     if (conn->proto != SL_HTTP_PROTO_H2)
@@ -52,14 +55,25 @@ bool sl_http_conn_body_pending(const sl_http_conn_t *conn)
 
 int sl_http_conn_timeout(sl_http_conn_t *conn)
 {
-    static const char resp[] = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n"
-                               "content-length: 0\r\n\r\n";
     /* Only where the 408 is the next thing the peer reads: HTTP/1.x with
      * no response in progress or buffered. */
     if (conn->proto != SL_HTTP_PROTO_HTTP1 || conn->h1.cur != H1_IDLE ||
         conn->h1.out.bytes_pending != 0)
         return SL_ENOTFOUND;
-    int rc = sl_outq_append_copy(conn->outq, resp, sizeof(resp) - 1);
+    /* The headers every response carries (no request: no CORS grant);
+     * bounded: SL_CORS_HEADERS_MAX short values plus the fixed head. */
+    char resp[1024];
+    size_t len = (size_t)snprintf(resp, sizeof(resp), "HTTP/1.1 408 Request Timeout\r\n"
+                                                      "connection: close\r\ncontent-length: 0\r\n");
+    sl_http_header_t std[SL_HTTP__STD_HEADERS_MAX];
+    size_t nstd = sl_http__std_headers(conn, SL_CORS_NONE, std);
+    for (size_t i = 0; i < nstd && len < sizeof(resp); i++)
+        len += (size_t)snprintf(resp + len, sizeof(resp) - len, "%.*s: %.*s\r\n",
+                                (int)std[i].name_len, std[i].name, (int)std[i].value_len,
+                                std[i].value);
+    sl_assert(len + 2 < sizeof(resp));
+    memcpy(resp + len, "\r\n", 2);
+    int rc = sl_outq_append_copy(conn->outq, resp, len + 2);
     if (rc == 0)
         conn->dead = true;
     return rc;

@@ -29,7 +29,7 @@ void sl_http__hdrs_reset(sl_http_conn_t *c, sl_http__hdrs_t *h)
     h->len = 0;
     h->count = 0;
     h->counted = 0;
-    h->method = h->target = h->authority = (sl_http__span_t){0, 0, false};
+    h->method = h->target = h->authority = h->scheme = (sl_http__span_t){0, 0, false};
 }
 
 void sl_http__hdrs_free(sl_http_conn_t *c, sl_http__hdrs_t *h)
@@ -217,6 +217,7 @@ static void known_header(sl_http_req_t *req, const sl_http_header_t *hd)
         {"last-event-id", offsetof(sl_http_req_t, last_event_id)},
         {"sluice-event-type", offsetof(sl_http_req_t, event_type)},
         {"sluice-durable", offsetof(sl_http_req_t, durable)},
+        {"origin", offsetof(sl_http_req_t, origin)},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(known); i++) {
         if (strlen(known[i].name) != hd->name_len || memcmp(known[i].name, hd->name, hd->name_len))
@@ -246,6 +247,12 @@ int sl_http__req_build(sl_http_conn_t *c, sl_http__hdrs_t *h, sl_http_req_t *req
     req->path = span_str(h, path);
     req->query = span_str(h, query);
     req->host = span_str(h, h->authority);
+    if (h->scheme.set)
+        req->scheme = span_str(h, h->scheme);
+    else if (c->cfg.tls)
+        req->scheme = (sl_http_str_t){"https", 5};
+    else
+        req->scheme = (sl_http_str_t){"http", 4};
     for (uint32_t i = 0; i < h->count; i++) {
         const sl_http__hent_t *e = &h->ent[i];
         h->arr[i] = (sl_http_header_t){h->buf + e->name_off, e->name_len, h->buf + e->value_off,

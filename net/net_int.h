@@ -9,6 +9,7 @@
 #include <http_parser.h>
 #include <nghttp2/nghttp2.h>
 
+#include "net/cors.h"
 #include "net/http.h"
 
 /* Counted allocator state of one connection. */
@@ -40,7 +41,7 @@ typedef struct sl_http__hdrs {
     sl_http__hent_t *ent;
     uint32_t count, ent_cap;
     uint32_t counted;
-    sl_http__span_t method, target, authority;
+    sl_http__span_t method, target, authority, scheme;
     sl_http_header_t *arr; /* built for delivery */
 } sl_http__hdrs_t;
 
@@ -70,6 +71,7 @@ typedef struct sl_http__h1 {
     bool cur_chunked;
     bool cur_nobody;        /* HEAD, 204, 304: writes are dropped */
     bool close_after;       /* close when the response in progress ended */
+    uint32_t cur_cors;      /* its request's origin grant (net/cors.h) */
     bool in_head;           /* a request's header section is being parsed */
     bool in_body;           /* a request's body is being received */
     sl_outq_t out;          /* framed output not yet in the caller's outq */
@@ -139,6 +141,12 @@ int sl_http__req_build(sl_http_conn_t *c, sl_http__hdrs_t *h, sl_http_req_t *req
 sl_http_method_t sl_http__method_of(const char *s, size_t n);
 
 /* Response helpers (http.c). */
+/* Headers every response carries (net/cors.h), for a request whose Origin
+ * got grant; at most SL_HTTP__STD_HEADERS_MAX into out. Returns the count. */
+#define SL_HTTP__STD_HEADERS_MAX SL_CORS_HEADERS_MAX
+size_t sl_http__std_headers(const sl_http_conn_t *c, uint32_t grant, sl_http_header_t *out);
+/* The grant of a request about to be dispatched. */
+uint32_t sl_http__grant(const sl_http_conn_t *c, const sl_http_req_t *req);
 int sl_http__check_headers(const sl_http_header_t *hdrs, size_t n);
 bool sl_http__status_has_body(int status);
 /* Appends to q ignoring its byte bound (complete responses and framing

@@ -302,5 +302,12 @@ _Static_assert(SL_JOURNAL_BUFFERS >= 2, "double buffering: append while a write 
 
 _Static_assert(SL_TLS_CIPHER_QUEUE_BYTES >= 4 * SL_TLS_RECORD_BYTES_MAX,
                "several records in flight per send");
+/* Browsers (net/cors.c): origins --cors-origin may list, and the longest
+ * one (scheme, a 253-byte host name and a port). Policy beyond either:
+ * the flag is refused at start (exit 2). Preflight answers may be cached
+ * by the browser this long (Chrome caps it at 7200 s). */
+#define SL_CORS_ORIGINS_MAX 32
+#define SL_CORS_ORIGIN_BYTES_MAX 272
+#define SL_CORS_MAX_AGE_S "600"
 
 #endif

@@ -3,7 +3,7 @@
 # everything is present. Usage: tools/install-deps.sh [build|test|bench]
 set -e
 want_build="build-essential cmake pkg-config liburing-dev libnghttp2-dev libmsgpack-dev libhttp-parser-dev libssl-dev"
-want_test="curl nghttp2-client nghttp2-server python3 python3-h2 python3-httpx python3-msgpack python3-pynvim nodejs npm iproute2 nftables procps clang libclang-rt-14-dev openssl"
+want_test="curl nghttp2-client nghttp2-server python3 python3-h2 python3-httpx python3-msgpack python3-pynvim nodejs npm iproute2 nftables procps clang libclang-rt-14-dev chromium openssl"
 want_bench="gnuplot-nox redis-server strace linux-perf h2o"
 
 set -- "${1:-build}"
@@ -27,15 +27,19 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
 fi
 missing=$(echo $missing)
 
-# The Node msgpack-RPC interop test's modules (tests/integration/node), as
-# pinned by its lockfile; skipped when node_modules is newer than the lock.
+# The Node msgpack-RPC interop test's modules (tests/integration/node) and
+# the browser tests' puppeteer-core (tests/integration/browser), as pinned
+# by their lockfiles; each skipped when its node_modules is newer than its lock.
 npm_modules() {
   [ "$1" = build ] && return 0
   command -v npm >/dev/null 2>&1 || return 0
-  dir="$(dirname "$0")/../tests/integration/node"
-  [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
-  echo "install-deps: npm ci in tests/integration/node" >&2
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  for sub in node browser; do
+    dir="$(dirname "$0")/../tests/integration/$sub"
+    [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && continue
+    echo "install-deps: npm ci in tests/integration/$sub" >&2
+    # The browser tests drive Debian's /usr/bin/chromium: no browser download.
+    (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  done
 }
 [ -z "$missing" ] && { npm_modules "$1"; exit 0; }
 

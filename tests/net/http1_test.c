@@ -115,6 +115,9 @@ static const char *fx_out(fx_t *f)
         }                                                                          \
     } while (0)
 
+/* The headers every response starts with (net/cors.h), no policy set. */
+#define STD_H "x-content-type-options: nosniff\r\ncross-origin-resource-policy: same-origin\r\n"
+
 static const char get_req[] = "GET /v1/sessions/a%2Fb/events?from=5&type=t HTTP/1.1\r\n"
                               "Host: example.test\r\n"
                               "Accept: text/event-stream\r\n"
@@ -154,7 +157,7 @@ static void test_http1_get_fields_and_response(void)
         CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, h, 1, "hello", 5), 0);
         /* A second answer to the same request is refused. */
         CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, NULL, 0, "x", 1), SL_ENOTFOUND);
-        CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\nhello");
+        CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-type: text/plain\r\ncontent-length: 5\r\n\r\nhello");
         CHECK(!sl_http_conn_want_close(f.conn));
         CHECK(sl_http_conn_want_read(f.conn));
         fx_free(&f);
@@ -197,7 +200,7 @@ static void test_http1_pipeline_waits_for_output_room(void)
     CHECK_EQ_INT(sl_http_conn_feed(f.conn, NULL, 0), 0);
     CHECK_EQ_INT(f.nreq, 2);
     const char *out = fx_out(&f);
-    CHECK_EQ_INT(f.out.len, 2 * (strlen("HTTP/1.1 200 OK\r\ncontent-length: 5002\r\n\r\n") + 5002));
+    CHECK_EQ_INT(f.out.len, 2 * (strlen("HTTP/1.1 200 OK\r\n" STD_H "content-length: 5002\r\n\r\n") + 5002));
     CHECK(strstr(out, "\r\n\r\nr2..") != NULL);
     fx_free(&f);
 }
@@ -286,9 +289,9 @@ static void test_http1_keep_alive_sequential(void)
     fx_init(&f);
     f.auto_respond = true;
     CHECK_EQ_INT(fx_feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr1");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\n\r\nr1");
     CHECK_EQ_INT(fx_feed(&f, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr2");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\n\r\nr2");
     CHECK_EQ_INT(f.nreq, 2);
     CHECK(strcmp(f.reqs[1].path, "/b") == 0);
     CHECK_EQ_INT(f.reqs[1].stream_id, 2);
@@ -323,9 +326,9 @@ static void test_http1_pipelined_in_order(void)
     CHECK_EQ_INT(f.reqs[2].stream_id, 3);
     CHECK_EQ_INT(sl_http_respond(f.conn, 3, 204, NULL, 0, NULL, 0), 0);
     CHECK(sl_http_conn_want_read(f.conn));
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n1"
-                  "HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n22"
-                  "HTTP/1.1 204 No Content\r\n\r\n");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 1\r\n\r\n1"
+                  "HTTP/1.1 201 Created\r\n" STD_H "content-length: 2\r\n\r\n22"
+                  "HTTP/1.1 204 No Content\r\n" STD_H "\r\n");
     fx_free(&f);
 }
 
@@ -338,9 +341,9 @@ static void test_http1_pipelined_sync_responses(void)
     CHECK_EQ_INT(fx_feed(&f, "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n"),
                  0);
     CHECK_EQ_INT(f.nreq, 3);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr1"
-                  "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr2"
-                  "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr3");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\n\r\nr1"
+                  "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\n\r\nr2"
+                  "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\n\r\nr3");
     fx_free(&f);
 }
 
@@ -354,7 +357,7 @@ static void test_http1_connection_close(void)
     CHECK_EQ_INT(f.nreq, 1);
     CHECK(!sl_http_conn_want_read(f.conn));
     CHECK(!sl_http_conn_want_close(f.conn)); /* output not flushed yet */
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nr1");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\nconnection: close\r\n\r\nr1");
     CHECK(sl_http_conn_want_close(f.conn));
     CHECK_EQ_INT(sl_http_conn_feed(f.conn, NULL, 0), 0);
     CHECK_EQ_INT(f.nreq, 1);
@@ -368,18 +371,18 @@ static void test_http1_http10(void)
     f.auto_respond = true;
     CHECK_EQ_INT(fx_feed(&f, "GET /old HTTP/1.0\r\n\r\n"), 0);
     CHECK_EQ_INT(f.reqs[0].version, 10);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nr1");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\nconnection: close\r\n\r\nr1");
     CHECK(sl_http_conn_want_close(f.conn));
     fx_free(&f);
 
     fx_init(&f);
     f.auto_respond = true;
     CHECK_EQ_INT(fx_feed(&f, "GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nr1");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\nconnection: keep-alive\r\n\r\nr1");
     CHECK(!sl_http_conn_want_close(f.conn));
     CHECK_EQ_INT(fx_feed(&f, "GET /again HTTP/1.0\r\n\r\n"), 0);
     CHECK_EQ_INT(f.nreq, 2);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nr2");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\nconnection: close\r\n\r\nr2");
     CHECK(sl_http_conn_want_close(f.conn));
     fx_free(&f);
 }
@@ -410,7 +413,7 @@ static void test_http1_streaming_chunked_refs(void)
     CHECK(found);
     CHECK_EQ_INT(sl_http_stream_end(f.conn, 1), 0);
     CHECK_EQ_INT(sl_http_stream_end(f.conn, 1), SL_ENOTFOUND);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-type: text/event-stream\r\ncache-control: no-cache\r\n"
                   "transfer-encoding: chunked\r\n\r\n"
                   "1f\r\nid: 1\nevent: message\ndata: hi\n\n\r\n"
                   "d\r\n: keepalive\n\n\r\n"
@@ -429,7 +432,7 @@ static void test_http1_streaming_http10_until_close(void)
     CHECK_EQ_INT(sl_http_stream_begin(f.conn, 1, 200, NULL, 0), 0);
     CHECK_EQ_INT(sl_http_stream_write_copy(f.conn, 1, "abc", 3), 0);
     CHECK_EQ_INT(sl_http_stream_write_copy(f.conn, 1, "def", 3), 0);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nabcdef");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "connection: close\r\n\r\nabcdef");
     CHECK(!sl_http_conn_want_close(f.conn));
     CHECK_EQ_INT(sl_http_stream_end(f.conn, 1), 0);
     CHECK_OUT(&f, "");
@@ -444,7 +447,7 @@ static void test_http1_head(void)
     CHECK_EQ_INT(fx_feed(&f, "HEAD /x HTTP/1.1\r\n\r\n"), 0);
     CHECK(f.reqs[0].method == SL_HTTP_METHOD_HEAD);
     CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, NULL, 0, "hello", 5), 0);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 5\r\n\r\n");
     fx_free(&f);
 }
 
@@ -479,16 +482,16 @@ static void expect_error(const sl_http_config_t *cfg, const char *req, size_t le
 static void test_http1_errors(void)
 {
     static const char garbage[] = "\x01\x02\x03garbage\r\n\r\n";
-    expect_error(NULL, garbage, sizeof(garbage) - 1, "HTTP/1.1 400 Bad Request\r\n", "bad_request",
+    expect_error(NULL, garbage, sizeof(garbage) - 1, "HTTP/1.1 400 Bad Request\r\n" STD_H, "bad_request",
                  false);
     static const char bad_header[] = "GET / HTTP/1.1\r\nBad Header Line\r\n\r\n";
-    expect_error(NULL, bad_header, strlen(bad_header), "HTTP/1.1 400 Bad Request\r\n",
+    expect_error(NULL, bad_header, strlen(bad_header), "HTTP/1.1 400 Bad Request\r\n" STD_H,
                  "bad_request", true);
     static const char bad_target[] = "GET nopath HTTP/1.1\r\n\r\n";
-    expect_error(NULL, bad_target, strlen(bad_target), "HTTP/1.1 400 Bad Request\r\n",
+    expect_error(NULL, bad_target, strlen(bad_target), "HTTP/1.1 400 Bad Request\r\n" STD_H,
                  "bad_request", false);
     static const char v2[] = "GET / HTTP/2.0\r\n\r\n";
-    expect_error(NULL, v2, strlen(v2), "HTTP/1.1 505 HTTP Version Not Supported\r\n",
+    expect_error(NULL, v2, strlen(v2), "HTTP/1.1 505 HTTP Version Not Supported\r\n" STD_H,
                  "bad_request", false);
 }
 
@@ -499,7 +502,7 @@ static void test_http1_431_header_bytes_and_count(void)
     int k = sprintf(req, "GET / HTTP/1.1\r\nX-Big: ");
     memset(req + k, 'a', big);
     strcpy(req + k + big, "\r\n\r\n");
-    expect_error(NULL, req, strlen(req), "HTTP/1.1 431 Request Header Fields Too Large\r\n",
+    expect_error(NULL, req, strlen(req), "HTTP/1.1 431 Request Header Fields Too Large\r\n" STD_H,
                  "too_large", false);
     free(req);
 
@@ -512,7 +515,7 @@ static void test_http1_431_header_bytes_and_count(void)
         tbuf_add(&r, line, (size_t)n);
     }
     tbuf_add(&r, "\r\n", 2);
-    expect_error(NULL, r.p, r.len, "HTTP/1.1 431 Request Header Fields Too Large\r\n",
+    expect_error(NULL, r.p, r.len, "HTTP/1.1 431 Request Header Fields Too Large\r\n" STD_H,
                  "too_large", true);
     tbuf_free(&r);
 }
@@ -523,13 +526,13 @@ static void test_http1_413(void)
     sl_http_config_default(&cfg);
     cfg.max_body_bytes = 1000;
     static const char cl[] = "POST /p HTTP/1.1\r\nContent-Length: 1001\r\n\r\n";
-    expect_error(&cfg, cl, strlen(cl), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
+    expect_error(&cfg, cl, strlen(cl), "HTTP/1.1 413 Payload Too Large\r\n" STD_H, "too_large", false);
     /* A length of 2^63 or more is refused at once too (it used to wrap
      * negative as int64_t and wait for the body). */
     static const char huge[] = "POST /p HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\n";
-    expect_error(&cfg, huge, strlen(huge), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
+    expect_error(&cfg, huge, strlen(huge), "HTTP/1.1 413 Payload Too Large\r\n" STD_H, "too_large", false);
     static const char huger[] = "POST /p HTTP/1.1\r\nContent-Length: 12345678901234567890\r\n\r\n";
-    expect_error(&cfg, huger, strlen(huger), "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
+    expect_error(&cfg, huger, strlen(huger), "HTTP/1.1 413 Payload Too Large\r\n" STD_H, "too_large", false);
     /* Chunked: the limit is found while the body arrives. */
     tbuf_t r = {0};
     static const char head[] = "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -542,8 +545,8 @@ static void test_http1_413(void)
         tbuf_add(&r, "\r\n", 2);
     }
     tbuf_add(&r, "0\r\n\r\n", 5);
-    expect_error(&cfg, r.p, r.len, "HTTP/1.1 413 Payload Too Large\r\n", "too_large", false);
-    expect_error(&cfg, r.p, r.len, "HTTP/1.1 413 Payload Too Large\r\n", "too_large", true);
+    expect_error(&cfg, r.p, r.len, "HTTP/1.1 413 Payload Too Large\r\n" STD_H, "too_large", false);
+    expect_error(&cfg, r.p, r.len, "HTTP/1.1 413 Payload Too Large\r\n" STD_H, "too_large", true);
     tbuf_free(&r);
     /* Exactly at the limit is fine. */
     fx_t f;
@@ -571,7 +574,7 @@ static void test_http1_expect_continue(void)
     CHECK_EQ_INT(fx_feed(&f, "ok"), 0);
     CHECK_EQ_INT(f.nreq, 1);
     CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, NULL, 0, NULL, 0), 0);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 0\r\n\r\n");
     fx_free(&f);
 }
 
@@ -657,7 +660,7 @@ static void test_http1_shutdown(void)
     sl_http_conn_shutdown(f.conn);
     CHECK(!sl_http_conn_want_close(f.conn)); /* a response is owed */
     CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, NULL, 0, "x", 1), 0);
-    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx");
+    CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 1\r\nconnection: close\r\n\r\nx");
     CHECK(sl_http_conn_want_close(f.conn));
     fx_free(&f);
 }
@@ -674,23 +677,23 @@ static void test_http1_bad_response_args(void)
     CHECK_EQ_INT(sl_http_respond(f.conn, 2, 200, NULL, 0, NULL, 0), SL_ENOTFOUND);
     CHECK_OUT(&f, "");
     CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, upper, 1, NULL, 0), SL_EINVAL);
-    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\n" STD_H "content-length: 0\r\n\r\n");
     CHECK_EQ_INT(sl_http_respond(f.conn, 1, 200, crlf, 1, NULL, 0), SL_EINVAL);
     CHECK_OUT(&f, ""); /* answered already: nothing more */
     CHECK_EQ_INT(fx_feed(&f, "GET /b HTTP/1.1\r\n\r\n"), 0);
     sl_http_conn_flush(f.conn);
     CHECK_EQ_INT(sl_http_respond(f.conn, 2, 200, crlf, 1, NULL, 0), SL_EINVAL);
-    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\n" STD_H "content-length: 0\r\n\r\n");
     CHECK_EQ_INT(fx_feed(&f, "GET /c HTTP/1.1\r\n\r\n"), 0);
     sl_http_conn_flush(f.conn);
     CHECK_EQ_INT(sl_http_respond(f.conn, 3, 99, NULL, 0, NULL, 0), SL_EINVAL);
-    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\n" STD_H "content-length: 0\r\n\r\n");
     CHECK_EQ_INT(fx_feed(&f, "GET /d HTTP/1.1\r\n\r\n"), 0);
     sl_http_conn_flush(f.conn);
     sl_http_header_t allow[] = {SL_HTTP_HEADER_LIT("allow", "GET, POST")};
     CHECK_EQ_INT(sl_http_respond_error(f.conn, 4, 405, "method_not_allowed", "use GET", allow, 1),
                  0);
-    CHECK_OUT(&f, "HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\n"
+    CHECK_OUT(&f, "HTTP/1.1 405 Method Not Allowed\r\n" STD_H "content-type: application/json\r\n"
                   "allow: GET, POST\r\ncontent-length: 50\r\n\r\n"
                   "{\"error\":\"method_not_allowed\",\"message\":\"use GET\"}");
     fx_free(&f);
@@ -713,8 +716,8 @@ static void test_http1_alloc_failure_sweep(void)
         int rc = fx_feed(&f, reqs);
         if (rc == 0) {
             CHECK_EQ_INT(f.nreq, 2);
-            CHECK_OUT(&f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr1"
-                          "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nr2");
+            CHECK_OUT(&f, "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\n\r\nr1"
+                          "HTTP/1.1 200 OK\r\n" STD_H "content-length: 2\r\n\r\nr2");
             /* Every counted allocation failure surfaces as an error, so
              * the first clean run means nth is past the last allocation. */
             clean_runs++;
@@ -738,14 +741,14 @@ static void test_http1_respond_failure_still_answers(void)
     CHECK_EQ_INT(f.nreq, 1);
     sl_http_header_t bad = SL_HTTP_HEADER_LIT("x-bad", "a\r\nb");
     CHECK_EQ_INT(sl_http_respond(f.conn, f.reqs[0].stream_id, 200, &bad, 1, "x", 1), SL_EINVAL);
-    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\n" STD_H "content-length: 0\r\n\r\n");
     /* The connection goes on: the next request is served. */
     CHECK_EQ_INT(fx_feed(&f, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
     sl_http_conn_flush(f.conn);
     CHECK_EQ_INT(f.nreq, 2);
     CHECK_EQ_INT(sl_http_respond_error(f.conn, f.reqs[1].stream_id, 99, "x", "y", NULL, 0),
                  SL_EINVAL);
-    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+    CHECK_OUT(&f, "HTTP/1.1 500 Internal Server Error\r\n" STD_H "content-length: 0\r\n\r\n");
     fx_free(&f);
 }
 

@@ -347,7 +347,8 @@ static void test_http2_get_returns_200_and_body(void)
     cstream_t *cs = cs_get(&f, id);
     CHECK_EQ_INT(cs->status, 200);
     CHECK(strcmp(cs->body.p, "{\"ok\":true}") == 0);
-    CHECK(strcmp(cs->hdrs.p, ":status: 200\ncontent-type: application/json\ncontent-length: 11\n") ==
+    CHECK(strcmp(cs->hdrs.p, ":status: 200\nx-content-type-options: nosniff\ncross-origin-resource-policy: same-origin\n"
+                         "content-type: application/json\ncontent-length: 11\n") ==
           0);
     CHECK(cs->ended && cs->closed && cs->close_code == 0 && !cs->rst);
     CHECK_EQ_INT(f.server_closes, 0);
