@@ -84,7 +84,7 @@ static void arm_timer(sl_conn_t *c)
 static bool fanout_hold(sl_conn_t *c)
 {
     uint64_t budget = c->srv->cfg.fanout_budget_ns;
-    if (!c->fanout_hold || budget == 0 || c->outq.bytes_pending >= SL_FANOUT_BATCH_BYTES)
+    if (c->urgent || budget == 0 || c->outq.bytes_pending >= SL_FANOUT_BATCH_BYTES)
         return false;
     /* Data due within the last quarter of the budget goes at once: a
      * session's wake-ups come once per budget too, and a timer for the
@@ -122,6 +122,12 @@ static void send_some(sl_conn_t *c)
     }
     uint32_t n = sl_outq_iov(q, c->iov, SL_SEND_IOV_MAX, SEND_BYTES_MAX);
     sl_assert(n > 0);
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++)
+        bytes += c->iov[i].iov_len;
+    /* What made the send urgent is in it once it takes everything queued. */
+    if (bytes == q->bytes_pending && (!c->tls || c->outq.bytes_pending == 0))
+        c->urgent = false;
     c->send_op.kind = SL_OP_SENDMSG;
     c->send_op.fd = c->fd;
     c->send_op.iov = c->iov;
@@ -186,6 +192,7 @@ static void on_recv(sl_conn_t *c, sl_op_t *op)
     }
     c->last_activity_ns = sl_clock_now_ns();
     atomic_fetch_add_explicit(&c->srv->counters.bytes_in, (uint64_t)op->res, memory_order_relaxed);
+    uint64_t queued = c->outq.bytes_pending + (c->tls ? c->tls_out.bytes_pending : 0);
     int rc = 0;
     if (c->state < SL_CONN__CLOSING) {
         const uint8_t *in = op->buf;
@@ -198,6 +205,13 @@ static void on_recv(sl_conn_t *c, sl_op_t *op)
     sl_conn__guard_recv(c, c->last_activity_ns);
     if (rc < 0)
         c->proto_failed = true;
+    /* Whatever the input made the protocol answer (a response, a SETTINGS
+     * or PING ack, handshake records) goes at once; input that only opened
+     * flow-control room (WINDOW_UPDATE) lets stream data keep its budget. */
+    if (c->http || c->rpc)
+        sl_conn__proto_flush(c);
+    if (c->outq.bytes_pending + (c->tls ? c->tls_out.bytes_pending : 0) > queued || rc < 0)
+        c->urgent = true;
     if (c->nstreams)
         sl_conn__pump_streams(c); /* WINDOW_UPDATE may have opened room */
     sl_conn__pump(c);
@@ -223,6 +237,7 @@ static void on_send(sl_conn_t *c, sl_op_t *op)
 static void on_timer(sl_conn_t *c)
 {
     c->timer_armed = false;
+    c->urgent = true; /* keepalives, a PING: on time */
     if (c->state >= SL_CONN__CLOSING)
         return;
     const sl_config_t *cfg = &c->srv->cfg;
@@ -307,6 +322,7 @@ static void on_io(sl_conn_t *c, sl_op_t *op)
         on_timer(c);
     else if (op == &c->fanout_op) {
         c->fanout_armed = false; /* the budget is spent: what waits goes now */
+        c->urgent = true;
         sl_conn__pump(c);
     }
     else if (op == &c->cancel_timer_op && c->timer_cancelling) {
@@ -330,6 +346,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
     case MSG_DRAIN:
         if (c->state == SL_CONN__OPEN) {
             c->state = SL_CONN__DRAINING;
+            c->urgent = true;
             sl_conn__proto_drain(c);
             sl_conn__pump(c);
             maybe_close_fd(c);
@@ -345,9 +362,9 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
         if (bits & (SL_CONN_NOTIFY_DATA | SL_CONN_NOTIFY_WORK)) {
             sl_conn__pump_streams(c);
             /* Only a pure fan-out wake-up may hold its data back. */
-            c->fanout_hold = !(bits & SL_CONN_NOTIFY_WORK);
+            if (bits & SL_CONN_NOTIFY_WORK)
+                c->urgent = true;
             sl_conn__pump(c);
-            c->fanout_hold = false;
         }
         return;
     }
@@ -356,6 +373,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
     case SL_CONN_MSG_UNSUBSCRIBED:
     case SL_CONN_MSG_CAUGHT_UP:
         sl_conn__session_reply(c, msg);
+        c->urgent = true; /* an answer (publish ack, stream headers) */
         if (c->state < SL_CONN__CLOSING) {
             sl_conn__pump_streams(c);
             sl_conn__pump(c);

@@ -98,7 +98,9 @@ struct sl_conn {
      * connection when the held-back data is due. */
     sl_op_t fanout_op;
     bool fanout_armed;
-    bool fanout_hold;          /* this pump may hold stream data back */
+    bool urgent;               /* something queued that is not fan-out
+                                  data (an answer, an ack, handshake
+                                  records): the next send goes at once */
     uint64_t last_send_ns;     /* when the last send was submitted */
     uint32_t ops_inflight;
     sl_outq_t outq;

@@ -38,6 +38,9 @@ load_cpu="${LOAD_CPU:-0}"
 scaling="${SCALING:-1}"
 out="${OUT:-$root/bench/out/threads-$(date +%Y%m%d-%H%M%S)}"
 load="$build/tools/sluice-load"
+# Every subscriber connection comes from the one load generator (127.0.0.1):
+# the per-address bound (default 256) would refuse most of a 1000-subscriber row.
+one_client="--max-connections-per-ip 0"
 [ -x "$load" ] || { log "$load not built"; exit 2; }
 mkdir -p "$out"
 natsload="$out/natsload"
@@ -64,12 +67,12 @@ start_server() {  # start_server MODE DIR CPU -> pid, addr
   case "$mode" in
     node) (pin "$cpu" node "$root/bench/peers/node-sse/server.js" --port 0 \
              --ready-file "$ready") >"$dir/server.log" 2>&1 & ;;
-    old)  (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" \
+    old)  (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" $one_client \
              --ready-file "$ready" --workers 2 --reactors 1) >"$dir/server.log" 2>&1 & ;;
-    new)  (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" \
+    new)  (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" $one_client \
              --ready-file "$ready") >"$dir/server.log" 2>&1 & ;;
     tuned) # shellcheck disable=SC2086
-          (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" \
+          (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" $one_client \
              --ready-file "$ready" $tuned_flags) >"$dir/server.log" 2>&1 & ;;
     nats) port=$((20000 + RANDOM % 20000))
           (pin "$cpu" nats-server -a 127.0.0.1 -p "$port") >"$dir/server.log" 2>&1 &
@@ -79,7 +82,7 @@ start_server() {  # start_server MODE DIR CPU -> pid, addr
             sleep 0.1
           done
           return 1 ;;
-    r[0-9]*) (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" \
+    r[0-9]*) (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" $one_client \
              --ready-file "$ready" --reactors "${mode#r}") >"$dir/server.log" 2>&1 & ;;
     *) log "unknown mode $mode"; return 1 ;;
   esac
