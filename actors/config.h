@@ -66,6 +66,14 @@ typedef struct sl_config {
     uint64_t conn_worst_bytes;      /* derived: max_connections x per-connection bounds */
     uint32_t max_connections_per_ip; /* 0: off; excess accepted and closed, counted */
     uint64_t body_timeout_ns;       /* request body / partial RPC message idle this long: closed */
+    /* Access control (actors/auth.h, README "Access control"). */
+    sl_flag_list_t auth_hs256_secret_files; /* HS256 secrets, one per file (repeatable) */
+    sl_flag_list_t auth_public_key_files;   /* PEM RSA / EC P-256 public keys (repeatable) */
+    const char *auth_issuer;        /* NULL: iss not checked */
+    const char *auth_audience;      /* NULL: aud not checked */
+    uint64_t auth_leeway_ns;        /* clock skew allowed on exp / nbf */
+    bool allow_anonymous;           /* no key and a non-loopback listener: start anyway */
+    struct sl_auth *auth;           /* the keyring loaded from the above (process lifetime) */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

@@ -53,6 +53,9 @@ static uint64_t timer_period(const sl_conn_t *c)
                                                                : cfg->header_timeout_ns;
     if (c->nstreams && cfg->sse_keepalive_ns < p)
         p = cfg->sse_keepalive_ns;
+    /* Streams under a token end when it expires, at most a tick late. */
+    if (c->nstreams && sl_auth_enabled(cfg->auth) && 2 * SL_AUTH_EXPIRY_TICK_NS < p)
+        p = 2 * SL_AUTH_EXPIRY_TICK_NS;
     p = sl_conn__guard_period(c, p);
     return p / 2 > 0 ? p / 2 : 1;
 }
@@ -306,6 +309,7 @@ static void destroy(sl_actor_t *self)
     sl_conn_t *c = (sl_conn_t *)self;
     sl_conn__streams_free(c);
     sl_conn__proto_destroy(c);
+    sl_conn__auth_free(c);
     sl_outq_deinit(&c->outq);
     free(c->iov);
     free(c);
