@@ -656,6 +656,36 @@ static bool method_is(const sl_rpc_msg_t *m, const char *name)
     return m->method_len == n && memcmp(m->method, name, n) == 0;
 }
 
+/* Methods whose access is checked where they read their session id
+ * (after its validation) or that need none. Any other method is checked
+ * in dispatch before it runs -- pub on its first parameter when that is a
+ * session id, else admin -- so a method added later is never open by
+ * omission. */
+static bool checks_itself(const sl_rpc_msg_t *m)
+{
+    static const char *const names[] = {"publish", "publish_batch", "subscribe", "unsubscribe",
+                                        "sessions", "session", "create", "delete", "health",
+                                        "auth"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(names); i++)
+        if (method_is(m, names[i]))
+            return true;
+    return false;
+}
+
+static bool allowed_other(sl_conn_t *c, const sl_rpc_msg_t *m)
+{
+    if (checks_itself(m) || !sl_auth_enabled(c->srv->cfg.auth))
+        return true;
+    const msgpack_object_array *a = &m->params.via.array;
+    const char *id = NULL;
+    size_t n = 0;
+    bool has_id = a->size >= 1 && obj_bytes(&a->ptr[0], &id, &n) && sl_session_id_valid(id, n);
+    char what[48];
+    snprintf(what, sizeof what, "%.*s", (int)(m->method_len > 40 ? 40 : m->method_len), m->method);
+    return allowed(c, m->msgid, has_id ? SL_AUTH_PUB : SL_AUTH_ADMIN, has_id ? id : NULL,
+                   has_id ? n : 0, what);
+}
+
 static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
 {
     const msgpack_object_array *a = &m->params.via.array;
@@ -670,6 +700,8 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
         m_publish(c, id, a);
         return;
     }
+    if (!allowed_other(c, m))
+        return;
     flush_batch(c); /* every other request sees the publishes before it sent */
     if (method_is(m, "publish_batch"))
         m_publish_batch(c, id, a);

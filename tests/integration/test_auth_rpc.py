@@ -29,6 +29,9 @@ def check_refusals(srv, keys):
                            ("delete", ["team-a"]), ("publish_batch", ["team-a", [["m", "x"]]])]:
         H.check_eq(c.error_code(method, *params), "unauthorized", "%s before auth" % method)
     H.check_eq(set(c.ok("health")), {"status", "uptime_s"}, "health before auth")
+    # A method this server does not know is still not open: pub on its
+    # session, else admin, before it can even say unknown_method.
+    H.check_eq(c.error_code("frobnicate", "team-a"), "unauthorized", "other method before auth")
     for name, tok, want in keys.cases(["team-*"], ["team-*"]):
         if tok is None:
             H.check_eq(c.error_code("auth"), "bad_params", "auth without a token")
@@ -49,6 +52,9 @@ def check_refusals(srv, keys):
                 err, _ = c.call(method, *params)
                 H.check(err is None or err[0] == "not_found",
                         "%s with %s: %r" % (method, name, err))
+        H.check_eq(c.error_code("frobnicate", "team-a"),
+                   "forbidden" if want == 403 else "unknown_method", "other method with %s" % name)
+        H.check_eq(c.error_code("frobnicate"), "forbidden", "other method, no session, %s" % name)
         if want == 403:
             H.check_eq(c.ok("sessions")["sessions"], [], "sessions with %s" % name)
             H.check_eq(set(c.ok("health")), {"status", "uptime_s"}, "health without admin")
