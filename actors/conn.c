@@ -53,8 +53,11 @@ static uint64_t timer_period(const sl_conn_t *c)
                                                                : cfg->header_timeout_ns;
     if (c->nstreams && cfg->sse_keepalive_ns < p)
         p = cfg->sse_keepalive_ns;
-    /* Streams under a token end when it expires, at most a tick late. */
-    if (c->nstreams && sl_auth_enabled(cfg->auth) && 2 * SL_AUTH_EXPIRY_TICK_NS < p)
+    /* A stream whose token expires within the period ends at most a tick
+     * late; the short period holds only for the last stretch before an
+     * expiry, so long-lived tokens cost no extra wake-ups. */
+    if (c->auth_expiry_min_ns && c->nstreams && 2 * SL_AUTH_EXPIRY_TICK_NS < p &&
+        c->auth_expiry_min_ns <= sl_clock_wall_ns() + p)
         p = 2 * SL_AUTH_EXPIRY_TICK_NS;
     p = sl_conn__guard_period(c, p);
     return p / 2 > 0 ? p / 2 : 1;

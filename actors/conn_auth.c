@@ -212,16 +212,17 @@ bool sl_conn__auth_tick(sl_conn_t *c)
 {
     if (!sl_auth_enabled(keyring(c)))
         return false;
-    uint64_t now = 0;
-    bool any = false;
+    uint64_t now = 0, min = 0;
     for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
         if (!st->auth_expires_ns || st->dead || st->ended)
             continue;
-        any = true;
         if (!now)
             now = sl_clock_wall_ns();
         if (now >= st->auth_expires_ns)
             sl_conn__stream_expire(c, st);
+        if (!st->ended && (!min || st->auth_expires_ns < min))
+            min = st->auth_expires_ns; /* not begun yet: ended on a later tick */
     }
-    return any;
+    c->auth_expiry_min_ns = min;
+    return min != 0;
 }

@@ -135,6 +135,7 @@ struct sl_conn {
     sl_auth_principal_t *principal;
     char *token;
     size_t token_len;
+    uint64_t auth_expiry_min_ns;   /* earliest stream expiry, wall ns (0: none) */
 };
 
 /* Protocol glue, in conn_http.c. All run on the connection's actor. */
@@ -300,8 +301,9 @@ bool sl_conn__auth_may_list(const sl_conn_t *c, const char *id, size_t id_len, u
 /* Frees the principal and token (destroy). */
 void sl_conn__auth_free(sl_conn_t *c);
 /* Timer tick: streams whose token expired end with sluice.expired (RPC:
- * ["expired", [id]]). Returns true when any stream has an expiry, so the
- * timer keeps its short period. */
+ * ["expired", [id]]), and c->auth_expiry_min_ns is recomputed (the
+ * timer runs short only while that is near). Returns true while a stream
+ * has an expiry ahead. */
 bool sl_conn__auth_tick(sl_conn_t *c);
 /* RPC: the ["expired", [subscription_id]] notification, in conn_rpc.c. */
 void sl_conn__rpc_expired(sl_conn_t *c, sl_conn_stream_t *st);

@@ -128,6 +128,9 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
     /* The principal the caller was just checked against (HTTP: this
      * request's; RPC: the connection's): the stream ends when it expires. */
     st->auth_expires_ns = sl_auth_principal_expires_ns(c->principal);
+    if (st->auth_expires_ns &&
+        (!c->auth_expiry_min_ns || st->auth_expires_ns < c->auth_expiry_min_ns))
+        c->auth_expiry_min_ns = st->auth_expires_ns;
     st->sub.conn = &c->a;
     sl_actor_retain(&c->a); /* released when the UNSUBSCRIBED reply is handled */
     st->sub.stream_id = stream_id;

@@ -246,7 +246,7 @@
  * SL_AUTH_AUDIT_LINES_PER_S lines a second; beyond, counted and named in
  * the next line (suppressed=). Streams whose token expires are ended at
  * most SL_AUTH_EXPIRY_TICK_NS late: the connection timer runs at least
- * that often while an expiring stream is open. */
+ * that often while a stream's expiry is within its ordinary period. */
 #define SL_AUTH_TOKEN_BYTES_MAX 8192
 #define SL_AUTH_PART_BYTES_MAX 4096
 #define SL_AUTH_PATTERNS_MAX 64
