@@ -2,10 +2,11 @@
 # Access control's cost (bench/RESULTS.md "Access control"): the same loads
 # against sluiced without keys ("off") and with an HS256 key, every request
 # carrying a token whose patterns match ("on"), in one run, alternating
-# off/on so drift on a shared machine hits both alike:
+# off/on (and which goes first) so drift on a shared machine hits both alike:
 #   publish  h2load POSTs of 64-byte events over HTTP/2 (C connections, M
 #            streams each; Authorization: Bearer on every request, verified
-#            once per connection) -> req/s, median of REPEAT runs
+#            once per connection) -> req/s and server CPU-s per million
+#            requests, medians of REPEAT runs
 #   fanout   sluice-load fan-out (RATE events/s into one session, SUBS SSE
 #            subscribers, each stream opened with the token) -> server CPU-s
 #            per million deliveries, median of REPEAT runs
@@ -65,12 +66,18 @@ publish_rps() {  # publish_rps MODE DIR
   local hdr=()
   [ "$1" = on ] && hdr=(-H "authorization: Bearer $token")
   start_server "$1" "$2" || { log "server did not start"; return 1; }
+  local c0 c1
+  c0=$(cpu_s "$pid")
   timeout 120 taskset -c "$client_cpu" h2load -n "$n" -c "$c" -m "$m" -t 1 -d "$out/body" \
     "${hdr[@]}" "http://$addr/v1/sessions/bench-pub/events" >"$2/h2load.txt" 2>&1
+  c1=$(cpu_s "$pid")
   stop_server
   grep -q "succeeded, 0 failed, 0 errored" "$2/h2load.txt" || {
     log "h2load failures in $2: $(grep '^requests:' "$2/h2load.txt")"; return 1; }
-  sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$2/h2load.txt"
+  # req/s, and server CPU-s per million requests (less sensitive than
+  # req/s to other load on a shared machine)
+  echo "$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$2/h2load.txt")" \
+       "$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.3f", (b - a) / (n / 1e6) }')"
 }
 
 fanout_cpu() {  # fanout_cpu MODE DIR
@@ -88,10 +95,13 @@ fanout_cpu() {  # fanout_cpu MODE DIR
 }
 
 for i in $(seq "$repeat"); do
-  for mode in off on; do
+  order="off on"
+  [ $((i % 2)) = 0 ] && order="on off"  # neither mode always runs second
+  for mode in $order; do
     r=$(publish_rps "$mode" "$out/publish-$mode-$i") || exit 1
-    echo "$r" >>"$out/publish-$mode"
-    log "publish $mode run $i: $r req/s"
+    echo "${r% *}" >>"$out/publish-$mode"
+    echo "${r#* }" >>"$out/publish-cpu-$mode"
+    log "publish $mode run $i: ${r% *} req/s, ${r#* } server CPU-s per million requests"
     f=$(fanout_cpu "$mode" "$out/fanout-$mode-$i") || exit 1
     echo "$f" >>"$out/fanout-$mode"
     log "fanout $mode run $i: $f CPU-s per million deliveries"
@@ -104,14 +114,18 @@ out, n, c, m, rate, subs, dur = sys.argv[1:]
 def runs(name):
     return [float(x) for x in open("%s/%s" % (out, name)).read().split()]
 po, pn = runs("publish-off"), runs("publish-on")
+pco, pcn = runs("publish-cpu-off"), runs("publish-cpu-on")
 fo, fn = runs("fanout-off"), runs("fanout-on")
-mpo, mpn, mfo, mfn = (statistics.median(x) for x in (po, pn, fo, fn))
+mpo, mpn, mpco, mpcn, mfo, mfn = (statistics.median(x) for x in (po, pn, pco, pcn, fo, fn))
 print("| load | auth off | auth on | on / off |")
 print("|---|---|---|---|")
 print("| publish, h2load -n %s -c %s -m %s, req/s (median of %d) | %.0f | %.0f | %.3f |"
       % (n, c, m, len(po), mpo, mpn, mpn / mpo))
+print("| the same, server CPU-s per 10^6 requests | %.2f | %.2f | %.3f (throughput-equivalent %.3f) |"
+      % (mpco, mpcn, mpcn / mpco, mpco / mpcn))
 print("| fan-out %s ev/s x %s subscribers, %s s, server CPU-s per 10^6 deliveries (median of %d) | %.2f | %.2f | %.3f (throughput-equivalent %.3f) |"
       % (rate, subs, dur, len(fo), mfo, mfn, mfn / mfo, mfo / mfn))
 print()
-print("runs: publish off %s on %s; fan-out off %s on %s" % (po, pn, fo, fn))
+print("runs: publish req/s off %s on %s; publish CPU off %s on %s; fan-out off %s on %s"
+      % (po, pn, pco, pcn, fo, fn))
 PY
