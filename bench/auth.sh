@@ -4,17 +4,24 @@
 # carrying a token whose patterns match ("on"), in one run, alternating
 # off/on (and which goes first) so drift on a shared machine hits both alike:
 #   publish  h2load POSTs of 64-byte events over HTTP/2 (C connections, M
-#            streams each; Authorization: Bearer on every request, verified
-#            once per connection) -> req/s and server CPU-s per million
-#            requests, medians of REPEAT runs
+#            streams each), the token on every request (verified once per
+#            connection) in Authorization: Bearer -- which nghttp2's HPACK
+#            encoder never indexes, so its bytes are Huffman-decoded by the
+#            server on every request -- and in the cookie sluice_token
+#            (indexed) -> req/s and server CPU-s per million requests,
+#            medians of REPEAT runs
 #   fanout   sluice-load fan-out (RATE events/s into one session, SUBS SSE
 #            subscribers, each stream opened with the token) -> server CPU-s
 #            per million deliveries, median of REPEAT runs
 # The server is pinned to SERVER_CPU, the clients to CLIENT_CPU (taskset).
+# With CALLGRIND=1, the publish load (CG_N requests) also runs against the
+# server under valgrind --tool=callgrind in each mode and the instructions
+# executed are printed: a count other load on the machine cannot blur (each
+# run takes minutes: the server starts slowly under valgrind).
 #
 # usage: bench/auth.sh   (env: BUILD=build N=20000 C=8 M=16 RATE=2000 SUBS=100
 #                         DURATION=5 REPEAT=3 SERVER_CPU=1 CLIENT_CPU=0
-#                         OUT=bench/out/auth-STAMP)
+#                         CALLGRIND=0 CG_N=5000 OUT=bench/out/auth-STAMP)
 # Prints a markdown table on stdout; raw output under OUT.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,10 +69,11 @@ stop_server() {
 }
 trap stop_server EXIT
 
-publish_rps() {  # publish_rps MODE DIR
-  local hdr=()
-  [ "$1" = on ] && hdr=(-H "authorization: Bearer $token")
-  start_server "$1" "$2" || { log "server did not start"; return 1; }
+publish_rps() {  # publish_rps off|on|cookie DIR
+  local hdr=() keys=off
+  [ "$1" = on ] && hdr=(-H "authorization: Bearer $token") && keys=on
+  [ "$1" = cookie ] && hdr=(-H "cookie: sluice_token=$token") && keys=on
+  start_server "$keys" "$2" || { log "server did not start"; return 1; }
   local c0 c1
   c0=$(cpu_s "$pid")
   timeout 120 taskset -c "$client_cpu" h2load -n "$n" -c "$c" -m "$m" -t 1 -d "$out/body" \
@@ -95,13 +103,14 @@ fanout_cpu() {  # fanout_cpu MODE DIR
 }
 
 for i in $(seq "$repeat"); do
-  order="off on"
-  [ $((i % 2)) = 0 ] && order="on off"  # neither mode always runs second
+  order="off on cookie"
+  [ $((i % 2)) = 0 ] && order="cookie on off"  # no mode always runs last
   for mode in $order; do
     r=$(publish_rps "$mode" "$out/publish-$mode-$i") || exit 1
     echo "${r% *}" >>"$out/publish-$mode"
     echo "${r#* }" >>"$out/publish-cpu-$mode"
     log "publish $mode run $i: ${r% *} req/s, ${r#* } server CPU-s per million requests"
+    [ "$mode" = cookie ] && continue
     f=$(fanout_cpu "$mode" "$out/fanout-$mode-$i") || exit 1
     echo "$f" >>"$out/fanout-$mode"
     log "fanout $mode run $i: $f CPU-s per million deliveries"
@@ -113,19 +122,59 @@ import statistics, sys
 out, n, c, m, rate, subs, dur = sys.argv[1:]
 def runs(name):
     return [float(x) for x in open("%s/%s" % (out, name)).read().split()]
-po, pn = runs("publish-off"), runs("publish-on")
-pco, pcn = runs("publish-cpu-off"), runs("publish-cpu-on")
+po, pn, pk = runs("publish-off"), runs("publish-on"), runs("publish-cookie")
+pco, pcn, pck = runs("publish-cpu-off"), runs("publish-cpu-on"), runs("publish-cpu-cookie")
 fo, fn = runs("fanout-off"), runs("fanout-on")
-mpo, mpn, mpco, mpcn, mfo, mfn = (statistics.median(x) for x in (po, pn, pco, pcn, fo, fn))
+med = statistics.median
 print("| load | auth off | auth on | on / off |")
 print("|---|---|---|---|")
-print("| publish, h2load -n %s -c %s -m %s, req/s (median of %d) | %.0f | %.0f | %.3f |"
-      % (n, c, m, len(po), mpo, mpn, mpn / mpo))
-print("| the same, server CPU-s per 10^6 requests | %.2f | %.2f | %.3f (throughput-equivalent %.3f) |"
-      % (mpco, mpcn, mpcn / mpco, mpco / mpcn))
+for name, a, b in (("`Authorization: Bearer`", po, pn), ("cookie `sluice_token`", po, pk)):
+    print("| publish, h2load -n %s -c %s -m %s, token in %s: req/s (median of %d) | %.0f | %.0f | %.3f |"
+          % (n, c, m, name, len(a), med(a), med(b), med(b) / med(a)))
+for name, a, b in (("`Authorization: Bearer`", pco, pcn), ("cookie `sluice_token`", pco, pck)):
+    print("| the same, token in %s: server CPU-s per 10^6 requests | %.2f | %.2f | %.3f (throughput-equivalent %.3f) |"
+          % (name, med(a), med(b), med(b) / med(a), med(a) / med(b)))
+mfo, mfn = med(fo), med(fn)
 print("| fan-out %s ev/s x %s subscribers, %s s, server CPU-s per 10^6 deliveries (median of %d) | %.2f | %.2f | %.3f (throughput-equivalent %.3f) |"
       % (rate, subs, dur, len(fo), mfo, mfn, mfn / mfo, mfo / mfn))
 print()
-print("runs: publish req/s off %s on %s; publish CPU off %s on %s; fan-out off %s on %s"
-      % (po, pn, pco, pcn, fo, fn))
+print("runs: publish req/s off %s bearer %s cookie %s; publish CPU off %s bearer %s cookie %s; "
+      "fan-out off %s on %s" % (po, pn, pk, pco, pcn, pck, fo, fn))
 PY
+
+[ "${CALLGRIND:-0}" = 1 ] || exit 0
+command -v valgrind >/dev/null || { log "valgrind not installed"; exit 2; }
+cg_n="${CG_N:-5000}"
+echo
+echo "| callgrind, h2load -n $cg_n -c 4 -m 16 | server instructions (Ir) | over off, per request | sl_conn__auth_http, per request |"
+echo "|---|---|---|---|"
+base=""
+for mode in off on cookie; do
+  dir="$out/callgrind-$mode"
+  mkdir -p "$dir/data"
+  keys=()
+  [ "$mode" != off ] && keys=(--auth-hs256-secret-file "$out/secret")
+  hdr=()
+  [ "$mode" = on ] && hdr=(-H "authorization: Bearer $token")
+  [ "$mode" = cookie ] && hdr=(-H "cookie: sluice_token=$token")
+  valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$build/sluiced" \
+    --listen 127.0.0.1:0 --data-dir "$dir/data" --ready-file "$dir/ready" --reactors 1 \
+    --shutdown-grace 1 \
+    "${keys[@]}" >"$dir/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 6000); do [ -s "$dir/ready" ] && break; sleep 0.1; done
+  addr=$(sed -n 's/^http=//p' "$dir/ready")
+  timeout 600 h2load -n "$cg_n" -c 4 -m 16 -t 1 -d "$out/body" "${hdr[@]}" \
+    "http://$addr/v1/sessions/bench-pub/events" >"$dir/h2load.txt" 2>&1
+  stop_server
+  ir=$(sed -n 's/.*I   refs: *//p' "$dir/server.log" | tr -d ,)
+  own=$(callgrind_annotate --inclusive=yes "$dir/cg.out" 2>/dev/null |
+        awk '/conn_auth.c:sl_conn__auth_http / { gsub(",", "", $1); print $1 }' | head -1)
+  verify=$(callgrind_annotate --inclusive=yes "$dir/cg.out" 2>/dev/null |
+           awk '/auth.c:sl_auth_verify / { gsub(",", "", $1); print $1 }' | head -1)
+  [ -z "$base" ] && base="$ir"
+  awk -v m="$mode" -v ir="$ir" -v b="$base" -v n="$cg_n" -v own="${own:-0}" -v v="${verify:-0}" \
+    'BEGIN { printf "| %s | %d | %+.0f | %.0f (+ %.0f once: first verifications) |\n",
+             m, ir, (ir - b) / n, (own - v) / n, v }'
+done
+
