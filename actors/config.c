@@ -3,6 +3,7 @@
  * policy at each bound is documented in config.h and README.
  */
 #include "actors/config.h"
+#include "actors/auth.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -242,6 +243,28 @@ static long usable_cores(void)
     return cores < 1 ? 1 : cores;
 }
 
+_Static_assert(SL_AUTH_LEEWAY_S_DEFAULT == 60, "the --auth-leeway default in the flag table");
+
+/* The keyring, and protected mode: no key and a listener beyond loopback
+ * refuses to start unless --allow-anonymous (actors/auth.h). */
+static int config_load_auth(sl_config_t *c, char *err, size_t n)
+{
+    if (split_list(&c->auth_hs256_secret_files, err, n) != 0 ||
+        split_list(&c->auth_public_key_files, err, n) != 0)
+        return -1;
+    sl_auth_config_t ac = {&c->auth_hs256_secret_files, &c->auth_public_key_files,
+                           c->auth_issuer, c->auth_audience, c->auth_leeway_ns};
+    if (sl_auth_create(&ac, &c->auth, err, n) != 0)
+        return -1;
+    if (sl_auth_check_listeners(c->auth, c->listen, &c->rpc_listen, c->allow_anonymous, err,
+                                n) != 0) {
+        sl_auth_destroy(c->auth);
+        c->auth = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
 {
     memset(c, 0, sizeof *c);
@@ -308,6 +331,13 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"tls-ktls", SL_FLAG_ENUM, "auto", "auto|on|off: kernel TLS offload; the offload is not implemented yet, so auto and off encrypt in user space and on refuses to start", &c->tls_ktls, 0, 0, "auto|on|off"},
         /* Browsers: README "Browsers: CORS, console". */
         {"cors-origin", SL_FLAG_STRING, "", "origins whose pages may call the API from a browser: comma-separated scheme://host[:port], or * (empty: none; other origins also cannot POST/PUT/DELETE through a browser: 403 forbidden_origin)", &c->cors_origin, 0, 0, NULL},
+        /* Access control: README "Access control". */
+        {"auth-hs256-secret-file", SL_FLAG_LIST, NULL, "file holding an HS256 secret (32-4096 bytes; one final newline ignored); tokens are then required (repeatable, for rotation)", &c->auth_hs256_secret_files, 0, 0, NULL},
+        {"auth-public-key-file", SL_FLAG_LIST, NULL, "PEM public key (RSA >= 2048 bits for RS256, EC P-256 for ES256); tokens are then required (repeatable, for rotation)", &c->auth_public_key_files, 0, 0, NULL},
+        {"auth-issuer", SL_FLAG_STRING, NULL, "tokens must carry this iss claim (default: not checked)", &c->auth_issuer, 0, 0, NULL},
+        {"auth-audience", SL_FLAG_STRING, NULL, "tokens must name this in their aud claim (default: not checked)", &c->auth_audience, 0, 0, NULL},
+        {"auth-leeway", SL_FLAG_SECONDS, "60", "clock skew allowed on a token's exp and nbf", &c->auth_leeway_ns, 0, SL_AUTH_LEEWAY_S_MAX * SEC, NULL},
+        {"allow-anonymous", SL_FLAG_BOOL, "false", "serve a non-loopback --listen/--rpc-listen with no key configured (every client is admin; logged as a warning)", &c->allow_anonymous, 0, 0, NULL},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
     if (rc == 1) {
@@ -343,5 +373,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         return -1;
     if (config_check_tls(c, err, n) != 0)
         return -1;
-    return config_check_liveness(c, err, n);
+    if (config_check_liveness(c, err, n) != 0)
+        return -1;
+    return config_load_auth(c, err, n);
 }

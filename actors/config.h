@@ -76,6 +76,14 @@ typedef struct sl_config {
     /* Browsers (net/cors.h, README "Browsers: CORS, console"). */
     const char *cors_origin;        /* --cors-origin as given */
     sl_cors_t cors;                 /* parsed; items borrow cors_origin */
+    /* Access control (actors/auth.h, README "Access control"). */
+    sl_flag_list_t auth_hs256_secret_files; /* HS256 secrets, one per file (repeatable) */
+    sl_flag_list_t auth_public_key_files;   /* PEM RSA / EC P-256 public keys (repeatable) */
+    const char *auth_issuer;        /* NULL: iss not checked */
+    const char *auth_audience;      /* NULL: aud not checked */
+    uint64_t auth_leeway_ns;        /* clock skew allowed on exp / nbf */
+    bool allow_anonymous;           /* no key and a non-loopback listener: start anyway */
+    struct sl_auth *auth;           /* the keyring loaded from the above (process lifetime) */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

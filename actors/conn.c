@@ -60,6 +60,12 @@ static uint64_t timer_period(const sl_conn_t *c)
                                                                : cfg->header_timeout_ns;
     if (c->nstreams && cfg->sse_keepalive_ns < p)
         p = cfg->sse_keepalive_ns;
+    /* A stream whose token expires within the period ends at most a tick
+     * late; the short period holds only for the last stretch before an
+     * expiry, so long-lived tokens cost no extra wake-ups. */
+    if (c->auth_expiry_min_ns && c->nstreams && 2 * SL_AUTH_EXPIRY_TICK_NS < p &&
+        c->auth_expiry_min_ns <= sl_clock_wall_ns() + p)
+        p = 2 * SL_AUTH_EXPIRY_TICK_NS;
     p = sl_conn__guard_period(c, p);
     return p / 2 > 0 ? p / 2 : 1;
 }
@@ -391,6 +397,7 @@ static void destroy(sl_actor_t *self)
     sl_conn__streams_free(c);
     sl_conn__proto_destroy(c);
     sl_conn__tls_destroy(c);
+    sl_conn__auth_free(c);
     sl_outq_deinit(&c->outq);
     free(c->iov);
     free(c);

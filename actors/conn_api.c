@@ -474,6 +474,51 @@ static void handle_list(sl_conn_t *c, const sl_http_req_t *req)
     free(body);
 }
 
+/* sl_registry_list, keeping only the sessions the caller may sub
+ * (API.md "Access control"). Registry pages are read until limit ids are
+ * kept, the registry ends, or SL_AUTH_LIST_SCAN_MAX entries were looked
+ * at (policy: a shorter page, with `next`, so one request's work stays
+ * bounded whatever the caller's patterns). */
+static uint32_t list_visible(sl_conn_t *c, const char *cursor, size_t clen, uint32_t limit,
+                             sl_entry_t **out, bool *more, char *next)
+{
+    sl_registry_t *reg = c->srv->registry;
+    if (!sl_auth_enabled(c->srv->cfg.auth)) {
+        uint32_t n = sl_registry_list(reg, clen ? cursor : NULL, clen, limit, out, more);
+        if (n > 0)
+            snprintf(next, SL_SESSION_ID_MAX + 1, "%s", out[n - 1]->id);
+        return n;
+    }
+    uint64_t now = sl_clock_wall_ns();
+    char after[SL_SESSION_ID_MAX + 1];
+    size_t alen = clen;
+    memcpy(after, cursor ? cursor : "", clen);
+    uint32_t kept = 0, scanned = 0;
+    *more = true;
+    while (kept < limit && *more && scanned < SL_AUTH_LIST_SCAN_MAX) {
+        uint32_t n = sl_registry_list(reg, alen ? after : NULL, alen, limit - kept, out + kept, more);
+        scanned += n;
+        uint32_t k = kept;
+        for (uint32_t i = kept; i < kept + n; i++) {
+            sl_entry_t *e = out[i];
+            if (i + 1 == kept + n) { /* the next page starts after the last one looked at */
+                memcpy(after, e->id, e->id_len);
+                alen = e->id_len;
+            }
+            if (sl_conn__auth_may_list(c, e->id, e->id_len, now))
+                out[k++] = e;
+            else
+                sl_entry_release(e);
+        }
+        kept = k;
+        if (n == 0)
+            *more = false;
+    }
+    memcpy(next, after, alen); /* continue after the last entry looked at */
+    next[alen] = '\0';
+    return kept;
+}
+
 char *sl_conn__list_json(sl_conn_t *c, const char *cursor, size_t clen, uint64_t limit,
                          size_t *len)
 {
@@ -486,8 +531,8 @@ char *sl_conn__list_json(sl_conn_t *c, const char *cursor, size_t clen, uint64_t
         return NULL;
     }
     bool more;
-    uint32_t n = sl_registry_list(c->srv->registry, clen ? cursor : NULL, clen, (uint32_t)limit,
-                                  list, &more);
+    char next[SL_SESSION_ID_MAX + 1] = "";
+    uint32_t n = list_visible(c, cursor, clen, (uint32_t)limit, list, &more, next);
     size_t o = (size_t)sprintf(body, "{\"sessions\":[");
     for (uint32_t i = 0; i < n; i++) {
         if (i)
@@ -495,8 +540,8 @@ char *sl_conn__list_json(sl_conn_t *c, const char *cursor, size_t clen, uint64_t
         o += sl_conn__stats_json(list[i], body + o, STATS_JSON_MAX);
     }
     o += (size_t)sprintf(body + o, "]");
-    if (more && n > 0)
-        o += (size_t)sprintf(body + o, ",\"next\":\"%s\"", list[n - 1]->id);
+    if (more && next[0])
+        o += (size_t)sprintf(body + o, ",\"next\":\"%s\"", next);
     o += (size_t)sprintf(body + o, "}");
     for (uint32_t i = 0; i < n; i++)
         sl_entry_release(list[i]);
@@ -547,8 +592,12 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
     size_t n = req->path.len - 12;
     uint32_t sid = req->stream_id;
     if (n == 0) {
-        if (req->method == SL_HTTP_METHOD_GET || req->method == SL_HTTP_METHOD_HEAD)
-            return handle_list(c, req);
+        if (req->method == SL_HTTP_METHOD_GET || req->method == SL_HTTP_METHOD_HEAD) {
+            /* Any valid token may list; the list holds what it may sub. */
+            if (sl_conn__auth_http(c, req, SL_AUTH_LIST, NULL, 0))
+                handle_list(c, req);
+            return;
+        }
         return not_allowed(c, sid, "GET, HEAD");
     }
     if (p[0] != '/')
@@ -563,6 +612,10 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
     if (id_len <= 0 || !sl_session_id_valid(id, (size_t)id_len))
         return err(c, sid, 400, "invalid_session_id",
                    "session ids are 1-128 bytes of [A-Za-z0-9._-], not starting with '.'");
+    /* Reads need sub, every write (PUT, DELETE, POST) pub. */
+    bool read = req->method == SL_HTTP_METHOD_GET || req->method == SL_HTTP_METHOD_HEAD;
+    if (!sl_conn__auth_http(c, req, read ? SL_AUTH_SUB : SL_AUTH_PUB, id, (size_t)id_len))
+        return;
     if (!slash)
         return handle_session(c, req, id, (size_t)id_len);
     if (n - raw_len != 7 || memcmp(slash, "/events", 7) != 0)

@@ -12,6 +12,7 @@
 #include "actors/monitor.h"
 #include "net/cors.h"
 #include "net/http.h"
+#include "runtime/clock.h"
 #include "runtime/log.h"
 
 
@@ -109,6 +110,22 @@ static void serve_preflight(sl_conn_t *c, const sl_http_req_t *req)
     }
 }
 
+/* /health for a caller without admin rights while keys are configured:
+ * only that the server is up (API.md "Access control"), nothing about
+ * its sessions, peers or resources. */
+static void serve_health_anonymous(sl_conn_t *c, const sl_http_req_t *req)
+{
+    sl_chunk_t *body = sl_chunk_create(96);
+    if (!body) {
+        respond_error(c, req->stream_id, 503, "overloaded", "out of memory", NULL, 0);
+        return;
+    }
+    int n = snprintf((char *)body->data, 96, "{\"status\":\"ok\",\"uptime_s\":%.3f}\n",
+                     (double)(sl_clock_now_ns() - c->srv->start_ns) / 1e9);
+    body->len = n > 0 && n < 96 ? (uint32_t)n : 0;
+    serve_snapshot(c, req, body, "application/json");
+}
+
 static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req)
 {
     sl_conn_t *c = ctx;
@@ -129,14 +146,24 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
                memcmp(req->path.ptr, "/v1/", 4) == 0) {
         serve_preflight(c, req);
     } else if (path_is(req, "/health")) {
-        serve_health(c, req);
+        if (sl_conn__auth_peek(c, req, SL_AUTH_ADMIN) == SL_AUTH_OK)
+            serve_health(c, req);
+        else
+            serve_health_anonymous(c, req);
     } else if (path_is(req, "/metrics")) {
-        serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),
-                       "text/plain; version=0.0.4; charset=utf-8");
+        if (sl_conn__auth_http(c, req, SL_AUTH_ADMIN, NULL, 0))
+            serve_snapshot(c, req, sl_monitor_metrics_text(c->srv->monitor),
+                           "text/plain; version=0.0.4; charset=utf-8");
     } else if (sl_console_path(req->path)) {
-        sl_console_serve(c->http, req);
-    } else if (path_is(req, "/debug/connections")) {
-        sl_conn__debug_connections(c, req);
+        if (sl_conn__auth_http(c, req, SL_AUTH_ADMIN, NULL, 0))
+            sl_console_serve(c->http, req);
+    } else if (req->path.len >= 7 && memcmp(req->path.ptr, "/debug/", 7) == 0) {
+        if (!sl_conn__auth_http(c, req, SL_AUTH_ADMIN, NULL, 0))
+            return;
+        if (path_is(req, "/debug/connections"))
+            sl_conn__debug_connections(c, req);
+        else
+            respond_error(c, req->stream_id, 404, "not_found", "no such resource", NULL, 0);
     } else if (req->path.len >= 12 && memcmp(req->path.ptr, "/v1/sessions", 12) == 0) {
         sl_conn__api_request(c, req);
     } else {

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/uio.h>
 
+#include "actors/auth.h"
 #include "actors/conn.h"
 #include "actors/registry.h"
 #include "actors/session.h"
@@ -80,6 +81,7 @@ typedef struct sl_conn_stream {
     uint64_t next_seq; /* seq of the next event the client will get */
     uint64_t wait_seq; /* `from` beyond the end: start once it exists */
     uint64_t last_write_ns;
+    uint64_t auth_expires_ns; /* wall ns its token stops being accepted (0: never) */
 } sl_conn_stream_t;
 
 struct sl_conn {
@@ -143,6 +145,13 @@ struct sl_conn {
     _Atomic uint64_t pub_lag_events;
     _Atomic uint32_t pub_streams;
     _Atomic uint8_t pub_proto;     /* sl_http_proto_t */
+    /* Access control (conn_auth.c): the principal of the last token
+     * verified on this connection, and that token (HTTP: a request that
+     * brings the same bytes is not verified again). */
+    sl_auth_principal_t *principal;
+    char *token;
+    size_t token_len;
+    uint64_t auth_expiry_min_ns;   /* earliest stream expiry, wall ns (0: none) */
 };
 
 /* Protocol glue, in conn_http.c. All run on the connection's actor. */
@@ -295,6 +304,44 @@ bool sl_conn__tls_handshaking(const sl_conn_t *c);
 /* Queues close_notify once (the connection is about to close cleanly). */
 void sl_conn__tls_close_notify(sl_conn_t *c);
 void sl_conn__tls_destroy(sl_conn_t *c);
+
+/* Access control, in conn_auth.c. All on the actor. */
+/* Whether the request may do action on session id (NULL for ADMIN).
+ * Takes the token from Authorization: Bearer, ?access_token= or the
+ * cookie sluice_token (in that order), verifies it once per connection
+ * (c->principal), and asks sl_auth_allow. Returns true when allowed;
+ * otherwise the request is answered here (401 unauthorized with
+ * WWW-Authenticate: Bearer, or 403 forbidden), counted and audited. With
+ * no key configured it returns true at once. The /console page calls it
+ * with SL_AUTH_ADMIN. */
+bool sl_conn__auth_http(sl_conn_t *c, const struct sl_http_req *req, sl_auth_action_t action,
+                        const char *id, size_t id_len);
+/* The same decision without answering: the verdict for the request's
+ * principal (used where a refusal is not an error, e.g. /health). */
+sl_auth_verdict_t sl_conn__auth_peek(sl_conn_t *c, const struct sl_http_req *req,
+                                     sl_auth_action_t action);
+/* RPC: the verdict for the connection's principal; a refusal is counted
+ * and audited (what names the method). */
+sl_auth_verdict_t sl_conn__auth_check(sl_conn_t *c, sl_auth_action_t action, const char *id,
+                                      size_t id_len, const char *what);
+/* RPC `auth`: verifies token (borrowed) and makes it the connection's
+ * principal; open RPC subscriptions the new principal may still follow
+ * take its expiry. Returns SL_AUTH_OK or SL_AUTH_UNAUTHORIZED with *why
+ * (the old principal stays). */
+sl_auth_verdict_t sl_conn__auth_set(sl_conn_t *c, const char *token, size_t len, const char **why);
+/* Whether a session may appear in the caller's lists (sub rights). */
+bool sl_conn__auth_may_list(const sl_conn_t *c, const char *id, size_t id_len, uint64_t now_wall_ns);
+/* Frees the principal and token (destroy). */
+void sl_conn__auth_free(sl_conn_t *c);
+/* Timer tick: streams whose token expired end with sluice.expired (RPC:
+ * ["expired", [id]]), and c->auth_expiry_min_ns is recomputed (the
+ * timer runs short only while that is near). Returns true while a stream
+ * has an expiry ahead. */
+bool sl_conn__auth_tick(sl_conn_t *c);
+/* RPC: the ["expired", [subscription_id]] notification, in conn_rpc.c. */
+void sl_conn__rpc_expired(sl_conn_t *c, sl_conn_stream_t *st);
+/* SSE: ends a stream whose token expired, in conn_sse.c. */
+void sl_conn__stream_expire(sl_conn_t *c, sl_conn_stream_t *st);
 
 /* I/O engine entry points the glue may call. */
 void sl_conn__pump(sl_conn_t *c); /* flush protocol output and send */

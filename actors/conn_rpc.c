@@ -197,6 +197,24 @@ static bool param_session(sl_conn_t *c, uint32_t msgid, const msgpack_object_arr
     return true;
 }
 
+/* Access control (API.md): the connection's principal, set by `auth`,
+ * must allow action on the session; otherwise the request gets
+ * unauthorized or forbidden. */
+static bool allowed(sl_conn_t *c, uint32_t msgid, sl_auth_action_t action, const char *id,
+                    size_t id_len, const char *method)
+{
+    sl_auth_verdict_t v = sl_conn__auth_check(c, action, id, id_len, method);
+    if (v == SL_AUTH_OK)
+        return true;
+    if (v == SL_AUTH_FORBIDDEN)
+        put_error(c, msgid, "forbidden", "the token does not grant this");
+    else
+        put_error(c, msgid, "unauthorized",
+                  c->principal ? "the token expired; send auth [token]"
+                               : "a token is needed; send auth [token]");
+    return false;
+}
+
 /* Reads {"durable": bool, "ephemeral": bool} (unknown keys ignored). */
 static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, uint32_t i,
                        bool *durable, bool *ephemeral)
@@ -420,6 +438,7 @@ static void m_publish(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *
         return;
     }
     if (param_session(c, msgid, a, 0, &id, &id_len) &&
+        allowed(c, msgid, SL_AUTH_PUB, id, id_len, "publish") &&
         check_event(c, msgid, &a->ptr[1], &a->ptr[2], &bytes) &&
         param_opts(c, msgid, a, 3, &durable, &ephemeral))
         batch_add(c, msgid, id, id_len, &a->ptr[1], &a->ptr[2], durable, ephemeral);
@@ -446,7 +465,8 @@ static void m_publish_batch(sl_conn_t *c, uint32_t msgid, const msgpack_object_a
             return;
         }
     }
-    if (param_session(c, msgid, a, 0, &id, &id_len))
+    if (param_session(c, msgid, a, 0, &id, &id_len) &&
+        allowed(c, msgid, SL_AUTH_PUB, id, id_len, "publish_batch"))
         start_batch(c, msgid, a, id, id_len, evs);
 }
 
@@ -469,7 +489,8 @@ static void m_subscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_array
             return;
         }
     }
-    if (!param_session(c, msgid, a, 0, &id, &id_len))
+    if (!param_session(c, msgid, a, 0, &id, &id_len) ||
+        !allowed(c, msgid, SL_AUTH_SUB, id, id_len, "subscribe"))
         return;
     if (c->nstreams >= c->srv->cfg.max_streams) {
         put_error(c, msgid, "overloaded", "too many subscriptions on this connection");
@@ -511,6 +532,8 @@ static void m_sessions(sl_conn_t *c, uint32_t msgid, const msgpack_object_array 
         put_error(c, msgid, "bad_params", "expected [limit?, cursor?]");
         return;
     }
+    if (!allowed(c, msgid, SL_AUTH_LIST, NULL, 0, "sessions"))
+        return;
     if (a->size >= 1 && a->ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         limit = a->ptr[0].via.u64;
     if (cur_len > SL_SESSION_ID_MAX) {
@@ -538,7 +561,9 @@ static void m_one(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, i
         put_error(c, msgid, "bad_params", "expected [session]");
         return;
     }
-    if (!param_session(c, msgid, a, 0, &id, &id_len))
+    if (!param_session(c, msgid, a, 0, &id, &id_len) ||
+        !allowed(c, msgid, what == ONE_GET ? SL_AUTH_SUB : SL_AUTH_PUB, id, id_len,
+                 what == ONE_GET ? "session" : what == ONE_CREATE ? "create" : "delete"))
         return;
     sl_entry_t *e = NULL;
     if (what == ONE_CREATE) {
@@ -570,8 +595,42 @@ static void m_one(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, i
     sl_entry_release(e);
 }
 
+/* auth [token] -> true: the token becomes the connection's principal
+ * (again: a refresh). */
+static void m_auth(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
+{
+    const char *tok;
+    size_t len;
+    if (a->size != 1 || !obj_bytes(&a->ptr[0], &tok, &len)) {
+        put_error(c, msgid, "bad_params", "expected [token]");
+        return;
+    }
+    const char *why = NULL;
+    if (!sl_auth_enabled(c->srv->cfg.auth)) {
+        put_true(c, msgid); /* no key configured: everyone is admin already */
+        return;
+    }
+    if (sl_conn__auth_set(c, tok, len, &why) != SL_AUTH_OK) {
+        sl_auth_audit(c->srv->cfg.auth, 401, c->peer, "auth", NULL, why);
+        char msg[96];
+        snprintf(msg, sizeof msg, "token refused (%s)", why ? why : "invalid");
+        put_error(c, msgid, "unauthorized", msg);
+        return;
+    }
+    put_true(c, msgid);
+}
+
 static void m_health(sl_conn_t *c, uint32_t msgid)
 {
+    if (sl_auth_allow(c->srv->cfg.auth, c->principal, SL_AUTH_ADMIN, NULL, 0,
+                      sl_clock_wall_ns()) != SL_AUTH_OK) {
+        /* Without admin rights: only that the server is up. */
+        char doc[96];
+        int n = snprintf(doc, sizeof doc, "{\"status\":\"ok\",\"uptime_s\":%.3f}",
+                         (double)(sl_clock_now_ns() - c->srv->start_ns) / 1e9);
+        put_json(c, msgid, doc, (size_t)n);
+        return;
+    }
     sl_chunk_t *snap = sl_monitor_health_json(c->srv->monitor);
     if (!snap) {
         put_error(c, msgid, "overloaded", "snapshot not available");
@@ -597,6 +656,36 @@ static bool method_is(const sl_rpc_msg_t *m, const char *name)
     return m->method_len == n && memcmp(m->method, name, n) == 0;
 }
 
+/* Methods whose access is checked where they read their session id
+ * (after its validation) or that need none. Any other method is checked
+ * in dispatch before it runs -- pub on its first parameter when that is a
+ * session id, else admin -- so a method added later is never open by
+ * omission. */
+static bool checks_itself(const sl_rpc_msg_t *m)
+{
+    static const char *const names[] = {"publish", "publish_batch", "subscribe", "unsubscribe",
+                                        "sessions", "session", "create", "delete", "health",
+                                        "auth"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(names); i++)
+        if (method_is(m, names[i]))
+            return true;
+    return false;
+}
+
+static bool allowed_other(sl_conn_t *c, const sl_rpc_msg_t *m)
+{
+    if (checks_itself(m) || !sl_auth_enabled(c->srv->cfg.auth))
+        return true;
+    const msgpack_object_array *a = &m->params.via.array;
+    const char *id = NULL;
+    size_t n = 0;
+    bool has_id = a->size >= 1 && obj_bytes(&a->ptr[0], &id, &n) && sl_session_id_valid(id, n);
+    char what[48];
+    snprintf(what, sizeof what, "%.*s", (int)(m->method_len > 40 ? 40 : m->method_len), m->method);
+    return allowed(c, m->msgid, has_id ? SL_AUTH_PUB : SL_AUTH_ADMIN, has_id ? id : NULL,
+                   has_id ? n : 0, what);
+}
+
 static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
 {
     const msgpack_object_array *a = &m->params.via.array;
@@ -611,6 +700,8 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
         m_publish(c, id, a);
         return;
     }
+    if (!allowed_other(c, m))
+        return;
     flush_batch(c); /* every other request sees the publishes before it sent */
     if (method_is(m, "publish_batch"))
         m_publish_batch(c, id, a);
@@ -628,6 +719,8 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
         m_one(c, id, a, ONE_DELETE);
     else if (method_is(m, "health"))
         m_health(c, id);
+    else if (method_is(m, "auth"))
+        m_auth(c, id, a);
     else
         put_error(c, id, "unknown_method", "no such method");
 }
@@ -894,6 +987,28 @@ void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st)
     buf[n++] = 0xa3; /* fixstr 3 */
     memcpy(buf + n, "end", 3);
     n += 3;
+    buf[n++] = 0x91; /* fixarray 1 */
+    buf[n++] = 0xce; /* uint32 */
+    buf[n++] = (uint8_t)(st->stream_id >> 24);
+    buf[n++] = (uint8_t)(st->stream_id >> 16);
+    buf[n++] = (uint8_t)(st->stream_id >> 8);
+    buf[n++] = (uint8_t)st->stream_id;
+    sl_rpc_outq_put(&c->outq, buf, n);
+}
+
+void sl_conn__rpc_expired(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    /* ["expired", [subscription_id]]: the token this subscription was
+     * made under expired; nothing more comes for this id. The client
+     * sends `auth` with a fresh token and subscribes again from the seq
+     * after the last one it got. */
+    uint8_t buf[24];
+    size_t n = 0;
+    buf[n++] = 0x93; /* fixarray 3 */
+    buf[n++] = 0x02;
+    buf[n++] = 0xa7; /* fixstr 7 */
+    memcpy(buf + n, "expired", 7);
+    n += 7;
     buf[n++] = 0x91; /* fixarray 1 */
     buf[n++] = 0xce; /* uint32 */
     buf[n++] = (uint8_t)(st->stream_id >> 24);

@@ -125,6 +125,12 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
     st->session = session;
     st->wait_seq = wait_seq;
     st->reset = reset;
+    /* The principal the caller was just checked against (HTTP: this
+     * request's; RPC: the connection's): the stream ends when it expires. */
+    st->auth_expires_ns = sl_auth_principal_expires_ns(c->principal);
+    if (st->auth_expires_ns &&
+        (!c->auth_expiry_min_ns || st->auth_expires_ns < c->auth_expiry_min_ns))
+        c->auth_expiry_min_ns = st->auth_expires_ns;
     st->sub.conn = &c->a;
     sl_actor_retain(&c->a); /* released when the UNSUBSCRIBED reply is handled */
     st->sub.stream_id = stream_id;
@@ -476,8 +482,27 @@ void sl_conn__streams_close_all(sl_conn_t *c)
     }
 }
 
+void sl_conn__stream_expire(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    /* Only whole events were written, so the client resumes exactly with
+     * Last-Event-ID and a fresh token; a stream not yet begun (its
+     * subscribe still away) is ended the same way once it begins. */
+    if (st->ended || st->dead || (!st->rpc && !st->begun))
+        return;
+    if (st->rpc) {
+        sl_conn__rpc_expired(c, st);
+    } else {
+        static const char ev[] = "event: sluice.expired\ndata: {}\n\n";
+        sl_http_stream_write_copy(c->http, st->stream_id, ev, sizeof ev - 1);
+        sl_http_stream_end(c->http, st->stream_id);
+    }
+    st->ended = true;
+    leave(c, st);
+}
+
 void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns)
 {
+    sl_conn__auth_tick(c);
     uint64_t ka = c->srv->cfg.sse_keepalive_ns;
     for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
         if (st->rpc || !st->begun || st->dead || st->ended || now_ns - st->last_write_ns < ka)

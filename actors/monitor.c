@@ -7,6 +7,7 @@
  * descriptors on Linux >= 6.2: one O(1) syscall on the monitor's own tick,
  * never on a request path. Older kernels report 0 and we count entries.
  */
+#include "actors/auth.h"
 #include "actors/monitor.h"
 #include "actors/registry.h"
 #include "actors/watchdog.h"
@@ -331,6 +332,10 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         atomic_load(&srv->storage_damage_resyncs), atomic_load(&srv->storage_gaps_served),
         sl_chunk_bytes_live());
     render_json_budget(m, c);
+    /* Access control (actors/auth.h): requests refused per status. */
+    put(c, "\"auth\":{\"enabled\":%s,\"refused_401\":%" PRIu64 ",\"refused_403\":%" PRIu64 "},",
+        sl_auth_enabled(srv->cfg.auth) ? "true" : "false", sl_auth_refused(srv->cfg.auth, 401),
+        sl_auth_refused(srv->cfg.auth, 403));
     render_json_liveness(m, c);
     return c;
 }
@@ -440,6 +445,11 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            (double)atomic_load(&srv->storage_gaps_served));
     render_metrics_liveness(m, c);
     render_metrics_budget(m, c);
+    put(c, "# HELP sluice_auth_refused_total Requests refused by access control, per status.\n"
+           "# TYPE sluice_auth_refused_total counter\n"
+           "sluice_auth_refused_total{status=\"401\"} %" PRIu64 "\n"
+           "sluice_auth_refused_total{status=\"403\"} %" PRIu64 "\n",
+        sl_auth_refused(srv->cfg.auth, 401), sl_auth_refused(srv->cfg.auth, 403));
     put(c, "# HELP sluice_reactor_loop_lag_seconds Reactor loop lag (max over 10 s).\n"
            "# TYPE sluice_reactor_loop_lag_seconds gauge\n");
     for (uint32_t i = 0; i < srv->nreactors; i++)

@@ -253,6 +253,31 @@
 #define SL_CONN_PER_IP_BUCKETS 4096
 #define SL_CONN_PER_IP_LOG_MS 1000
 
+/* Access control (actors/auth.h). A token longer than
+ * SL_AUTH_TOKEN_BYTES_MAX, or whose header or claims decode to more than
+ * SL_AUTH_PART_BYTES_MAX, or with more than SL_AUTH_PATTERNS_MAX pub plus
+ * sub patterns: refused as 401 unauthorized. HS256 secrets hold
+ * SL_AUTH_SECRET_BYTES_MIN..MAX bytes (RFC 7518 3.2: at least the hash
+ * size); other sizes refuse to start (exit 2). Clock skew allowed on
+ * exp/nbf: --auth-leeway, default SL_AUTH_LEEWAY_S_DEFAULT, at most
+ * SL_AUTH_LEEWAY_S_MAX. Refused requests are logged at most
+ * SL_AUTH_AUDIT_LINES_PER_S lines a second; beyond, counted and named in
+ * the next line (suppressed=). Streams whose token expires are ended at
+ * most SL_AUTH_EXPIRY_TICK_NS late: the connection timer runs at least
+ * that often while a stream's expiry is within its ordinary period. */
+#define SL_AUTH_TOKEN_BYTES_MAX 8192
+#define SL_AUTH_PART_BYTES_MAX 4096
+#define SL_AUTH_PATTERNS_MAX 64
+#define SL_AUTH_SECRET_BYTES_MIN 32
+#define SL_AUTH_SECRET_BYTES_MAX 4096
+#define SL_AUTH_LEEWAY_S_DEFAULT 60
+#define SL_AUTH_LEEWAY_S_MAX 600
+#define SL_AUTH_AUDIT_LINES_PER_S 10
+#define SL_AUTH_EXPIRY_TICK_NS 500000000ull
+/* Sessions one filtered list request looks at (GET /v1/sessions, RPC
+ * sessions, with keys): beyond, the page ends early with its `next`. */
+#define SL_AUTH_LIST_SCAN_MAX 10000
+
 _Static_assert((SL_RECV_BUFFERS_DEFAULT & (SL_RECV_BUFFERS_DEFAULT - 1)) == 0,
                "recv buffers must be a power of two");
 _Static_assert(SL_RECV_BUFFERS_MAX <= 32768, "buffer ids are 15 bits in the ring");

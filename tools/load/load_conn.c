@@ -299,6 +299,7 @@ static int init_conn(sl_load_conn_t *c, sl_load_loop_t *loop, const sl_load_conn
     c->loop = loop;
     c->proto = cfg->proto;
     c->authority = cfg->authority;
+    c->token = cfg->token;
     c->connect_op.cb = on_connect;
     c->recv_op.cb = on_recv;
     c->send_op.cb = on_send;

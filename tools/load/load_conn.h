@@ -38,6 +38,8 @@ typedef enum sl_load_proto {
 } sl_load_proto_t;
 
 #define SL_LOAD_PATH_MAX 320
+/* Longest access token (--token, a JWT); policy: a usage error. */
+#define SL_LOAD_TOKEN_MAX 4096
 
 typedef struct sl_load_conn sl_load_conn_t;
 typedef struct sl_load_req sl_load_req_t;
@@ -74,6 +76,8 @@ typedef struct sl_load_conn_cfg {
     const struct sockaddr *addr; /* borrowed during create */
     socklen_t addr_len;
     const char *authority;       /* Host / :authority; borrowed for life */
+    const char *token;           /* access token sent first / with each request; NULL: none;
+                                  * borrowed for life */
     int rcvbuf_bytes;            /* SO_RCVBUF; 0 keeps the kernel default */
     size_t recv_bytes;           /* receive buffer size */
     size_t send_bytes;           /* request output buffer size */

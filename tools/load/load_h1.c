@@ -65,16 +65,20 @@ int sl_load__h1_init(sl_load_conn_t *c)
 
 int sl_load__h1_submit(sl_load_conn_t *c, sl_load_req_t *req)
 {
-    char head[SL_LOAD_PATH_MAX + 256];
+    char head[SL_LOAD_PATH_MAX + 256 + SL_LOAD_TOKEN_MAX];
+    char auth[SL_LOAD_TOKEN_MAX + 32] = "";
+    if (c->token)
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", c->token);
     int n;
     if (req->body) {
         n = snprintf(head, sizeof(head),
-                     "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\n"
+                     "%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Type: text/plain\r\n"
                      "Content-Length: %zu\r\n\r\n",
-                     req->method, req->path, c->authority, req->body_len);
+                     req->method, req->path, c->authority, auth, req->body_len);
     } else {
-        n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s\r\n", req->method,
-                     req->path, c->authority, req->sse ? "Accept: text/event-stream\r\n" : "",
+        n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n", req->method,
+                     req->path, c->authority, auth,
+                     req->sse ? "Accept: text/event-stream\r\n" : "",
                      strcmp(req->method, "GET") == 0 ? "" : "Content-Length: 0\r\n");
     }
     sl_assert(n > 0 && (size_t)n < sizeof(head));

@@ -114,13 +114,19 @@ int sl_load__h2_submit(sl_load_conn_t *c, sl_load_req_t *req)
 {
     char clen[24];
     int clen_len = snprintf(clen, sizeof(clen), "%zu", req->body ? req->body_len : 0);
-    nghttp2_nv nva[6] = {
+    nghttp2_nv nva[7] = {
         NV(":method", req->method, strlen(req->method)),
         NV(":scheme", "http", 4),
         NV(":authority", c->authority, strlen(c->authority)),
         NV(":path", req->path, strlen(req->path)),
     };
     size_t nv = 4;
+    char auth[SL_LOAD_TOKEN_MAX + 8];
+    if (c->token) {
+        int an = snprintf(auth, sizeof(auth), "Bearer %s", c->token);
+        nghttp2_nv a = NV("authorization", auth, (size_t)an);
+        nva[nv++] = a;
+    }
     if (req->sse) {
         nghttp2_nv a = NV("accept", "text/event-stream", 17);
         nva[nv++] = a;

@@ -18,6 +18,7 @@ struct sl_load_conn {
     sl_load_conn_close_cb close_cb;
     void *ctx;
     const char *authority;
+    const char *token;           /* NULL: none */
     sl_load_op_t connect_op;
     sl_load_op_t recv_op;
     sl_load_op_t send_op;

@@ -93,6 +93,8 @@ static const flag_t flags[] = {
     {"json", K_STR, O(json_path), S(json_path), NULL, "", "write the JSON result here"},
     {"plot", K_STR, O(plot_path), S(plot_path), NULL, "",
      "write a .png or .svg plot here (needs gnuplot)"},
+    {"token", K_STR, O(token), S(token), NULL, "",
+     "access token (JWT): Authorization: Bearer on HTTP, `auth` first on RPC [env SLUICE_TOKEN too]"},
     {"progress", K_ENUM, O(progress), 0, progress_names, "auto", "auto|tty|plain|off"},
     {"tls", K_BOOL, O(tls), 0, NULL, "0",
      "TLS to the target (h2 and h1 by ALPN; rpc too); --target https://HOST:PORT sets it"},
@@ -508,7 +510,13 @@ int sl_load_opts_parse(sl_load_opts_t *o, int argc, char **argv, FILE *err)
                 return -1;
         }
     }
-    if (apply_env(o, err) < 0 || apply_argv(o, argc, argv, err) < 0)
+    if (apply_env(o, err) < 0)
+        return -1;
+    /* The token's env twin shared with sluicectl, under SLUICE_LOAD_TOKEN. */
+    const char *tok = getenv("SLUICE_TOKEN");
+    if (!o->token[0] && tok && *tok && apply(o, "token", 5, tok, "SLUICE_TOKEN", err) < 0)
+        return -1;
+    if (apply_argv(o, argc, argv, err) < 0)
         return -1;
     return validate(o, err);
 }

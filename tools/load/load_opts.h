@@ -79,6 +79,7 @@ typedef struct sl_load_opts {
     bool health;
     char session_prefix[64];
     char json_path[512];
+    char token[SL_LOAD_TOKEN_MAX]; /* "" none: sent on every connection (--token, SLUICE_TOKEN) */
     char plot_path[512];
     sl_load_progress_t progress;
     bool tls;                /* TLS to the target (also: --target https://HOST:PORT) */

@@ -117,7 +117,28 @@ static void streams_del(struct sl_load_rpc_conn *rc, uint64_t id)
 int sl_load__rpc_init(sl_load_conn_t *c)
 {
     c->rpc = calloc(1, sizeof(*c->rpc));
-    return c->rpc ? 0 : SL_ENOMEM;
+    if (!c->rpc)
+        return SL_ENOMEM;
+    if (!c->token)
+        return 0;
+    /* auth [token] goes out first; the server runs requests in order, so
+     * every later one is made under the token. Nobody waits for its
+     * answer (responses nobody waits for are dropped); a refused token
+     * shows as unauthorized answers to what follows. */
+    size_t tlen = strlen(c->token);
+    if (tlen + 32 > c->out_cap)
+        return SL_ETOOBIG;
+    sl_load_mpw_t w;
+    sl_load_mpw_init(&w, c->out + c->out_len, c->out_cap - c->out_len);
+    sl_load_mpw_array(&w, 4);
+    sl_load_mpw_uint(&w, 0);
+    sl_load_mpw_uint(&w, c->rpc->next_msgid++);
+    sl_load_mpw_str(&w, "auth", 4);
+    sl_load_mpw_array(&w, 1);
+    sl_load_mpw_str(&w, c->token, tlen);
+    sl_assert(!w.overflow);
+    c->out_len += w.len;
+    return 0;
 }
 
 void sl_load__rpc_deinit(sl_load_conn_t *c)
@@ -165,7 +186,8 @@ static int status_of(const char *code, uint32_t len)
     } map[] = {
         {"bad_request", 400},    {"bad_params", 400}, {"invalid_session_id", 400},
         {"invalid_type", 400},   {"not_found", 404},  {"too_large", 413},
-        {"unknown_method", 501}, {"overloaded", 503},
+        {"unknown_method", 501}, {"overloaded", 503},  {"unauthorized", 401},
+        {"forbidden", 403},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(map); i++) {
         if (strlen(map[i].code) == len && memcmp(map[i].code, code, len) == 0)

@@ -745,6 +745,7 @@ static void init_cfgs(sl_load_run_t *r)
         .addr = (const struct sockaddr *)&o->addr,
         .addr_len = o->addr_len,
         .authority = o->authority,
+        .token = o->token[0] ? o->token : NULL,
         .recv_bytes = 16384,
         .send_bytes = 16384,
         .h2_stream_window = 1u << 20,

@@ -59,6 +59,8 @@ int sl_ctl_env(sl_ctl_t *ctl)
     v = getenv("SLUICE_TIMEOUT");
     if (v && *v && set_timeout(ctl, v, "SLUICE_TIMEOUT") != 0)
         return SL_CTL_EXIT_USAGE;
+    v = getenv("SLUICE_TOKEN");
+    ctl->token = v && *v ? v : NULL;
     v = getenv("SLUICE_JSON");
     if (v && *v) {
         if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
@@ -92,6 +94,9 @@ int sl_ctl_global_opt(sl_ctl_t *ctl, int opt, const char *val)
         ctl->tls.cacert = ctl->cacert;
         ctl->tls.on = true;
         return 0;
+    case 'k':
+        ctl->token = *val ? val : NULL;
+        return 0;
     default:
         sl_assert(!"not a global option");
     }
@@ -116,7 +121,7 @@ int sl_ctl_parse(sl_ctl_t *ctl, int argc, char **argv, const struct option *opts
         } else if (opt == '?') {
             rc = sl_ctl_usage("unknown option '%s'; see sluicectl %s --help", argv[optind - 1],
                               argv[0]);
-        } else if (opt == 'r' || opt == 'j' || opt == 't' || opt >= SL_CTL_OPT_TLS) {
+        } else if (opt == 'r' || opt == 'j' || opt == 't' || opt == 'k' || opt >= SL_CTL_OPT_TLS) {
             rc = sl_ctl_global_opt(ctl, opt, optarg);
         } else {
             rc = on_opt(ctl, state, opt, optarg);
@@ -156,6 +161,22 @@ int sl_ctl_fail(const sl_ctl_t *ctl, int rc, const char *what)
     return SL_CTL_EXIT_CONN;
 }
 
+/* auth [token]: every later request on the connection runs under it. */
+static int authenticate(sl_ctl_t *ctl)
+{
+    uint32_t msgid;
+    msgpack_packer *pk = sl_ctl_rpc_begin(ctl->rpc, "auth", 1, &msgid);
+    sl_ctl_pack_str(pk, ctl->token, strlen(ctl->token));
+    sl_ctl_msg_t resp;
+    int rc = sl_ctl_call(ctl, msgid, &resp);
+    if (rc != 0)
+        return rc;
+    if (resp.error)
+        rc = sl_ctl_server_error(resp.error);
+    sl_ctl_msg_release(&resp);
+    return rc;
+}
+
 int sl_ctl_open(sl_ctl_t *ctl)
 {
     int rc = sl_ctl_rpc_connect(ctl->addr, &ctl->tls, ctl->timeout_ms, &ctl->rpc);
@@ -163,7 +184,7 @@ int sl_ctl_open(sl_ctl_t *ctl)
         return sl_ctl_usage("bad RPC address '%s': HOST:PORT (resolvable) or unix:PATH", ctl->addr);
     if (rc < 0)
         return sl_ctl_fail(ctl, rc, "cannot connect to");
-    return 0;
+    return ctl->token ? authenticate(ctl) : 0;
 }
 
 int64_t sl_ctl_deadline(const sl_ctl_t *ctl)

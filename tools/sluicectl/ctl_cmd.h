@@ -49,23 +49,25 @@ typedef struct sl_ctl {
     char cacert[SL_CTL_ADDR_MAX];
     bool json;
     int timeout_ms;
+    const char *token; /* --token / SLUICE_TOKEN (borrowed: argv or environ); NULL: none */
     sl_ctl_rpc_t *rpc; /* owned; opened by sl_ctl_open */
 } sl_ctl_t;
 
 /* Sets ctl's defaults from the environment (SLUICE_RPC, SLUICE_JSON,
- * SLUICE_TIMEOUT). Returns 0, or SL_CTL_EXIT_USAGE after printing why. */
+ * SLUICE_TIMEOUT, SLUICE_TOKEN). Returns 0, or SL_CTL_EXIT_USAGE after printing why. */
 int sl_ctl_env(sl_ctl_t *ctl);
-/* Applies one global option (short name 'r', 'j' or 't', value optarg).
+/* Applies one global option (short name 'r', 'j', 't' or 'k', value optarg).
  * Returns 0, or SL_CTL_EXIT_USAGE after printing why. */
 int sl_ctl_global_opt(sl_ctl_t *ctl, int opt, const char *val);
 
 /* The global options, to append to a command's own getopt_long table;
- * their short names are 'r', 'j' and 't' (long-only). */
+ * their short names are 'r', 'j', 't' and 'k' (long-only). */
 #define SL_CTL_GLOBAL_LONGOPTS                                                                     \
     {"rpc", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},                       \
         {"timeout", required_argument, NULL, 't'}, {"tls", no_argument, NULL, SL_CTL_OPT_TLS},     \
         {"cacert", required_argument, NULL, SL_CTL_OPT_CACERT},                                    \
         {"insecure", no_argument, NULL, SL_CTL_OPT_INSECURE},                                      \
+        {"token", required_argument, NULL, 'k'},                                               \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }
@@ -80,8 +82,9 @@ typedef int (*sl_ctl_opt_cb)(sl_ctl_t *ctl, void *state, int opt, const char *va
 int sl_ctl_parse(sl_ctl_t *ctl, int argc, char **argv, const struct option *opts,
                  sl_ctl_opt_cb on_opt, void *state, const char *usage, int *first_arg);
 
-/* Connects ctl->rpc. Returns 0, or SL_CTL_EXIT_CONN / SL_CTL_EXIT_USAGE
- * (bad address) after printing why. */
+/* Connects ctl->rpc and, with a token, sends `auth [token]` first.
+ * Returns 0, or SL_CTL_EXIT_CONN / SL_CTL_EXIT_USAGE (bad address) /
+ * SL_CTL_EXIT_SERVER (token refused) after printing why. */
 int sl_ctl_open(sl_ctl_t *ctl);
 /* The deadline for one reply: now + --timeout. */
 int64_t sl_ctl_deadline(const sl_ctl_t *ctl);
@@ -112,5 +115,6 @@ int sl_ctl_cmd_stat(sl_ctl_t *ctl, int argc, char **argv);
 int sl_ctl_cmd_health(sl_ctl_t *ctl, int argc, char **argv);
 int sl_ctl_cmd_create(sl_ctl_t *ctl, int argc, char **argv);
 int sl_ctl_cmd_rm(sl_ctl_t *ctl, int argc, char **argv);
+int sl_ctl_cmd_token(sl_ctl_t *ctl, int argc, char **argv);
 
 #endif

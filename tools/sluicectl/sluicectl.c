@@ -22,6 +22,7 @@ static const command_t commands[] = {
     {"health", sl_ctl_cmd_health, "                  the server's health snapshot"},
     {"create", sl_ctl_cmd_create, "SESSION           create a session"},
     {"rm", sl_ctl_cmd_rm, "SESSION           delete a session and its events"},
+    {"token", sl_ctl_cmd_token, "--secret-file F  mint an HS256 access token (no server)"},
 };
 
 static void usage(FILE *f)
@@ -38,6 +39,8 @@ static void usage(FILE *f)
           "  --timeout SECONDS          bound on connecting and on each answer\n"
           "                             [env SLUICE_TIMEOUT; default 10]; tail waits for\n"
           "                             events without a bound\n"
+          "  --token JWT                access token, sent as `auth [token]` first\n"
+          "                             [env SLUICE_TOKEN]\n"
           "  --help                     this text; COMMAND --help for a command's\n\n"
           "Commands:\n",
           f);
