@@ -976,46 +976,40 @@ int sl_conn__rpc_write_chunk(sl_conn_t *c, sl_chunk_t *chunk)
     return sl_outq_append_ref(&c->outq, chunk, 0, chunk->len);
 }
 
-void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st)
+/* [2, name, [subscription_id]]: a notification that ends a subscription
+ * (name is at most 15 bytes: a fixstr). */
+static void put_sub_notification(sl_conn_t *c, const char *name, uint32_t sub_id)
 {
-    /* ["end", [subscription_id]]: the session was deleted or the server is
-     * stopping; nothing more will come for this id. */
-    uint8_t buf[24];
-    size_t n = 0;
+    uint8_t buf[32];
+    size_t n = 0, len = strlen(name);
+    sl_assert(len < 16);
     buf[n++] = 0x93; /* fixarray 3 */
     buf[n++] = 0x02;
-    buf[n++] = 0xa3; /* fixstr 3 */
-    memcpy(buf + n, "end", 3);
-    n += 3;
+    buf[n++] = (uint8_t)(0xa0 | len); /* fixstr */
+    memcpy(buf + n, name, len);
+    n += len;
     buf[n++] = 0x91; /* fixarray 1 */
     buf[n++] = 0xce; /* uint32 */
-    buf[n++] = (uint8_t)(st->stream_id >> 24);
-    buf[n++] = (uint8_t)(st->stream_id >> 16);
-    buf[n++] = (uint8_t)(st->stream_id >> 8);
-    buf[n++] = (uint8_t)st->stream_id;
+    buf[n++] = (uint8_t)(sub_id >> 24);
+    buf[n++] = (uint8_t)(sub_id >> 16);
+    buf[n++] = (uint8_t)(sub_id >> 8);
+    buf[n++] = (uint8_t)sub_id;
     sl_rpc_outq_put(&c->outq, buf, n);
+}
+
+void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    /* The session was deleted or the server is stopping; nothing more
+     * will come for this id. */
+    put_sub_notification(c, "end", st->stream_id);
 }
 
 void sl_conn__rpc_expired(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    /* ["expired", [subscription_id]]: the token this subscription was
-     * made under expired; nothing more comes for this id. The client
-     * sends `auth` with a fresh token and subscribes again from the seq
-     * after the last one it got. */
-    uint8_t buf[24];
-    size_t n = 0;
-    buf[n++] = 0x93; /* fixarray 3 */
-    buf[n++] = 0x02;
-    buf[n++] = 0xa7; /* fixstr 7 */
-    memcpy(buf + n, "expired", 7);
-    n += 7;
-    buf[n++] = 0x91; /* fixarray 1 */
-    buf[n++] = 0xce; /* uint32 */
-    buf[n++] = (uint8_t)(st->stream_id >> 24);
-    buf[n++] = (uint8_t)(st->stream_id >> 16);
-    buf[n++] = (uint8_t)(st->stream_id >> 8);
-    buf[n++] = (uint8_t)st->stream_id;
-    sl_rpc_outq_put(&c->outq, buf, n);
+    /* The token this subscription was made under expired; nothing more
+     * comes for this id. The client sends `auth` with a fresh token and
+     * subscribes again from the seq after the last one it got. */
+    put_sub_notification(c, "expired", st->stream_id);
 }
 
 static int put_event(sl_conn_t *c, const sl_conn_stream_t *st, const sl_ring_event_t *ev)
