@@ -971,13 +971,8 @@ static sl_op_t *sync_next(sl_journal_t *j, uint64_t now)
     pipe_t *p = &j->s;
     if (p->busy)
         return NULL;
-    if (j->round.active && j->round.fs) {
-        if (atomic_load_explicit(&j->fsw.state, memory_order_acquire) != SL_SYNCER_DONE)
-            return NULL; /* the syncer's wake brings the next call */
-        fs_round_done(j);
-        if (j->status != 0)
-            return NULL;
-    }
+    if (j->round.active && j->round.fs)
+        return NULL; /* the syncer's wake brings the next call */
     if (!j->round.active) {
         if (!sync_due(j, now))
             return p->close_fd >= 0 ? pipe_close(p) : NULL;
@@ -1519,6 +1514,12 @@ static sl_op_t *unlink_next(sl_journal_t *j)
 
 sl_op_t *sl_journal_next_op(sl_journal_t *j, uint64_t now_ns)
 {
+    /* A syncfs that finished ends its round before anything else looks at
+     * the journal: closing waits for the round (quiet), so it must see it
+     * ended in this same call -- the syncer's wake-up comes only once. */
+    if (j->round.active && j->round.fs &&
+        atomic_load_explicit(&j->fsw.state, memory_order_acquire) == SL_SYNCER_DONE)
+        fs_round_done(j);
     sl_op_t *op = ctl_next(j, now_ns);
     if (!op)
         op = write_next(j, now_ns);

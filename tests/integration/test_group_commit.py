@@ -111,6 +111,27 @@ def test_scope_auto(tmp):
     check_restart(tmp, [], "gcauto")
 
 
+def test_shutdown_closes_fs_rounds(tmp):
+    """Every session's last round at SIGTERM is a syncfs: each log must
+    still close (the round's end is seen by the close that waits on it),
+    so the server stops at once and a restart finds every event."""
+    data_dir = os.path.join(tmp, "gcstop")
+    with server_on(data_dir, ["--fsync-scope", "fs"], "gcstop-1") as srv:
+        for i in range(20):
+            r = H.http1_request(srv.host, srv.port, "POST", "/v1/sessions/gcstop-%d/events" % i,
+                                body=b"stop-%d" % i)
+            H.check_eq(r.status, 200, "publish")
+        t0 = time.monotonic()
+        srv.send_signal(signal.SIGTERM)
+        H.check_eq(srv.wait(15), 0, "exit code after SIGTERM")
+        took = time.monotonic() - t0
+        H.check(not srv.log_lines("sessions still closing their logs at shutdown"),
+                "every session closed its log (took %.2fs)" % took)
+    with server_on(data_dir, [], "gcstop-2") as srv2:
+        for i in range(20):
+            H.check_eq(read_back(srv2, "gcstop-%d" % i, 1), [b"stop-%d" % i], "after restart")
+
+
 def test_syncfs_failure(tmp):
     if not H.sanitizer_build():
         print("     (fault points are compiled into Debug builds only)")
@@ -125,4 +146,5 @@ def test_syncfs_failure(tmp):
 
 if __name__ == "__main__":
     sys.exit(H.run_cases_in_tmp("test_group_commit",
-                                (test_scope_fs, test_scope_auto, test_syncfs_failure)))
+                                (test_scope_fs, test_scope_auto, test_shutdown_closes_fs_rounds,
+                                 test_syncfs_failure)))
