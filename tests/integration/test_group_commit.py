@@ -1,6 +1,6 @@
 """Group commit across sessions: durable publishes into many sessions at
-once, with every round a shared syncfs (--fsync-scope fs) and with the
-default (auto: a syncfs when another session's round runs). Every durable
+once, with every round a shared syncfs (--fsync-scope fs) and with auto
+(a syncfs when another session's round runs). Every durable
 publish is answered 200 with its seq in order; after kill -9 and a restart
 each session holds exactly what was acknowledged, byte for byte; /health
 counts the syncfs rounds. In Debug builds (fault points compiled in) a
@@ -108,7 +108,7 @@ def test_scope_fs(tmp):
 
 
 def test_scope_auto(tmp):
-    check_restart(tmp, [], "gcauto")
+    check_restart(tmp, ["--fsync-scope", "auto"], "gcauto")
 
 
 def test_shutdown_closes_fs_rounds(tmp):
