@@ -131,6 +131,13 @@ static uint32_t lower_bound(sl_registry_t *r, const char *id, size_t len, bool s
 int sl_registry_get_or_create(sl_registry_t *r, const char *id, size_t len, uint64_t epoch,
                               sl_entry_t **out, bool *created)
 {
+    return sl_registry_get_or_create_attrs(r, id, len, epoch, NULL, out, created);
+}
+
+int sl_registry_get_or_create_attrs(sl_registry_t *r, const char *id, size_t len, uint64_t epoch,
+                                    const sl_session_attrs_t *attrs, sl_entry_t **out,
+                                    bool *created)
+{
     sl_assert(len >= 1 && len <= SL_SESSION_ID_MAX);
     *created = false;
     if ((*out = sl_registry_get(r, id, len)) != NULL)
@@ -141,6 +148,8 @@ int sl_registry_get_or_create(sl_registry_t *r, const char *id, size_t len, uint
     memcpy(e->id, id, len);
     e->id_len = (uint32_t)len;
     e->epoch = epoch;
+    if (attrs)
+        e->attrs = *attrs;
     pthread_mutex_init(&e->lock, NULL);
     atomic_store_explicit(&e->_refs, 2, memory_order_relaxed); /* table + caller */
     pthread_rwlock_wrlock(&r->lock);

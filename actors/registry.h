@@ -37,6 +37,24 @@ typedef struct sl_session_stats {
     _Atomic uint64_t last_activity_ns;
 } sl_session_stats_t;
 
+/* Create-time attributes of a session (API.md "Session lifecycle", and the
+ * Durable Streams face). Immutable once the session exists: a create that
+ * names different ones is refused (SL_ECONFLICT). Durable: kept in the
+ * manifest and in the session folder's attributes file, written before
+ * the session's first record (storage/attrs.h). */
+typedef struct sl_session_attrs {
+    uint64_t ttl_ns;          /* sliding TTL from the last publish or subscribe; 0: none */
+    uint64_t expires_at_ns;   /* absolute wall-clock expiry; 0: none */
+    uint8_t content_type_len; /* Durable Streams content type; 0: none (native session) */
+    char content_type[SL_CONTENT_TYPE_MAX + 1];
+    /* Fork (Durable Streams): seqs 1..fork_seq are the parent's, read from
+     * the parent's log; this session's own seqs start at fork_seq + 1. */
+    uint8_t parent_len;       /* 0: not a fork */
+    char parent[SL_SESSION_ID_MAX + 1];
+    uint64_t parent_epoch;
+    uint64_t fork_seq;
+} sl_session_attrs_t;
+
 /* A directory entry. The session actor (actors/session.h) hangs off it. */
 typedef struct sl_entry {
     char id[SL_SESSION_ID_MAX + 1];
@@ -44,6 +62,10 @@ typedef struct sl_entry {
     uint64_t epoch;              /* incarnation: new on every create */
     sl_session_stats_t stats;
     _Atomic bool deleted;
+    sl_session_attrs_t attrs;    /* set before the entry is published, then read-only */
+    _Atomic bool closed;         /* closed for good (API.md); set by the session actor */
+    _Atomic uint64_t closed_seq; /* last_seq when it closed (valid once closed) */
+    _Atomic uint32_t forks;      /* live forks reading this session's log */
     _Atomic uint32_t _refs;
     pthread_mutex_t lock;        /* guards session (start / exit / acquire) */
     void *session;               /* the session actor, NULL when not running */
@@ -65,6 +87,12 @@ sl_entry_t *sl_registry_get(sl_registry_t *r, const char *id, size_t len);
  * -ENOMEM. The id must be valid (callers validate first). */
 int sl_registry_get_or_create(sl_registry_t *r, const char *id, size_t len, uint64_t epoch,
                               sl_entry_t **out, bool *created);
+/* The same, setting a new entry's attributes (attrs borrowed; NULL: none)
+ * before any other thread can see it. An existing entry is returned as it
+ * is: the caller compares attributes. */
+int sl_registry_get_or_create_attrs(sl_registry_t *r, const char *id, size_t len, uint64_t epoch,
+                                    const sl_session_attrs_t *attrs, sl_entry_t **out,
+                                    bool *created);
 /* Removes e from the table (marks it deleted). Returns 0 or SL_ENOTFOUND
  * when it is no longer the entry for its id. Holders keep their refs. */
 int sl_registry_remove(sl_registry_t *r, sl_entry_t *e);

@@ -46,6 +46,10 @@ typedef struct sl_server_counters {
     _Atomic uint64_t events_gapped;     /* events a subscriber was told it missed */
     _Atomic uint64_t events_caught_up;  /* events delivered from the log (catch-up) */
     _Atomic uint64_t publish_refused;   /* publishes answered 503 (full session mailbox) */
+    _Atomic uint64_t sessions_expired;  /* sessions deleted by their TTL or expiry */
+    _Atomic uint64_t sessions_closed;   /* sessions closed for good */
+    _Atomic uint64_t producer_duplicates; /* producer retries answered without appending */
+    _Atomic uint64_t producer_fenced;   /* producer publishes refused: stale epoch */
     _Atomic uint64_t rpc_connections;   /* open msgpack-RPC connections (gauge) */
     _Atomic uint64_t rpc_requests;
     _Atomic uint64_t rpc_subscriptions; /* open RPC subscriptions (gauge) */

@@ -74,12 +74,30 @@ typedef struct sl_pub {
     uint8_t retries;       /* requester's: resends after SL_ECLOSED */
     uint32_t id_len;       /* requester's: the session id, for resends */
     char id[SL_SESSION_ID_MAX + 1];
-    uint32_t nevents;
+    uint32_t nevents;      /* 0 only with close: close without an event */
     sl_pub_event_t *events;
     uint8_t *buf;          /* types and data of every event */
+    /* Lifecycle (API.md "Session lifecycle"). */
+    bool close;            /* close the session for good after these events,
+                              in the same log write (atomic with them) */
+    bool has_producer;     /* idempotent producer: the fields below are set */
+    uint8_t producer_id_len;
+    char producer_id[SL_PRODUCER_ID_MAX + 1];
+    uint64_t producer_epoch, producer_seq;
+    uint8_t stream_seq_len; /* Durable Streams Stream-Seq (writer coordination); 0: none */
+    char stream_seq[SL_STREAM_SEQ_MAX + 1];
     /* answer */
-    int status;            /* 0, SL_ECLOSED (session deleted), -ENOMEM, -EIO */
+    int status;            /* 0, SL_ECLOSED (session deleted), SL_EENDED (closed
+                              for good: last_seq is its last seq), SL_EFENCED
+                              (producer_epoch holds the current epoch), SL_EGAP
+                              (producer_seq holds the expected seq), SL_EINVAL (a
+                              new epoch not starting at seq 0), SL_ECONFLICT
+                              (Stream-Seq not above the last one), -ENOMEM, -EIO */
     uint64_t first_seq, last_seq;
+    bool closed;           /* the session is closed after this publish */
+    bool duplicate;        /* producer retry: nothing appended; first_seq/last_seq
+                              are the original answer when dup_known */
+    bool dup_known;
     struct sl_pub *_next;  /* session: queue of publishes awaiting their write */
 } sl_pub_t;
 
@@ -115,6 +133,7 @@ typedef struct sl_catchup {
     uint64_t from_seq;
     uint32_t max_bytes;
     bool rpc;              /* encode msgpack-RPC notifications for rpc_sub_id, not SSE */
+    bool raw;              /* encode sl_raw_event records (Durable Streams reads), not SSE */
     uint64_t rpc_sub_id;
     const char *session;   /* session's: the id, for RPC bodies (valid while it runs) */
     uint32_t session_len;

@@ -20,6 +20,10 @@ const char *sl_strerror(int err)
     case SL_ECORRUPT: return "corrupt data";
     case SL_ENOTFOUND: return "not found";
     case SL_EAGAIN: return "try again";
+    case SL_EENDED: return "session closed";
+    case SL_EFENCED: return "producer epoch fenced";
+    case SL_EGAP: return "producer seq gap";
+    case SL_ECONFLICT: return "conflicts with existing state";
     default: break;
     }
     if (err < 0 && err > -4096)

@@ -24,6 +24,10 @@ enum {
     SL_ECORRUPT = -5007,  /* stored data failed its checksum or framing */
     SL_ENOTFOUND = -5008, /* no such object */
     SL_EAGAIN = -5009,    /* not now; retry after the documented wake-up */
+    SL_EENDED = -5010,    /* the session was closed for good (API: 409 closed) */
+    SL_EFENCED = -5011,   /* an idempotent producer's epoch is stale (403 fenced) */
+    SL_EGAP = -5012,      /* an idempotent producer skipped seqs (409 producer_gap) */
+    SL_ECONFLICT = -5013, /* the request contradicts existing state (409 conflict) */
 };
 
 /* Names an error code from either space; never returns NULL. Any thread. */

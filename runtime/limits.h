@@ -97,6 +97,19 @@
  * 1..SL_EVENT_TYPE_MAX bytes; longer input is rejected (400). */
 #define SL_SESSION_ID_MAX 128
 #define SL_EVENT_TYPE_MAX 64
+/* Session lifecycle (API.md "Session lifecycle"): idempotent producer ids
+ * are 1..SL_PRODUCER_ID_MAX bytes; a Durable Streams Stream-Seq value is
+ * 1..SL_STREAM_SEQ_MAX bytes; a stream's content type is at most
+ * SL_CONTENT_TYPE_MAX bytes. Longer input is rejected (400). Producer
+ * epochs and seqs are integers 0..SL_PRODUCER_NUM_MAX (2^53 - 1, exact in
+ * a JSON number). A session remembers at most SL_PRODUCERS_MAX producer ids;
+ * a new id beyond that forgets the one used least recently (its next
+ * publish then counts as a fresh producer: epoch any, seq 0). */
+#define SL_PRODUCER_ID_MAX 128
+#define SL_STREAM_SEQ_MAX 128
+#define SL_CONTENT_TYPE_MAX 255
+#define SL_PRODUCER_NUM_MAX ((1ull << 53) - 1)
+#define SL_PRODUCERS_MAX 1024
 /* Event data: --max-event-bytes default and hard cap (policy: publish
  * rejected with too_large / 413). */
 #define SL_EVENT_BYTES_DEFAULT (1u << 20)
