@@ -1,7 +1,7 @@
 /*
- * Connection actor: the I/O engine. See conn.h. Protocol work lives in
- * conn_http.c; this file owns the ops, the output queue, timers and
- * teardown.
+ * Connection actor: the I/O engine. See conn.h. Protocol work lives
+ * behind c->proto (conn_int.h, conn_proto.c); this file owns the ops, the
+ * output queue, timers and teardown.
  */
 #include "actors/conn_int.h"
 
@@ -42,7 +42,7 @@ static void arm_recv(sl_conn_t *c)
         return;
     /* Input backpressure: a client that does not read its answers is not
      * read from either. */
-    if (out_pending(c) > c->outq.bytes_max / 2 || !sl_conn__proto_want_read(c))
+    if (out_pending(c) > c->outq.bytes_max / 2 || !c->proto->want_read(c))
         return;
     c->recv_op.kind = SL_OP_RECV;
     c->recv_op.fd = c->fd;
@@ -168,12 +168,12 @@ void sl_conn__pump(sl_conn_t *c)
     if (c->state >= SL_CONN__CLOSING)
         return;
     retime(c);
-    bool proto = c->http || c->rpc;
+    bool proto = c->proto->started(c);
     if (proto)
-        sl_conn__proto_flush(c);
+        c->proto->flush(c);
     send_some(c);
-    bool done = c->proto_failed || sl_conn__proto_want_close(c) ||
-                (c->state == SL_CONN__DRAINING && (!proto || sl_conn__proto_idle(c)));
+    bool done = c->proto_failed || c->proto->want_close(c) ||
+                (c->state == SL_CONN__DRAINING && (!proto || c->proto->idle(c)));
     if (done && c->tls && !c->proto_failed && c->outq.bytes_pending == 0 && !c->tls_notified) {
         sl_conn__tls_close_notify(c); /* a clean end the peer can tell from a cut */
         send_some(c);
@@ -205,7 +205,7 @@ static void on_recv(sl_conn_t *c, sl_op_t *op)
         size_t n = (size_t)op->res;
         /* With a certificate, the first byte picks TLS or cleartext. */
         rc = sl_conn__tls_sniff(c, in[0]) ? sl_conn__tls_feed(c, in, n)
-                                          : sl_conn__proto_feed(c, in, n);
+                                          : c->proto->feed(c, in, n);
     }
     sl_reactor_buf_return(c->r, op->buf_id);
     sl_conn__guard_recv(c, c->last_activity_ns);
@@ -214,8 +214,8 @@ static void on_recv(sl_conn_t *c, sl_op_t *op)
     /* Whatever the input made the protocol answer (a response, a SETTINGS
      * or PING ack, handshake records) goes at once; input that only opened
      * flow-control room (WINDOW_UPDATE) lets stream data keep its budget. */
-    if (c->http || c->rpc)
-        sl_conn__proto_flush(c);
+    if (c->proto->started(c))
+        c->proto->flush(c);
     if (c->outq.bytes_pending + (c->tls ? c->tls_out.bytes_pending : 0) > queued || rc < 0)
         c->urgent = true;
     if (c->nstreams)
@@ -234,7 +234,7 @@ static void on_send(sl_conn_t *c, sl_op_t *op)
     atomic_fetch_add_explicit(&c->srv->counters.bytes_out, (uint64_t)op->res, memory_order_relaxed);
     c->last_activity_ns = sl_clock_now_ns();
     if (c->nstreams) {
-        sl_conn__proto_flush(c); /* frees stream buffer room ... */
+        c->proto->flush(c); /* frees stream buffer room ... */
         sl_conn__pump_streams(c); /* ... which the streams fill again */
     }
     sl_conn__pump(c);
@@ -248,10 +248,11 @@ static void on_timer(sl_conn_t *c)
         return;
     const sl_config_t *cfg = &c->srv->cfg;
     uint64_t now = sl_clock_now_ns();
-    bool idle = (!c->http && !c->rpc) || sl_conn__proto_idle(c);
+    bool started = c->proto->started(c);
+    bool idle = !started || c->proto->idle(c);
     /* Before the first request (a TLS handshake included) the header
      * timeout runs from accept. */
-    if (((!c->http && !c->rpc) || sl_conn__tls_handshaking(c)) &&
+    if ((!started || sl_conn__tls_handshaking(c)) &&
         now - c->accepted_ns >= cfg->header_timeout_ns) {
         atomic_fetch_add_explicit(&c->srv->counters.closed_header_timeout, 1, memory_order_relaxed);
         start_close(c);
@@ -353,7 +354,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
         if (c->state == SL_CONN__OPEN) {
             c->state = SL_CONN__DRAINING;
             c->urgent = true;
-            sl_conn__proto_drain(c);
+            c->proto->drain(c);
             sl_conn__pump(c);
             maybe_close_fd(c);
         }
@@ -395,7 +396,7 @@ static void destroy(sl_actor_t *self)
 {
     sl_conn_t *c = (sl_conn_t *)self;
     sl_conn__streams_free(c);
-    sl_conn__proto_destroy(c);
+    c->proto->destroy(c);
     sl_conn__tls_destroy(c);
     sl_conn__auth_free(c);
     sl_outq_deinit(&c->outq);
@@ -471,7 +472,9 @@ void sl_conn_accept(sl_server_t *srv, sl_reactor_t *r, int fd, bool rpc)
     c->srv = srv;
     c->r = r;
     c->fd = fd;
-    if (rpc && sl_conn__rpc_create(c) != 0) {
+    /* The listener decides the protocol for the connection's life. */
+    c->proto = rpc ? &sl_conn__rpc_ops : &sl_conn__http_ops;
+    if (c->proto->create(c) != 0) {
         sl_conn__ip_release(&c->ip);
         sl_outq_deinit(&c->outq);
         free(c);

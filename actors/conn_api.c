@@ -356,19 +356,23 @@ static void on_published(sl_conn_t *c, sl_pub_t *p)
     /* The session actor ended (hibernated) between our lookup and its turn:
      * nothing was appended, so send the same request to its successor. */
     if (p->status == SL_ECLOSED && p->first_seq == 0 && p->retries < 3 &&
-        c->state < SL_CONN__CLOSING && (c->http || c->rpc)) {
+        c->state < SL_CONN__CLOSING && c->proto->started(c)) {
         p->retries++;
         sl_actor_release(&c->a);
-        if (c->rpc)
-            sl_conn__rpc_resend(c, p);
-        else
-            send_publish(c, p->stream_id, p->id, p->id_len, p);
+        c->proto->resend(c, p);
         return;
     }
-    if (c->rpc) {
-        sl_conn__rpc_published(c, p);
-        return;
-    }
+    c->proto->published(c, p);
+}
+
+/* The publish hooks of sl_conn__http_ops (conn_int.h). */
+void sl_conn__http_resend(sl_conn_t *c, sl_pub_t *p)
+{
+    send_publish(c, p->stream_id, p->id, p->id_len, p);
+}
+
+void sl_conn__http_published(sl_conn_t *c, sl_pub_t *p)
+{
     if (c->state < SL_CONN__CLOSING && c->http) {
         if (p->status != 0) {
             static const sl_http_header_t ra[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};

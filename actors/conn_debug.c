@@ -165,7 +165,7 @@ static int render_row(sl_server_t *srv, const ranked_t *r, char *out, size_t cap
     int n = snprintf(out, cap,
                      "{\"peer\":\"%s\",\"proto\":\"%s\",\"age_s\":%.3f,\"streams\":%u,"
                      "\"outq_bytes\":%" PRIu64 ",\"lag_events\":%" PRIu64,
-                     c->peer, proto == 255 ? "rpc" : proto == SL_HTTP_PROTO_H2 ? "h2" : proto ? "h1" : "-",
+                     c->peer, proto == SL_CONN_KIND_RPC ? "rpc" : proto == SL_HTTP_PROTO_H2 ? "h2" : proto ? "h1" : "-",
                      (double)r->age_ns / 1e9,
                      atomic_load_explicit(&c->pub_streams, memory_order_relaxed),
                      atomic_load_explicit(&c->pub_outq_bytes, memory_order_relaxed),

@@ -138,12 +138,12 @@ static bool body_tick(sl_conn_t *c, uint64_t now_ns)
      * (backpressure, requests in flight) is not the peer's stall. */
     if (!c->recv_armed || now_ns - c->last_recv_ns < cfg->body_timeout_ns)
         return false;
-    bool http = c->http && sl_http_conn_body_pending(c->http);
-    if (!http && !sl_conn__rpc_partial(c))
+    if (!c->proto->partial(c))
         return false;
     CTR_ADD(c, closed_body_timeout);
-    sl_debug("closing connection: request body stalled", "peer=%s rpc=%d", c->peer, c->rpc != NULL);
-    if (http && sl_http_conn_timeout(c->http) == 0) {
+    sl_debug("closing connection: request body stalled", "peer=%s proto=%s", c->peer,
+             c->proto->name);
+    if (c->proto->stalled(c) == 0) {
         c->proto_failed = true;
         return false;
     }
@@ -336,7 +336,6 @@ void sl_conn__guard_publish(sl_conn_t *c)
     atomic_store_explicit(&c->pub_outq_bytes, out, memory_order_relaxed);
     atomic_store_explicit(&c->pub_lag_events, lag, memory_order_relaxed);
     atomic_store_explicit(&c->pub_streams, c->nstreams, memory_order_relaxed);
-    /* 0 while unsniffed, the sl_http_proto_t once known, 255 for RPC. */
-    uint8_t proto = c->rpc ? 255 : c->http ? (uint8_t)sl_http_conn_proto(c->http) : 0;
-    atomic_store_explicit(&c->pub_proto, proto, memory_order_relaxed);
+    /* 0 while unsniffed, the sl_http_proto_t once known, SL_CONN_KIND_RPC. */
+    atomic_store_explicit(&c->pub_proto, c->proto->kind(c), memory_order_relaxed);
 }

@@ -211,10 +211,20 @@ static int ensure_http(sl_conn_t *c)
     return rc;
 }
 
-int sl_conn__proto_feed(sl_conn_t *c, const uint8_t *data, size_t len)
+/* The connection hooks of sl_conn__http_ops (conn_int.h). */
+
+int sl_conn__http_create(sl_conn_t *c)
 {
-    if (c->rpc)
-        return sl_conn__rpc_feed(c, data, len);
+    /* The HTTP state waits for the first bytes: they (or TLS ALPN) pick
+     * the version, and a connection that never speaks costs nothing. */
+    (void)c;
+    return 0;
+}
+
+bool sl_conn__http_started(const sl_conn_t *c) { return c->http != NULL; }
+
+int sl_conn__http_feed(sl_conn_t *c, const uint8_t *data, size_t len)
+{
     int rc = ensure_http(c);
     if (rc != 0)
         return rc;
@@ -227,12 +237,8 @@ int sl_conn__proto_feed(sl_conn_t *c, const uint8_t *data, size_t len)
     return rc;
 }
 
-void sl_conn__proto_flush(sl_conn_t *c)
+void sl_conn__http_flush(sl_conn_t *c)
 {
-    if (c->rpc) {
-        sl_conn__rpc_flush(c);
-        return;
-    }
     /* Held-back pipelined HTTP/1.x input is processed once the previous
      * response is out of the way; bounded by the input that was read. */
     for (int i = 0; i < 64 && sl_http_conn_has_input(c->http); i++) {
@@ -248,36 +254,40 @@ void sl_conn__proto_flush(sl_conn_t *c)
         c->proto_failed = true;
 }
 
-bool sl_conn__proto_want_read(sl_conn_t *c)
-{
-    if (c->rpc)
-        return sl_conn__rpc_want_read(c);
-    return !c->http || sl_http_conn_want_read(c->http);
-}
+bool sl_conn__http_want_read(sl_conn_t *c) { return !c->http || sl_http_conn_want_read(c->http); }
 
-bool sl_conn__proto_want_close(sl_conn_t *c)
+bool sl_conn__http_want_close(sl_conn_t *c)
 {
     return c->http && sl_http_conn_want_close(c->http);
 }
 
-bool sl_conn__proto_idle(sl_conn_t *c)
+bool sl_conn__http_idle(sl_conn_t *c)
 {
-    if (c->rpc)
-        return sl_conn__rpc_idle(c);
     return c->nstreams == 0 && c->pubs_inflight == 0 &&
            (!c->http || !sl_http_conn_has_input(c->http));
 }
 
-void sl_conn__proto_drain(sl_conn_t *c)
+void sl_conn__http_drain(sl_conn_t *c)
 {
     if (c->http)
         sl_http_conn_shutdown(c->http);
 }
 
-void sl_conn__proto_destroy(sl_conn_t *c)
+void sl_conn__http_destroy(sl_conn_t *c)
 {
-    sl_conn__rpc_destroy(c);
     if (c->http)
         sl_http_conn_destroy(c->http);
     c->http = NULL;
+}
+
+bool sl_conn__http_partial(const sl_conn_t *c)
+{
+    return c->http && sl_http_conn_body_pending(c->http);
+}
+
+int sl_conn__http_stalled(sl_conn_t *c) { return sl_http_conn_timeout(c->http); }
+
+uint8_t sl_conn__http_kind(const sl_conn_t *c)
+{
+    return c->http ? (uint8_t)sl_http_conn_proto(c->http) : 0;
 }

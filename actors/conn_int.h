@@ -1,7 +1,20 @@
 /*
- * The connection actor's record, shared by conn.c (I/O engine) and
- * conn_http.c (protocol glue and request routing). No other folder
- * includes this.
+ * The connection actor's record, shared by the conn_*.c files of this
+ * folder (conn.c is the I/O engine; the rest are faces and backstops). No
+ * other folder includes this.
+ *
+ * The seam: a connection speaks one wire protocol, chosen at accept by
+ * the listener it came from (--listen: HTTP, --rpc-listen: msgpack-RPC)
+ * and fixed for its life; TLS is a transport below either (conn_tls.c).
+ * The I/O engine (conn.c), the stream and catch-up machinery
+ * (conn_sse.c), the publish path (conn_api.c) and the backstops
+ * (conn_guard.c) reach the protocol only through c->proto, a
+ * sl_conn_proto_ops_t, the way h2o keeps protocols apart from handlers.
+ * A new wire protocol implements every hook of that table (none may be
+ * NULL), keeps its state behind a pointer of its own in sl_conn_t, and is
+ * picked in sl_conn_accept. A new face on an existing protocol (another
+ * set of HTTP routes) needs no table: it routes in conn_http.c and uses
+ * the shared helpers below (sl_conn__subscribe_ex, sl_conn__send_publish).
  */
 #ifndef SL_ACTORS_CONN_INT_H
 #define SL_ACTORS_CONN_INT_H
@@ -35,6 +48,7 @@ typedef struct sl_conn_ip {
     bool counted;                  /* holds one count in the per-IP table */
 } sl_conn_ip_t;
 struct sl_conn_rpc;
+struct sl_conn_proto_ops;
 
 /* Where a stream's subscription record (sl_sub_t, embedded below) is. The
  * record is one message that travels: SUBSCRIBE goes to the session and
@@ -63,10 +77,14 @@ typedef struct sl_conn_stream {
     bool begun;        /* response head queued */
     bool dead;         /* peer reset it / connection closing: no more writes */
     uint8_t sub_state; /* sl_conn__sub_state_t */
-    bool unsub_wanted; /* leave as soon as the record is home */
+    bool unsub_wanted; /* the client asked to stop following (RPC unsubscribe): leave
+                          as soon as the record is home; its answer said so, so no
+                          end notice follows */
     bool ended;        /* END_STREAM / last chunk queued */
     bool counted;      /* counted in streams_open (SSE) / subscribers */
-    bool rpc;          /* an RPC subscription: stream_id is its subscription id */
+    bool rpc;          /* the wire form the session encodes for it (catch-up chunks):
+                          msgpack-RPC notifications, stream_id being the
+                          subscription id; else SSE */
     uint32_t rpc_msgid; /* RPC: the subscribe request, answered on SUBSCRIBED */
     bool reset;        /* send sluice.reset first (Last-Event-ID of an earlier incarnation) */
     sl_entry_t *e;     /* reference */
@@ -108,6 +126,7 @@ struct sl_conn {
     sl_outq_t outq;
     struct iovec *iov;             /* SL_SEND_IOV_MAX, allocated by the first send */
     /* Protocol. */
+    const struct sl_conn_proto_ops *proto; /* chosen at accept, never NULL */
     struct sl_http_conn *http;     /* NULL until the first bytes chose one */
     struct sl_conn_rpc *rpc;       /* msgpack-RPC state (RPC listeners), else NULL */
     uint8_t sniff[32];
@@ -154,25 +173,124 @@ struct sl_conn {
     uint64_t auth_expiry_min_ns;   /* earliest stream expiry, wall ns (0: none) */
 };
 
-/* Protocol glue, in conn_http.c. All run on the connection's actor. */
-/* Feeds received bytes. Returns 0, or < 0 when the connection must close
- * after its queued output (an error answer) is flushed. */
-int sl_conn__proto_feed(sl_conn_t *c, const uint8_t *data, size_t len);
-/* False while the protocol holds input back (HTTP/1.x pipelining behind a
- * response) or is done reading: the recv is not re-armed. */
-bool sl_conn__proto_want_read(sl_conn_t *c);
-/* Moves pending protocol output into c->outq (stops when it is full). */
-void sl_conn__proto_flush(sl_conn_t *c);
-/* True when the protocol has finished (GOAWAY sent, Connection: close
- * answered, error) and the connection should close once output drains. */
-bool sl_conn__proto_want_close(sl_conn_t *c);
-/* True when no request is being received or answered and no stream is
- * open: the connection may be closed as idle. */
-bool sl_conn__proto_idle(sl_conn_t *c);
-/* Starts a graceful finish (HTTP/2 GOAWAY; HTTP/1.1 close after the
- * current response). */
-void sl_conn__proto_drain(sl_conn_t *c);
-void sl_conn__proto_destroy(sl_conn_t *c);
+/* The wire protocol of a connection (see the top of this file). Every
+ * hook runs on the connection's actor and borrows c; none is NULL. */
+typedef struct sl_conn_proto_ops {
+    const char *name;          /* "http", "rpc": logs */
+    bool tls_alpn;             /* TLS: negotiate ALPN (h2, http/1.1); false selects none */
+    /* Connection. */
+    /* At accept, before the actor runs: sets up the protocol state.
+     * Returns 0, or < 0 (nothing kept; the connection is refused). */
+    int (*create)(sl_conn_t *c);
+    /* True once the protocol state exists (HTTP: made by the first bytes,
+     * which pick the version; RPC: from accept). Until then the header
+     * timeout runs from accept. */
+    bool (*started)(const sl_conn_t *c);
+    /* Feeds received bytes (borrowed). Returns 0, or < 0 when the
+     * connection must close after its queued output (an error answer) is
+     * flushed. */
+    int (*feed)(sl_conn_t *c, const uint8_t *data, size_t len);
+    /* False while the protocol holds input back (HTTP/1.x pipelining
+     * behind a response, RPC requests waiting for room) or is done
+     * reading: the recv is not re-armed. */
+    bool (*want_read)(sl_conn_t *c);
+    /* Moves pending protocol output into c->outq (stops when it is full). */
+    void (*flush)(sl_conn_t *c);
+    /* True when the protocol has finished (GOAWAY sent, Connection: close
+     * answered) and the connection should close once output drains. */
+    bool (*want_close)(sl_conn_t *c);
+    /* True when no request is being received or answered and no stream
+     * is open: the connection may be closed as idle or drained. */
+    bool (*idle)(sl_conn_t *c);
+    /* Starts a graceful finish (HTTP/2 GOAWAY; HTTP/1.1 close after the
+     * current response; RPC: nothing, the engine closes once idle). */
+    void (*drain)(sl_conn_t *c);
+    /* Frees the protocol state (actor destroy; safe before started). */
+    void (*destroy)(sl_conn_t *c);
+    /* True while a request is partly received (HTTP body, RPC message):
+     * --body-timeout runs. */
+    bool (*partial)(const sl_conn_t *c);
+    /* That request stalled past --body-timeout: returns 0 when an answer
+     * was queued (the connection closes once it is sent, HTTP 408), < 0
+     * when the connection must close now. */
+    int (*stalled)(sl_conn_t *c);
+    /* What /debug/connections names: 0 unknown yet, a sl_http_proto_t,
+     * or SL_CONN_KIND_RPC. */
+    uint8_t (*kind)(const sl_conn_t *c);
+    /* Publishes. */
+    /* Answers a publish its session took or refused. Takes p and the
+     * connection reference the request held. */
+    void (*published)(sl_conn_t *c, sl_pub_t *p);
+    /* Sends p (taken) again to the successor of a session that ended
+     * before its turn (p->retries counts the attempts). */
+    void (*resend)(sl_conn_t *c, sl_pub_t *p);
+    /* Streams (sl_conn_stream_t, conn_sse.c). */
+    /* The server gauge of this protocol's open streams. */
+    _Atomic uint64_t *(*gauge)(sl_server_counters_t *ctr);
+    /* The answer to a stream's subscribe while the client still listens.
+     * status 0: the session took it (HTTP: the response head and any
+     * sluice.reset; RPC: the subscribe's answer); returns 0, or < 0 when
+     * the stream cannot start (handled as a reset by the peer). Otherwise
+     * status is the refusal (SL_ENOTFOUND, SL_EFULL, ...) and 0 is
+     * returned. RPC is also answered with 0 when its client unsubscribed
+     * before the answer came. */
+    int (*subscribed)(sl_conn_t *c, sl_conn_stream_t *st, int status);
+    /* Bytes the stream may take now (window, buffers; RPC: the output
+     * queue less the room kept for answers). */
+    size_t (*room)(sl_conn_t *c, sl_conn_stream_t *st);
+    /* Writes a caught-up chunk (borrowed; a reference is taken on
+     * success) already in the stream's wire form. Returns 0 or SL_EFULL
+     * (no room: nothing written). */
+    int (*write_chunk)(sl_conn_t *c, sl_conn_stream_t *st, sl_chunk_t *chunk);
+    /* One pull of whole events from the subscription's ring up to ring
+     * position limit. Returns 1 to pull again, 0 when done for now,
+     * SL_ENOTFOUND when the position fell out of the ring (the caller
+     * catches up from the log). */
+    int (*pull)(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit);
+    /* The session ended the stream (deleted, closed, server stopping):
+     * the end of the response / the ["end", [id]] notification. */
+    void (*end)(sl_conn_t *c, sl_conn_stream_t *st);
+    /* The stream's token expired: writes the notice and the end. Returns
+     * false when the stream cannot be told yet (HTTP: not begun; it is
+     * ended the same way once it begins). */
+    bool (*expired)(sl_conn_t *c, sl_conn_stream_t *st);
+    /* Timer tick on a begun stream idle for --sse-keepalive (RPC defines
+     * no keepalive: a no-op). */
+    void (*keepalive)(sl_conn_t *c, sl_conn_stream_t *st, uint64_t now_ns);
+} sl_conn_proto_ops_t;
+
+/* sl_conn_proto_ops_t.kind of a msgpack-RPC connection. */
+#define SL_CONN_KIND_RPC 255
+
+/* The two protocols, in conn_proto.c. */
+extern const sl_conn_proto_ops_t sl_conn__http_ops;
+extern const sl_conn_proto_ops_t sl_conn__rpc_ops;
+
+/* HTTP (HTTP/1.1 and HTTP/2 through net/http), in conn_http.c: the
+ * connection hooks of sl_conn__http_ops, as documented there. */
+int sl_conn__http_create(sl_conn_t *c);
+bool sl_conn__http_started(const sl_conn_t *c);
+int sl_conn__http_feed(sl_conn_t *c, const uint8_t *data, size_t len);
+bool sl_conn__http_want_read(sl_conn_t *c);
+void sl_conn__http_flush(sl_conn_t *c);
+bool sl_conn__http_want_close(sl_conn_t *c);
+bool sl_conn__http_idle(sl_conn_t *c);
+void sl_conn__http_drain(sl_conn_t *c);
+void sl_conn__http_destroy(sl_conn_t *c);
+bool sl_conn__http_partial(const sl_conn_t *c);
+int sl_conn__http_stalled(sl_conn_t *c);
+uint8_t sl_conn__http_kind(const sl_conn_t *c);
+/* The publish hooks of sl_conn__http_ops, in conn_api.c. */
+void sl_conn__http_published(sl_conn_t *c, sl_pub_t *p);
+void sl_conn__http_resend(sl_conn_t *c, sl_pub_t *p);
+/* The stream hooks of sl_conn__http_ops (SSE), in conn_sse.c. */
+int sl_conn__sse_subscribed(sl_conn_t *c, sl_conn_stream_t *st, int status);
+size_t sl_conn__sse_room(sl_conn_t *c, sl_conn_stream_t *st);
+int sl_conn__sse_write_chunk(sl_conn_t *c, sl_conn_stream_t *st, sl_chunk_t *chunk);
+int sl_conn__sse_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit);
+void sl_conn__sse_end(sl_conn_t *c, sl_conn_stream_t *st);
+bool sl_conn__sse_expired(sl_conn_t *c, sl_conn_stream_t *st);
+void sl_conn__sse_keepalive(sl_conn_t *c, sl_conn_stream_t *st, uint64_t now_ns);
 
 /* Session side, in conn_sse.c / conn_api.c. */
 /* Routes /v1/sessions... requests. */
@@ -343,7 +461,7 @@ void sl_conn__rpc_expired(sl_conn_t *c, sl_conn_stream_t *st);
 /* SSE: ends a stream whose token expired, in conn_sse.c. */
 void sl_conn__stream_expire(sl_conn_t *c, sl_conn_stream_t *st);
 
-/* I/O engine entry points the glue may call. */
+/* I/O engine entry points the faces may call. */
 void sl_conn__pump(sl_conn_t *c); /* flush protocol output and send */
 
 #endif

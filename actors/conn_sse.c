@@ -1,5 +1,8 @@
 /*
- * Connection actor, subscriber side: SSE streams that follow sessions.
+ * Connection actor, subscriber side: streams that follow sessions (the
+ * subscription records, catch-up, pumping), written through the
+ * protocol's stream hooks (c->proto: SSE below, msgpack-RPC in
+ * conn_rpc.c).
  *
  * A stream pulls from its session's ring whatever fits the stream's room
  * (HTTP/2 window, stream and connection buffers), in whole events, as
@@ -47,9 +50,7 @@ static void free_stream(sl_conn_t *c, sl_conn_stream_t *st)
 {
     unlink_stream(c, st);
     if (st->counted) {
-        atomic_fetch_sub_explicit(st->rpc ? &c->srv->counters.rpc_subscriptions
-                                          : &c->srv->counters.streams_open,
-                                  1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(c->proto->gauge(&c->srv->counters), 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
     }
     if (st->e)
@@ -169,33 +170,14 @@ static bool resubscribe(sl_conn_t *c, sl_conn_stream_t *st)
     return true;
 }
 
-/* The subscribe answer goes out before any notification of it. */
-static void on_rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
-{
-    sl_conn__rpc_subscribed(c, st, 0);
-    st->begun = true;
-    st->counted = true;
-    atomic_fetch_add_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->srv->counters.rpc_subscriptions, 1, memory_order_relaxed);
-    st->next_seq = st->sub.start_seq;
-    st->catching_up = st->sub.catch_up;
-    if (st->wait_seq && (st->wait_seq <= st->sub.start_seq || st->sub.catch_up))
-        st->wait_seq = 0;
-    st->last_write_ns = sl_clock_now_ns();
-}
-
 /* SUBSCRIBE was refused: the session holds no pointer to the record, so
  * it is ours to free (after the client got its answer, if it still
  * listens). */
 static void on_refused(sl_conn_t *c, sl_conn_stream_t *st)
 {
     st->sub_state = SL_CONN__SUB_DONE;
-    if (!st->dead && c->state < SL_CONN__CLOSING) {
-        if (st->rpc)
-            sl_conn__rpc_subscribed(c, st, st->sub.status);
-        else if (c->http)
-            respond_refused(c, st->stream_id, st->sub.status);
-    }
+    if (!st->dead && c->state < SL_CONN__CLOSING)
+        c->proto->subscribed(c, st, st->sub.status);
     sl_actor_release(st->session);
     st->session = NULL;
     free_stream(c, st);
@@ -213,40 +195,24 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
     }
     st->sub_state = SL_CONN__SUB_ACTIVE;
     if (st->dead || st->unsub_wanted || c->state >= SL_CONN__CLOSING) {
-        /* Left before the answer: an RPC client that unsubscribed on a
-         * live connection is still owed the subscribe's answer. */
-        if (st->rpc && !st->dead && c->state < SL_CONN__CLOSING)
-            sl_conn__rpc_subscribed(c, st, 0);
+        /* Left before the answer: a client that unsubscribed on a live
+         * connection (RPC) is still owed the subscribe's answer. */
+        if (st->unsub_wanted && !st->dead && c->state < SL_CONN__CLOSING)
+            c->proto->subscribed(c, st, 0);
         leave(c, st);
         return;
     }
-    if (st->rpc) {
-        on_rpc_subscribed(c, st);
-        return;
-    }
-    static const sl_http_header_t h[] = {
-        SL_HTTP_HEADER_LIT("content-type", "text/event-stream"),
-        SL_HTTP_HEADER_LIT("cache-control", "no-store"),
-        SL_HTTP_HEADER_LIT("x-accel-buffering", "no"),
-    };
-    if (sl_http_stream_begin(c->http, st->stream_id, 200, h, SL_ARRAY_LEN(h)) != 0) {
+    /* The subscribe's answer goes out before any event of it. */
+    if (c->proto->subscribed(c, st, 0) != 0) {
         st->dead = true;
         leave(c, st);
         return;
     }
     st->begun = true;
     st->counted = true;
-    atomic_fetch_add_explicit(&c->srv->counters.streams_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(c->proto->gauge(&c->srv->counters), 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->srv->counters.subscribers, 1, memory_order_relaxed);
     st->next_seq = sub->start_seq;
-    if (st->reset) {
-        char buf[160];
-        int n = snprintf(buf, sizeof buf,
-                         "event: sluice.reset\ndata: {\"epoch\":%llu,\"last_seq\":%llu}\n\n",
-                         (unsigned long long)st->e->epoch,
-                         (unsigned long long)atomic_load(&st->e->stats.last_seq));
-        sl_http_stream_write_copy(c->http, st->stream_id, buf, (size_t)n);
-    }
     st->catching_up = sub->catch_up;
     if (st->wait_seq && (st->wait_seq <= sub->start_seq || sub->catch_up))
         st->wait_seq = 0; /* already positioned */
@@ -255,22 +221,13 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
 
 static void end_stream(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    if (!st->ended && !st->dead) {
-        if (st->rpc)
-            sl_conn__rpc_end(c, st);
-        else
-            sl_http_stream_end(c->http, st->stream_id);
-    }
+    if (!st->ended && !st->dead)
+        c->proto->end(c, st);
     st->ended = true;
     leave(c, st);
 }
 
-static size_t stream_room(sl_conn_t *c, sl_conn_stream_t *st)
-{
-    if (st->rpc)
-        return (size_t)sl_conn__rpc_room(c);
-    return sl_http_stream_room(c->http, st->stream_id);
-}
+static size_t stream_room(sl_conn_t *c, sl_conn_stream_t *st) { return c->proto->room(c, st); }
 
 /* One pull from the ring into the stream. Returns true to pull again. */
 static bool pull_once(sl_conn_t *c, sl_conn_stream_t *st)
@@ -297,42 +254,13 @@ static bool pull_once(sl_conn_t *c, sl_conn_stream_t *st)
     bool ended = atomic_load_explicit(&sub->ended, memory_order_acquire);
     if (ended)
         limit = atomic_load_explicit(&sub->end_pos, memory_order_relaxed);
-    if (st->rpc) {
-        int rc = sl_conn__rpc_pull(c, st, limit);
-        if (rc == SL_ENOTFOUND) {
-            st->catching_up = true;
-            request_catchup(c, st, stream_room(c, st));
-        }
-        return rc == 1;
-    }
-    size_t room = sl_http_stream_room(c->http, st->stream_id);
-    uint64_t max = limit > sub->pos ? limit - sub->pos : 0;
-    if (room < max)
-        max = room;
-    if (max == 0)
-        return false;
-    sl_ring_slice_t sl;
-    sl_ring_read_t res;
-    if (sl_ring_read(sub->ring, sub->pos, max, true, &sl, 1, &res) == SL_ENOTFOUND) {
+    int rc = c->proto->pull(c, st, limit);
+    if (rc == SL_ENOTFOUND) {
         /* Fell behind the ring: the session serves what was missed. */
         st->catching_up = true;
-        request_catchup(c, st, room);
-        return false;
+        request_catchup(c, st, stream_room(c, st));
     }
-    if (res.nslices == 0)
-        return false;
-    int rc = sl_http_stream_write_ref(c->http, st->stream_id, sl.chunk, sl.off, sl.len);
-    sl_chunk_release(sl.chunk);
-    if (rc != 0)
-        return false; /* SL_EFULL: wait for room; nothing advanced */
-    sub->pos = res.end_pos;
-    if (res.events_completed) {
-        st->next_seq = res.last_seq_completed + 1;
-        atomic_fetch_add_explicit(&c->srv->counters.events_delivered, res.events_completed,
-                                  memory_order_relaxed);
-    }
-    st->last_write_ns = sl_clock_now_ns();
-    return true;
+    return rc == 1;
 }
 
 static void pump_stream(sl_conn_t *c, sl_conn_stream_t *st)
@@ -349,7 +277,7 @@ static void pump_stream(sl_conn_t *c, sl_conn_stream_t *st)
 
 void sl_conn__pump_streams(sl_conn_t *c)
 {
-    if ((!c->http && !c->rpc) || c->state >= SL_CONN__CLOSING)
+    if (!c->proto->started(c) || c->state >= SL_CONN__CLOSING)
         return;
     for (sl_conn_stream_t *st = c->streams; st; st = st->next)
         pump_stream(c, st);
@@ -359,8 +287,8 @@ static void on_unsubscribed(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_assert(st->sub_state == SL_CONN__SUB_UNSUBSCRIBING);
     st->sub_state = SL_CONN__SUB_DONE;
-    if (!st->ended && !st->dead && !st->rpc && c->http && c->state < SL_CONN__CLOSING)
-        sl_http_stream_end(c->http, st->stream_id);
+    if (!st->ended && !st->dead && !st->unsub_wanted && c->state < SL_CONN__CLOSING)
+        c->proto->end(c, st);
     st->ended = true;
     if (!st->cu_outstanding) {
         sl_actor_release(st->session);
@@ -408,9 +336,7 @@ static bool apply_catchup(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_catchup_t *cu = &st->cu;
     if (cu->chunk && cu->chunk->len &&
-        (st->rpc ? sl_conn__rpc_write_chunk(c, cu->chunk)
-                 : sl_http_stream_write_ref(c->http, st->stream_id, cu->chunk, 0,
-                                            cu->chunk->len)) != 0)
+        c->proto->write_chunk(c, st, cu->chunk) != 0)
         return false;
     sl_server_counters_t *ctr = &c->srv->counters;
     atomic_fetch_add_explicit(&ctr->events_caught_up, cu->events, memory_order_relaxed);
@@ -484,18 +410,8 @@ void sl_conn__streams_close_all(sl_conn_t *c)
 
 void sl_conn__stream_expire(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    /* Only whole events were written, so the client resumes exactly with
-     * Last-Event-ID and a fresh token; a stream not yet begun (its
-     * subscribe still away) is ended the same way once it begins. */
-    if (st->ended || st->dead || (!st->rpc && !st->begun))
+    if (st->ended || st->dead || !c->proto->expired(c, st))
         return;
-    if (st->rpc) {
-        sl_conn__rpc_expired(c, st);
-    } else {
-        static const char ev[] = "event: sluice.expired\ndata: {}\n\n";
-        sl_http_stream_write_copy(c->http, st->stream_id, ev, sizeof ev - 1);
-        sl_http_stream_end(c->http, st->stream_id);
-    }
     st->ended = true;
     leave(c, st);
 }
@@ -505,11 +421,9 @@ void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns)
     sl_conn__auth_tick(c);
     uint64_t ka = c->srv->cfg.sse_keepalive_ns;
     for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
-        if (st->rpc || !st->begun || st->dead || st->ended || now_ns - st->last_write_ns < ka)
+        if (!st->begun || st->dead || st->ended || now_ns - st->last_write_ns < ka)
             continue;
-        if (sl_http_stream_write_copy(c->http, st->stream_id, sl_sse_keepalive,
-                                      SL_SSE_KEEPALIVE_LEN) == 0)
-            st->last_write_ns = now_ns;
+        c->proto->keepalive(c, st, now_ns);
     }
 }
 
@@ -539,4 +453,99 @@ void sl_conn__session_msg(sl_conn_t *c, sl_msg_t *m)
         else
             on_unsubscribed(c, st);
     }
+}
+
+/* ---- SSE: the stream hooks of sl_conn__http_ops (conn_int.h) ---- */
+
+int sl_conn__sse_subscribed(sl_conn_t *c, sl_conn_stream_t *st, int status)
+{
+    if (status != 0) {
+        if (c->http)
+            respond_refused(c, st->stream_id, status);
+        return 0;
+    }
+    static const sl_http_header_t h[] = {
+        SL_HTTP_HEADER_LIT("content-type", "text/event-stream"),
+        SL_HTTP_HEADER_LIT("cache-control", "no-store"),
+        SL_HTTP_HEADER_LIT("x-accel-buffering", "no"),
+    };
+    int rc = sl_http_stream_begin(c->http, st->stream_id, 200, h, SL_ARRAY_LEN(h));
+    if (rc != 0)
+        return rc;
+    if (st->reset) {
+        char buf[160];
+        int n = snprintf(buf, sizeof buf,
+                         "event: sluice.reset\ndata: {\"epoch\":%llu,\"last_seq\":%llu}\n\n",
+                         (unsigned long long)st->e->epoch,
+                         (unsigned long long)atomic_load(&st->e->stats.last_seq));
+        sl_http_stream_write_copy(c->http, st->stream_id, buf, (size_t)n);
+    }
+    return 0;
+}
+
+size_t sl_conn__sse_room(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    return sl_http_stream_room(c->http, st->stream_id);
+}
+
+int sl_conn__sse_write_chunk(sl_conn_t *c, sl_conn_stream_t *st, sl_chunk_t *chunk)
+{
+    return sl_http_stream_write_ref(c->http, st->stream_id, chunk, 0, chunk->len);
+}
+
+/* A pull is one referenced slice of the ring (whole events, one
+ * reference per ring page, no payload copy), sized to the stream's room. */
+int sl_conn__sse_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit)
+{
+    sl_sub_t *sub = &st->sub;
+    size_t room = sl_http_stream_room(c->http, st->stream_id);
+    uint64_t max = limit > sub->pos ? limit - sub->pos : 0;
+    if (room < max)
+        max = room;
+    if (max == 0)
+        return 0;
+    sl_ring_slice_t sl;
+    sl_ring_read_t res;
+    if (sl_ring_read(sub->ring, sub->pos, max, true, &sl, 1, &res) == SL_ENOTFOUND)
+        return SL_ENOTFOUND;
+    if (res.nslices == 0)
+        return 0;
+    int rc = sl_http_stream_write_ref(c->http, st->stream_id, sl.chunk, sl.off, sl.len);
+    sl_chunk_release(sl.chunk);
+    if (rc != 0)
+        return 0; /* SL_EFULL: wait for room; nothing advanced */
+    sub->pos = res.end_pos;
+    if (res.events_completed) {
+        st->next_seq = res.last_seq_completed + 1;
+        atomic_fetch_add_explicit(&c->srv->counters.events_delivered, res.events_completed,
+                                  memory_order_relaxed);
+    }
+    st->last_write_ns = sl_clock_now_ns();
+    return 1;
+}
+
+void sl_conn__sse_end(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    if (c->http)
+        sl_http_stream_end(c->http, st->stream_id);
+}
+
+bool sl_conn__sse_expired(sl_conn_t *c, sl_conn_stream_t *st)
+{
+    /* Only whole events were written, so the client resumes exactly with
+     * Last-Event-ID and a fresh token; a stream not yet begun (its
+     * subscribe still away) is ended the same way once it begins. */
+    if (!st->begun)
+        return false;
+    static const char ev[] = "event: sluice.expired\ndata: {}\n\n";
+    sl_http_stream_write_copy(c->http, st->stream_id, ev, sizeof ev - 1);
+    sl_http_stream_end(c->http, st->stream_id);
+    return true;
+}
+
+void sl_conn__sse_keepalive(sl_conn_t *c, sl_conn_stream_t *st, uint64_t now_ns)
+{
+    if (sl_http_stream_write_copy(c->http, st->stream_id, sl_sse_keepalive,
+                                  SL_SSE_KEEPALIVE_LEN) == 0)
+        st->last_write_ns = now_ns;
 }

@@ -3,7 +3,7 @@
  * byte of a connection decides whether it speaks TLS (0x16, a handshake
  * record) or cleartext, on the HTTP port and on TCP RPC listeners alike.
  * A TLS connection decrypts what it receives into the protocol
- * (sl_conn__proto_feed) and encrypts what the protocol queued in c->outq
+ * (c->proto->feed) and encrypts what the protocol queued in c->outq
  * into c->tls_out, which is what the socket sends. Runs on the
  * connection's actor only.
  *
@@ -33,7 +33,7 @@ bool sl_conn__tls_sniff(sl_conn_t *c, uint8_t first)
     sl_tls_ctx_t *ctx = sl_server_tls_acquire(c->srv);
     if (!ctx)
         return false; /* TLS off: the protocol refuses the bytes itself */
-    int rc = sl_tls_conn_create(&c->tls, ctx, c->rpc != NULL);
+    int rc = sl_tls_conn_create(&c->tls, ctx, !c->proto->tls_alpn);
     sl_tls_ctx_release(ctx); /* the connection holds its own reference */
     if (rc != 0) {
         c->tls = NULL;
@@ -93,7 +93,7 @@ static int on_plain(void *ctx, const uint8_t *data, size_t len)
     /* The client's Finished and its first request often share one recv:
      * the protocol is fixed before the first plaintext reaches it. */
     established(c);
-    return sl_conn__proto_feed(c, data, len);
+    return c->proto->feed(c, data, len);
 }
 
 int sl_conn__tls_feed(sl_conn_t *c, const uint8_t *data, size_t len)
