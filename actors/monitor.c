@@ -68,6 +68,7 @@ struct sl_monitor {
     pthread_mutex_t pub_lock; /* guards the two published pointers */
     sl_chunk_t *health;
     sl_chunk_t *metrics;
+    sl_chunk_t *catalogue; /* /debug/figures, rendered once at create */
 };
 
 static uint64_t window_push(window_max_t *w, uint64_t v)
@@ -152,23 +153,515 @@ static void sample(sl_monitor_t *m)
 #define CTR(name) atomic_load_explicit(&srv->counters.name, memory_order_relaxed)
 #define MS(ns) ((double)(ns) / 1e6)
 
-/* Appends printf output to chunk c, bounded by its capacity. */
-static void put(sl_chunk_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sl_chunk_t *c, const char *fmt, ...)
+/* Text being rendered: a chunk's data or a caller's buffer. */
+typedef struct out {
+    char *p;
+    uint32_t len, cap; /* len == cap: cut short */
+} out_t;
+
+/* Appends printf output to o, bounded by its capacity. */
+static void put(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(out_t *o, const char *fmt, ...)
 {
-    if (c->len >= c->cap)
+    if (o->len >= o->cap)
         return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf((char *)c->data + c->len, c->cap - c->len, fmt, ap);
+    int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
     va_end(ap);
     if (n > 0)
-        c->len = c->len + (uint32_t)n < c->cap ? c->len + (uint32_t)n : c->cap;
+        o->len = o->len + (uint32_t)n < o->cap ? o->len + (uint32_t)n : o->cap;
 }
 
-static void render_json_reactors(sl_monitor_t *m, sl_chunk_t *c)
+/* A chunk of RENDER_BYTES_MAX to render into (o), or NULL. */
+static sl_chunk_t *render_start(out_t *o)
 {
-    put(c, "\"reactors\":[");
+    sl_chunk_t *c = sl_chunk_create(RENDER_BYTES_MAX);
+    if (c)
+        *o = (out_t){(char *)c->data, 0, c->cap};
+    return c;
+}
+
+/* ---- The figures: one table drives /health, /metrics and /debug/figures ---- */
+
+/* What one render sees of everything that is not a plain server atomic:
+ * sampled once per tick (publish), so /health and /metrics agree. */
+typedef struct fig_view {
+    uint64_t rss_bytes, open_fds, fd_limit;
+    uint64_t sessions_total, sessions_hibernated, busy, snapshot_age_ns;
+    uint64_t sched_workers, sched_lag_max_ns, sched_lag_recent_ns, sched_runs, sched_messages,
+        sched_actors;
+    uint64_t mailbox_capacity, mailbox_depth_max, mailbox_refused[SL_MSG_CLASS_COUNT],
+        mailbox_notify_coalesced;
+    uint64_t rpc_listeners;
+    uint64_t open_files, max_open_files, syncfs_calls, chunk_bytes_live;
+    uint64_t budget_limit, budget_used, budget_over, budget_refused_body, conn_worst_bytes;
+    uint64_t budget_held[SL_BUDGET_KINDS];
+    uint64_t auth_enabled, auth_refused_401, auth_refused_403;
+    uint64_t wd_enabled, wd_interval_ns, wd_grace_ns, wd_paused_limit_ns, wd_tracked, wd_paused,
+        wd_stalled, wd_ticks, wd_probes, wd_probe_errors, wd_tick_last_ns, wd_tick_max_ns,
+        wd_reaped_send_stall, wd_reaped_peer_closed, wd_reaped_paused;
+    uint64_t max_connections_per_ip;
+} fig_view_t;
+
+typedef enum { FIG_GAUGE, FIG_COUNTER } fig_type_t;
+
+/* How a value (a uint64_t) is written. */
+typedef enum {
+    UNIT_COUNT,    /* an integer in both */
+    UNIT_BOOL,     /* /health true/false, /metrics 1/0 */
+    UNIT_MS,       /* ns: /health milliseconds (3 decimals), /metrics seconds */
+    UNIT_MS_WHOLE, /* ns: /health whole milliseconds, /metrics seconds */
+    UNIT_S,        /* ns: /health seconds (3 decimals), /metrics seconds */
+} fig_unit_t;
+
+/* Where a value is read. */
+typedef enum {
+    SRC_CTR,   /* an _Atomic uint64_t of srv->counters at off */
+    SRC_SRV,   /* an _Atomic uint64_t of sl_server_t at off */
+    SRC_VIEW,  /* a uint64_t of fig_view_t at off */
+    SRC_FN,    /* fn(srv); any thread (live rows run on connection actors) */
+    SRC_ARRAY, /* not one number: json and prom write the member and the families */
+} fig_src_t;
+
+typedef struct figure {
+    const char *health; /* /health path: up to three dot-separated keys */
+    const char *metric; /* /metrics family after "sluice_" ([a-z_]; counters end in _total) */
+    const char *labels; /* this row's labels within the family (NULL: none) */
+    const char *help;   /* the family's HELP, on its first row */
+    uint8_t type;       /* fig_type_t */
+    uint8_t unit;       /* fig_unit_t */
+    uint8_t src;        /* fig_src_t */
+    bool live;          /* in the per-request head (sl_monitor_health_head), not the snapshot */
+    size_t off;
+    uint64_t (*fn)(sl_server_t *srv);
+    void (*json)(sl_monitor_t *m, out_t *c); /* SRC_ARRAY: the member's value */
+    void (*prom)(sl_monitor_t *m, out_t *c); /* SRC_ARRAY: its families */
+} figure_t;
+
+#define FIG_CTR(path, name, type_, field, help_, ...)                                           \
+    {.health = path, .metric = name, .help = help_, .type = type_, .src = SRC_CTR,              \
+     .off = offsetof(sl_server_counters_t, field), __VA_ARGS__}
+#define FIG_SRV(path, name, type_, field, help_, ...)                                           \
+    {.health = path, .metric = name, .help = help_, .type = type_, .src = SRC_SRV,              \
+     .off = offsetof(sl_server_t, field), __VA_ARGS__}
+#define FIG_VIEW(path, name, type_, field, help_, ...)                                          \
+    {.health = path, .metric = name, .help = help_, .type = type_, .src = SRC_VIEW,             \
+     .off = offsetof(fig_view_t, field), __VA_ARGS__}
+#define FIG_FN(path, name, type_, fn_, help_, ...)                                              \
+    {.health = path, .metric = name, .help = help_, .type = type_, .src = SRC_FN, .fn = fn_,    \
+     __VA_ARGS__}
+#define C FIG_COUNTER
+#define G FIG_GAUGE
+#define LIVE .live = true
+#define L(s) .labels = s
+#define U(u) .unit = u
+
+static uint64_t fig_uptime_ns(sl_server_t *srv) { return sl_clock_now_ns() - srv->start_ns; }
+static uint64_t fig_tls_enabled(sl_server_t *srv)
+{
+    return srv->cfg.tls_cert && *srv->cfg.tls_cert;
+}
+static uint64_t fig_zero(sl_server_t *srv) { return 0; } /* kTLS offload is never used */
+static void reactors_json(sl_monitor_t *m, out_t *c);
+static void reactors_prom(sl_monitor_t *m, out_t *c);
+
+/* Every figure of /health and /metrics, in /health order. Adding a figure
+ * is one row here: it then appears in /health (at its path), in /metrics
+ * (with HELP and TYPE) and in /debug/figures. A server counter needs only
+ * its field in sl_server_counters_t (FIG_CTR); anything sampled goes
+ * through fig_view_t (FIG_VIEW, filled in view_fill) or a function of the
+ * server (FIG_FN). Rules, checked at start (figures_check): the rows of
+ * one /health object are adjacent; the rows of one /metrics family are
+ * adjacent and its first row carries the HELP; names match
+ * [a-z][a-z0-9_]* and a name ends in _total exactly when it counts. LIVE
+ * rows are read per request (any thread) and come first. Arrays
+ * (SRC_ARRAY) render themselves: the only /health numbers without a row
+ * of their own. tests/integration/test_figures.py holds both ends to it. */
+static const figure_t figures[] = {
+    FIG_FN("uptime_s", "uptime_seconds", G, fig_uptime_ns, "Seconds since start.", LIVE,
+           U(UNIT_S)),
+    FIG_CTR("connections", "connections", G, connections_open, "Open client connections.", LIVE),
+    FIG_CTR("streams", "streams", G, streams_open, "Open SSE response streams.", LIVE),
+    FIG_FN("tls.enabled", "tls_enabled", G, fig_tls_enabled, "1 when TLS is configured.", LIVE,
+           U(UNIT_BOOL)),
+    FIG_FN("tls.ktls", "tls_ktls", G, fig_zero, "1 when kernel TLS offload is in use.", LIVE,
+           U(UNIT_BOOL)),
+    FIG_CTR("tls.handshakes", "tls_handshakes_total", C, tls_handshakes,
+            "TLS handshakes completed.", LIVE),
+    FIG_CTR("tls.resumed", "tls_resumed_total", C, tls_resumed,
+            "TLS handshakes that resumed a session.", LIVE),
+    FIG_CTR("tls.handshake_failures", "tls_handshake_failures_total", C, tls_handshake_failures,
+            "TLS handshakes refused or broken.", LIVE),
+    FIG_CTR("tls.reloads", "tls_reloads_total", C, tls_reloads,
+            "Certificate reloads (SIGHUP) that took effect.", LIVE),
+    FIG_CTR("tls.reload_failures", "tls_reload_failures_total", C, tls_reload_failures,
+            "Certificate reloads refused (the old certificate kept).", LIVE),
+    /* The snapshot. */
+    FIG_VIEW("rss_bytes", "rss_bytes", G, rss_bytes, "Resident set size."),
+    FIG_VIEW("open_fds", "open_fds", G, open_fds, "Open file descriptors."),
+    FIG_VIEW("fd_limit", "fd_limit", G, fd_limit, "File descriptor limit."),
+    FIG_CTR("sessions.live", "sessions_live", G, sessions_live, "Session actors running."),
+    FIG_VIEW("sessions.hibernated", "sessions_hibernated", G, sessions_hibernated,
+             "Sessions known but not running (hibernated)."),
+    FIG_VIEW("sessions.total", "sessions", G, sessions_total, "Sessions known."),
+    FIG_CTR("sessions.expired", "sessions_expired_total", C, sessions_expired,
+            "Sessions deleted by their TTL or expiry."),
+    FIG_CTR("sessions.closed", "sessions_closed_total", C, sessions_closed,
+            "Sessions closed for good."),
+    FIG_CTR("subscribers", "subscribers", G, subscribers, "Open subscriptions (SSE and RPC)."),
+    FIG_VIEW("busy", "busy", G, busy, "1 when lag or resource use is high.", U(UNIT_BOOL)),
+    FIG_VIEW("snapshot_age_ms_max", "snapshot_age_seconds_max", G, snapshot_age_ns,
+             "Oldest a /health or /metrics snapshot gets (--monitor-interval).",
+             U(UNIT_MS_WHOLE)),
+    {.health = "reactors", .src = SRC_ARRAY, .json = reactors_json, .prom = reactors_prom},
+    FIG_VIEW("scheduler.workers", "scheduler_workers", G, sched_workers,
+             "Worker threads of the actor pool (0: actors run on their reactor)."),
+    FIG_VIEW("scheduler.lag_ms_max", "scheduler_lag_seconds", G, sched_lag_max_ns,
+             "Actor queue-to-run delay (max over 10 s).", U(UNIT_MS)),
+    FIG_VIEW("scheduler.lag_ms_recent", "scheduler_lag_seconds_recent", G, sched_lag_recent_ns,
+             "Actor queue-to-run delay (max in the last interval).", U(UNIT_MS)),
+    FIG_VIEW("scheduler.runs", "scheduler_runs_total", C, sched_runs, "Actor runs."),
+    FIG_VIEW("scheduler.messages", "scheduler_messages_total", C, sched_messages,
+             "Actor messages delivered."),
+    FIG_VIEW("scheduler.actors", "scheduler_actors", G, sched_actors, "Actors alive."),
+    FIG_VIEW("mailboxes.capacity", "mailbox_capacity", G, mailbox_capacity,
+             "Messages a mailbox holds (--mailbox-capacity)."),
+    FIG_VIEW("mailboxes.depth_max", "mailbox_depth_max", G, mailbox_depth_max,
+             "Deepest mailbox in the last interval."),
+    FIG_VIEW("mailboxes.refused_normal", "mailbox_refused_total", C,
+             mailbox_refused[SL_MSG_NORMAL], "Sends refused by a full mailbox, per class.",
+             L("class=\"normal\"")),
+    FIG_VIEW("mailboxes.refused_control", "mailbox_refused_total", C,
+             mailbox_refused[SL_MSG_CONTROL], NULL, L("class=\"control\"")),
+    FIG_VIEW("mailboxes.refused_completion", "mailbox_refused_total", C,
+             mailbox_refused[SL_MSG_COMPLETION], NULL, L("class=\"completion\"")),
+    FIG_VIEW("mailboxes.notify_coalesced", "mailbox_notify_coalesced_total", C,
+             mailbox_notify_coalesced, "Notifications merged into one already pending."),
+    FIG_CTR("http.accepted", "connections_accepted_total", C, accepted, "Accepted connections."),
+    FIG_CTR("http.rejected_max_connections", "connections_rejected_total", C,
+            rejected_max_connections, "Connections closed at --max-connections."),
+    FIG_CTR("http.requests", "http_requests_total", C, requests, "Requests received."),
+    FIG_CTR("http.protocol_errors", "protocol_errors_total", C, protocol_errors,
+            "Connections failed by a protocol error."),
+    FIG_CTR("http.closed_idle", "connections_closed_idle_total", C, closed_idle,
+            "Connections closed idle."),
+    FIG_CTR("http.closed_header_timeout", "connections_closed_header_timeout_total", C,
+            closed_header_timeout,
+            "Connections closed for a request head that did not complete in time."),
+    FIG_CTR("http.responses_4xx", "http_responses_total", C, responses_4xx,
+            "Error responses, per status class.", L("class=\"4xx\"")),
+    FIG_CTR("http.responses_5xx", "http_responses_total", C, responses_5xx, NULL,
+            L("class=\"5xx\"")),
+    FIG_CTR("http.bytes_in", "bytes_in_total", C, bytes_in, "Bytes received."),
+    FIG_CTR("http.bytes_out", "bytes_out_total", C, bytes_out, "Bytes sent."),
+    FIG_CTR("http.sends", "sends_total", C, sends, "Socket sends submitted (HTTP and msgpack-RPC)."),
+    FIG_CTR("http.fanout_held", "fanout_held_total", C, fanout_held,
+            "Fan-out sends a connection held back to share one send per --fanout-budget."),
+    FIG_VIEW("rpc.listeners", "rpc_listeners", G, rpc_listeners,
+             "msgpack-RPC listening sockets (--rpc-listen)."),
+    FIG_CTR("rpc.connections", "rpc_connections", G, rpc_connections,
+            "Open msgpack-RPC connections."),
+    FIG_CTR("rpc.requests", "rpc_requests_total", C, rpc_requests,
+            "msgpack-RPC requests received."),
+    FIG_CTR("rpc.subscriptions", "rpc_subscriptions", G, rpc_subscriptions,
+            "Open msgpack-RPC subscriptions."),
+    FIG_CTR("rpc.protocol_errors", "rpc_protocol_errors_total", C, rpc_protocol_errors,
+            "msgpack-RPC connections closed for bad framing or a limit."),
+    FIG_CTR("events.published", "events_published_total", C, events_published,
+            "Events sequenced."),
+    FIG_CTR("events.delivered", "events_delivered_total", C, events_delivered,
+            "Events handed to subscriber streams."),
+    FIG_CTR("events.caught_up", "events_caught_up_total", C, events_caught_up,
+            "Events delivered from the log (catch-up)."),
+    FIG_CTR("events.gapped", "events_gapped_total", C, events_gapped,
+            "Events subscribers were told they missed."),
+    FIG_CTR("events.publish_refused", "publish_refused_total", C, publish_refused,
+            "Publishes answered 503 (busy session)."),
+    FIG_CTR("producers.duplicates", "producer_duplicates_total", C, producer_duplicates,
+            "Idempotent producer retries answered without appending."),
+    FIG_CTR("producers.fenced", "producer_fenced_total", C, producer_fenced,
+            "Idempotent producer publishes refused for a stale epoch."),
+    FIG_VIEW("storage.open_files", "storage_open_files", G, open_files,
+             "Log segment files held open."),
+    FIG_VIEW("storage.max_open_files", "storage_max_open_files", G, max_open_files,
+             "Log segment files held open at most (--max-open-files)."),
+    FIG_SRV("storage.bytes_written", "storage_bytes_written_total", C, journal_bytes_written,
+            "Bytes written to session logs."),
+    FIG_SRV("storage.fsyncs", "storage_fsyncs_total", C, journal_fsyncs,
+            "fsync/fdatasync calls on session logs."),
+    FIG_SRV("storage.syncfs_rounds", "storage_syncfs_rounds_total", C, journal_syncfs_rounds,
+            "Log sync rounds served by a shared syncfs."),
+    FIG_VIEW("storage.syncfs_calls", "storage_syncfs_calls_total", C, syncfs_calls,
+             "syncfs calls made for group commit."),
+    FIG_SRV("storage.catchup_reads", "storage_catchup_reads_total", C, journal_reads,
+            "Log reads made for catch-up."),
+    FIG_SRV("storage.failures", "storage_failures_total", C, journal_failures,
+            "Log writes or syncs that failed."),
+    FIG_SRV("storage.damaged_segments", "storage_damaged_segments", G, storage_damaged_segments,
+            "Segments found damaged at startup."),
+    FIG_SRV("storage.quarantined_bytes", "storage_quarantined_bytes", G,
+            storage_quarantined_bytes, "Bytes recovery moved to quarantine files."),
+    FIG_SRV("storage.damage_resyncs", "storage_damage_resyncs_total", C, storage_damage_resyncs,
+            "Catch-up reads that skipped damaged log bytes."),
+    FIG_SRV("storage.gaps_served", "storage_gaps_served_total", C, storage_gaps_served,
+            "sluice.gap notices served by catch-up."),
+    FIG_VIEW("memory.chunk_bytes_live", "memory_chunk_live_bytes", G, chunk_bytes_live,
+             "Bytes in live reference-counted chunks."),
+    FIG_VIEW("budget.limit_bytes", "memory_limit_bytes", G, budget_limit,
+             "Global memory budget (--memory-limit)."),
+    FIG_VIEW("budget.used_bytes", "memory_used_bytes", G, budget_used,
+             "Bytes counted against the memory budget."),
+    FIG_VIEW("budget.over", "memory_over", G, budget_over,
+             "1 while the memory budget is spent (new work is refused).", U(UNIT_BOOL)),
+    FIG_CTR("budget.refused_publish", "budget_refused_total", C, budget_refused_publish,
+            "Requests refused over the memory budget.", L("what=\"publish\"")),
+    FIG_CTR("budget.refused_subscribe", "budget_refused_total", C, budget_refused_subscribe,
+            NULL, L("what=\"subscribe\"")),
+    FIG_VIEW("budget.refused_body", "budget_refused_total", C, budget_refused_body, NULL,
+             L("what=\"body\"")),
+    FIG_VIEW("budget.connections_worst_case_bytes", "connections_worst_case_bytes", G,
+             conn_worst_bytes, "Memory the open connections could hold at their bounds."),
+    FIG_VIEW("budget.held.ring", "memory_held_bytes", G, budget_held[SL_BUDGET_RING],
+             "Budgeted bytes per holder kind.", L("kind=\"ring\"")),
+    FIG_VIEW("budget.held.catchup", "memory_held_bytes", G, budget_held[SL_BUDGET_CATCHUP], NULL,
+             L("kind=\"catchup\"")),
+    FIG_VIEW("budget.held.output", "memory_held_bytes", G, budget_held[SL_BUDGET_OUTPUT], NULL,
+             L("kind=\"output\"")),
+    FIG_VIEW("budget.held.http", "memory_held_bytes", G, budget_held[SL_BUDGET_HTTP], NULL,
+             L("kind=\"http\"")),
+    FIG_VIEW("budget.held.rpc", "memory_held_bytes", G, budget_held[SL_BUDGET_RPC], NULL,
+             L("kind=\"rpc\"")),
+    FIG_VIEW("budget.held.journal", "memory_held_bytes", G, budget_held[SL_BUDGET_JOURNAL], NULL,
+             L("kind=\"journal\"")),
+    FIG_VIEW("budget.held.other", "memory_held_bytes", G, budget_held[SL_BUDGET_OTHER], NULL,
+             L("kind=\"other\"")),
+    FIG_VIEW("auth.enabled", "auth_enabled", G, auth_enabled,
+             "1 when access control is on (keys configured).", U(UNIT_BOOL)),
+    FIG_VIEW("auth.refused_401", "auth_refused_total", C, auth_refused_401,
+             "Requests refused by access control, per status.", L("status=\"401\"")),
+    FIG_VIEW("auth.refused_403", "auth_refused_total", C, auth_refused_403, NULL,
+             L("status=\"403\"")),
+    FIG_VIEW("watchdog.enabled", "watchdog_enabled", G, wd_enabled,
+             "1 when the half-open peer watchdog runs.", U(UNIT_BOOL)),
+    FIG_VIEW("watchdog.interval_ms", "watchdog_interval_seconds", G, wd_interval_ns,
+             "Watchdog sweep period.", U(UNIT_MS_WHOLE)),
+    FIG_VIEW("watchdog.dead_peer_grace_ms", "watchdog_dead_peer_grace_seconds", G, wd_grace_ns,
+             "Unacked output a peer may leave before it is reaped.", U(UNIT_MS_WHOLE)),
+    FIG_VIEW("watchdog.paused_peer_limit_ms", "watchdog_paused_peer_limit_seconds", G,
+             wd_paused_limit_ns, "How long a zero-window peer may stay paused.",
+             U(UNIT_MS_WHOLE)),
+    FIG_VIEW("watchdog.tracked", "watchdog_tracked", G, wd_tracked,
+             "Sockets with unacked output the watchdog probes."),
+    FIG_VIEW("watchdog.paused", "watchdog_paused", G, wd_paused,
+             "Live zero-window peers on the last tick."),
+    FIG_VIEW("watchdog.stalled", "watchdog_stalled", G, wd_stalled,
+             "Queued peers without acked progress on the last tick."),
+    FIG_VIEW("watchdog.ticks", "watchdog_ticks_total", C, wd_ticks, "Watchdog sweeps."),
+    FIG_VIEW("watchdog.probes", "watchdog_probes_total", C, wd_probes, "Sockets probed."),
+    FIG_VIEW("watchdog.probe_errors", "watchdog_probe_errors_total", C, wd_probe_errors,
+             "Socket probes that failed."),
+    FIG_VIEW("watchdog.tick_ms_last", "watchdog_tick_seconds_last", G, wd_tick_last_ns,
+             "Last watchdog sweep.", U(UNIT_MS)),
+    FIG_VIEW("watchdog.tick_ms_max", "watchdog_tick_seconds_max", G, wd_tick_max_ns,
+             "Longest watchdog sweep.", U(UNIT_MS)),
+    FIG_VIEW("watchdog.reaped_send_stall", "watchdog_reaped_total", C, wd_reaped_send_stall,
+             "Connections reaped by the watchdog, per reason.", L("reason=\"send_stall\"")),
+    FIG_VIEW("watchdog.reaped_peer_closed", "watchdog_reaped_total", C, wd_reaped_peer_closed,
+             NULL, L("reason=\"peer_closed\"")),
+    FIG_VIEW("watchdog.reaped_paused", "watchdog_reaped_total", C, wd_reaped_paused, NULL,
+             L("reason=\"paused\"")),
+    FIG_CTR("guard.closed_ping_timeout", "connections_closed_ping_timeout_total", C,
+            closed_ping_timeout, "HTTP/2 connections closed for an unanswered PING."),
+    FIG_CTR("guard.h2_rapid_reset", "h2_abuse_total", C, h2_rapid_reset,
+            "HTTP/2 connections ended with ENHANCE_YOUR_CALM, per kind.",
+            L("kind=\"rapid_reset\"")),
+    FIG_CTR("guard.h2_control_flood", "h2_abuse_total", C, h2_control_flood, NULL,
+            L("kind=\"control_flood\"")),
+    FIG_CTR("guard.h2_continuation_flood", "h2_abuse_total", C, h2_continuation_flood, NULL,
+            L("kind=\"continuation_flood\"")),
+    FIG_CTR("guard.h2_ack_flood", "h2_abuse_total", C, h2_ack_flood, NULL,
+            L("kind=\"ack_flood\"")),
+    FIG_CTR("guard.closed_body_timeout", "connections_closed_body_timeout_total", C,
+            closed_body_timeout,
+            "Connections closed for a request body or RPC message that stalled."),
+    FIG_CTR("guard.rejected_per_ip", "connections_rejected_per_ip_total", C, rejected_per_ip,
+            "Connections closed at --max-connections-per-ip."),
+    FIG_VIEW("guard.max_connections_per_ip", "max_connections_per_ip", G, max_connections_per_ip,
+             "Connections one address may hold (--max-connections-per-ip; 0: no bound)."),
+};
+#undef C
+#undef G
+#undef LIVE
+#undef L
+#undef U
+
+_Static_assert(SL_BUDGET_KINDS == 7, "one budget.held row per holder kind");
+_Static_assert(SL_MSG_CLASS_COUNT == 3, "one mailboxes.refused row per message class");
+
+static uint64_t fig_read(const figure_t *f, sl_server_t *srv, const fig_view_t *v)
+{
+    switch ((fig_src_t)f->src) {
+    case SRC_CTR:
+        return atomic_load_explicit((_Atomic uint64_t *)((char *)&srv->counters + f->off),
+                                    memory_order_relaxed);
+    case SRC_SRV:
+        return atomic_load_explicit((_Atomic uint64_t *)((char *)srv + f->off),
+                                    memory_order_relaxed);
+    case SRC_VIEW:
+        return *(const uint64_t *)(const void *)((const char *)v + f->off);
+    case SRC_FN:
+        return f->fn(srv);
+    case SRC_ARRAY:
+        break;
+    }
+    return 0;
+}
+
+/* Writes a JSON object from dotted paths: opens and closes the nested
+ * objects as the rows move between them (their rows are adjacent). */
+typedef struct json_walk {
+    out_t *c;
+    const char *open[2]; /* the open objects' names (pointers into a path) */
+    size_t open_len[2];
+    uint32_t depth;
+    bool comma; /* a member precedes in the innermost open object */
+} json_walk_t;
+
+/* Splits path into at most 3 keys. Returns their count. */
+static uint32_t path_split(const char *path, const char **k, size_t *n)
+{
+    uint32_t i = 0;
+    for (const char *p = path;; p++) {
+        const char *dot = strchr(p, '.');
+        k[i] = p;
+        n[i] = dot ? (size_t)(dot - p) : strlen(p);
+        i++;
+        if (!dot || i == 3)
+            return i;
+        p = dot;
+    }
+}
+
+static void walk_close(json_walk_t *w, uint32_t depth)
+{
+    while (w->depth > depth) {
+        put(w->c, "}");
+        w->depth--;
+        w->comma = true;
+    }
+}
+
+/* Moves to path's parent objects and writes its key; the value follows. */
+static void walk_key(json_walk_t *w, const char *path)
+{
+    const char *k[3];
+    size_t n[3];
+    uint32_t parts = path_split(path, k, n), keep = 0;
+    while (keep < w->depth && keep + 1 < parts && n[keep] == w->open_len[keep] &&
+           memcmp(k[keep], w->open[keep], n[keep]) == 0)
+        keep++;
+    walk_close(w, keep);
+    for (; w->depth + 1 < parts; w->depth++) {
+        put(w->c, "%s\"%.*s\":{", w->comma ? "," : "", (int)n[w->depth], k[w->depth]);
+        w->open[w->depth] = k[w->depth];
+        w->open_len[w->depth] = n[w->depth];
+        w->comma = false;
+    }
+    put(w->c, "%s\"%.*s\":", w->comma ? "," : "", (int)n[parts - 1], k[parts - 1]);
+    w->comma = true;
+}
+
+static void json_value(out_t *c, const figure_t *f, uint64_t v)
+{
+    switch ((fig_unit_t)f->unit) {
+    case UNIT_COUNT:
+        put(c, "%" PRIu64, v);
+        return;
+    case UNIT_BOOL:
+        put(c, "%s", v ? "true" : "false");
+        return;
+    case UNIT_MS:
+        put(c, "%.3f", MS(v));
+        return;
+    case UNIT_MS_WHOLE:
+        put(c, "%.0f", MS(v));
+        return;
+    case UNIT_S:
+        put(c, "%.3f", (double)v / 1e9);
+        return;
+    }
+}
+
+/* The live or the snapshot rows of /health into w. */
+static void render_json_rows(sl_monitor_t *m, sl_server_t *srv, const fig_view_t *v,
+                             json_walk_t *w, bool live)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(figures); i++) {
+        const figure_t *f = &figures[i];
+        if (f->live != live)
+            continue;
+        walk_key(w, f->health);
+        if (f->src == SRC_ARRAY)
+            f->json(m, w->c);
+        else
+            json_value(w->c, f, fig_read(f, srv, v));
+    }
+    walk_close(w, 0);
+}
+
+/* One family's HELP and TYPE (on its first row), then the row's sample. */
+static void render_prom_row(out_t *c, const figure_t *f, const figure_t *prev, uint64_t v)
+{
+    if (!prev || strcmp(prev->metric ? prev->metric : "", f->metric) != 0)
+        put(c, "# HELP sluice_%s %s\n# TYPE sluice_%s %s\n", f->metric, f->help, f->metric,
+            f->type == FIG_COUNTER ? "counter" : "gauge");
+    put(c, "sluice_%s", f->metric);
+    if (f->labels)
+        put(c, "{%s}", f->labels);
+    if (f->unit == UNIT_COUNT || f->unit == UNIT_BOOL)
+        put(c, " %" PRIu64 "\n", f->unit == UNIT_BOOL ? (uint64_t)(v != 0) : v);
+    else
+        put(c, " %.17g\n", (double)v / 1e9);
+}
+
+/* Checks the table's rules (see figures[]) once, at start: a broken row
+ * is a programmer error. */
+static void figures_check(void)
+{
+    bool snapshot = false;
+    for (size_t i = 0; i < SL_ARRAY_LEN(figures); i++) {
+        const figure_t *f = &figures[i];
+        sl_assert(f->health && *f->health);
+        sl_assert(!(snapshot && f->live)); /* LIVE rows first */
+        snapshot |= !f->live;
+        if (f->src == SRC_ARRAY) {
+            sl_assert(f->json && f->prom && !f->live);
+            continue;
+        }
+        sl_assert(f->metric && f->metric[0] >= 'a' && f->metric[0] <= 'z');
+        sl_assert(strspn(f->metric, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(f->metric));
+        size_t n = strlen(f->metric);
+        bool total = n > 6 && strcmp(f->metric + n - 6, "_total") == 0;
+        sl_assert(total == (f->type == FIG_COUNTER));
+        bool first = i == 0 || !figures[i - 1].metric || strcmp(figures[i - 1].metric, f->metric);
+        sl_assert(!first || f->help); /* the family's first row carries its HELP */
+        for (size_t j = 0; first && j < i; j++) /* a family's rows are adjacent */
+            sl_assert(!figures[j].metric || strcmp(figures[j].metric, f->metric) != 0);
+        /* A /health object's rows are adjacent: once left, never reopened. */
+        const char *dot = strchr(f->health, '.');
+        size_t pre = dot ? (size_t)(dot - f->health) + 1 : 0;
+        bool enters = pre && (i == 0 || strncmp(figures[i - 1].health, f->health, pre) != 0);
+        for (size_t j = 0; enters && j < i; j++)
+            sl_assert(strncmp(figures[j].health, f->health, pre) != 0);
+    }
+}
+
+/* ---- What the table does not hold: the per-reactor arrays ---- */
+
+static void reactors_json(sl_monitor_t *m, out_t *c)
+{
+    put(c, "[");
     for (uint32_t i = 0; i < m->srv->nreactors; i++) {
         reactor_view_t *v = &m->reactors[i];
         put(c,
@@ -187,269 +680,12 @@ static void render_json_reactors(sl_monitor_t *m, sl_chunk_t *c)
                 MS(v->sched.lag_ns_max));
         put(c, "}");
     }
-    put(c, "],");
+    put(c, "]");
 }
 
-/* The memory budget (runtime/budget.h): limit, used, holders by kind. */
-static void render_json_budget(sl_monitor_t *m, sl_chunk_t *c)
+static void reactors_prom(sl_monitor_t *m, out_t *c)
 {
     sl_server_t *srv = m->srv;
-    uint64_t limit = sl_budget_limit(), used = sl_budget_used();
-    put(c, "\"budget\":{\"limit_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64
-           ",\"over\":%s,\"refused_publish\":%" PRIu64 ",\"refused_subscribe\":%" PRIu64
-           ",\"refused_body\":%" PRIu64
-           ",\"connections_worst_case_bytes\":%" PRIu64 ",\"held\":{",
-        limit, used, limit && used >= limit ? "true" : "false", CTR(budget_refused_publish),
-        CTR(budget_refused_subscribe), sl_budget_refused_body(), srv->cfg.conn_worst_bytes);
-    for (int k = 0; k < SL_BUDGET_KINDS; k++)
-        put(c, "%s\"%s\":%" PRIu64, k ? "," : "", sl_budget_kind_name((sl_budget_kind_t)k),
-            sl_budget_held((sl_budget_kind_t)k));
-    put(c, "}},");
-}
-
-static void metric(sl_chunk_t *c, const char *name, const char *type, const char *help,
-                   double v);
-
-static void render_metrics_budget(sl_monitor_t *m, sl_chunk_t *c)
-{
-    sl_server_t *srv = m->srv;
-    metric(c, "memory_limit_bytes", "gauge", "Global memory budget (--memory-limit).",
-           (double)sl_budget_limit());
-    metric(c, "memory_used_bytes", "gauge", "Bytes counted against the memory budget.",
-           (double)sl_budget_used());
-    put(c, "# HELP sluice_memory_held_bytes Budgeted bytes per holder kind.\n"
-           "# TYPE sluice_memory_held_bytes gauge\n");
-    for (int k = 0; k < SL_BUDGET_KINDS; k++)
-        put(c, "sluice_memory_held_bytes{kind=\"%s\"} %" PRIu64 "\n",
-            sl_budget_kind_name((sl_budget_kind_t)k), sl_budget_held((sl_budget_kind_t)k));
-    put(c, "# HELP sluice_budget_refused_total Requests refused over the memory budget.\n"
-           "# TYPE sluice_budget_refused_total counter\n"
-           "sluice_budget_refused_total{what=\"publish\"} %" PRIu64 "\n"
-           "sluice_budget_refused_total{what=\"subscribe\"} %" PRIu64 "\n"
-           "sluice_budget_refused_total{what=\"body\"} %" PRIu64 "\n",
-        CTR(budget_refused_publish), CTR(budget_refused_subscribe), sl_budget_refused_body());
-    metric(c, "connections_closed_body_timeout_total", "counter",
-           "Connections closed for a request body or RPC message that stalled.",
-           (double)CTR(closed_body_timeout));
-    metric(c, "connections_rejected_per_ip_total", "counter",
-           "Connections closed at --max-connections-per-ip.", (double)CTR(rejected_per_ip));
-}
-
-/* The watchdog and the backstops (actors/watchdog.h, conn_guard.c); ends
- * the object. */
-static void render_json_liveness(sl_monitor_t *m, sl_chunk_t *c)
-{
-    sl_server_t *srv = m->srv;
-    sl_watchdog_stats_t w;
-    sl_watchdog_stats(srv->watchdog, &w);
-    put(c,
-        "\"watchdog\":{\"enabled\":%s,\"interval_ms\":%" PRIu64 ",\"dead_peer_grace_ms\":%" PRIu64
-        ",\"paused_peer_limit_ms\":%" PRIu64 ",\"tracked\":%" PRIu64 ",\"paused\":%" PRIu64
-        ",\"stalled\":%" PRIu64 ",\"ticks\":%" PRIu64 ",\"probes\":%" PRIu64
-        ",\"probe_errors\":%" PRIu64 ",\"tick_ms_last\":%.3f,\"tick_ms_max\":%.3f"
-        ",\"reaped_send_stall\":%" PRIu64 ",\"reaped_peer_closed\":%" PRIu64
-        ",\"reaped_paused\":%" PRIu64 "},",
-        w.enabled ? "true" : "false", w.interval_ms, w.grace_ms, w.paused_limit_ms, w.tracked,
-        w.paused, w.stalled, w.ticks, w.probes, w.probe_errors, w.tick_ms_last, w.tick_ms_max,
-        w.reaped_send_stall, w.reaped_peer_closed, w.reaped_paused);
-    put(c,
-        "\"guard\":{\"closed_ping_timeout\":%" PRIu64 ",\"h2_rapid_reset\":%" PRIu64
-        ",\"h2_control_flood\":%" PRIu64 ",\"h2_continuation_flood\":%" PRIu64
-        ",\"h2_ack_flood\":%" PRIu64 ",\"closed_body_timeout\":%" PRIu64
-        ",\"rejected_per_ip\":%" PRIu64 ",\"max_connections_per_ip\":%u}}\n",
-        CTR(closed_ping_timeout), CTR(h2_rapid_reset), CTR(h2_control_flood),
-        CTR(h2_continuation_flood), CTR(h2_ack_flood), CTR(closed_body_timeout),
-        CTR(rejected_per_ip), srv->cfg.max_connections_per_ip);
-}
-
-static sl_chunk_t *render_json(sl_monitor_t *m)
-{
-    sl_server_t *srv = m->srv;
-    sl_chunk_t *c = sl_chunk_create(RENDER_BYTES_MAX);
-    if (!c)
-        return NULL;
-    uint32_t total = srv->registry ? sl_registry_count(srv->registry) : 0;
-    uint32_t open_files = 0;
-    if (srv->fdcache) {
-        sl_fdcache_stats_t fs;
-        pthread_mutex_lock(&srv->fdcache_lock);
-        sl_fdcache_stats(srv->fdcache, &fs);
-        pthread_mutex_unlock(&srv->fdcache_lock);
-        open_files = fs.open;
-    }
-    /* The live figures (uptime, connections, streams) are prepended per
-     * request by the connection (sl_monitor_health_json's contract), so
-     * this body starts inside the object. */
-    put(c,
-        "\"rss_bytes\":%" PRIu64 ",\"open_fds\":%" PRIu64 ",\"fd_limit\":%" PRIu64
-        ",\"sessions\":{\"live\":%" PRIu64 ",\"hibernated\":%" PRIu64 ",\"total\":%u}"
-        ",\"subscribers\":%" PRIu64 ",\"busy\":%s,\"snapshot_age_ms_max\":%.0f,",
-        m->rss_bytes, m->open_fds, srv->fd_limit, CTR(sessions_live),
-        total > CTR(sessions_live) ? total - CTR(sessions_live) : 0, total, CTR(subscribers),
-        m->busy_now ? "true" : "false", (double)srv->cfg.monitor_interval_ns / 1e6);
-    render_json_reactors(m, c);
-    const sl_sched_stats_t *s = &m->sched;
-    put(c,
-        "\"scheduler\":{\"workers\":%u,\"lag_ms_max\":%.3f,\"lag_ms_recent\":%.3f,"
-        "\"runs\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"actors\":%u},",
-        s->workers, MS(m->sched_lag_max_ns), MS(m->sched_lag_recent_ns), s->runs, s->messages,
-        s->actors_live);
-    put(c,
-        "\"mailboxes\":{\"capacity\":%u,\"depth_max\":%u,\"refused_normal\":%" PRIu64
-        ",\"refused_control\":%" PRIu64 ",\"refused_completion\":%" PRIu64
-        ",\"notify_coalesced\":%" PRIu64 "},",
-        srv->cfg.mailbox_capacity, s->mailbox_depth_max, s->refused[SL_MSG_NORMAL],
-        s->refused[SL_MSG_CONTROL], s->refused[SL_MSG_COMPLETION], s->notify_coalesced);
-    put(c,
-        "\"http\":{\"accepted\":%" PRIu64 ",\"rejected_max_connections\":%" PRIu64
-        ",\"requests\":%" PRIu64 ",\"protocol_errors\":%" PRIu64 ",\"closed_idle\":%" PRIu64
-        ",\"closed_header_timeout\":%" PRIu64 ",\"responses_4xx\":%" PRIu64
-        ",\"responses_5xx\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-        ",\"sends\":%" PRIu64 ",\"fanout_held\":%" PRIu64 "},",
-        CTR(accepted), CTR(rejected_max_connections), CTR(requests), CTR(protocol_errors),
-        CTR(closed_idle), CTR(closed_header_timeout), CTR(responses_4xx), CTR(responses_5xx),
-        CTR(bytes_in), CTR(bytes_out), CTR(sends), CTR(fanout_held));
-    put(c,
-        "\"rpc\":{\"listeners\":%u,\"connections\":%" PRIu64 ",\"requests\":%" PRIu64
-        ",\"subscriptions\":%" PRIu64 ",\"protocol_errors\":%" PRIu64 "},",
-        srv->nrpc, CTR(rpc_connections), CTR(rpc_requests), CTR(rpc_subscriptions),
-        CTR(rpc_protocol_errors));
-    put(c,
-        "\"events\":{\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
-        ",\"caught_up\":%" PRIu64 ",\"gapped\":%" PRIu64 ",\"publish_refused\":%" PRIu64 "},"
-        "\"storage\":{\"open_files\":%u,\"max_open_files\":%u,\"bytes_written\":%" PRIu64
-        ",\"fsyncs\":%" PRIu64 ",\"syncfs_rounds\":%" PRIu64 ",\"syncfs_calls\":%" PRIu64
-        ",\"catchup_reads\":%" PRIu64 ",\"failures\":%" PRIu64
-        ",\"damaged_segments\":%" PRIu64 ",\"quarantined_bytes\":%" PRIu64
-        ",\"damage_resyncs\":%" PRIu64 ",\"gaps_served\":%" PRIu64 "},"
-        "\"memory\":{\"chunk_bytes_live\":%" PRIu64 "},",
-        CTR(events_published), CTR(events_delivered), CTR(events_caught_up), CTR(events_gapped),
-        CTR(publish_refused), open_files, srv->cfg.max_open_files,
-        atomic_load(&srv->journal_bytes_written), atomic_load(&srv->journal_fsyncs),
-        atomic_load(&srv->journal_syncfs_rounds), sl_syncer_syncs(srv->syncer),
-        atomic_load(&srv->journal_reads), atomic_load(&srv->journal_failures),
-        atomic_load(&srv->storage_damaged_segments), atomic_load(&srv->storage_quarantined_bytes),
-        atomic_load(&srv->storage_damage_resyncs), atomic_load(&srv->storage_gaps_served),
-        sl_chunk_bytes_live());
-    render_json_budget(m, c);
-    /* Access control (actors/auth.h): requests refused per status. */
-    put(c, "\"auth\":{\"enabled\":%s,\"refused_401\":%" PRIu64 ",\"refused_403\":%" PRIu64 "},",
-        sl_auth_enabled(srv->cfg.auth) ? "true" : "false", sl_auth_refused(srv->cfg.auth, 401),
-        sl_auth_refused(srv->cfg.auth, 403));
-    render_json_liveness(m, c);
-    return c;
-}
-
-static void metric(sl_chunk_t *c, const char *name, const char *type, const char *help,
-                   double v)
-{
-    put(c, "# HELP sluice_%s %s\n# TYPE sluice_%s %s\nsluice_%s %.17g\n", name, help, name, type,
-        name, v);
-}
-
-static void render_metrics_liveness(sl_monitor_t *m, sl_chunk_t *c)
-{
-    sl_server_t *srv = m->srv;
-    sl_watchdog_stats_t w;
-    sl_watchdog_stats(srv->watchdog, &w);
-    metric(c, "watchdog_enabled", "gauge", "1 when the half-open peer watchdog runs.", w.enabled);
-    metric(c, "watchdog_tracked", "gauge", "Sockets with unacked output the watchdog probes.",
-           (double)w.tracked);
-    metric(c, "watchdog_paused", "gauge", "Live zero-window peers on the last tick.", (double)w.paused);
-    metric(c, "watchdog_stalled", "gauge", "Queued peers without acked progress on the last tick.",
-           (double)w.stalled);
-    metric(c, "watchdog_tick_seconds_max", "gauge", "Longest watchdog sweep.", w.tick_ms_max / 1e3);
-    put(c, "# HELP sluice_watchdog_reaped_total Connections reaped by the watchdog, per reason.\n"
-           "# TYPE sluice_watchdog_reaped_total counter\n"
-           "sluice_watchdog_reaped_total{reason=\"send_stall\"} %" PRIu64 "\n"
-           "sluice_watchdog_reaped_total{reason=\"peer_closed\"} %" PRIu64 "\n"
-           "sluice_watchdog_reaped_total{reason=\"paused\"} %" PRIu64 "\n",
-        w.reaped_send_stall, w.reaped_peer_closed, w.reaped_paused);
-    metric(c, "connections_closed_ping_timeout_total", "counter",
-           "HTTP/2 connections closed for an unanswered PING.", (double)CTR(closed_ping_timeout));
-    metric(c, "connections_closed_idle_total", "counter", "Connections closed idle.",
-           (double)CTR(closed_idle));
-    metric(c, "connections_closed_header_timeout_total", "counter",
-           "Connections closed for a request head that did not complete in time.",
-           (double)CTR(closed_header_timeout));
-    put(c, "# HELP sluice_h2_abuse_total HTTP/2 connections ended with ENHANCE_YOUR_CALM, per kind.\n"
-           "# TYPE sluice_h2_abuse_total counter\n"
-           "sluice_h2_abuse_total{kind=\"rapid_reset\"} %" PRIu64 "\n"
-           "sluice_h2_abuse_total{kind=\"control_flood\"} %" PRIu64 "\n"
-           "sluice_h2_abuse_total{kind=\"continuation_flood\"} %" PRIu64 "\n"
-           "sluice_h2_abuse_total{kind=\"ack_flood\"} %" PRIu64 "\n",
-        CTR(h2_rapid_reset), CTR(h2_control_flood), CTR(h2_continuation_flood), CTR(h2_ack_flood));
-}
-
-static sl_chunk_t *render_metrics(sl_monitor_t *m)
-{
-    sl_server_t *srv = m->srv;
-    sl_chunk_t *c = sl_chunk_create(RENDER_BYTES_MAX);
-    if (!c)
-        return NULL;
-    metric(c, "uptime_seconds", "gauge", "Seconds since start.",
-           (double)(sl_clock_now_ns() - srv->start_ns) / 1e9);
-    metric(c, "rss_bytes", "gauge", "Resident set size.", (double)m->rss_bytes);
-    metric(c, "open_fds", "gauge", "Open file descriptors.", (double)m->open_fds);
-    metric(c, "fd_limit", "gauge", "File descriptor limit.", (double)srv->fd_limit);
-    metric(c, "connections", "gauge", "Open client connections.", (double)CTR(connections_open));
-    metric(c, "streams", "gauge", "Open response streams.", (double)CTR(streams_open));
-    metric(c, "busy", "gauge", "1 when lag or resource use is high.", m->busy_now);
-    metric(c, "connections_accepted_total", "counter", "Accepted connections.", (double)CTR(accepted));
-    metric(c, "connections_rejected_total", "counter", "Connections closed at --max-connections.",
-           (double)CTR(rejected_max_connections));
-    metric(c, "http_requests_total", "counter", "Requests received.", (double)CTR(requests));
-    metric(c, "protocol_errors_total", "counter", "Connections failed by a protocol error.",
-           (double)CTR(protocol_errors));
-    metric(c, "rpc_connections", "gauge", "Open msgpack-RPC connections.",
-           (double)CTR(rpc_connections));
-    metric(c, "rpc_requests_total", "counter", "msgpack-RPC requests received.",
-           (double)CTR(rpc_requests));
-    metric(c, "tls_handshakes_total", "counter", "TLS handshakes completed.",
-           (double)CTR(tls_handshakes));
-    metric(c, "tls_resumed_total", "counter", "TLS handshakes that resumed a session.",
-           (double)CTR(tls_resumed));
-    metric(c, "tls_handshake_failures_total", "counter", "TLS handshakes refused or broken.",
-           (double)CTR(tls_handshake_failures));
-    metric(c, "tls_reloads_total", "counter", "Certificate reloads (SIGHUP) that took effect.",
-           (double)CTR(tls_reloads));
-    metric(c, "rpc_subscriptions", "gauge", "Open msgpack-RPC subscriptions.",
-           (double)CTR(rpc_subscriptions));
-    metric(c, "rpc_protocol_errors_total", "counter",
-           "msgpack-RPC connections closed for bad framing or a limit.",
-           (double)CTR(rpc_protocol_errors));
-    metric(c, "bytes_in_total", "counter", "Bytes received.", (double)CTR(bytes_in));
-    metric(c, "bytes_out_total", "counter", "Bytes sent.", (double)CTR(bytes_out));
-    metric(c, "sends_total", "counter", "Socket sends submitted (HTTP and msgpack-RPC).",
-           (double)CTR(sends));
-    metric(c, "fanout_held_total", "counter",
-           "Fan-out sends a connection held back to share one send per --fanout-budget.",
-           (double)CTR(fanout_held));
-    metric(c, "sessions_live", "gauge", "Session actors running.", (double)CTR(sessions_live));
-    metric(c, "subscribers", "gauge", "Open SSE subscriptions.", (double)CTR(subscribers));
-    metric(c, "events_published_total", "counter", "Events sequenced.", (double)CTR(events_published));
-    metric(c, "events_delivered_total", "counter", "Events handed to subscriber streams.",
-           (double)CTR(events_delivered));
-    metric(c, "events_gapped_total", "counter", "Events subscribers were told they missed.",
-           (double)CTR(events_gapped));
-    metric(c, "publish_refused_total", "counter", "Publishes answered 503 (busy session).",
-           (double)CTR(publish_refused));
-    metric(c, "storage_damaged_segments", "gauge", "Segments found damaged at startup.",
-           (double)atomic_load(&srv->storage_damaged_segments));
-    metric(c, "storage_quarantined_bytes", "gauge", "Bytes recovery moved to quarantine files.",
-           (double)atomic_load(&srv->storage_quarantined_bytes));
-    metric(c, "storage_damage_resyncs_total", "counter",
-           "Catch-up reads that skipped damaged log bytes.",
-           (double)atomic_load(&srv->storage_damage_resyncs));
-    metric(c, "storage_gaps_served_total", "counter", "sluice.gap notices served by catch-up.",
-           (double)atomic_load(&srv->storage_gaps_served));
-    render_metrics_liveness(m, c);
-    render_metrics_budget(m, c);
-    put(c, "# HELP sluice_auth_refused_total Requests refused by access control, per status.\n"
-           "# TYPE sluice_auth_refused_total counter\n"
-           "sluice_auth_refused_total{status=\"401\"} %" PRIu64 "\n"
-           "sluice_auth_refused_total{status=\"403\"} %" PRIu64 "\n",
-        sl_auth_refused(srv->cfg.auth, 401), sl_auth_refused(srv->cfg.auth, 403));
     put(c, "# HELP sluice_reactor_loop_lag_seconds Reactor loop lag (max over 10 s).\n"
            "# TYPE sluice_reactor_loop_lag_seconds gauge\n");
     for (uint32_t i = 0; i < srv->nreactors; i++)
@@ -460,25 +696,135 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
     for (uint32_t i = 0; i < srv->nreactors; i++)
         put(c, "sluice_reactor_io_uring_enter_total{reactor=\"%u\"} %" PRIu64 "\n", i,
             m->reactors[i].st.enter_calls);
-    metric(c, "scheduler_lag_seconds", "gauge", "Actor queue-to-run delay (max over 10 s).",
-           (double)m->sched_lag_max_ns / 1e9);
-    metric(c, "scheduler_messages_total", "counter", "Actor messages delivered.",
-           (double)m->sched.messages);
-    metric(c, "mailbox_depth_max", "gauge", "Deepest mailbox in the last interval.",
-           (double)m->sched.mailbox_depth_max);
-    put(c, "# HELP sluice_mailbox_refused_total Sends refused by a full mailbox, per class.\n"
-           "# TYPE sluice_mailbox_refused_total counter\n"
-           "sluice_mailbox_refused_total{class=\"normal\"} %" PRIu64 "\n"
-           "sluice_mailbox_refused_total{class=\"control\"} %" PRIu64 "\n"
-           "sluice_mailbox_refused_total{class=\"completion\"} %" PRIu64 "\n",
-        m->sched.refused[SL_MSG_NORMAL], m->sched.refused[SL_MSG_CONTROL],
-        m->sched.refused[SL_MSG_COMPLETION]);
+}
+
+/* ---- Rendering ---- */
+
+static uint64_t ms_to_ns(double ms) { return ms > 0 ? (uint64_t)(ms * 1e6 + 0.5) : 0; }
+
+/* Samples what the rows read besides plain server atomics (the monitor's
+ * thread, once per tick). */
+static void view_fill(sl_monitor_t *m, fig_view_t *v)
+{
+    sl_server_t *srv = m->srv;
+    memset(v, 0, sizeof *v);
+    uint64_t total = srv->registry ? sl_registry_count(srv->registry) : 0;
+    if (srv->fdcache) {
+        sl_fdcache_stats_t fs;
+        pthread_mutex_lock(&srv->fdcache_lock);
+        sl_fdcache_stats(srv->fdcache, &fs);
+        pthread_mutex_unlock(&srv->fdcache_lock);
+        v->open_files = fs.open;
+    }
+    v->rss_bytes = m->rss_bytes, v->open_fds = m->open_fds, v->fd_limit = srv->fd_limit;
+    v->sessions_total = total;
+    v->sessions_hibernated = total > CTR(sessions_live) ? total - CTR(sessions_live) : 0;
+    v->busy = m->busy_now;
+    v->snapshot_age_ns = srv->cfg.monitor_interval_ns;
+    const sl_sched_stats_t *s = &m->sched;
+    v->sched_workers = s->workers, v->sched_runs = s->runs, v->sched_messages = s->messages;
+    v->sched_lag_max_ns = m->sched_lag_max_ns, v->sched_lag_recent_ns = m->sched_lag_recent_ns;
+    v->sched_actors = s->actors_live;
+    v->mailbox_capacity = srv->cfg.mailbox_capacity, v->mailbox_depth_max = s->mailbox_depth_max;
+    for (int k = 0; k < SL_MSG_CLASS_COUNT; k++)
+        v->mailbox_refused[k] = s->refused[k];
+    v->mailbox_notify_coalesced = s->notify_coalesced;
+    v->rpc_listeners = srv->nrpc;
+    v->max_open_files = srv->cfg.max_open_files, v->syncfs_calls = sl_syncer_syncs(srv->syncer);
+    v->chunk_bytes_live = sl_chunk_bytes_live();
+    v->budget_limit = sl_budget_limit(), v->budget_used = sl_budget_used();
+    v->budget_over = v->budget_limit && v->budget_used >= v->budget_limit;
+    v->budget_refused_body = sl_budget_refused_body(), v->conn_worst_bytes = srv->cfg.conn_worst_bytes;
+    for (int k = 0; k < SL_BUDGET_KINDS; k++)
+        v->budget_held[k] = sl_budget_held((sl_budget_kind_t)k);
+    v->auth_enabled = sl_auth_enabled(srv->cfg.auth);
+    v->auth_refused_401 = sl_auth_refused(srv->cfg.auth, 401);
+    v->auth_refused_403 = sl_auth_refused(srv->cfg.auth, 403);
+    sl_watchdog_stats_t w;
+    sl_watchdog_stats(srv->watchdog, &w);
+    v->wd_enabled = w.enabled, v->wd_interval_ns = w.interval_ms * SL_NS_PER_MS;
+    v->wd_grace_ns = w.grace_ms * SL_NS_PER_MS, v->wd_paused_limit_ns = w.paused_limit_ms * SL_NS_PER_MS;
+    v->wd_tracked = w.tracked, v->wd_paused = w.paused, v->wd_stalled = w.stalled;
+    v->wd_ticks = w.ticks, v->wd_probes = w.probes, v->wd_probe_errors = w.probe_errors;
+    v->wd_tick_last_ns = ms_to_ns(w.tick_ms_last), v->wd_tick_max_ns = ms_to_ns(w.tick_ms_max);
+    v->wd_reaped_send_stall = w.reaped_send_stall, v->wd_reaped_peer_closed = w.reaped_peer_closed;
+    v->wd_reaped_paused = w.reaped_paused;
+    v->max_connections_per_ip = srv->cfg.max_connections_per_ip;
+}
+
+/* /health after its live head: the snapshot rows, then the object's end
+ * (sl_monitor_health_json's contract). */
+static sl_chunk_t *render_json(sl_monitor_t *m, const fig_view_t *v)
+{
+    out_t o;
+    sl_chunk_t *c = render_start(&o);
+    if (!c)
+        return NULL;
+    json_walk_t w = {.c = &o};
+    render_json_rows(m, m->srv, v, &w, false);
+    put(&o, "}\n");
+    c->len = o.len;
+    return c;
+}
+
+static sl_chunk_t *render_metrics(sl_monitor_t *m, const fig_view_t *v)
+{
+    out_t o;
+    sl_chunk_t *c = render_start(&o);
+    if (!c)
+        return NULL;
+    const figure_t *prev = NULL;
+    for (size_t i = 0; i < SL_ARRAY_LEN(figures); i++) {
+        const figure_t *f = &figures[i];
+        if (f->src == SRC_ARRAY)
+            f->prom(m, &o);
+        else
+            render_prom_row(&o, f, prev, fig_read(f, m->srv, v));
+        prev = f;
+    }
+    c->len = o.len;
+    return c;
+}
+
+/* /debug/figures: the table itself, for operators and tests. */
+static sl_chunk_t *render_catalogue(void)
+{
+    out_t o;
+    sl_chunk_t *c = render_start(&o);
+    if (!c)
+        return NULL;
+    put(&o, "{\"figures\":[");
+    for (size_t i = 0; i < SL_ARRAY_LEN(figures); i++) {
+        const figure_t *f = &figures[i];
+        put(&o, "%s{\"health\":\"%s\"", i ? "," : "", f->health);
+        if (f->src == SRC_ARRAY) {
+            put(&o, ",\"array\":true}");
+            continue;
+        }
+        const char *help = f->help;
+        for (size_t j = i; !help; j--) /* a family's HELP sits on its first row */
+            help = figures[j - 1].help;
+        put(&o, ",\"metric\":\"sluice_%s\",\"type\":\"%s\",\"live\":%s,\"help\":\"%s\"",
+            f->metric, f->type == FIG_COUNTER ? "counter" : "gauge", f->live ? "true" : "false",
+            help);
+        if (f->labels) {
+            put(&o, ",\"labels\":\"");
+            for (const char *p = f->labels; *p; p++) /* JSON-escape the label quotes */
+                put(&o, "%s%c", *p == '"' ? "\\" : "", *p);
+            put(&o, "\"");
+        }
+        put(&o, "}");
+    }
+    put(&o, "]}\n");
+    c->len = o.len;
     return c;
 }
 
 static void publish(sl_monitor_t *m)
 {
-    sl_chunk_t *h = render_json(m), *t = render_metrics(m);
+    fig_view_t v;
+    view_fill(m, &v);
+    sl_chunk_t *h = render_json(m, &v), *t = render_metrics(m, &v);
     pthread_mutex_lock(&m->pub_lock);
     sl_chunk_t *oh = h ? m->health : NULL, *ot = t ? m->metrics : NULL;
     if (h)
@@ -504,21 +850,17 @@ static sl_chunk_t *take(sl_monitor_t *m, sl_chunk_t **slot)
 
 size_t sl_monitor_health_head(sl_server_t *srv, char *buf, size_t cap)
 {
-    bool tls = srv->cfg.tls_cert && *srv->cfg.tls_cert;
-    int n = snprintf(buf, cap,
-                     "{\"uptime_s\":%.3f,\"connections\":%" PRIu64 ",\"streams\":%" PRIu64 ","
-                     "\"tls\":{\"enabled\":%s,\"ktls\":false,\"handshakes\":%" PRIu64
-                     ",\"resumed\":%" PRIu64 ",\"handshake_failures\":%" PRIu64
-                     ",\"reloads\":%" PRIu64 ",\"reload_failures\":%" PRIu64 "},",
-                     (double)(sl_clock_now_ns() - srv->start_ns) / 1e9, CTR(connections_open),
-                     CTR(streams_open), tls ? "true" : "false", CTR(tls_handshakes),
-                     CTR(tls_resumed), CTR(tls_handshake_failures), CTR(tls_reloads),
-                     CTR(tls_reload_failures));
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    out_t o = {buf, 0, (uint32_t)cap};
+    json_walk_t w = {.c = &o};
+    put(&o, "{");
+    render_json_rows(NULL, srv, NULL, &w, true);
+    put(&o, ",");
+    return o.len < cap ? o.len : 0;
 }
 
 sl_chunk_t *sl_monitor_health_json(sl_monitor_t *m) { return take(m, &m->health); }
 sl_chunk_t *sl_monitor_metrics_text(sl_monitor_t *m) { return take(m, &m->metrics); }
+sl_chunk_t *sl_monitor_figures_json(sl_monitor_t *m) { return take(m, &m->catalogue); }
 bool sl_monitor_busy(sl_monitor_t *m) { return atomic_load_explicit(&m->busy, memory_order_relaxed); }
 
 static void submit(sl_monitor_t *m, sl_op_t *op)
@@ -607,6 +949,8 @@ int sl_monitor_create(sl_server_t *srv, sl_monitor_t **out)
     }
     m->stop_msg.kind = MSG_STOP;
     m->stop_msg.mclass = SL_MSG_CONTROL;
+    figures_check();
+    m->catalogue = render_catalogue();
     sample(m);
     publish(m);
     *out = m;
@@ -639,6 +983,8 @@ int sl_monitor_wait_stopped(sl_monitor_t *m, uint64_t timeout_ns)
         sl_chunk_release(m->health);
     if (m->metrics)
         sl_chunk_release(m->metrics);
+    if (m->catalogue)
+        sl_chunk_release(m->catalogue);
     pthread_mutex_destroy(&m->pub_lock);
     free(m);
     return 0;

@@ -2,7 +2,8 @@
  * The monitor actor: every --monitor-interval it samples the process (RSS
  * from /proc/self/statm read through the reactor, open fds, reactor and
  * scheduler stats, server counters), renders /health JSON and /metrics text
- * once, and publishes both as immutable chunks. Serving /health is then
+ * once, from one table of figures (monitor.c), and publishes both as
+ * immutable chunks. Serving /health is then
  * O(1): take a reference to the latest chunk and send it; no request ever
  * waits on another actor.
  */
@@ -29,6 +30,10 @@ int sl_monitor_wait_stopped(sl_monitor_t *m, uint64_t timeout_ns);
  * Any thread; never blocks on an actor (a mutex held for a pointer swap). */
 sl_chunk_t *sl_monitor_health_json(sl_monitor_t *m);
 sl_chunk_t *sl_monitor_metrics_text(sl_monitor_t *m);
+/* GET /debug/figures: the table of figures as JSON (each /health path with
+ * its /metrics family, labels, type and help; arrays marked), or NULL out
+ * of memory. The same contract. */
+sl_chunk_t *sl_monitor_figures_json(sl_monitor_t *m);
 /* Writes the live head of the /health object into buf (cap >= 128).
  * Returns its length. Any thread. */
 size_t sl_monitor_health_head(sl_server_t *srv, char *buf, size_t cap);
