@@ -162,6 +162,8 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
             return;
         if (path_is(req, "/debug/connections"))
             sl_conn__debug_connections(c, req);
+        else if (path_is(req, "/debug/figures"))
+            serve_snapshot(c, req, sl_monitor_figures_json(c->srv->monitor), "application/json");
         else
             respond_error(c, req->stream_id, 404, "not_found", "no such resource", NULL, 0);
     } else if (req->path.len >= 12 && memcmp(req->path.ptr, "/v1/sessions", 12) == 0) {
