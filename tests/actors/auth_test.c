@@ -24,6 +24,7 @@
 #include "runtime/clock.h"
 #include "runtime/limits.h"
 
+#include "tests/base64.h"
 #include "tests/check.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef-test-secret"
@@ -35,24 +36,10 @@ static EVP_PKEY *rsa_key, *ec_key, *rsa_other;
 static char rsa_pub_pem[4096];
 static uint64_t now_ns;
 
+/* base64url of in into out, NUL-terminated. */
 static void b64url(const uint8_t *in, size_t n, char *out)
 {
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = a[(v >> 18) & 63];
-        out[o++] = a[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = a[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = a[v & 63];
-    }
-    out[o] = '\0';
+    out[sl_test_base64(in, n, out, true)] = '\0';
 }
 
 typedef enum how { HS, HS_PEM, RS, RS_OTHER, ES, ES_DER, NONE } how_t;

@@ -21,6 +21,7 @@
 #include "actors/auth.h"
 #include "runtime/flags.h"
 
+#include "tests/base64.h"
 #include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,26 +45,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FZ_CHECK(sl_auth_create(&cfg, &keyring, err, sizeof err) == 0);
     unlink(path);
     return 0;
-}
-
-static size_t b64url(const uint8_t *in, size_t n, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = tab[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = tab[v & 63];
-    }
-    return o;
 }
 
 static void check(const char *tok, size_t len, bool signed_by_us)
@@ -98,15 +79,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t clen = (size_t)(end - claims);
     char *tok = malloc(2 * size + 128);
     FZ_CHECK(tok != NULL);
-    size_t n = b64url(hdr, hlen, tok);
+    size_t n = sl_test_base64(hdr, hlen, tok, true);
     tok[n++] = '.';
-    n += b64url(claims, clen, tok + n);
+    n += sl_test_base64(claims, clen, tok + n, true);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mlen = 0;
     FZ_CHECK(HMAC(EVP_sha256(), SECRET, (int)(sizeof SECRET - 1), (const unsigned char *)tok, n,
                   mac, &mlen) != NULL);
     tok[n++] = '.';
-    n += b64url(mac, mlen, tok + n);
+    n += sl_test_base64(mac, mlen, tok + n, true);
     check(tok, n, true);
     free(tok);
     return 0;
