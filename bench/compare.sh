@@ -15,6 +15,8 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+BENCH_NAME=compare
+. "$here/lib.sh"
 servers="sluiced node"
 out="$root/bench/out/compare-$(date +%Y%m%d-%H%M%S)"
 build="${SLUICE_BUILD_DIR:-$root/build}"
@@ -36,52 +38,19 @@ load="$build/tools/sluice-load"
 [ -x "$load" ] || { echo "compare: $load not built (cmake --build $build --target sluice-load)" >&2; exit 2; }
 mkdir -p "$out"
 
-pin() {  # pin CPU CMD...: taskset when the machine has that CPU
-  local cpu="$1"; shift
-  if command -v taskset >/dev/null && [ "$(nproc)" -gt "$cpu" ]; then
-    exec taskset -c "$cpu" "$@"
-  fi
-  exec "$@"
-}
-
 start_server() {  # start_server NAME DIR -> sets pid, addr
-  local name="$1" dir="$2" ready="$2/ready"
-  rm -f "$ready"
+  local name="$1" dir="$2"
   case "$name" in
-    node) (pin "$server_cpu" node "$root/bench/peers/node-sse/server.js" --port 0 \
-             --ready-file "$ready") >"$dir/server.log" 2>&1 &
-          ;;
-    sluiced) mkdir -p "$dir/data"
-             # One core for the server: one worker beside the reactor thread.
+    node) rm -f "$dir/ready"
+          (pin "$server_cpu" node "$root/bench/peers/node-sse/server.js" --port 0 \
+             --ready-file "$dir/ready") >"$dir/server.log" 2>&1 &
+          pid=$!
+          await_ready "$dir/ready" ;;
+    sluiced) # One core for the server: one worker beside the reactor thread.
              # shellcheck disable=SC2086
-             (pin "$server_cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" \
-                --ready-file "$ready" --max-connections-per-ip 0 ${SLUICED_FLAGS:-}) >"$dir/server.log" 2>&1 &
-             ;;
-    *) echo "compare: unknown server $name" >&2; return 1 ;;
+             start_sluiced "$dir" "$server_cpu" --max-connections-per-ip 0 ${SLUICED_FLAGS:-} ;;
+    *) log "unknown server $name"; return 1 ;;
   esac
-  pid=$!
-  addr=""
-  for _ in $(seq 100); do
-    if [ -s "$ready" ]; then
-      addr=$(sed -n 's/^http=//p' "$ready" | head -1)
-      [ -n "$addr" ] && return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "compare: $name did not become ready (see $dir/server.log)" >&2
-  stop_server
-  return 1
-}
-
-stop_server() {
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
 }
 
 for name in $servers; do

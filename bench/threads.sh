@@ -54,26 +54,19 @@ vcs() {
   awk '/^voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }' /proc/"$1"/task/*/status 2>/dev/null
 }
 
-pin() {  # pin CPU|- CMD...
-  local cpu="$1"; shift
-  if [ "$cpu" = "-" ]; then exec "$@"; fi
-  exec taskset -c "$cpu" "$@"
-}
-
 start_server() {  # start_server MODE DIR CPU -> pid, addr
-  local mode="$1" dir="$2" cpu="$3" ready="$2/ready"
-  mkdir -p "$dir/data"
-  rm -f "$ready"
+  local mode="$1" dir="$2" cpu="$3"
+  mkdir -p "$dir"
   case "$mode" in
-    node) (pin "$cpu" node "$root/bench/peers/node-sse/server.js" --port 0 \
-             --ready-file "$ready") >"$dir/server.log" 2>&1 & ;;
-    old)  (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" $one_client \
-             --ready-file "$ready" --workers 2 --reactors 1) >"$dir/server.log" 2>&1 & ;;
-    new)  (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" $one_client \
-             --ready-file "$ready") >"$dir/server.log" 2>&1 & ;;
+    node) rm -f "$dir/ready"
+          (pin "$cpu" node "$root/bench/peers/node-sse/server.js" --port 0 \
+             --ready-file "$dir/ready") >"$dir/server.log" 2>&1 &
+          pid=$!
+          await_ready "$dir/ready" ;;
+    old)  start_sluiced "$dir" "$cpu" $one_client --workers 2 --reactors 1 ;;
+    new)  start_sluiced "$dir" "$cpu" $one_client ;;
     tuned) # shellcheck disable=SC2086
-          (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" $one_client \
-             --ready-file "$ready" $tuned_flags) >"$dir/server.log" 2>&1 & ;;
+           start_sluiced "$dir" "$cpu" $one_client $tuned_flags ;;
     nats) port=$((20000 + RANDOM % 20000))
           (pin "$cpu" nats-server -a 127.0.0.1 -p "$port") >"$dir/server.log" 2>&1 &
           pid=$!
@@ -82,23 +75,9 @@ start_server() {  # start_server MODE DIR CPU -> pid, addr
             sleep 0.1
           done
           return 1 ;;
-    r[0-9]*) (pin "$cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" $one_client \
-             --ready-file "$ready" --reactors "${mode#r}") >"$dir/server.log" 2>&1 & ;;
+    r[0-9]*) start_sluiced "$dir" "$cpu" $one_client --reactors "${mode#r}" ;;
     *) log "unknown mode $mode"; return 1 ;;
   esac
-  pid=$!
-  wait_file "$ready" || { kill -KILL "$pid" 2>/dev/null; return 1; }
-  addr=$(sed -n 's/^http=//p' "$ready" | head -1)
-}
-
-stop_server() {
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
 }
 
 # natsload takes RATE SUBS from the sluice-load flags of the row.

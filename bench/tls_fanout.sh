@@ -45,26 +45,7 @@ openssl x509 -req -in "$pki/srv.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -set
   -out "$pki/srv.pem" -days 2 -extfile "$pki/ext" 2>/dev/null || exit 2
 
 pid=""
-start_sluiced() {  # start_sluiced DIR -> pid, port
-  local dir="$1"
-  mkdir -p "$dir/data"
-  (exec taskset -c "$server_cpu" "$build/sluiced" --listen 127.0.0.1:0 --data-dir "$dir/data" \
-     --ready-file "$dir/ready" --tls-cert "$pki/srv.pem" --tls-key "$pki/srv.key") \
-    >"$dir/server.log" 2>&1 &
-  pid=$!
-  wait_file "$dir/ready" || { kill -KILL "$pid" 2>/dev/null; return 1; }
-  port=$(sed -n 's/^http=.*://p' "$dir/ready" | head -1)
-}
-
-stop_pid() {
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
+tls_flags=(--tls-cert "$pki/srv.pem" --tls-key "$pki/srv.key")
 
 # 1. Fan-out: the same server flags, h2c then TLS.
 for row in $rows; do
@@ -73,31 +54,33 @@ for row in $rows; do
   for mode in h2c tls; do
     dir="$out/fanout-$rate-$subs-$mode"
     mkdir -p "$dir"
-    start_sluiced "$dir" || { log "$dir: server did not start"; continue; }
+    start_sluiced "$dir" "$server_cpu" "${tls_flags[@]}" || { log "$dir: server did not start"; continue; }
+    port=${addr##*:}
     target="127.0.0.1:$port"
     extra=()
     [ "$mode" = tls ] && { target="https://localhost:$port"; extra=(--cacert "$pki/ca.pem"); }
     log "fanout $row $mode: pid $pid"
-    (exec taskset -c "$load_cpu" "$load" --target "$target" "${extra[@]}" --target-pid "$pid" \
+    (pin "$load_cpu" "$load" --target "$target" "${extra[@]}" --target-pid "$pid" \
        --json "$dir/load.json" --progress off --proto h2 --size 64 --duration "$duration" \
        --drain "$drain" --scenario fanout --publishers 1 --subscribers "$subs" --rate "$rate") \
       >"$dir/load.txt" 2>&1
     echo "$?" >"$dir/exit"
-    stop_pid
+    stop_server
   done
 done
 
 # 2. h2load over TLS: sluiced /health and h2o with a file of that size.
 dir="$out/h2load-sluiced"
 mkdir -p "$dir"
-if start_sluiced "$dir"; then
+if start_sluiced "$dir" "$server_cpu" "${tls_flags[@]}"; then
+  port=${addr##*:}
   curl -sS --cacert "$pki/ca.pem" "https://localhost:$port/health" >"$out/health.json"
   c0=$(cpu_s "$pid")
   taskset -c "$load_cpu" h2load -n "$h2n" -c "$h2c" -m "$h2m" \
     "https://localhost:$port/health" >"$dir/h2load.txt" 2>&1
   c1=$(cpu_s "$pid")
   echo "$c0 $c1" >"$dir/cpu"
-  stop_pid
+  stop_server
 fi
 dir="$out/h2load-h2o"
 mkdir -p "$dir/www"
@@ -118,7 +101,7 @@ hosts:
         file.dir: $dir/www
 access-log: /dev/null
 EOF
-(exec taskset -c "$server_cpu" h2o -c "$dir/h2o.conf") >"$dir/server.log" 2>&1 &
+(pin "$server_cpu" h2o -c "$dir/h2o.conf") >"$dir/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
   curl -sS -k -o /dev/null "https://localhost:$h2o_port/health" 2>/dev/null && break
@@ -129,7 +112,7 @@ taskset -c "$load_cpu" h2load -n "$h2n" -c "$h2c" -m "$h2m" \
   "https://localhost:$h2o_port/health" >"$dir/h2load.txt" 2>&1
 c1=$(cpu_s "$pid")
 echo "$c0 $c1" >"$dir/cpu"
-stop_pid
+stop_server
 
 /usr/bin/python3 - "$out" <<'PY'
 import json, os, re, sys
