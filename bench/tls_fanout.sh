@@ -69,17 +69,23 @@ for row in $rows; do
   done
 done
 
+# h2load on LOAD_CPU against URL; the server's ($pid) CPU-s before and after
+# go to DIR/cpu, h2load's report to DIR/h2load.txt.
+h2load_run() {  # h2load_run DIR URL
+  local c0 c1
+  c0=$(cpu_s "$pid")
+  taskset -c "$load_cpu" h2load -n "$h2n" -c "$h2c" -m "$h2m" "$2" >"$1/h2load.txt" 2>&1
+  c1=$(cpu_s "$pid")
+  echo "$c0 $c1" >"$1/cpu"
+}
+
 # 2. h2load over TLS: sluiced /health and h2o with a file of that size.
 dir="$out/h2load-sluiced"
 mkdir -p "$dir"
 if start_sluiced "$dir" "$server_cpu" "${tls_flags[@]}"; then
   port=${addr##*:}
   curl -sS --cacert "$pki/ca.pem" "https://localhost:$port/health" >"$out/health.json"
-  c0=$(cpu_s "$pid")
-  taskset -c "$load_cpu" h2load -n "$h2n" -c "$h2c" -m "$h2m" \
-    "https://localhost:$port/health" >"$dir/h2load.txt" 2>&1
-  c1=$(cpu_s "$pid")
-  echo "$c0 $c1" >"$dir/cpu"
+  h2load_run "$dir" "https://localhost:$port/health"
   stop_server
 fi
 dir="$out/h2load-h2o"
@@ -107,11 +113,7 @@ for _ in $(seq 100); do
   curl -sS -k -o /dev/null "https://localhost:$h2o_port/health" 2>/dev/null && break
   sleep 0.1
 done
-c0=$(cpu_s "$pid")
-taskset -c "$load_cpu" h2load -n "$h2n" -c "$h2c" -m "$h2m" \
-  "https://localhost:$h2o_port/health" >"$dir/h2load.txt" 2>&1
-c1=$(cpu_s "$pid")
-echo "$c0 $c1" >"$dir/cpu"
+h2load_run "$dir" "https://localhost:$h2o_port/health"
 stop_server
 
 /usr/bin/python3 - "$out" <<'PY'
