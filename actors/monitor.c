@@ -220,7 +220,7 @@ typedef enum {
     SRC_CTR,   /* an _Atomic uint64_t of srv->counters at off */
     SRC_SRV,   /* an _Atomic uint64_t of sl_server_t at off */
     SRC_VIEW,  /* a uint64_t of fig_view_t at off */
-    SRC_FN,    /* fn(srv); any thread (live rows run on connection actors) */
+    SRC_FN,    /* fn(srv, arg); any thread (live rows run on connection actors) */
     SRC_ARRAY, /* not one number: json and prom write the member and the families */
 } fig_src_t;
 
@@ -233,8 +233,9 @@ typedef struct figure {
     uint8_t unit;       /* fig_unit_t */
     uint8_t src;        /* fig_src_t */
     bool live;          /* in the per-request head (sl_monitor_health_head), not the snapshot */
-    size_t off;
-    uint64_t (*fn)(sl_server_t *srv);
+    size_t off;         /* SRC_CTR, SRC_SRV, SRC_VIEW: where */
+    uint32_t arg;       /* SRC_FN: passed to fn (one reader serves several rows) */
+    uint64_t (*fn)(sl_server_t *srv, uint32_t arg);
     void (*json)(sl_monitor_t *m, out_t *c); /* SRC_ARRAY: the member's value */
     void (*prom)(sl_monitor_t *m, out_t *c); /* SRC_ARRAY: its families */
 } figure_t;
@@ -248,21 +249,24 @@ typedef struct figure {
 #define FIG_VIEW(path, name, type_, field, help_, ...)                                          \
     {.health = path, .metric = name, .help = help_, .type = type_, .src = SRC_VIEW,             \
      .off = offsetof(fig_view_t, field), __VA_ARGS__}
-#define FIG_FN(path, name, type_, fn_, help_, ...)                                              \
+#define FIG_FN(path, name, type_, fn_, arg_, help_, ...)                                        \
     {.health = path, .metric = name, .help = help_, .type = type_, .src = SRC_FN, .fn = fn_,    \
-     __VA_ARGS__}
+     .arg = arg_, __VA_ARGS__}
 #define C FIG_COUNTER
 #define G FIG_GAUGE
 #define LIVE .live = true
 #define L(s) .labels = s
 #define U(u) .unit = u
 
-static uint64_t fig_uptime_ns(sl_server_t *srv) { return sl_clock_now_ns() - srv->start_ns; }
-static uint64_t fig_tls_enabled(sl_server_t *srv)
+static uint64_t fig_uptime_ns(sl_server_t *srv, uint32_t arg)
+{
+    return sl_clock_now_ns() - srv->start_ns;
+}
+static uint64_t fig_tls_enabled(sl_server_t *srv, uint32_t arg)
 {
     return srv->cfg.tls_cert && *srv->cfg.tls_cert;
 }
-static uint64_t fig_zero(sl_server_t *srv) { return 0; } /* kTLS offload is never used */
+static uint64_t fig_zero(sl_server_t *srv, uint32_t arg) { return 0; } /* kTLS is never used */
 static void reactors_json(sl_monitor_t *m, out_t *c);
 static void reactors_prom(sl_monitor_t *m, out_t *c);
 
@@ -271,22 +275,23 @@ static void reactors_prom(sl_monitor_t *m, out_t *c);
  * (with HELP and TYPE) and in /debug/figures. A server counter needs only
  * its field in sl_server_counters_t (FIG_CTR); anything sampled goes
  * through fig_view_t (FIG_VIEW, filled in view_fill) or a function of the
- * server (FIG_FN). Rules, checked at start (figures_check): the rows of
- * one /health object are adjacent; the rows of one /metrics family are
- * adjacent and its first row carries the HELP; names match
- * [a-z][a-z0-9_]* and a name ends in _total exactly when it counts. LIVE
- * rows are read per request (any thread) and come first. Arrays
- * (SRC_ARRAY) render themselves: the only /health numbers without a row
- * of their own. tests/integration/test_figures.py holds both ends to it. */
+ * server (FIG_FN, whose arg lets one reader serve a module's rows).
+ * Rules, checked at start (figures_check): the rows of one /health object
+ * are adjacent; the rows of one /metrics family are adjacent and its
+ * first row carries the HELP; names match [a-z][a-z0-9_]* and a name ends
+ * in _total exactly when it counts. LIVE rows are read per request (any
+ * thread) and come first. Arrays (SRC_ARRAY) render themselves: the only
+ * /health numbers without a row of their own.
+ * tests/integration/test_figures.py holds both ends to this table. */
 static const figure_t figures[] = {
-    FIG_FN("uptime_s", "uptime_seconds", G, fig_uptime_ns, "Seconds since start.", LIVE,
+    FIG_FN("uptime_s", "uptime_seconds", G, fig_uptime_ns, 0, "Seconds since start.", LIVE,
            U(UNIT_S)),
     FIG_CTR("connections", "connections", G, connections_open, "Open client connections.", LIVE),
     FIG_CTR("streams", "streams", G, streams_open, "Open SSE response streams.", LIVE),
-    FIG_FN("tls.enabled", "tls_enabled", G, fig_tls_enabled, "1 when TLS is configured.", LIVE,
-           U(UNIT_BOOL)),
-    FIG_FN("tls.ktls", "tls_ktls", G, fig_zero, "1 when kernel TLS offload is in use.", LIVE,
-           U(UNIT_BOOL)),
+    FIG_FN("tls.enabled", "tls_enabled", G, fig_tls_enabled, 0, "1 when TLS is configured.",
+           LIVE, U(UNIT_BOOL)),
+    FIG_FN("tls.ktls", "tls_ktls", G, fig_zero, 0, "1 when kernel TLS offload is in use.",
+           LIVE, U(UNIT_BOOL)),
     FIG_CTR("tls.handshakes", "tls_handshakes_total", C, tls_handshakes,
             "TLS handshakes completed.", LIVE),
     FIG_CTR("tls.resumed", "tls_resumed_total", C, tls_resumed,
@@ -355,7 +360,8 @@ static const figure_t figures[] = {
             L("class=\"5xx\"")),
     FIG_CTR("http.bytes_in", "bytes_in_total", C, bytes_in, "Bytes received."),
     FIG_CTR("http.bytes_out", "bytes_out_total", C, bytes_out, "Bytes sent."),
-    FIG_CTR("http.sends", "sends_total", C, sends, "Socket sends submitted (HTTP and msgpack-RPC)."),
+    FIG_CTR("http.sends", "sends_total", C, sends,
+            "Socket sends submitted (HTTP and msgpack-RPC)."),
     FIG_CTR("http.fanout_held", "fanout_held_total", C, fanout_held,
             "Fan-out sends a connection held back to share one send per --fanout-budget."),
     FIG_VIEW("rpc.listeners", "rpc_listeners", G, rpc_listeners,
@@ -511,7 +517,7 @@ static uint64_t fig_read(const figure_t *f, sl_server_t *srv, const fig_view_t *
     case SRC_VIEW:
         return *(const uint64_t *)(const void *)((const char *)v + f->off);
     case SRC_FN:
-        return f->fn(srv);
+        return f->fn(srv, f->arg);
     case SRC_ARRAY:
         break;
     }
@@ -702,13 +708,33 @@ static void reactors_prom(sl_monitor_t *m, out_t *c)
 
 static uint64_t ms_to_ns(double ms) { return ms > 0 ? (uint64_t)(ms * 1e6 + 0.5) : 0; }
 
+static void view_fill_watchdog(sl_server_t *srv, fig_view_t *v)
+{
+    sl_watchdog_stats_t w;
+    sl_watchdog_stats(srv->watchdog, &w);
+    v->wd_enabled = w.enabled;
+    v->wd_interval_ns = w.interval_ms * SL_NS_PER_MS;
+    v->wd_grace_ns = w.grace_ms * SL_NS_PER_MS;
+    v->wd_paused_limit_ns = w.paused_limit_ms * SL_NS_PER_MS;
+    v->wd_tracked = w.tracked;
+    v->wd_paused = w.paused;
+    v->wd_stalled = w.stalled;
+    v->wd_ticks = w.ticks;
+    v->wd_probes = w.probes;
+    v->wd_probe_errors = w.probe_errors;
+    v->wd_tick_last_ns = ms_to_ns(w.tick_ms_last);
+    v->wd_tick_max_ns = ms_to_ns(w.tick_ms_max);
+    v->wd_reaped_send_stall = w.reaped_send_stall;
+    v->wd_reaped_peer_closed = w.reaped_peer_closed;
+    v->wd_reaped_paused = w.reaped_paused;
+}
+
 /* Samples what the rows read besides plain server atomics (the monitor's
  * thread, once per tick). */
 static void view_fill(sl_monitor_t *m, fig_view_t *v)
 {
     sl_server_t *srv = m->srv;
     memset(v, 0, sizeof *v);
-    uint64_t total = srv->registry ? sl_registry_count(srv->registry) : 0;
     if (srv->fdcache) {
         sl_fdcache_stats_t fs;
         pthread_mutex_lock(&srv->fdcache_lock);
@@ -716,39 +742,41 @@ static void view_fill(sl_monitor_t *m, fig_view_t *v)
         pthread_mutex_unlock(&srv->fdcache_lock);
         v->open_files = fs.open;
     }
-    v->rss_bytes = m->rss_bytes, v->open_fds = m->open_fds, v->fd_limit = srv->fd_limit;
-    v->sessions_total = total;
-    v->sessions_hibernated = total > CTR(sessions_live) ? total - CTR(sessions_live) : 0;
+    v->rss_bytes = m->rss_bytes;
+    v->open_fds = m->open_fds;
+    v->fd_limit = srv->fd_limit;
+    uint64_t live = CTR(sessions_live);
+    v->sessions_total = srv->registry ? sl_registry_count(srv->registry) : 0;
+    v->sessions_hibernated = v->sessions_total > live ? v->sessions_total - live : 0;
     v->busy = m->busy_now;
     v->snapshot_age_ns = srv->cfg.monitor_interval_ns;
     const sl_sched_stats_t *s = &m->sched;
-    v->sched_workers = s->workers, v->sched_runs = s->runs, v->sched_messages = s->messages;
-    v->sched_lag_max_ns = m->sched_lag_max_ns, v->sched_lag_recent_ns = m->sched_lag_recent_ns;
+    v->sched_workers = s->workers;
+    v->sched_lag_max_ns = m->sched_lag_max_ns;
+    v->sched_lag_recent_ns = m->sched_lag_recent_ns;
+    v->sched_runs = s->runs;
+    v->sched_messages = s->messages;
     v->sched_actors = s->actors_live;
-    v->mailbox_capacity = srv->cfg.mailbox_capacity, v->mailbox_depth_max = s->mailbox_depth_max;
+    v->mailbox_capacity = srv->cfg.mailbox_capacity;
+    v->mailbox_depth_max = s->mailbox_depth_max;
     for (int k = 0; k < SL_MSG_CLASS_COUNT; k++)
         v->mailbox_refused[k] = s->refused[k];
     v->mailbox_notify_coalesced = s->notify_coalesced;
     v->rpc_listeners = srv->nrpc;
-    v->max_open_files = srv->cfg.max_open_files, v->syncfs_calls = sl_syncer_syncs(srv->syncer);
+    v->max_open_files = srv->cfg.max_open_files;
+    v->syncfs_calls = sl_syncer_syncs(srv->syncer);
     v->chunk_bytes_live = sl_chunk_bytes_live();
-    v->budget_limit = sl_budget_limit(), v->budget_used = sl_budget_used();
+    v->budget_limit = sl_budget_limit();
+    v->budget_used = sl_budget_used();
     v->budget_over = v->budget_limit && v->budget_used >= v->budget_limit;
-    v->budget_refused_body = sl_budget_refused_body(), v->conn_worst_bytes = srv->cfg.conn_worst_bytes;
+    v->budget_refused_body = sl_budget_refused_body();
+    v->conn_worst_bytes = srv->cfg.conn_worst_bytes;
     for (int k = 0; k < SL_BUDGET_KINDS; k++)
         v->budget_held[k] = sl_budget_held((sl_budget_kind_t)k);
     v->auth_enabled = sl_auth_enabled(srv->cfg.auth);
     v->auth_refused_401 = sl_auth_refused(srv->cfg.auth, 401);
     v->auth_refused_403 = sl_auth_refused(srv->cfg.auth, 403);
-    sl_watchdog_stats_t w;
-    sl_watchdog_stats(srv->watchdog, &w);
-    v->wd_enabled = w.enabled, v->wd_interval_ns = w.interval_ms * SL_NS_PER_MS;
-    v->wd_grace_ns = w.grace_ms * SL_NS_PER_MS, v->wd_paused_limit_ns = w.paused_limit_ms * SL_NS_PER_MS;
-    v->wd_tracked = w.tracked, v->wd_paused = w.paused, v->wd_stalled = w.stalled;
-    v->wd_ticks = w.ticks, v->wd_probes = w.probes, v->wd_probe_errors = w.probe_errors;
-    v->wd_tick_last_ns = ms_to_ns(w.tick_ms_last), v->wd_tick_max_ns = ms_to_ns(w.tick_ms_max);
-    v->wd_reaped_send_stall = w.reaped_send_stall, v->wd_reaped_peer_closed = w.reaped_peer_closed;
-    v->wd_reaped_paused = w.reaped_paused;
+    view_fill_watchdog(srv, v);
     v->max_connections_per_ip = srv->cfg.max_connections_per_ip;
 }
 
