@@ -573,11 +573,12 @@ static void m_subscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_array
         put_error(c, msgid, "overloaded", "too many subscriptions on this connection");
         return;
     }
-    sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
+    sl_entry_t *e = sl_sessops_lookup(c->srv, id, id_len);
     if (!e) {
         put_error(c, msgid, "not_found", "no such session");
         return;
     }
+    sl_sessops_touch(e);
     uint32_t sub_id = ++c->rpc->next_sub_id;
     int rc = sl_conn__subscribe_ex(c, sub_id, e, from, from, false, true, msgid);
     if (rc != 0)
