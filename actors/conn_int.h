@@ -247,9 +247,15 @@ typedef struct sl_conn_proto_ops {
      * SL_ENOTFOUND when the position fell out of the ring (the caller
      * catches up from the log). */
     int (*pull)(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit);
-    /* The session ended the stream (deleted, closed, server stopping):
-     * the end of the response / the ["end", [id]] notification. */
-    void (*end)(sl_conn_t *c, sl_conn_stream_t *st);
+    /* The session ended the stream. closed: it was closed for good and
+     * last_seq is its last event (SSE: event sluice.closed, then the end
+     * of the response; RPC: ["closed", [id, last_seq]]); otherwise it was
+     * deleted or the server is stopping (the end of the response; RPC:
+     * ["end", [id]]). */
+    void (*end)(sl_conn_t *c, sl_conn_stream_t *st, bool closed, uint64_t last_seq);
+    /* Room a stream needs before a closed-for-good end is written (the
+     * pump waits for it); 0: written regardless. */
+    uint32_t end_room;
     /* The stream's token expired: writes the notice and the end. Returns
      * false when the stream cannot be told yet (HTTP: not begun; it is
      * ended the same way once it begins). */
@@ -288,7 +294,9 @@ int sl_conn__sse_subscribed(sl_conn_t *c, sl_conn_stream_t *st, int status);
 size_t sl_conn__sse_room(sl_conn_t *c, sl_conn_stream_t *st);
 int sl_conn__sse_write_chunk(sl_conn_t *c, sl_conn_stream_t *st, sl_chunk_t *chunk);
 int sl_conn__sse_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit);
-void sl_conn__sse_end(sl_conn_t *c, sl_conn_stream_t *st);
+void sl_conn__sse_end(sl_conn_t *c, sl_conn_stream_t *st, bool closed, uint64_t last_seq);
+/* The most an SSE stream's sluice.closed event takes. */
+#define SL_CONN_SSE_CLOSED_BYTES 64u
 bool sl_conn__sse_expired(sl_conn_t *c, sl_conn_stream_t *st);
 void sl_conn__sse_keepalive(sl_conn_t *c, sl_conn_stream_t *st, uint64_t now_ns);
 
@@ -368,6 +376,8 @@ void sl_conn__rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st, int status);
 uint64_t sl_conn__rpc_room(const sl_conn_t *c);
 int sl_conn__rpc_write_chunk(sl_conn_t *c, sl_chunk_t *chunk);
 void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st);
+/* ["closed", [subscription_id, last_seq]]: the session closed for good. */
+void sl_conn__rpc_closed(sl_conn_t *c, sl_conn_stream_t *st, uint64_t last_seq);
 int sl_conn__rpc_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit);
 
 /* Liveness and abuse backstops, in conn_guard.c. All on the actor. */

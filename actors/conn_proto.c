@@ -35,6 +35,7 @@ const sl_conn_proto_ops_t sl_conn__http_ops = {
     .write_chunk = sl_conn__sse_write_chunk,
     .pull = sl_conn__sse_pull,
     .end = sl_conn__sse_end,
+    .end_room = SL_CONN_SSE_CLOSED_BYTES,
     .expired = sl_conn__sse_expired,
     .keepalive = sl_conn__sse_keepalive,
 };
@@ -88,6 +89,14 @@ static int rpc_write_chunk(sl_conn_t *c, sl_conn_stream_t *st, sl_chunk_t *chunk
     return sl_conn__rpc_write_chunk(c, chunk);
 }
 
+static void rpc_end(sl_conn_t *c, sl_conn_stream_t *st, bool closed, uint64_t last_seq)
+{
+    if (closed)
+        sl_conn__rpc_closed(c, st, last_seq);
+    else
+        sl_conn__rpc_end(c, st);
+}
+
 static bool rpc_expired(sl_conn_t *c, sl_conn_stream_t *st)
 {
     sl_conn__rpc_expired(c, st); /* told at once, begun or not */
@@ -121,7 +130,8 @@ const sl_conn_proto_ops_t sl_conn__rpc_ops = {
     .room = rpc_room,
     .write_chunk = rpc_write_chunk,
     .pull = sl_conn__rpc_pull,
-    .end = sl_conn__rpc_end,
+    .end = rpc_end,
+    .end_room = 0, /* written at once, like the end notice */
     .expired = rpc_expired,
     .keepalive = rpc_keepalive,
 };

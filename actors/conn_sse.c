@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "actors/conn_int.h"
+#include "actors/sessops.h"
 #include "actors/server.h"
 #include "net/http.h"
 #include "net/sse.h"
@@ -219,10 +220,20 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
     st->last_write_ns = sl_clock_now_ns();
 }
 
+/* The session closed for good (not deleted). */
+static bool closed_for_good(const sl_conn_stream_t *st, uint64_t *last_seq)
+{
+    return !atomic_load_explicit(&st->e->deleted, memory_order_acquire) &&
+           sl_sessops_closed(st->e, last_seq);
+}
+
 static void end_stream(sl_conn_t *c, sl_conn_stream_t *st)
 {
-    if (!st->ended && !st->dead)
-        c->proto->end(c, st);
+    if (!st->ended && !st->dead) {
+        uint64_t last = 0;
+        bool closed = closed_for_good(st, &last);
+        c->proto->end(c, st, closed, last);
+    }
     st->ended = true;
     leave(c, st);
 }
@@ -271,8 +282,17 @@ static void pump_stream(sl_conn_t *c, sl_conn_stream_t *st)
     }
     sl_sub_t *sub = &st->sub;
     if (atomic_load_explicit(&sub->ended, memory_order_acquire) &&
-        sub->pos >= atomic_load_explicit(&sub->end_pos, memory_order_relaxed))
+        sub->pos >= atomic_load_explicit(&sub->end_pos, memory_order_relaxed)) {
+        if (closed_for_good(st, NULL)) {
+            /* Every event first (a late subscriber replays from the log),
+             * and room for the terminal event. */
+            if (st->catching_up || st->cu_ready || st->cu_outstanding)
+                return;
+            if (stream_room(c, st) < c->proto->end_room)
+                return;
+        }
         end_stream(c, st);
+    }
 }
 
 void sl_conn__pump_streams(sl_conn_t *c)
@@ -288,7 +308,7 @@ static void on_unsubscribed(sl_conn_t *c, sl_conn_stream_t *st)
     sl_assert(st->sub_state == SL_CONN__SUB_UNSUBSCRIBING);
     st->sub_state = SL_CONN__SUB_DONE;
     if (!st->ended && !st->dead && !st->unsub_wanted && c->state < SL_CONN__CLOSING)
-        c->proto->end(c, st);
+        c->proto->end(c, st, false, 0);
     st->ended = true;
     if (!st->cu_outstanding) {
         sl_actor_release(st->session);
@@ -524,10 +544,17 @@ int sl_conn__sse_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit)
     return 1;
 }
 
-void sl_conn__sse_end(sl_conn_t *c, sl_conn_stream_t *st)
+void sl_conn__sse_end(sl_conn_t *c, sl_conn_stream_t *st, bool closed, uint64_t last_seq)
 {
-    if (c->http)
-        sl_http_stream_end(c->http, st->stream_id);
+    if (!c->http)
+        return;
+    if (closed) {
+        char buf[SL_CONN_SSE_CLOSED_BYTES];
+        int n = snprintf(buf, sizeof buf, "event: sluice.closed\ndata: {\"last_seq\":%llu}\n\n",
+                         (unsigned long long)last_seq);
+        sl_http_stream_write_copy(c->http, st->stream_id, buf, (size_t)n);
+    }
+    sl_http_stream_end(c->http, st->stream_id);
 }
 
 bool sl_conn__sse_expired(sl_conn_t *c, sl_conn_stream_t *st)
