@@ -169,26 +169,41 @@ def test_metric_names_kept():
 
 @suite.case
 def test_figures_move_together():
-    """Published and delivered events show the same counts at both ends
-    once a snapshot has them."""
+    """Publishes, a producer's duplicate and fencing, and a close show the
+    same counts at both ends once a snapshot has them."""
     with H.Server(args=["--monitor-interval", "0.05"]) as srv:
+        def post(path, headers=(), body=b""):
+            return H.http1_request(srv.host, srv.port, "POST", path, headers=headers, body=body)
+
+        def producer(epoch, seq):
+            return [("Producer-Id", "p1"), ("Producer-Epoch", str(epoch)),
+                    ("Producer-Seq", str(seq))]
+
         for i in range(3):
-            r = H.http1_request(srv.host, srv.port, "POST", "/v1/sessions/figs/events?type=t",
-                                body=b"x%d" % i)
-            H.check_eq(r.status, 200, "publish %d" % i)
+            H.check_eq(post("/v1/sessions/figs/events?type=t", body=b"x%d" % i).status, 200,
+                       "publish %d" % i)
+        H.check_eq(post("/v1/sessions/figs/events?type=t", producer(1, 0), b"p").status, 200,
+                   "producer publish")
+        r = post("/v1/sessions/figs/events?type=t", producer(1, 0), b"p")
+        H.check(r.status == 200 and r.json().get("duplicate") is True, "duplicate: %r" % r)
+        H.check_eq(post("/v1/sessions/figs/events?type=t", producer(0, 0), b"p").status, 403,
+                   "stale epoch")
+        H.check_eq(post("/v1/sessions/figs/close").status, 200, "close")
+        want = {("events", "published"): ("sluice_events_published_total", 4),
+                ("producers", "duplicates"): ("sluice_producer_duplicates_total", 1),
+                ("producers", "fenced"): ("sluice_producer_fenced_total", 1),
+                ("sessions", "closed"): ("sluice_sessions_closed_total", 1),
+                ("sessions", "total"): ("sluice_sessions", 1)}
         deadline = time.time() + 10 * H.slow_factor()
         while True:
             h = json.loads(get(srv, "/health").body)
             samples, _ = parse_exposition(get(srv, "/metrics").body.decode())
-            pub = samples[("sluice_events_published_total", "")]
-            if h["events"]["published"] >= 3 and pub >= 3:
+            got = {k: (h[k[0]][k[1]], samples[(m, "")]) for k, (m, _) in want.items()}
+            if all(got[k] == (n, float(n)) for k, (_, n) in want.items()):
                 break
-            H.check(time.time() < deadline, "events.published=%r, metric %r after 10 s"
-                    % (h["events"]["published"], pub))
+            H.check(time.time() < deadline, "after 10 s /health, /metrics: %r, want %r"
+                    % (got, want))
             time.sleep(0.05)
-        H.check_eq(pub, 3.0, "sluice_events_published_total")
-        H.check_eq(h["events"]["published"], 3, "/health events.published")
-        H.check_eq(h["sessions"]["total"], 1, "/health sessions.total")
 
 
 suite.run()
