@@ -3,7 +3,7 @@
 # everything is present. Usage: tools/install-deps.sh [build|test|bench]
 set -e
 want_build="build-essential cmake pkg-config liburing-dev libnghttp2-dev libmsgpack-dev libhttp-parser-dev libssl-dev"
-want_test="curl nghttp2-client nghttp2-server python3 python3-h2 python3-httpx python3-msgpack python3-pynvim nodejs npm iproute2 nftables procps clang libclang-rt-14-dev chromium openssl python3-jwt python3-cryptography"
+want_test="curl nghttp2-client nghttp2-server python3 python3-h2 python3-httpx python3-msgpack python3-pynvim nodejs npm iproute2 nftables procps clang libclang-rt-14-dev chromium openssl python3-jwt python3-cryptography python3-prometheus-client"
 want_bench="gnuplot-nox redis-server strace linux-perf h2o"
 
 set -- "${1:-build}"

@@ -1,7 +1,9 @@
 """/health and /metrics come from one table of figures (actors/monitor.c):
 every number /health reports has its Prometheus twin in /metrics, with the
-same value in the same snapshot, and /metrics is valid exposition text.
-The table itself is read from the real binary at /debug/figures.
+same value in the same snapshot, and /metrics is valid exposition text
+(checked line by line here, and read by prometheus_client's parser as a
+scraper would). The table itself is read from the real binary at
+/debug/figures.
 
 Deliberate exceptions (the only /health numbers without a twin of their
 own): ARRAYS below. Strings are not figures (there are none today)."""
@@ -76,6 +78,21 @@ def parse_exposition(text):
     return samples, types
 
 
+def scrape(text, samples, types):
+    """The Prometheus project's own parser (prometheus_client) reads the
+    text as a scraper would, and finds what parse_exposition found."""
+    from prometheus_client.parser import text_string_to_metric_families
+    seen = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            labels = ",".join('%s="%s"' % kv for kv in s.labels.items())
+            seen[(s.name, labels)] = (fam.type, s.value)
+    H.check_eq(set(seen), set(samples), "samples prometheus_client read")
+    for (name, labels), (typ, value) in seen.items():
+        H.check_eq(typ, types[name], "%s type as scraped" % name)
+        H.check_eq(value, samples[(name, labels)], "%s{%s} as scraped" % (name, labels))
+
+
 def health_in_metric_units(path, v):
     """A /health value as /metrics writes it: bools 1/0, milliseconds and
     seconds as seconds."""
@@ -90,7 +107,9 @@ def health_in_metric_units(path, v):
 def fetch_all(srv):
     cat = json.loads(get(srv, "/debug/figures").body)["figures"]
     health = json.loads(get(srv, "/health").body)
-    samples, types = parse_exposition(get(srv, "/metrics").body.decode())
+    text = get(srv, "/metrics").body.decode()
+    samples, types = parse_exposition(text)
+    scrape(text, samples, types)
     return cat, health, samples, types
 
 
