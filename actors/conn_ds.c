@@ -62,7 +62,10 @@
 #define DS_EVENT_TYPE "message"
 #define DS_OFFSET_LEN 33
 
-enum { DS_WRITE = 1, DS_READ, DS_POLL, DS_SSE };
+enum { DS_WRITE = 1, DS_READ, DS_POLL, DS_SSE, DS_FORK };
+/* Marks a binary sub-offset fork's content type (stripped when shown): a
+ * re-create with another sub-offset then differs in attributes (409). */
+#define DS_SUB_PARAM ";ds-fork-sub="
 enum { SUB_NONE = 0, SUB_AWAY, SUB_ACTIVE, SUB_LEAVING };
 
 typedef struct sl_ds_req {
@@ -106,6 +109,12 @@ typedef struct sl_ds_req {
     bool unsub_wanted;
     uint8_t resubs;
     sl_actor_t *sub_actor;
+    /* a binary sub-offset fork: reads its inherited prefix, then creates */
+    sl_session_attrs_t *fork_attrs; /* owned */
+    uint64_t fork_k;
+    bool fork_close;
+    uint32_t fork_id_len;
+    char fork_id[SL_SESSION_ID_MAX + 1];
 } ds_req_t;
 
 static const char ds_cache_public[] = "public, max-age=60, stale-while-revalidate=300";
@@ -411,6 +420,9 @@ static void entry_ctype(const sl_entry_t *e, const char **s, size_t *n)
     if (e->attrs.content_type_len) {
         *s = e->attrs.content_type;
         *n = e->attrs.content_type_len;
+        const char *mark = strstr(e->attrs.content_type, DS_SUB_PARAM);
+        if (mark)
+            *n = (size_t)(mark - e->attrs.content_type);
     } else {
         *s = "application/octet-stream";
         *n = 24;
@@ -493,6 +505,7 @@ static void req_maybe_free(sl_conn_t *c, ds_req_t *r)
     if (r->cu.chunk)
         sl_chunk_release(r->cu.chunk);
     free(r->body);
+    free(r->fork_attrs);
     free(r);
 }
 
@@ -523,82 +536,73 @@ bool sl_conn__ds_path(const sl_conn_t *c, const sl_http_req_t *req)
 
 /* ---- writes ---- */
 
-/* The messages of a body: one for bytes, the flattened elements for JSON.
- * Returns an owned publish (events filled, type DS_EVENT_TYPE), or NULL
- * with *status / *msg set. empty_ok: an empty JSON array is no message
- * (PUT) rather than an error (POST). */
-static sl_pub_t *build_pub(sl_conn_t *c, const sl_http_req_t *req, bool json, bool empty_ok,
-                           int *status, const char **msg)
+/* The messages of a body (n bytes, borrowed): one for bytes, the flattened
+ * elements for JSON, after an optional first message pre (a binary
+ * sub-offset fork's inherited prefix). Returns an owned publish (events
+ * of type DS_EVENT_TYPE), or NULL with *status / *msg set. empty_ok: an
+ * empty JSON array is no message (PUT) rather than an error (POST). */
+static sl_pub_t *build_pub(sl_conn_t *c, const uint8_t *b, size_t n, bool json, bool empty_ok,
+                           const uint8_t *pre, size_t pre_len, int *status, const char **msg)
 {
-    const uint8_t *b = req->body;
-    size_t n = req->body_len;
     const size_t tl = sizeof DS_EVENT_TYPE - 1;
     uint64_t max_ev = c->srv->cfg.max_event_bytes;
+    uint32_t extra = pre_len ? 1 : 0;
+    int count = 0;
+    sl_ds_span_t *spans = NULL, one = {0, (uint32_t)n};
     *status = 400;
-    if (n == 0) {
-        sl_pub_t *p = sl_sessops_pub_alloc(0, 0);
-        if (!p)
-            *status = 503, *msg = "out of memory";
-        return p;
-    }
-    if (!json) {
-        if (n > max_ev) {
-            *status = 413, *msg = "append larger than --max-event-bytes";
+    if (n > 0 && !json) {
+        count = 1;
+        spans = &one;
+    } else if (n > 0) {
+        count = sl_ds_json_split(b, n, NULL, 0);
+        if (count < 0) {
+            *msg = "body is not valid JSON";
             return NULL;
         }
-        sl_pub_t *p = sl_sessops_pub_alloc(1, tl + n);
-        if (!p) {
+        if (count == 0 && !empty_ok) {
+            *msg = "empty JSON array";
+            return NULL;
+        }
+        if (count > SL_BATCH_EVENTS_MAX - 1) {
+            *status = 413, *msg = "too many messages in one append";
+            return NULL;
+        }
+        spans = count ? malloc((size_t)count * sizeof *spans) : NULL;
+        if (count && !spans) {
             *status = 503, *msg = "out of memory";
             return NULL;
         }
-        memcpy(p->buf, DS_EVENT_TYPE, tl);
-        memcpy(p->buf + tl, b, n);
-        p->events[0] = (sl_pub_event_t){0, (uint32_t)tl, (uint32_t)tl, (uint32_t)n, false};
-        return p;
+        sl_ds_json_split(b, n, spans, (uint32_t)count);
     }
-    int count = sl_ds_json_split(b, n, NULL, 0);
-    if (count < 0) {
-        *msg = "body is not valid JSON";
-        return NULL;
-    }
-    if (count == 0 && !empty_ok) {
-        *msg = "empty JSON array";
-        return NULL;
-    }
-    if (count > SL_BATCH_EVENTS_MAX) {
-        *status = 413, *msg = "too many messages in one append";
-        return NULL;
-    }
-    sl_ds_span_t *spans = count ? malloc((size_t)count * sizeof *spans) : NULL;
-    size_t bytes = 0;
-    if (count && !spans) {
-        *status = 503, *msg = "out of memory";
-        return NULL;
-    }
-    sl_ds_json_split(b, n, spans, (uint32_t)count);
+    size_t bytes = extra ? tl + pre_len : 0;
     for (int i = 0; i < count; i++) {
         if (spans[i].len > max_ev) {
-            free(spans);
+            if (spans != &one)
+                free(spans);
             *status = 413, *msg = "message larger than --max-event-bytes";
             return NULL;
         }
         bytes += tl + spans[i].len;
     }
-    sl_pub_t *p = sl_sessops_pub_alloc((uint32_t)count, bytes);
+    sl_pub_t *p = sl_sessops_pub_alloc((uint32_t)count + extra, bytes);
     if (!p) {
-        free(spans);
+        if (spans != &one)
+            free(spans);
         *status = 503, *msg = "out of memory";
         return NULL;
     }
     size_t o = 0;
-    for (int i = 0; i < count; i++) {
+    for (int i = -(int)extra; i < count; i++) {
+        const uint8_t *d = i < 0 ? pre : b + spans[i].off;
+        uint32_t len = i < 0 ? (uint32_t)pre_len : spans[i].len;
         memcpy(p->buf + o, DS_EVENT_TYPE, tl);
-        memcpy(p->buf + o + tl, b + spans[i].off, spans[i].len);
-        p->events[i] = (sl_pub_event_t){(uint32_t)o, (uint32_t)tl, (uint32_t)(o + tl), spans[i].len,
-                                        false};
-        o += tl + spans[i].len;
+        memcpy(p->buf + o + tl, d, len);
+        p->events[i + (int)extra] = (sl_pub_event_t){(uint32_t)o, (uint32_t)tl, (uint32_t)(o + tl),
+                                                     len, false};
+        o += tl + len;
     }
-    free(spans);
+    if (spans != &one)
+        free(spans);
     return p;
 }
 
@@ -686,7 +690,8 @@ static void on_published(sl_conn_t *c, ds_req_t *r, sl_pub_t *p)
             hdr_s(&h, "stream-closed", "true");
         if (r->has_producer) {
             hdr_u64(&h, "producer-epoch", r->producer_epoch);
-            hdr_u64(&h, "producer-seq", r->producer_seq);
+            /* A duplicate answers the highest seq accepted so far. */
+            hdr_u64(&h, "producer-seq", p->duplicate ? p->producer_seq : r->producer_seq);
         }
         if (r->put_status) {
             const char *ct;
@@ -696,7 +701,7 @@ static void on_published(sl_conn_t *c, ds_req_t *r, sl_pub_t *p)
             hdr_expiry(&h, r->e);
             status = r->put_status;
         } else {
-            status = r->has_producer && !p->duplicate ? 200 : 204;
+            status = r->has_producer && !p->duplicate && !r->close_only ? 200 : 204;
         }
         respond(c, r->sid, status, &h, NULL, 0);
         break;
@@ -809,7 +814,8 @@ static void handle_post(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
     entry_ctype(e, &ct, &ctn);
     int status;
     const char *msg = NULL;
-    sl_pub_t *p = build_pub(c, req, ctype_json(ct, ctn), false, &status, &msg);
+    sl_pub_t *p = build_pub(c, req->body, req->body_len, ctype_json(ct, ctn), false, NULL, 0,
+                             &status, &msg);
     if (!p) {
         sl_entry_release(e);
         return fail(c, sid, status, status == 400 ? "bad_request" : "too_large", msg);
@@ -847,7 +853,7 @@ static sl_entry_t *parent_of(sl_conn_t *c, const sl_entry_t *e)
 /* Fork headers of a PUT into a (the parent must exist, not soft-deleted).
  * Returns 0, or an HTTP status with *msg. */
 static int fork_attrs(sl_conn_t *c, const sl_http_req_t *req, const sl_http_header_t *from,
-                      sl_session_attrs_t *a, bool ctype_given, const char **msg)
+                      sl_session_attrs_t *a, bool ctype_given, uint64_t *bin_k, const char **msg)
 {
     char pid[SL_SESSION_ID_MAX * 3 + 1];
     size_t pn = stream_name(c, from->value, from->value_len, pid, sizeof pid);
@@ -858,10 +864,11 @@ static int fork_attrs(sl_conn_t *c, const sl_http_req_t *req, const sl_http_head
     if (!pn)
         return *msg = "no such source stream", 404;
     sl_entry_t *p = sl_sessops_lookup(c->srv, pid, pn);
-    if (!p || soft_deleted(p)) {
-        if (p)
-            sl_entry_release(p);
+    if (!p)
         return *msg = "no such source stream", 404;
+    if (soft_deleted(p)) {
+        sl_entry_release(p);
+        return *msg = "the source stream was deleted", 409;
     }
     uint64_t tail = tail_seq(p), fork_seq = tail;
     int status = 0;
@@ -880,10 +887,12 @@ static int fork_attrs(sl_conn_t *c, const sl_http_req_t *req, const sl_http_head
     if (!status && k) {
         /* JSON: k more messages (each is one event). Bytes: only whole
          * appends can be inherited. */
-        if (!ctype_json(pct, pctn) || fork_seq + k > tail)
+        if (fork_seq + (ctype_json(pct, pctn) ? k : 1) > tail)
             status = 400, *msg = "Stream-Fork-Sub-Offset beyond the next message boundary";
-        else
+        else if (ctype_json(pct, pctn))
             fork_seq += k;
+        else
+            *bin_k = k; /* part of the next append: copied into the fork */
     }
     if (!status && ctype_given &&
         (media_len(a->content_type, a->content_type_len) != media_len(pct, pctn) ||
@@ -922,6 +931,82 @@ static int fork_attrs(sl_conn_t *c, const sl_http_req_t *req, const sl_http_head
     return status;
 }
 
+static void read_step(sl_conn_t *c, ds_req_t *r);
+
+/* A binary sub-offset fork: the first k bytes of the source's append after
+ * the fork offset become the fork's own first message, so the prefix is
+ * read before the fork is made (a copy of at most one append). */
+static void start_fork_prefix(sl_conn_t *c, const sl_http_req_t *req, const char *id,
+                              size_t id_len, const sl_session_attrs_t *a, uint64_t k, bool close)
+{
+    uint32_t sid = req->stream_id;
+    sl_entry_t *p = sl_sessops_lookup(c->srv, a->parent, a->parent_len);
+    if (!p)
+        return fail(c, sid, 404, "not_found", "no such source stream");
+    ds_req_t *r = req_new(c, sid, DS_FORK, p);
+    if (!r || !(r->fork_attrs = malloc(sizeof *a)) ||
+        (req->body_len && !(r->body = malloc(req->body_len)))) {
+        if (r) {
+            r->finished = true;
+            req_maybe_free(c, r);
+        } else {
+            sl_entry_release(p);
+        }
+        return fail(c, sid, 503, "overloaded", "out of memory");
+    }
+    *r->fork_attrs = *a;
+    r->fork_k = k;
+    r->fork_close = close;
+    memcpy(r->fork_id, id, id_len);
+    r->fork_id_len = (uint32_t)id_len;
+    if (req->body_len)
+        memcpy(r->body, req->body, req->body_len);
+    r->body_len = req->body_len;
+    r->next_seq = r->start_seq = a->fork_seq + 1;
+    read_step(c, r);
+}
+
+static void start_write(sl_conn_t *c, uint32_t sid, sl_entry_t *e, sl_pub_t *p, int put_status);
+
+/* The prefix arrived (chunk: the raw records from fork_seq + 1). */
+static void fork_prefix_done(sl_conn_t *c, ds_req_t *r, const sl_chunk_t *chunk)
+{
+    sl_raw_event_t h = {0};
+    const uint8_t *data = NULL;
+    r->finished = true;
+    if (chunk && chunk->len >= SL_RAW_EVENT_BYTES) {
+        memcpy(&h, chunk->data, SL_RAW_EVENT_BYTES);
+        data = chunk->data + SL_RAW_EVENT_BYTES + h.type_len;
+    }
+    if (!data || h.seq != r->fork_attrs->fork_seq + 1 || r->fork_k > h.data_len)
+        return fail(c, r->sid, 400, "bad_request",
+                    "Stream-Fork-Sub-Offset beyond the next message boundary");
+    const char *ct;
+    size_t ctn;
+    entry_ctype(r->e, &ct, &ctn);
+    int status;
+    const char *msg = NULL;
+    sl_pub_t *p = build_pub(c, r->body, r->body_len, ctype_json(ct, ctn), true, data, r->fork_k,
+                            &status, &msg);
+    if (!p)
+        return fail(c, r->sid, status, status == 400 ? "bad_request" : "too_large", msg);
+    sl_entry_t *e;
+    bool created;
+    int rc = sl_sessops_create(c->srv, r->fork_id, r->fork_id_len, r->fork_attrs, &e, &created);
+    if (rc != 0 || !created) {
+        free(p);
+        if (rc == 0)
+            sl_entry_release(e);
+        if (rc == SL_ENOTFOUND)
+            return fail(c, r->sid, 404, "not_found", "no such source stream");
+        if (rc == 0 || rc == SL_ECONFLICT) /* made meanwhile: let the client ask again */
+            return fail(c, r->sid, 409, "conflict", "stream exists with another configuration");
+        return fail(c, r->sid, 503, "overloaded", "too many streams");
+    }
+    p->close = r->fork_close;
+    start_write(c, r->sid, e, p, 201);
+}
+
 static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
 {
     uint32_t sid = req->stream_id;
@@ -953,12 +1038,22 @@ static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
         a.expires_at_ns = v ? v : 1;
     }
     const sl_http_header_t *from = req_hdr(req, "stream-forked-from");
+    uint64_t bin_k = 0;
+    if (!from && (req_hdr(req, "stream-fork-offset") || req_hdr(req, "stream-fork-sub-offset")))
+        return fail(c, sid, 400, "bad_request", "fork headers without Stream-Forked-From");
     if (from) {
         const char *msg = "";
-        int st = fork_attrs(c, req, from, &a, ctype_given, &msg);
+        int st = fork_attrs(c, req, from, &a, ctype_given, &bin_k, &msg);
         if (st)
             return fail(c, sid, st, st == 404 ? "not_found" : st == 409 ? "conflict" : "bad_request",
                         msg);
+    }
+    if (bin_k) {
+        int n = snprintf(a.content_type + a.content_type_len,
+                         sizeof a.content_type - a.content_type_len, DS_SUB_PARAM "%" PRIu64, bin_k);
+        if (n <= 0 || (size_t)n >= sizeof a.content_type - a.content_type_len)
+            return fail(c, sid, 400, "bad_request", "Content-Type too long");
+        a.content_type_len = (uint8_t)(a.content_type_len + n);
     }
     bool close = closed_header(req);
     sl_entry_t *old = sl_registry_get(c->srv->registry, id, id_len);
@@ -968,9 +1063,17 @@ static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
         if (soft)
             return fail(c, sid, 409, "conflict", "stream was deleted while forks read it");
     }
-    sl_entry_t *e;
-    bool created;
-    int rc = sl_sessops_create(c->srv, id, id_len, &a, &e, &created);
+    sl_entry_t *e = NULL;
+    bool created = false;
+    int rc = 0;
+    if (bin_k && !(e = sl_sessops_lookup(c->srv, id, id_len)))
+        return start_fork_prefix(c, req, id, id_len, &a, bin_k, close);
+    if (e && !sl_sessops_attrs_match(e, &a)) {
+        sl_entry_release(e);
+        rc = SL_ECONFLICT;
+    } else if (!e) {
+        rc = sl_sessops_create(c->srv, id, id_len, &a, &e, &created);
+    }
     if (rc == SL_ECONFLICT)
         return fail(c, sid, 409, "conflict", "stream exists with another configuration");
     if (rc == SL_ENOTFOUND)
@@ -984,7 +1087,8 @@ static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
         int status;
         const char *msg = NULL;
         if (req->body_len > 0 || close) {
-            sl_pub_t *p = build_pub(c, req, ctype_json(ct, ctn), true, &status, &msg);
+            sl_pub_t *p = build_pub(c, req->body, req->body_len, ctype_json(ct, ctn), true, NULL,
+                                     0, &status, &msg);
             if (!p) {
                 sl_sessops_delete(c->srv, id, id_len);
                 sl_entry_release(e);
@@ -1010,8 +1114,13 @@ static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
     if (closed)
         hdr_s(&h, "stream-closed", "true");
     hdr_expiry(&h, e);
-    if (created)
-        hdr(&h, "location", req->path.ptr, req->path.len);
+    char loc[SL_SESSION_ID_MAX * 3 + 320];
+    if (created && req->host.ptr) {
+        int n = snprintf(loc, sizeof loc, "%.*s://%.*s%.*s", (int)req->scheme.len, req->scheme.ptr,
+                         (int)req->host.len, req->host.ptr, (int)req->path.len, req->path.ptr);
+        if (n > 0 && (size_t)n < sizeof loc)
+            hdr(&h, "location", loc, (size_t)n);
+    }
     sl_entry_release(e);
     respond(c, sid, created ? 201 : 200, &h, NULL, 0);
 }
@@ -1220,7 +1329,7 @@ static bool sse_event(sl_conn_t *c, ds_req_t *r, const char *name, const char *t
     size_t lines = 1;
     for (size_t i = 0; i < n; i++)
         lines += text[i] == '\n' || text[i] == '\r';
-    size_t cap = strlen(name) + 16 + n + lines * 7 + (id ? strlen(id) + 6 : 0);
+    size_t cap = strlen(name) + 16 + n + lines * 8 + (id ? strlen(id) + 6 : 0);
     char *out = malloc(cap);
     if (!out)
         return false;
@@ -1229,8 +1338,12 @@ static bool sse_event(sl_conn_t *c, ds_req_t *r, const char *name, const char *t
     for (size_t i = 0; i <= n; i++) {
         if (i < n && text[i] != '\n' && text[i] != '\r')
             continue;
-        memcpy(out + o, "data: ", 6);
-        o += 6;
+        /* "data:" then the line; a line that starts with a space gets one
+         * more (a reader strips exactly one after the colon). */
+        memcpy(out + o, "data:", 5);
+        o += 5;
+        if (i > start && text[start] == ' ')
+            out[o++] = ' ';
         memcpy(out + o, text + start, i - start);
         o += i - start;
         out[o++] = '\n';
@@ -1373,14 +1486,15 @@ static void live_check(sl_conn_t *c, ds_req_t *r)
 {
     if (!r->waiting || r->finished || r->dead || r->cu_out)
         return;
-    if (r->sub_state == SUB_ACTIVE && atomic_load_explicit(&r->sub.ended, memory_order_acquire)) {
+    uint64_t last;
+    if (r->sub_state == SUB_ACTIVE && atomic_load_explicit(&r->sub.ended, memory_order_acquire) &&
+        !entry_closed(r->e, &last)) {
         r->waiting = false;
         live_gone(c, r);
         sub_leave(r);
         return;
     }
     bool fresh = r->sub_state == SUB_ACTIVE && sl_ring_visible_seq(r->sub.ring) >= r->next_seq;
-    uint64_t last;
     if (!fresh && !closed_at(r, &last))
         return;
     r->waiting = false;
@@ -1555,6 +1669,12 @@ static void on_caught_up(sl_conn_t *c, ds_req_t *r)
         return;
     }
     r->cu_retries = 0;
+    if (r->kind == DS_FORK) {
+        fork_prefix_done(c, r, chunk);
+        if (chunk)
+            sl_chunk_release(chunk);
+        return;
+    }
     bool ok = r->kind == DS_SSE ? sse_data(c, r, chunk) : absorb_body(r, chunk);
     if (chunk)
         sl_chunk_release(chunk);

@@ -104,6 +104,7 @@ int sl_lifecycle_check(sl_lifecycle_t *l, sl_pub_t *p)
                     return SL_EINVAL;
             } else if (p->producer_seq <= pr->seq) {
                 p->duplicate = true;
+                p->producer_seq = pr->seq; /* the highest accepted (Durable Streams answers it) */
                 if (p->producer_seq == pr->seq && pr->last) {
                     p->dup_known = true;
                     p->first_seq = pr->first;

@@ -1283,7 +1283,8 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
             return;
         }
         if (record_is_marker(&rec)) { /* the close marker is not an event */
-            cu->next_seq = rec.seq + 1;
+            if (!cu->raw) /* raw readers stay at the last event's offset */
+                cu->next_seq = rec.seq + 1;
             continue;
         }
         if (!put_record(s, cu, &rec)) {

@@ -41,7 +41,11 @@ def require_node():
 
 def main():
     require_node()
-    with H.Server(args=["--long-poll-timeout", "1"]) as srv:
+    # --cors-origin: the suite checks CORS preflights (a DS server serves
+    # browsers); --max-body-bytes: its 10 MiB append must be read whole to
+    # be answered 413 (a connection closed mid-upload fails fetch()).
+    with H.Server(args=["--long-poll-timeout", "1", "--cors-origin", "*",
+                        "--max-body-bytes", "16m"]) as srv:
         env = dict(os.environ, DS_BASE_URL=srv.url("/").rstrip("/"), DS_LONG_POLL_MS="2000",
                    NO_COLOR="1", FORCE_COLOR="0")
         p = H.run([os.path.join(DS_DIR, "node_modules", ".bin", "vitest"), "run",
