@@ -140,9 +140,14 @@ static void recover_lifecycle(sl_server_t *srv, sl_entry_t *e, const sl_manifest
         uint64_t epoch;
         const uint8_t *pl;
         size_t pl_len;
+        /* The file belongs to this incarnation; a folder with no segment
+         * (created, never published) takes the file's incarnation. */
         if (n > 0 && sl_attrs_decode(buf, (size_t)n, &epoch, &pl, &pl_len) == 0 &&
-            epoch == e->epoch && sl_lifecycle_attrs_decode(pl, pl_len, &x.attrs) == 0)
+            (epoch == e->epoch || rs->epoch == 0) &&
+            sl_lifecycle_attrs_decode(pl, pl_len, &x.attrs) == 0) {
             x.has_attrs = true;
+            e->epoch = epoch;
+        }
         else if (n > 0 || (n < 0 && n != -ENOENT))
             sl_error("session attributes unreadable", "session=%s", e->id);
     }
