@@ -912,18 +912,16 @@ static int fork_attrs(sl_conn_t *c, const sl_http_req_t *req, const sl_http_head
         a->fork_seq = fork_seq;
         /* Fork chains are walked by reads: bounded depth. */
         int depth = 0;
-        for (const sl_entry_t *q = p; q->attrs.parent_len && depth < DS_FORK_DEPTH_MAX; depth++) {
+        sl_entry_t *q = p;
+        sl_entry_retain(q);
+        while (q && q->attrs.parent_len && depth < DS_FORK_DEPTH_MAX) {
             sl_entry_t *up = parent_of(c, q);
-            if (q != p)
-                sl_entry_release((sl_entry_t *)q);
-            if (!up)
-                break;
+            sl_entry_release(q);
             q = up;
-            if (!q->attrs.parent_len) {
-                sl_entry_release((sl_entry_t *)q);
-                break;
-            }
+            depth++;
         }
+        if (q)
+            sl_entry_release(q);
         if (depth >= DS_FORK_DEPTH_MAX)
             status = 400, *msg = "fork chain too deep";
     }
@@ -1144,24 +1142,22 @@ static void handle_head(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
     respond(c, req->stream_id, 200, &h, NULL, 0);
 }
 
-/* A fork is gone: its parent loses a reader; a soft-deleted parent with
- * no reader left goes for good, and so on up the chain. Takes parent. */
-static void fork_gone(sl_conn_t *c, sl_entry_t *parent)
+void sl_ds_session_removed(sl_server_t *srv, sl_entry_t *e)
 {
-    for (int depth = 0; parent && depth < DS_FORK_DEPTH_MAX; depth++) {
-        uint32_t left = atomic_fetch_sub(&parent->forks, 1) - 1;
-        if (left > 0 || !soft_take(parent)) {
-            sl_entry_release(parent);
-            return;
+    if (!e->attrs.parent_len)
+        return;
+    sl_entry_t *p = sl_registry_get(srv->registry, e->attrs.parent, e->attrs.parent_len);
+    if (p && p->epoch == e->attrs.parent_epoch) {
+        uint32_t left = atomic_fetch_sub(&p->forks, 1) - 1;
+        if (left == 0 && soft_take(p)) {
+            /* The last reader of a soft-deleted stream: it goes for good
+             * (which repeats this for its own parent, up the chain). */
+            sl_entry_release(p); /* the table's reference */
+            sl_sessops_delete(srv, p->id, p->id_len);
         }
-        sl_entry_release(parent); /* the table's reference */
-        sl_entry_t *up = parent_of(c, parent);
-        sl_sessops_delete(c->srv, parent->id, parent->id_len);
-        sl_entry_release(parent);
-        parent = up;
     }
-    if (parent)
-        sl_entry_release(parent);
+    if (p)
+        sl_entry_release(p);
 }
 
 static void handle_delete(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
@@ -1177,10 +1173,8 @@ static void handle_delete(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
             return fail(c, sid, 503, "overloaded", "too many soft-deleted streams");
         return respond(c, sid, 204, &h, NULL, 0);
     }
-    sl_entry_t *parent = parent_of(c, e);
-    sl_sessops_delete(c->srv, e->id, e->id_len);
+    sl_sessops_delete(c->srv, e->id, e->id_len); /* its parent: sl_ds_session_removed */
     sl_entry_release(e);
-    fork_gone(c, parent);
     respond(c, sid, 204, &h, NULL, 0);
 }
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "actors/registry.h"
 #include "actors/server.h"
 #include "runtime/actor.h"
 
@@ -32,5 +33,10 @@ void sl_conn__ds_stream_closed(sl_conn_t *c, uint32_t stream_id);
 void sl_conn__ds_close_all(sl_conn_t *c);
 /* Frees what is left (destroy; every reply has arrived). */
 void sl_conn__ds_free(sl_conn_t *c);
+
+/* The session layer removed e from the registry (deleted or expired):
+ * a fork's parent loses a reader, and a soft-deleted parent left with
+ * none goes for good (up the chain). Any worker. */
+void sl_ds_session_removed(sl_server_t *srv, sl_entry_t *e);
 
 #endif
