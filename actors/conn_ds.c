@@ -97,6 +97,9 @@ typedef struct sl_ds_req {
     size_t body_len, body_cap;
     uint64_t body_events;
     bool sse_begun;
+    bool end_pending;      /* end the SSE stream once pend is out */
+    char *pend;            /* SSE bytes waiting for room (nothing is dropped) */
+    size_t pend_len;
     /* the catch-up record (one outstanding) */
     sl_catchup_t cu;
     bool cu_out;
@@ -489,7 +492,8 @@ static ds_req_t *req_new(sl_conn_t *c, uint32_t sid, uint8_t kind, sl_entry_t *e
  * and its response is over. */
 static void req_maybe_free(sl_conn_t *c, ds_req_t *r)
 {
-    if (!(r->finished || r->dead) || r->pub || r->cu_out || r->sub_state != SUB_NONE)
+    if (!(r->finished || r->dead) || r->pub || r->cu_out || r->sub_state != SUB_NONE ||
+        (r->pend && !r->dead))
         return;
     if (r->prev)
         r->prev->next = r->next;
@@ -505,6 +509,7 @@ static void req_maybe_free(sl_conn_t *c, ds_req_t *r)
     if (r->cu.chunk)
         sl_chunk_release(r->cu.chunk);
     free(r->body);
+    free(r->pend);
     free(r->fork_attrs);
     free(r);
 }
@@ -1315,6 +1320,50 @@ static void respond_read(sl_conn_t *c, ds_req_t *r, int status)
 
 /* ---- SSE framing ---- */
 
+/* Writes what waits for room; true when nothing waits any more (then a
+ * pending end is done too). */
+static bool sse_flush(sl_conn_t *c, ds_req_t *r)
+{
+    if (r->pend) {
+        if (sl_http_stream_write_copy(c->http, r->sid, r->pend, r->pend_len) == SL_EFULL)
+            return false;
+        free(r->pend);
+        r->pend = NULL;
+        r->pend_len = 0;
+    }
+    if (r->end_pending) {
+        r->end_pending = false;
+        sl_http_stream_end(c->http, r->sid);
+    }
+    return true;
+}
+
+/* Queues out (owned, n bytes) on the SSE stream, or keeps it until the
+ * stream has room: a slow reader is slowed, never skipped. Returns false
+ * out of memory. */
+static bool sse_write(sl_conn_t *c, ds_req_t *r, char *out, size_t n)
+{
+    if (!r->pend && sl_http_stream_write_copy(c->http, r->sid, out, n) != SL_EFULL) {
+        free(out);
+        return true;
+    }
+    if (!r->pend) {
+        r->pend = out;
+        r->pend_len = n;
+        return true;
+    }
+    char *m = realloc(r->pend, r->pend_len + n);
+    if (!m) {
+        free(out);
+        return false;
+    }
+    memcpy(m + r->pend_len, out, n);
+    r->pend = m;
+    r->pend_len += n;
+    free(out);
+    return true;
+}
+
 /* Queues text as one SSE event of the given name, one data: line per
  * line of text. Returns false out of memory. */
 static bool sse_event(sl_conn_t *c, ds_req_t *r, const char *name, const char *text, size_t n,
@@ -1348,9 +1397,7 @@ static bool sse_event(sl_conn_t *c, ds_req_t *r, const char *name, const char *t
     if (id)
         o += (size_t)snprintf(out + o, cap - o, "id: %s\n", id);
     out[o++] = '\n';
-    int rc = sl_http_stream_write_copy(c->http, r->sid, out, o);
-    free(out);
-    return rc == 0 || rc == SL_EFULL;
+    return sse_write(c, r, out, o);
 }
 
 /* The data event of a chunk (none when it holds no data record). */
@@ -1404,7 +1451,8 @@ static bool sse_control(sl_conn_t *c, ds_req_t *r)
                      off, cursor_next(r), r->up_to_date ? ",\"upToDate\":true" : "");
     sse_event(c, r, "control", js, (size_t)n, off);
     if (closed) {
-        sl_http_stream_end(c->http, r->sid);
+        r->end_pending = true; /* after what still waits for room */
+        sse_flush(c, r);
         r->finished = true;
     }
     return closed;
@@ -1630,7 +1678,7 @@ static void after_read(sl_conn_t *c, ds_req_t *r, bool more)
             return;
         }
         if (more) {
-            if (sl_http_stream_room(c->http, r->sid) >= DS_SSE_ROOM_MIN)
+            if (!r->pend && sl_http_stream_room(c->http, r->sid) >= DS_SSE_ROOM_MIN)
                 read_step(c, r); /* else the pump goes on once room is back */
         } else {
             r->waiting = true;
@@ -1874,8 +1922,14 @@ void sl_conn__ds_pump(sl_conn_t *c)
         return;
     for (ds_req_t *r = c->ds_reqs, *next; r; r = next) {
         next = r->next;
-        if (r->finished || r->dead)
+        if (r->dead)
             continue;
+        if ((r->pend || r->end_pending) && !sse_flush(c, r))
+            continue; /* still no room */
+        if (r->finished) {
+            req_maybe_free(c, r);
+            continue;
+        }
         if (r->waiting) {
             live_check(c, r);
         } else if (r->kind == DS_SSE && !r->cu_out && r->sse_begun && r->sub_state != SUB_NONE &&
@@ -1901,7 +1955,7 @@ void sl_conn__ds_tick(sl_conn_t *c, uint64_t now_ns)
             sub_leave(r);
         } else {
             live_check(c, r);
-            if (r->kind == DS_SSE && r->waiting && !r->finished &&
+            if (r->kind == DS_SSE && r->waiting && !r->finished && !r->pend &&
                 now_ns - r->close_check_ns >= c->srv->cfg.sse_keepalive_ns) {
                 r->close_check_ns = now_ns;
                 sl_http_stream_write_copy(c->http, r->sid, ": keepalive\n\n", 13);
