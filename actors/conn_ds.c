@@ -1147,14 +1147,45 @@ static void handle_head(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
     respond(c, req->stream_id, 200, &h, NULL, 0);
 }
 
+void sl_ds_recount_forks(sl_server_t *srv)
+{
+    sl_entry_t *page[128];
+    char after[SL_SESSION_ID_MAX + 1];
+    size_t after_len = 0;
+    bool more = true;
+    while (more) {
+        uint32_t got = sl_registry_list(srv->registry, after_len ? after : NULL, after_len,
+                                        SL_ARRAY_LEN(page), page, &more);
+        for (uint32_t i = 0; i < got; i++) {
+            sl_entry_t *e = page[i];
+            sl_entry_t *p = e->attrs.parent_len
+                                ? sl_registry_get(srv->registry, e->attrs.parent, e->attrs.parent_len)
+                                : NULL;
+            if (p && p->epoch == e->attrs.parent_epoch)
+                atomic_fetch_add(&p->forks, 1);
+            if (p)
+                sl_entry_release(p);
+            if (i + 1 == got) {
+                memcpy(after, e->id, e->id_len);
+                after_len = e->id_len;
+            }
+            sl_entry_release(e);
+        }
+        if (got == 0)
+            break;
+    }
+}
+
 void sl_ds_session_removed(sl_server_t *srv, sl_entry_t *e)
 {
     if (!e->attrs.parent_len)
         return;
     sl_entry_t *p = sl_registry_get(srv->registry, e->attrs.parent, e->attrs.parent_len);
     if (p && p->epoch == e->attrs.parent_epoch) {
-        uint32_t left = atomic_fetch_sub(&p->forks, 1) - 1;
-        if (left == 0 && soft_take(p)) {
+        uint32_t n = atomic_load(&p->forks);
+        while (n > 0 && !atomic_compare_exchange_weak(&p->forks, &n, n - 1)) {
+        }
+        if (n <= 1 && soft_take(p)) {
             /* The last reader of a soft-deleted stream: it goes for good
              * (which repeats this for its own parent, up the chain). */
             sl_entry_release(p); /* the table's reference */

@@ -38,5 +38,8 @@ void sl_conn__ds_free(sl_conn_t *c);
  * a fork's parent loses a reader, and a soft-deleted parent left with
  * none goes for good (up the chain). Any worker. */
 void sl_ds_session_removed(sl_server_t *srv, sl_entry_t *e);
+/* Startup, after recovery: counts every fork in its parent's e->forks (the
+ * counters are not kept across a restart). Main thread, before serving. */
+void sl_ds_recount_forks(sl_server_t *srv);
 
 #endif

@@ -10,6 +10,9 @@
 - A slow SSE reader (a socket that is not read for a while, with a small
   receive buffer) is not disconnected: once it reads again it gets every
   byte, in order.
+- Forks across a restart: a fork still reads its parent's part after the
+  server restarts, and deleting the parent then is a soft delete (410)
+  that leaves the fork readable.
 """
 
 import base64
@@ -137,7 +140,47 @@ def slow_reader(srv):
     srv.assert_healthy("after the slow reader")
 
 
+def fork_restart():
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="sluice-ds-fork-")
+    data_dir = os.path.join(tmp, "data")
+
+    def start():
+        srv = H.Server(bare=True)
+        srv.args = ["--listen", "127.0.0.1:0", "--data-dir", data_dir, "--ready-file", srv.ready_file]
+        return srv  # started by the with statement
+    try:
+        with start() as srv:
+            host, port = srv.host, srv.port
+            H.check_eq(H.http1_request(host, port, "PUT", "/v1/stream/src", [("Content-Type", "text/plain")],
+                                       b"ab").status, 201, "source")
+            H.check_eq(H.http1_request(host, port, "POST", "/v1/stream/src", [("Content-Type", "text/plain")],
+                                       b"cd").status, 204, "source append")
+            H.check_eq(H.http1_request(host, port, "PUT", "/v1/stream/fork",
+                                       [("Stream-Forked-From", "/v1/stream/src"),
+                                        ("Stream-Fork-Offset", "0000000000000000_0000000000000001")]).status,
+                       201, "fork at the first append")
+            H.check_eq(H.http1_request(host, port, "POST", "/v1/stream/fork", [("Content-Type", "text/plain")],
+                                       b"XY").status, 204, "fork append")
+        with start() as srv:
+            host, port = srv.host, srv.port
+            r = H.http1_request(host, port, "GET", "/v1/stream/fork?offset=-1")
+            H.check_eq((r.status, r.body), (200, b"abXY"), "fork read after a restart")
+            H.check_eq(H.http1_request(host, port, "DELETE", "/v1/stream/src").status, 204, "delete source")
+            H.check_eq(H.http1_request(host, port, "GET", "/v1/stream/src?offset=-1").status, 410,
+                       "a source forks read is soft-deleted")
+            r = H.http1_request(host, port, "GET", "/v1/stream/fork?offset=-1")
+            H.check_eq((r.status, r.body), (200, b"abXY"), "fork read after its source's delete")
+            H.check_eq(H.http1_request(host, port, "DELETE", "/v1/stream/fork").status, 204, "delete fork")
+            H.check_eq(H.http1_request(host, port, "GET", "/v1/stream/src?offset=-1").status, 404,
+                       "the source goes with its last fork")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
+    fork_restart()
     with H.Server() as srv:
         two_faces(srv)
         http2(srv)
