@@ -1010,54 +1010,95 @@ static void fork_prefix_done(sl_conn_t *c, ds_req_t *r, const sl_chunk_t *chunk)
     start_write(c, r->sid, e, p, 201);
 }
 
-static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
+/* The create-time attributes a PUT asks for (content type, TTL or expiry,
+ * fork); *bin_k > 0 for a binary sub-offset fork. Returns 0, or an HTTP
+ * status with *msg. */
+static int put_attrs(sl_conn_t *c, const sl_http_req_t *req, sl_session_attrs_t *a,
+                     uint64_t *bin_k, const char **msg)
 {
-    uint32_t sid = req->stream_id;
-    sl_session_attrs_t a;
-    memset(&a, 0, sizeof a);
+    memset(a, 0, sizeof *a);
     bool ctype_given = req->content_type.ptr && req->content_type.len > 0;
     if (ctype_given) {
         if (req->content_type.len > SL_CONTENT_TYPE_MAX)
-            return fail(c, sid, 400, "bad_request", "Content-Type too long");
-        a.content_type_len = (uint8_t)norm_ctype(req->content_type.ptr, req->content_type.len,
-                                                 a.content_type, sizeof a.content_type);
+            return *msg = "Content-Type too long", 400;
+        a->content_type_len = (uint8_t)norm_ctype(req->content_type.ptr, req->content_type.len,
+                                                  a->content_type, sizeof a->content_type);
     } else {
-        memcpy(a.content_type, "application/octet-stream", 24);
-        a.content_type_len = 24;
+        memcpy(a->content_type, "application/octet-stream", 24);
+        a->content_type_len = 24;
     }
     const sl_http_header_t *ttl = req_hdr(req, "stream-ttl");
     const sl_http_header_t *exp = req_hdr(req, "stream-expires-at");
     uint64_t v;
     if (ttl && exp)
-        return fail(c, sid, 400, "bad_request", "Stream-TTL and Stream-Expires-At together");
+        return *msg = "Stream-TTL and Stream-Expires-At together", 400;
     if (ttl) {
         if (!parse_dec(ttl->value, ttl->value_len, UINT64_MAX / SL_NS_PER_S, &v) || v == 0)
-            return fail(c, sid, 400, "bad_request", "malformed Stream-TTL");
-        a.ttl_ns = v * SL_NS_PER_S;
+            return *msg = "malformed Stream-TTL", 400;
+        a->ttl_ns = v * SL_NS_PER_S;
     }
     if (exp) {
         if (!parse_rfc3339(exp->value, exp->value_len, &v))
-            return fail(c, sid, 400, "bad_request", "malformed Stream-Expires-At");
-        a.expires_at_ns = v ? v : 1;
+            return *msg = "malformed Stream-Expires-At", 400;
+        a->expires_at_ns = v ? v : 1;
     }
     const sl_http_header_t *from = req_hdr(req, "stream-forked-from");
-    uint64_t bin_k = 0;
+    *bin_k = 0;
     if (!from && (req_hdr(req, "stream-fork-offset") || req_hdr(req, "stream-fork-sub-offset")))
-        return fail(c, sid, 400, "bad_request", "fork headers without Stream-Forked-From");
+        return *msg = "fork headers without Stream-Forked-From", 400;
     if (from) {
-        const char *msg = "";
-        int st = fork_attrs(c, req, from, &a, ctype_given, &bin_k, &msg);
+        int st = fork_attrs(c, req, from, a, ctype_given, bin_k, msg);
         if (st)
-            return fail(c, sid, st, st == 404 ? "not_found" : st == 409 ? "conflict" : "bad_request",
-                        msg);
+            return st;
     }
-    if (bin_k) {
-        int n = snprintf(a.content_type + a.content_type_len,
-                         sizeof a.content_type - a.content_type_len, DS_SUB_PARAM "%" PRIu64, bin_k);
-        if (n <= 0 || (size_t)n >= sizeof a.content_type - a.content_type_len)
-            return fail(c, sid, 400, "bad_request", "Content-Type too long");
-        a.content_type_len = (uint8_t)(a.content_type_len + n);
+    if (*bin_k) {
+        size_t room = sizeof a->content_type - a->content_type_len;
+        int n = snprintf(a->content_type + a->content_type_len, room, DS_SUB_PARAM "%" PRIu64,
+                         *bin_k);
+        if (n <= 0 || (size_t)n >= room)
+            return *msg = "Content-Type too long", 400;
+        a->content_type_len = (uint8_t)(a->content_type_len + n);
     }
+    return 0;
+}
+
+/* 201 / 200 for a create that appends nothing: the stream's headers
+ * (and Location when created). Takes e. */
+static void respond_stream(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e, bool created)
+{
+    hdrs_t h;
+    hdr_common(&h);
+    const char *ct;
+    size_t ctn;
+    entry_ctype(e, &ct, &ctn);
+    hdr(&h, "content-type", ct, ctn);
+    uint64_t last = tail_seq(e);
+    bool closed = entry_closed(e, &last);
+    hdr_offset(&h, "stream-next-offset", closed ? last : tail_seq(e));
+    if (closed)
+        hdr_s(&h, "stream-closed", "true");
+    hdr_expiry(&h, e);
+    char loc[SL_SESSION_ID_MAX * 3 + 320];
+    if (created && req->host.ptr) {
+        int n = snprintf(loc, sizeof loc, "%.*s://%.*s%.*s", (int)req->scheme.len, req->scheme.ptr,
+                         (int)req->host.len, req->host.ptr, (int)req->path.len, req->path.ptr);
+        if (n > 0 && (size_t)n < sizeof loc)
+            hdr(&h, "location", loc, (size_t)n);
+    }
+    sl_entry_release(e);
+    respond(c, req->stream_id, created ? 201 : 200, &h, NULL, 0);
+}
+
+static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
+{
+    uint32_t sid = req->stream_id;
+    sl_session_attrs_t a;
+    uint64_t bin_k;
+    const char *msg = "";
+    int st = put_attrs(c, req, &a, &bin_k, &msg);
+    if (st)
+        return fail(c, sid, st, st == 404 ? "not_found" : st == 409 ? "conflict" : "bad_request",
+                    msg);
     bool close = closed_header(req);
     sl_entry_t *old = sl_registry_get(c->srv->registry, id, id_len);
     if (old) {
@@ -1083,49 +1124,25 @@ static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
         return fail(c, sid, 404, "not_found", "no such source stream");
     if (rc != 0)
         return fail(c, sid, 503, "overloaded", "too many streams");
-    if (created) {
+    if (created && (req->body_len > 0 || close)) {
         const char *ct;
         size_t ctn;
         entry_ctype(e, &ct, &ctn);
-        int status;
-        const char *msg = NULL;
-        if (req->body_len > 0 || close) {
-            sl_pub_t *p = build_pub(c, req->body, req->body_len, ctype_json(ct, ctn), true, NULL,
-                                     0, &status, &msg);
-            if (!p) {
-                sl_sessops_delete(c->srv, id, id_len);
-                sl_entry_release(e);
-                return fail(c, sid, status, status == 400 ? "bad_request" : "too_large", msg);
-            }
-            p->close = close;
-            start_write(c, sid, e, p, 201);
-            return;
+        sl_pub_t *p = build_pub(c, req->body, req->body_len, ctype_json(ct, ctn), true, NULL, 0,
+                                &st, &msg);
+        if (!p) {
+            sl_sessops_delete(c->srv, id, id_len);
+            sl_entry_release(e);
+            return fail(c, sid, st, st == 400 ? "bad_request" : "too_large", msg);
         }
-    } else if (entry_closed(e, NULL) != close) {
+        p->close = close;
+        return start_write(c, sid, e, p, 201);
+    }
+    if (!created && entry_closed(e, NULL) != close) {
         sl_entry_release(e);
         return fail(c, sid, 409, "conflict", "stream exists with another closed state");
     }
-    hdrs_t h;
-    hdr_common(&h);
-    const char *ct;
-    size_t ctn;
-    entry_ctype(e, &ct, &ctn);
-    hdr(&h, "content-type", ct, ctn);
-    uint64_t last = tail_seq(e);
-    bool closed = entry_closed(e, &last);
-    hdr_offset(&h, "stream-next-offset", closed ? last : tail_seq(e));
-    if (closed)
-        hdr_s(&h, "stream-closed", "true");
-    hdr_expiry(&h, e);
-    char loc[SL_SESSION_ID_MAX * 3 + 320];
-    if (created && req->host.ptr) {
-        int n = snprintf(loc, sizeof loc, "%.*s://%.*s%.*s", (int)req->scheme.len, req->scheme.ptr,
-                         (int)req->host.len, req->host.ptr, (int)req->path.len, req->path.ptr);
-        if (n > 0 && (size_t)n < sizeof loc)
-            hdr(&h, "location", loc, (size_t)n);
-    }
-    sl_entry_release(e);
-    respond(c, sid, created ? 201 : 200, &h, NULL, 0);
+    respond_stream(c, req, e, created);
 }
 
 static void handle_head(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
