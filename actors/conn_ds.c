@@ -1790,46 +1790,60 @@ static void on_caught_up(sl_conn_t *c, ds_req_t *r)
     after_read(c, r, more);
 }
 
-static void handle_get(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
+/* The mode and start of a read: *kind, *off (the offset: seqs after it
+ * are read) and *now (offset=now). Returns NULL or the 400 message. */
+static const char *read_params(const sl_http_req_t *req, const sl_entry_t *e, uint8_t *kind,
+                               uint64_t *off, bool *now)
 {
-    uint32_t sid = req->stream_id;
     char val[64];
     sl_http_str_t v;
-    uint8_t kind = DS_READ;
+    *kind = DS_READ;
+    *off = 0;
     int q = sl_conn__query(req, "live", val, sizeof val, &v);
     if (q < 0 || (q == 1 && !(v.len == 9 && memcmp(v.ptr, "long-poll", 9) == 0) &&
-                  !(v.len == 3 && memcmp(v.ptr, "sse", 3) == 0))) {
-        sl_entry_release(e);
-        return fail(c, sid, 400, "bad_request", "live is long-poll or sse");
-    }
+                  !(v.len == 3 && memcmp(v.ptr, "sse", 3) == 0)))
+        return "live is long-poll or sse";
     if (q == 1)
-        kind = v.ptr[0] == 'l' ? DS_POLL : DS_SSE;
-    uint64_t off = 0;
+        *kind = v.ptr[0] == 'l' ? DS_POLL : DS_SSE;
     int o = 0;
-    const sl_http_header_t *lei = kind == DS_SSE ? req_hdr(req, "last-event-id") : NULL;
+    const sl_http_header_t *lei = *kind == DS_SSE ? req_hdr(req, "last-event-id") : NULL;
     if (lei && lei->value_len) {
-        o = parse_offset(lei->value, lei->value_len, &off); /* an EventSource resuming */
+        o = parse_offset(lei->value, lei->value_len, off); /* an EventSource resuming */
     } else {
         q = sl_conn__query(req, "offset", val, sizeof val, &v);
-        if (q == 0 && kind != DS_READ) {
-            sl_entry_release(e);
-            return fail(c, sid, 400, "bad_request", "live reads need an offset");
-        }
-        o = q == 1 ? parse_offset(v.ptr, v.len, &off) : 0;
+        if (q == 0 && *kind != DS_READ)
+            return "live reads need an offset";
+        o = q == 1 ? parse_offset(v.ptr, v.len, off) : 0;
         if (q < 0 || (q == 1 && v.len == 0))
             o = -1;
     }
-    if (o < 0) {
+    if (o < 0)
+        return "malformed offset";
+    uint64_t last = tail_seq(e);
+    entry_closed(e, &last);
+    *now = o == 1;
+    if (*now)
+        *off = last;
+    else if (*off > last)
+        return "offset beyond the stream's tail";
+    return NULL;
+}
+
+static void handle_get(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
+{
+    uint32_t sid = req->stream_id;
+    uint8_t kind;
+    uint64_t off;
+    bool now;
+    const char *bad = read_params(req, e, &kind, &off, &now);
+    if (bad) {
         sl_entry_release(e);
-        return fail(c, sid, 400, "bad_request", "malformed offset");
+        return fail(c, sid, 400, "bad_request", bad);
     }
-    uint64_t tail = tail_seq(e);
-    if (o == 1)
-        off = tail;
-    else if (off > tail) {
-        sl_entry_release(e);
-        return fail(c, sid, 400, "bad_request", "offset beyond the stream's tail");
-    }
+    uint64_t tail = off;
+    char val[64];
+    sl_http_str_t v;
+    int q;
     ds_req_t *r = req_new(c, sid, kind, e);
     if (!r) {
         sl_entry_release(e);
@@ -1849,7 +1863,7 @@ static void handle_get(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
         r->inm_len = (uint32_t)inm->value_len;
     }
     sl_sessops_touch(e);
-    if (o == 1 && kind == DS_READ) {
+    if (now && kind == DS_READ) {
         /* offset=now: the tail, no data, not cacheable. */
         hdrs_t h;
         hdr_common(&h);
