@@ -84,6 +84,9 @@ typedef struct sl_config {
     uint64_t auth_leeway_ns;        /* clock skew allowed on exp / nbf */
     bool allow_anonymous;           /* no key and a non-loopback listener: start anyway */
     struct sl_auth *auth;           /* the keyring loaded from the above (process lifetime) */
+    /* Durable Streams face (conn_ds.c). */
+    const char *ds_prefix;          /* --ds-prefix: URL prefix of streams ("" disables) */
+    uint64_t long_poll_timeout_ns;  /* --long-poll-timeout: wait of a live=long-poll read */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

@@ -24,6 +24,7 @@
 
 #include "actors/auth.h"
 #include "actors/conn.h"
+#include "actors/conn_ds.h"
 #include "actors/registry.h"
 #include "actors/session.h"
 #include "actors/watchdog.h"
@@ -171,6 +172,7 @@ struct sl_conn {
     char *token;
     size_t token_len;
     uint64_t auth_expiry_min_ns;   /* earliest stream expiry, wall ns (0: none) */
+    struct sl_ds_req *ds_reqs;     /* Durable Streams requests in progress (conn_ds.c) */
 };
 
 /* The wire protocol of a connection (see the top of this file). Every
