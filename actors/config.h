@@ -84,6 +84,16 @@ typedef struct sl_config {
     uint64_t auth_leeway_ns;        /* clock skew allowed on exp / nbf */
     bool allow_anonymous;           /* no key and a non-loopback listener: start anyway */
     struct sl_auth *auth;           /* the keyring loaded from the above (process lifetime) */
+    /* Runs (actors/run.h, README "Runs"): defaults of every runner. */
+    sl_flag_list_t runners;         /* --runner "NAME=PATH [ARGS] [| OPTIONS]" (repeatable) */
+    const char *runners_file;       /* one runner per line, same form (NULL: none) */
+    uint32_t max_runs;              /* active runs; beyond: 429 overloaded */
+    uint64_t run_kill_grace_ns;     /* SIGTERM to SIGKILL */
+    uint64_t run_orphan_timeout_ns; /* no subscriber this long: cancelled (0: never) */
+    uint64_t run_wall_time_ns;      /* a run is ended after this (0: no limit) */
+    uint64_t run_max_output_bytes;  /* stdout + stderr bytes; beyond: output_limit */
+    const char *run_mode;           /* line|chunk */
+    const char *run_cgroup;         /* auto|on|off */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

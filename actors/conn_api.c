@@ -618,6 +618,8 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
         return;
     if (!slash)
         return handle_session(c, req, id, (size_t)id_len);
+    if (n - raw_len >= 4 && memcmp(slash, "/run", 4) == 0 && (n - raw_len == 4 || slash[4] == '/'))
+        return sl_conn__run_http(c, req, id, (size_t)id_len, slash + 4, n - raw_len - 4);
     if (n - raw_len != 7 || memcmp(slash, "/events", 7) != 0)
         return err(c, sid, 404, "not_found", "no such resource");
     bool pub = req->method == SL_HTTP_METHOD_POST;

@@ -9,6 +9,7 @@
  */
 #include "actors/auth.h"
 #include "actors/monitor.h"
+#include "actors/run.h"
 #include "actors/registry.h"
 #include "actors/watchdog.h"
 #include "storage/fdcache.h"
@@ -145,6 +146,7 @@ static void sample(sl_monitor_t *m)
     busy |= conns * 10 >= (uint64_t)srv->cfg.max_connections * 9;
     busy |= srv->fd_limit && m->open_fds * 10 >= srv->fd_limit * 9;
     busy |= sl_budget_over(); /* new publishes and subscriptions are refused */
+    busy |= sl_run_busy(srv); /* a run is active */
     m->busy_now = busy;
     atomic_store_explicit(&m->busy, busy, memory_order_relaxed);
 }
@@ -287,6 +289,7 @@ static sl_chunk_t *render_json(sl_monitor_t *m)
         m->rss_bytes, m->open_fds, srv->fd_limit, CTR(sessions_live),
         total > CTR(sessions_live) ? total - CTR(sessions_live) : 0, total, CTR(subscribers),
         m->busy_now ? "true" : "false", (double)srv->cfg.monitor_interval_ns / 1e6);
+    c->len += (uint32_t)sl_run_health_json(srv, (char *)c->data + c->len, c->cap - c->len);
     render_json_reactors(m, c);
     const sl_sched_stats_t *s = &m->sched;
     put(c,
@@ -473,6 +476,7 @@ static sl_chunk_t *render_metrics(sl_monitor_t *m)
            "sluice_mailbox_refused_total{class=\"completion\"} %" PRIu64 "\n",
         m->sched.refused[SL_MSG_NORMAL], m->sched.refused[SL_MSG_CONTROL],
         m->sched.refused[SL_MSG_COMPLETION]);
+    c->len += (uint32_t)sl_run_metrics_text(srv, (char *)c->data + c->len, c->cap - c->len);
     return c;
 }
 
