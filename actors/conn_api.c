@@ -21,6 +21,7 @@
 #include "net/sse.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
+#include "actors/sessops.h"
 #include "storage/session_id.h"
 
 #define LIST_LIMIT_DEFAULT 100
@@ -91,31 +92,14 @@ static bool query_truthy(const sl_http_req_t *req, const char *name)
 
 size_t sl_conn__stats_json(const sl_entry_t *e, char *out, size_t cap)
 {
-    const sl_session_stats_t *s = &e->stats;
-#define L(f) (uint64_t) atomic_load_explicit(&s->f, memory_order_relaxed)
-    int n = snprintf(out, cap,
-                     "{\"id\":\"%s\",\"events\":%" PRIu64 ",\"bytes\":%" PRIu64
-                     ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"subscribers\":%" PRIu64
-                     ",\"created_ns\":%" PRIu64 ",\"last_activity_ns\":%" PRIu64
-                     ",\"epoch\":%" PRIu64 "}",
-                     e->id, L(events), L(bytes), L(first_seq), L(last_seq), L(subscribers),
-                     L(created_ns), L(last_activity_ns), e->epoch);
-#undef L
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    return sl_sessops_stats_json(e, out, cap);
 }
 
 /* ---- publish ---- */
 
 sl_pub_t *sl_conn__pub_alloc(uint32_t nevents, size_t buf_bytes)
 {
-    size_t size = sizeof(sl_pub_t) + nevents * sizeof(sl_pub_event_t) + buf_bytes;
-    sl_pub_t *p = calloc(1, size);
-    if (!p)
-        return NULL;
-    p->events = (sl_pub_event_t *)(p + 1);
-    p->buf = (uint8_t *)(p->events + nevents);
-    p->nevents = nevents;
-    return p;
+    return sl_sessops_pub_alloc(nevents, buf_bytes);
 }
 
 bool sl_conn__event_sse_fits(const sl_config_t *cfg, size_t type_len, const uint8_t *data,
@@ -263,38 +247,10 @@ static sl_pub_t *parse_single(sl_conn_t *c, const sl_http_req_t *req, int *statu
 
 int sl_conn__send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_len, sl_pub_t *p)
 {
-    sl_entry_t *e = NULL;
-    bool created;
-    uint64_t epoch = atomic_fetch_add(&c->srv->epoch_next, 1);
-    int rc = sl_registry_get_or_create(c->srv->registry, id, id_len, epoch, &e, &created);
-    if (rc != 0) {
-        free(p);
-        return SL_EFULL;
-    }
-    if (created)
-        atomic_store(&e->stats.created_ns, sl_clock_wall_ns());
-    sl_actor_t *s = sl_session_acquire(c->srv, e);
-    sl_entry_release(e);
-    if (!s) {
-        free(p);
-        return SL_ECLOSED;
-    }
-    p->h.kind = SL_SESSION_MSG_PUBLISH;
-    p->h.mclass = SL_MSG_NORMAL;
-    p->reply_to = &c->a;
     p->stream_id = sid;
-    sl_actor_retain(&c->a);
-    rc = 0;
-    if (sl_actor_send(s, &p->h) == SL_EFULL) {
-        /* Policy at a full session mailbox: explicit overload answer. */
-        sl_actor_release(&c->a);
-        free(p);
-        atomic_fetch_add_explicit(&c->srv->counters.publish_refused, 1, memory_order_relaxed);
-        rc = SL_EAGAIN;
-    } else {
+    int rc = sl_sessops_publish(c->srv, &c->a, id, id_len, p, true);
+    if (rc == 0)
         c->pubs_inflight++;
-    }
-    sl_actor_release(s);
     return rc;
 }
 
@@ -317,6 +273,36 @@ static void send_publish(sl_conn_t *c, uint32_t sid, const char *id, size_t id_l
     } else if (rc != 0) {
         err(c, sid, 503, "overloaded", sl_conn__publish_error_text(rc));
     }
+}
+
+static int parse_u64(const char *s, size_t n, uint64_t *out);
+
+/* Idempotent producer headers (API.md): all three or none. Returns 0 or
+ * answers 400 and returns -1. */
+static int producer_headers(sl_conn_t *c, const sl_http_req_t *req, sl_pub_t *p)
+{
+    sl_http_str_t pid = header_str(req, "producer-id"), ep = header_str(req, "producer-epoch"),
+                  sq = header_str(req, "producer-seq");
+    int have = (pid.ptr != NULL) + (ep.ptr != NULL) + (sq.ptr != NULL);
+    if (have == 0)
+        return 0;
+    const char *why = NULL;
+    if (have != 3)
+        why = "Producer-Id, Producer-Epoch and Producer-Seq go together";
+    else if (!sl_sessops_producer_id_valid(pid.ptr, pid.len))
+        why = "Producer-Id must be 1-128 bytes of [A-Za-z0-9._:-]";
+    else if (parse_u64(ep.ptr, ep.len, &p->producer_epoch) != 0 ||
+             parse_u64(sq.ptr, sq.len, &p->producer_seq) != 0 ||
+             p->producer_epoch > SL_PRODUCER_NUM_MAX || p->producer_seq > SL_PRODUCER_NUM_MAX)
+        why = "Producer-Epoch and Producer-Seq must be integers 0..2^53-1";
+    if (why) {
+        err(c, req->stream_id, 400, "bad_request", why);
+        return -1;
+    }
+    p->has_producer = true;
+    p->producer_id_len = (uint8_t)pid.len;
+    memcpy(p->producer_id, pid.ptr, pid.len);
+    return 0;
 }
 
 static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
@@ -344,10 +330,90 @@ static void handle_publish(sl_conn_t *c, const sl_http_req_t *req, const char *i
         err(c, req->stream_id, 400, "bad_request", "an event cannot be both durable and ephemeral");
         return;
     }
+    p->close = query_truthy(req, "close") || truthy(header_str(req, "sluice-close"));
+    if (p->close && p->ephemeral) {
+        free(p);
+        err(c, req->stream_id, 400, "bad_request", "a closing publish cannot be ephemeral");
+        return;
+    }
+    if (producer_headers(c, req, p) != 0) {
+        free(p);
+        return;
+    }
     p->aux_batch = batch;
     memcpy(p->id, id, id_len);
     p->id_len = (uint32_t)id_len;
     send_publish(c, req->stream_id, id, id_len, p);
+}
+
+/* The 200 body of a publish (API.md): {"seq"} or {"first_seq","last_seq"},
+ * a close's {"last_seq","closed":true}, "closed" and "duplicate" marks. */
+static size_t publish_answer(const sl_pub_t *p, char *body, size_t cap)
+{
+    int n;
+    if (p->duplicate && !p->dup_known)
+        n = snprintf(body, cap, "{\"duplicate\":true");
+    else if (p->nevents == 0)
+        n = snprintf(body, cap, "{\"last_seq\":%" PRIu64, p->last_seq);
+    else if (p->aux_batch)
+        n = snprintf(body, cap, "{\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64, p->first_seq,
+                     p->last_seq);
+    else
+        n = snprintf(body, cap, "{\"seq\":%" PRIu64, p->last_seq);
+    size_t o = (size_t)n;
+    if (p->closed)
+        o += (size_t)snprintf(body + o, cap - o, ",\"closed\":true");
+    if (p->duplicate && p->dup_known)
+        o += (size_t)snprintf(body + o, cap - o, ",\"duplicate\":true");
+    o += (size_t)snprintf(body + o, cap - o, "}");
+    return o;
+}
+
+/* A publish the session's lifecycle refused: closed, fenced, gap, a new
+ * epoch not at seq 0, a Stream-Seq out of order. */
+static void lifecycle_refused(sl_conn_t *c, const sl_pub_t *p)
+{
+    char body[200], val[24];
+    sl_http_header_t h[2];
+    size_t nh = 1, n;
+    int status;
+    h[0] = json_hdr[0];
+    switch (p->status) {
+    case SL_EENDED:
+        status = 409;
+        n = (size_t)snprintf(body, sizeof body,
+                             "{\"error\":\"closed\",\"message\":\"the session is closed\",\"last_seq\":%" PRIu64 "}",
+                             p->last_seq);
+        break;
+    case SL_EFENCED:
+        status = 403;
+        n = (size_t)snprintf(body, sizeof body,
+                             "{\"error\":\"fenced\",\"message\":\"a newer producer epoch is active\",\"epoch\":%" PRIu64 "}",
+                             p->producer_epoch);
+        snprintf(val, sizeof val, "%" PRIu64, p->producer_epoch);
+        h[nh++] = (sl_http_header_t){"producer-epoch", 14, val, strlen(val)};
+        break;
+    case SL_EGAP:
+        status = 409;
+        n = (size_t)snprintf(body, sizeof body,
+                             "{\"error\":\"producer_gap\",\"message\":\"producer seq skipped\",\"expected_seq\":%" PRIu64 "}",
+                             p->producer_seq);
+        snprintf(val, sizeof val, "%" PRIu64, p->producer_seq);
+        h[nh++] = (sl_http_header_t){"producer-expected-seq", 21, val, strlen(val)};
+        break;
+    case SL_ECONFLICT:
+        status = 409;
+        n = (size_t)snprintf(body, sizeof body,
+                             "{\"error\":\"conflict\",\"message\":\"sequence not above the last one\"}");
+        break;
+    default:
+        status = 400;
+        n = (size_t)snprintf(body, sizeof body,
+                             "{\"error\":\"bad_request\",\"message\":\"a new producer epoch starts at seq 0; a closing publish cannot be ephemeral\"}");
+        break;
+    }
+    atomic_fetch_add_explicit(&c->srv->counters.responses_4xx, 1, memory_order_relaxed);
+    sl_http_respond(c->http, p->stream_id, status, h, nh, body, n);
 }
 
 static void on_published(sl_conn_t *c, sl_pub_t *p)
@@ -370,7 +436,10 @@ static void on_published(sl_conn_t *c, sl_pub_t *p)
         return;
     }
     if (c->state < SL_CONN__CLOSING && c->http) {
-        if (p->status != 0) {
+        if (p->status == SL_EENDED || p->status == SL_EFENCED || p->status == SL_EGAP ||
+            p->status == SL_EINVAL || p->status == SL_ECONFLICT) {
+            lifecycle_refused(c, p);
+        } else if (p->status != 0) {
             static const sl_http_header_t ra[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};
             atomic_fetch_add_explicit(&c->srv->counters.responses_5xx, 1, memory_order_relaxed);
             sl_http_respond_error(c->http, p->stream_id, 503, "overloaded",
@@ -379,16 +448,37 @@ static void on_published(sl_conn_t *c, sl_pub_t *p)
                                                           : "publish failed",
                                   ra, 1);
         } else {
-            char body[96];
-            int n = p->aux_batch
-                        ? snprintf(body, sizeof body, "{\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 "}",
-                                   p->first_seq, p->last_seq)
-                        : snprintf(body, sizeof body, "{\"seq\":%" PRIu64 "}", p->last_seq);
-            sl_http_respond(c->http, p->stream_id, 200, json_hdr, 1, body, (size_t)n);
+            char body[160];
+            size_t n = publish_answer(p, body, sizeof body);
+            sl_http_respond(c->http, p->stream_id, 200, json_hdr, 1, body, n);
         }
     }
     free(p);
     sl_actor_release(&c->a); /* the request's reference */
+}
+
+/* POST /v1/sessions/{id}/close: a publish of no event that closes. */
+static void handle_close(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
+{
+    sl_pub_t *p = sl_sessops_pub_alloc(0, 0);
+    if (!p)
+        return err(c, req->stream_id, 503, "overloaded", "out of memory");
+    p->close = true;
+    p->durable = true;
+    p->stream_id = req->stream_id;
+    memcpy(p->id, id, id_len);
+    p->id_len = (uint32_t)id_len;
+    int rc = sl_sessops_publish(c->srv, &c->a, id, id_len, p, false);
+    if (rc == 0) {
+        c->pubs_inflight++;
+    } else if (rc == SL_ENOTFOUND) {
+        err(c, req->stream_id, 404, "not_found", "no such session");
+    } else {
+        static const sl_http_header_t ra[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};
+        atomic_fetch_add_explicit(&c->srv->counters.responses_5xx, 1, memory_order_relaxed);
+        sl_http_respond_error(c->http, req->stream_id, 503, "overloaded",
+                              sl_conn__publish_error_text(rc), ra, 1);
+    }
 }
 
 /* ---- subscribe, stats, admin ---- */
@@ -429,11 +519,19 @@ static void handle_subscribe(sl_conn_t *c, const sl_http_req_t *req, const char 
             return;
         }
     }
-    sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
+    sl_entry_t *e = sl_sessops_lookup(c->srv, id, id_len);
     if (!e) {
         err(c, req->stream_id, 404, "not_found", "no such session");
         return;
     }
+    uint64_t closed_seq;
+    if (from && sl_sessops_closed(e, &closed_seq) && from > closed_seq) {
+        /* Nothing will ever come: 204 tells an EventSource to stop. */
+        sl_entry_release(e);
+        sl_http_respond(c->http, req->stream_id, 204, NULL, 0, NULL, 0);
+        return;
+    }
+    sl_sessops_touch(e);
     /* A Last-Event-ID beyond anything this incarnation has issued can only
      * come from an earlier incarnation (deleted and recreated): say so with
      * sluice.reset and replay this incarnation from its start, instead of
@@ -550,35 +648,53 @@ char *sl_conn__list_json(sl_conn_t *c, const char *cursor, size_t clen, uint64_t
     return body;
 }
 
+/* Sluice-TTL / Sluice-Expires-At of a PUT (API.md). Returns 0 or answers
+ * 400 and returns -1. */
+static int ttl_headers(sl_conn_t *c, const sl_http_req_t *req, sl_session_attrs_t *a)
+{
+    sl_http_str_t ttl = header_str(req, "sluice-ttl"), exp = header_str(req, "sluice-expires-at");
+    const char *why = NULL;
+    if (ttl.ptr && exp.ptr)
+        why = "Sluice-TTL and Sluice-Expires-At exclude each other";
+    else if (ttl.ptr && sl_sessops_parse_ttl(ttl.ptr, ttl.len, &a->ttl_ns) != 0)
+        why = "Sluice-TTL must be seconds > 0";
+    else if (exp.ptr && sl_sessops_parse_rfc3339(exp.ptr, exp.len, &a->expires_at_ns) != 0)
+        why = "Sluice-Expires-At must be an RFC 3339 time";
+    if (why) {
+        err(c, req->stream_id, 400, "bad_request", why);
+        return -1;
+    }
+    return 0;
+}
+
 static void handle_session(sl_conn_t *c, const sl_http_req_t *req, const char *id, size_t id_len)
 {
     char body[STATS_JSON_MAX];
     uint32_t sid = req->stream_id;
     if (req->method == SL_HTTP_METHOD_GET || req->method == SL_HTTP_METHOD_HEAD) {
-        sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
+        sl_entry_t *e = sl_sessops_lookup(c->srv, id, id_len);
         if (!e)
             return err(c, sid, 404, "not_found", "no such session");
         size_t n = sl_conn__stats_json(e, body, sizeof body);
         sl_entry_release(e);
         sl_http_respond(c->http, sid, 200, json_hdr, 1, body, n);
     } else if (req->method == SL_HTTP_METHOD_PUT) {
+        sl_session_attrs_t a = {0};
+        if (ttl_headers(c, req, &a) != 0)
+            return;
         sl_entry_t *e;
         bool created;
-        uint64_t epoch = atomic_fetch_add(&c->srv->epoch_next, 1);
-        if (sl_registry_get_or_create(c->srv->registry, id, id_len, epoch, &e, &created) != 0)
+        int rc = sl_sessops_create(c->srv, id, id_len, &a, &e, &created);
+        if (rc == SL_ECONFLICT)
+            return err(c, sid, 409, "conflict", "the session exists with another TTL, expiry or state");
+        if (rc != 0)
             return err(c, sid, 503, "overloaded", "too many sessions");
-        if (created)
-            atomic_store(&e->stats.created_ns, sl_clock_wall_ns());
         size_t n = sl_conn__stats_json(e, body, sizeof body);
         sl_entry_release(e);
         sl_http_respond(c->http, sid, created ? 201 : 200, json_hdr, 1, body, n);
     } else if (req->method == SL_HTTP_METHOD_DELETE) {
-        sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
-        if (!e)
+        if (sl_sessops_delete(c->srv, id, id_len) != 0)
             return err(c, sid, 404, "not_found", "no such session");
-        if (sl_registry_remove(c->srv->registry, e) == 0)
-            sl_session_delete(c->srv, e);
-        sl_entry_release(e);
         sl_http_respond(c->http, sid, 204, NULL, 0, NULL, 0);
     } else {
         not_allowed(c, sid, "GET, HEAD, PUT, DELETE");
@@ -620,6 +736,11 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
         return handle_session(c, req, id, (size_t)id_len);
     if (n - raw_len >= 4 && memcmp(slash, "/run", 4) == 0 && (n - raw_len == 4 || slash[4] == '/'))
         return sl_conn__run_http(c, req, id, (size_t)id_len, slash + 4, n - raw_len - 4);
+    if (n - raw_len == 6 && memcmp(slash, "/close", 6) == 0) {
+        if (req->method != SL_HTTP_METHOD_POST)
+            return not_allowed(c, sid, "POST");
+        return handle_close(c, req, id, (size_t)id_len);
+    }
     if (n - raw_len != 7 || memcmp(slash, "/events", 7) != 0)
         return err(c, sid, 404, "not_found", "no such resource");
     bool pub = req->method == SL_HTTP_METHOD_POST;

@@ -250,6 +250,8 @@ void sl_conn__rpc_subscribed(sl_conn_t *c, sl_conn_stream_t *st, int status);
 uint64_t sl_conn__rpc_room(const sl_conn_t *c);
 int sl_conn__rpc_write_chunk(sl_conn_t *c, sl_chunk_t *chunk);
 void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st);
+/* ["closed", [subscription_id, last_seq]]: the session closed for good. */
+void sl_conn__rpc_closed(sl_conn_t *c, sl_conn_stream_t *st, uint64_t last_seq);
 int sl_conn__rpc_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit);
 
 /* Liveness and abuse backstops, in conn_guard.c. All on the actor. */

@@ -1006,6 +1006,30 @@ void sl_conn__rpc_end(sl_conn_t *c, sl_conn_stream_t *st)
     put_sub_notification(c, "end", st->stream_id);
 }
 
+void sl_conn__rpc_closed(sl_conn_t *c, sl_conn_stream_t *st, uint64_t last_seq)
+{
+    /* The session was closed for good after last_seq (API.md): the
+     * subscription sends nothing more. */
+    uint8_t buf[40];
+    size_t n = 0;
+    uint32_t sub_id = st->stream_id;
+    buf[n++] = 0x93; /* fixarray 3 */
+    buf[n++] = 0x02;
+    buf[n++] = 0xa6; /* fixstr 6 */
+    memcpy(buf + n, "closed", 6);
+    n += 6;
+    buf[n++] = 0x92; /* fixarray 2 */
+    buf[n++] = 0xce; /* uint32 */
+    buf[n++] = (uint8_t)(sub_id >> 24);
+    buf[n++] = (uint8_t)(sub_id >> 16);
+    buf[n++] = (uint8_t)(sub_id >> 8);
+    buf[n++] = (uint8_t)sub_id;
+    buf[n++] = 0xcf; /* uint64 */
+    for (int i = 7; i >= 0; i--)
+        buf[n++] = (uint8_t)(last_seq >> (8 * i));
+    sl_rpc_outq_put(&c->outq, buf, n);
+}
+
 void sl_conn__rpc_expired(sl_conn_t *c, sl_conn_stream_t *st)
 {
     /* The token this subscription was made under expired; nothing more

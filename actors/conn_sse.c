@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "actors/conn_int.h"
+#include "actors/sessops.h"
 #include "actors/server.h"
 #include "net/http.h"
 #include "net/sse.h"
@@ -253,13 +254,34 @@ static void on_subscribed(sl_conn_t *c, sl_conn_stream_t *st)
     st->last_write_ns = sl_clock_now_ns();
 }
 
+/* The session closed for good (not deleted): its terminal event, at most
+ * this long. */
+#define CLOSED_EVENT_BYTES 64u
+static bool closed_for_good(const sl_conn_stream_t *st, uint64_t *last_seq)
+{
+    return !atomic_load_explicit(&st->e->deleted, memory_order_acquire) &&
+           sl_sessops_closed(st->e, last_seq);
+}
+
 static void end_stream(sl_conn_t *c, sl_conn_stream_t *st)
 {
     if (!st->ended && !st->dead) {
-        if (st->rpc)
-            sl_conn__rpc_end(c, st);
-        else
+        uint64_t last = 0;
+        bool closed = closed_for_good(st, &last);
+        if (st->rpc) {
+            if (closed)
+                sl_conn__rpc_closed(c, st, last);
+            else
+                sl_conn__rpc_end(c, st);
+        } else {
+            if (closed) {
+                char buf[CLOSED_EVENT_BYTES];
+                int n = snprintf(buf, sizeof buf, "event: sluice.closed\ndata: {\"last_seq\":%llu}\n\n",
+                                 (unsigned long long)last);
+                sl_http_stream_write_copy(c->http, st->stream_id, buf, (size_t)n);
+            }
             sl_http_stream_end(c->http, st->stream_id);
+        }
     }
     st->ended = true;
     leave(c, st);
@@ -343,8 +365,17 @@ static void pump_stream(sl_conn_t *c, sl_conn_stream_t *st)
     }
     sl_sub_t *sub = &st->sub;
     if (atomic_load_explicit(&sub->ended, memory_order_acquire) &&
-        sub->pos >= atomic_load_explicit(&sub->end_pos, memory_order_relaxed))
+        sub->pos >= atomic_load_explicit(&sub->end_pos, memory_order_relaxed)) {
+        if (closed_for_good(st, NULL)) {
+            /* Every event first (a late subscriber replays from the log),
+             * and room for the terminal event. */
+            if (st->catching_up || st->cu_ready || st->cu_outstanding)
+                return;
+            if (!st->rpc && sl_http_stream_room(c->http, st->stream_id) < CLOSED_EVENT_BYTES)
+                return;
+        }
         end_stream(c, st);
+    }
 }
 
 void sl_conn__pump_streams(sl_conn_t *c)

@@ -34,7 +34,9 @@
 #include "runtime/clock.h"
 #include "runtime/fault.h"
 #include "runtime/log.h"
+#include "actors/lifecycle.h"
 #include "storage/journal.h"
+#include "storage/lifecycle.h"
 #include "storage/seqmark.h"
 
 #define NOTIFY_FLUSH 1ull
@@ -59,6 +61,8 @@ typedef struct persist {
     uint64_t seq_reserved; /* durable reservation mark written by an
                               earlier actor of this process (0: none) */
     bool damaged;          /* a catch-up read skipped damaged bytes */
+    sl_lifecycle_t *life;  /* producers and Stream-Seq (NULL until first used) */
+    bool life_dirty;       /* life changed since the manifest last took it */
 } persist_t;
 
 /* Steps of writing the seq reservation mark (storage/seqmark.h). */
@@ -130,6 +134,7 @@ struct sl_session {
     uint64_t timer_deadline;
     uint32_t ops_inflight;
     bool deleting, stopping, released, journal_ending;
+    uint64_t marker_seq;    /* seq of the close marker record (0: none) */
     bool close_deferred;    /* fault point slow_hibernate: close at the idle timer */
     /* Requests that arrived while this actor was ending: answered
      * SL_ECLOSED once it has left the entry, so the requester's retry
@@ -207,6 +212,7 @@ void sl_session_entry_free(sl_entry_t *e)
         return;
     if (ps->recovered)
         sl_segment_index_destroy(ps->recovered);
+    sl_lifecycle_free(ps->life);
     free(ps->segs);
     free(ps);
     e->persist = NULL;
@@ -338,7 +344,8 @@ static void maybe_exit(sl_session_t *s)
 /* ---- publish ---- */
 
 static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
-                        const uint8_t *data, uint32_t data_len, bool ephemeral, bool str)
+                        const uint8_t *data, uint32_t data_len, bool ephemeral, bool str,
+                        const uint8_t *ext, uint32_t ext_len)
 {
     uint64_t seq = s->next_seq;
     /* A logged seq is covered by its own record (visible only once
@@ -367,8 +374,8 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
     if (!ephemeral) {
         if (!s->j)
             return -EIO;
-        int rc = sl_journal_append_flags(s->j, seq, sl_clock_wall_ns(), type, type_len,
-                                         str ? SL_RECORD_F_STR : 0, data, data_len);
+        int rc = sl_journal_append_ext(s->j, seq, sl_clock_wall_ns(), type, type_len,
+                                       str ? SL_RECORD_F_STR : 0, data, data_len, ext, ext_len);
         if (rc != 0)
             return rc;
     }
@@ -395,10 +402,27 @@ static int append_event(sl_session_t *s, const uint8_t *type, uint32_t type_len,
  * the journal's buffers are taken (p keeps its progress), or an error. */
 static int append_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
 {
+    /* The last event carries what must be durable with it: the producer,
+     * the Stream-Seq, the closure (storage/lifecycle.h). */
+    uint8_t ext[SL_LIFECYCLE_EXT_MAX];
+    size_t ext_len = 0;
+    if (p->has_producer || p->stream_seq_len || p->close) {
+        sl_lifecycle_ext_t x = {.close = p->close,
+                                .has_producer = p->has_producer,
+                                .producer_id_len = p->producer_id_len,
+                                .producer_epoch = p->producer_epoch,
+                                .producer_seq = p->producer_seq,
+                                .stream_seq_len = p->stream_seq_len};
+        memcpy(x.producer_id, p->producer_id, p->producer_id_len);
+        memcpy(x.stream_seq, p->stream_seq, p->stream_seq_len);
+        ext_len = sl_lifecycle_ext_encode(&x, ext, sizeof ext);
+    }
     for (; *done < p->nevents; (*done)++) {
         const sl_pub_event_t *ev = &p->events[*done];
+        bool last = *done + 1 == p->nevents;
         int rc = append_event(s, p->buf + ev->type_off, ev->type_len, p->buf + ev->data_off,
-                              ev->data_len, p->ephemeral, ev->data_str);
+                              ev->data_len, p->ephemeral, ev->data_str, last ? ext : NULL,
+                              last ? (uint32_t)ext_len : 0);
         if (rc != 0)
             return rc;
         if (*done == 0)
@@ -420,11 +444,133 @@ static void queue_ack(sl_session_t *s, sl_pub_t *p)
         sl_journal_want_sync(s->j, p->last_seq);
 }
 
+/* ---- lifecycle: closure, idempotent producers, Stream-Seq ---- */
+
+static void end_all(sl_session_t *s);
+
+static sl_lifecycle_t *life_of(sl_session_t *s)
+{
+    persist_t *ps = persist_of(s->e);
+    if (ps && !ps->life)
+        ps->life = sl_lifecycle_new();
+    return ps ? ps->life : NULL;
+}
+
+/* The session is closed for good after last_seq: streams end after it
+ * with the terminal event (their connection sees e->closed). */
+static void mark_closed(sl_session_t *s, uint64_t last_seq)
+{
+    atomic_store_explicit(&s->e->closed_seq, last_seq, memory_order_relaxed);
+    atomic_store_explicit(&s->e->closed, true, memory_order_release);
+    stat_add(&s->srv->counters.sessions_closed, 1);
+    sl_info("session closed", "session=%s last_seq=%llu", s->e->id, (unsigned long long)last_seq);
+    end_all(s);
+}
+
+/* A close without an event: a marker record (not an event; readers skip
+ * it) makes the closure durable. Returns 0 or an append error. */
+static int append_marker(sl_session_t *s)
+{
+    if (!s->j)
+        return -EIO;
+    sl_lifecycle_ext_t x = {.close = true, .control = true};
+    uint8_t ext[SL_LIFECYCLE_EXT_MAX];
+    size_t n = sl_lifecycle_ext_encode(&x, ext, sizeof ext);
+    uint64_t seq = s->next_seq;
+    int rc = sl_journal_append_ext(s->j, seq, sl_clock_wall_ns(), SL_LIFECYCLE_MARKER_TYPE,
+                                   sizeof SL_LIFECYCLE_MARKER_TYPE - 1, 0, NULL, 0, ext,
+                                   (uint32_t)n);
+    if (rc != 0)
+        return rc;
+    s->next_seq = seq + 1;
+    s->marker_seq = seq;
+    return 0;
+}
+
+/* Decides a publish before its first event is appended (publishes run in
+ * order, so the state seen here includes every earlier one). Returns true
+ * when p was answered here. */
+static bool gate_pub(sl_session_t *s, sl_pub_t *p)
+{
+    uint64_t closed_seq = 0;
+    bool closed = atomic_load_explicit(&s->e->closed, memory_order_acquire);
+    if (closed)
+        closed_seq = atomic_load_explicit(&s->e->closed_seq, memory_order_relaxed);
+    int rc = 0;
+    if (p->has_producer || p->stream_seq_len) {
+        sl_lifecycle_t *l = life_of(s);
+        rc = l ? sl_lifecycle_check(l, p) : -ENOMEM;
+    }
+    if (rc == 1) { /* a producer's retry: the original answer, nothing appended */
+        stat_add(&s->srv->counters.producer_duplicates, 1);
+        p->closed = closed;
+        p->status = 0;
+        reply_pub(p);
+        return true;
+    }
+    if (rc == 0 && closed) {
+        /* Closing a closed session again is answered like the first close. */
+        rc = p->close && p->nevents == 0 ? 0 : SL_EENDED;
+        p->last_seq = closed_seq;
+        p->closed = true;
+        p->status = rc;
+        reply_pub(p);
+        return true;
+    }
+    if (rc == 0 && p->close && p->ephemeral)
+        rc = SL_EINVAL; /* a closure is logged: it must outlive a restart */
+    if (rc != 0) {
+        if (rc == SL_EFENCED)
+            stat_add(&s->srv->counters.producer_fenced, 1);
+        p->status = rc;
+        reply_pub(p);
+        return true;
+    }
+    if (p->close)
+        p->durable = true; /* "closed for good" is acknowledged once synced */
+    return false;
+}
+
+/* After every event of p is in: the close marker when p closes without an
+ * event, the producer state, the closure. Returns 0 or SL_EFULL (the
+ * marker must wait for a buffer; p is parked with all its events in). */
+static int finish_pub(sl_session_t *s, sl_pub_t *p)
+{
+    if (p->close && p->nevents == 0 && !s->marker_seq) {
+        int rc = append_marker(s);
+        if (rc != 0)
+            return rc;
+    }
+    if (p->has_producer || p->stream_seq_len) {
+        sl_lifecycle_t *l = life_of(s);
+        if (!l || !sl_lifecycle_commit(l, p, p->first_seq, p->last_seq))
+            sl_warn("producer state not kept (out of memory)", "session=%s", s->e->id);
+        persist_t *ps = persist_of(s->e);
+        if (ps)
+            ps->life_dirty = true;
+    }
+    if (p->close) {
+        uint64_t last = p->nevents ? p->last_seq : s->marker_seq - 1;
+        p->closed = true;
+        mark_closed(s, last);
+        if (p->nevents == 0)
+            p->last_seq = s->marker_seq; /* waits for the marker's sync; answered as last */
+    }
+    return 0;
+}
+
 /* Runs one publish as far as the journal allows. Returns false when it
  * had to stop (buffers taken): the caller parks it. */
 static bool run_pub(sl_session_t *s, sl_pub_t *p, uint32_t *done)
 {
+    if (*done == 0 && !p->_gated) {
+        if (gate_pub(s, p))
+            return true;
+        p->_gated = true;
+    }
     int rc = append_pub(s, p, done);
+    if (rc == 0 && *done == p->nevents)
+        rc = finish_pub(s, p); /* SL_EFULL only for a close without an event */
     if (rc == SL_EFULL) {
         /* Write the full buffers. While a journal op is away its
          * completion drives again: a notify now would only spin this
@@ -473,6 +619,7 @@ static void on_publish(sl_session_t *s, sl_pub_t *p)
 {
     p->status = 0;
     p->first_seq = p->last_seq = 0;
+    p->closed = p->duplicate = p->dup_known = p->_gated = false;
     if (s->deleting || s->stopping) {
         if (s->released || s->deleting || !hold_pub(s, p)) {
             p->status = SL_ECLOSED;
@@ -538,6 +685,8 @@ static void ack_ready(sl_session_t *s)
         s->acks_head = p->_next;
         if (!s->acks_head)
             s->acks_tail = NULL;
+        if (p->close && p->nevents == 0) /* it waited for the marker; answers the last event */
+            p->last_seq = atomic_load_explicit(&s->e->closed_seq, memory_order_relaxed);
         reply_pub(p);
     }
 }
@@ -705,10 +854,11 @@ static void fan_out(sl_session_t *s)
  * ephemeral events after it when nothing durable is still unwritten. */
 static void advance_visible(sl_session_t *s)
 {
-    uint64_t last = s->next_seq - 1, v = last;
+    /* The close marker is not an event: the rings end before it. */
+    uint64_t last = s->marker_seq ? s->marker_seq - 1 : s->next_seq - 1, v = last;
     if (s->j && sl_journal_status(s->j) == 0) {
         uint64_t written = sl_journal_written_seq(s->j);
-        if (written < sl_journal_appended_seq(s->j))
+        if (written < sl_journal_appended_seq(s->j) && written < last)
             v = written;
     }
     bool moved = false;
@@ -811,6 +961,11 @@ static void on_subscribe(sl_session_t *s, sl_sub_t *sub)
     sub->_index = s->nsubs;
     s->subs[s->nsubs++] = sub;
     atomic_fetch_add_explicit(&s->e->stats.subscribers, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&s->e->closed, memory_order_acquire)) {
+        /* Closed for good: replay what it asked for, then the end. */
+        atomic_store_explicit(&sub->end_pos, sl_ring_tail_pos(sub->ring), memory_order_relaxed);
+        atomic_store_explicit(&sub->ended, true, memory_order_release);
+    }
     reply(&sub->h, sub->conn, SL_CONN_MSG_SUBSCRIBED);
 }
 
@@ -977,6 +1132,12 @@ static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
 
 /* Moves decoded records into the job's chunk; replies when the chunk is
  * full, the reader reached the ring, or the reader stopped. */
+static bool record_is_marker(const sl_record_view_t *rec)
+{
+    sl_lifecycle_ext_t x;
+    return rec->ext_len && sl_lifecycle_ext_decode(rec->ext, rec->ext_len, &x) == 0 && x.control;
+}
+
 static void job_consume(sl_session_t *s, catchup_job_t *job)
 {
     sl_catchup_t *cu = job->cu;
@@ -987,6 +1148,10 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
         if (rec.seq >= ring_first && cu->events > 0) {
             job_reply(s, job, 0); /* the ring has the rest */
             return;
+        }
+        if (record_is_marker(&rec)) { /* the close marker is not an event */
+            cu->next_seq = rec.seq + 1;
+            continue;
         }
         if (!put_record(s, cu, &rec)) {
             job_reply(s, job, 0);

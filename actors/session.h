@@ -98,6 +98,8 @@ typedef struct sl_pub {
     bool duplicate;        /* producer retry: nothing appended; first_seq/last_seq
                               are the original answer when dup_known */
     bool dup_known;
+    bool _gated;           /* session's: lifecycle checks done (a parked publish
+                              is not checked twice) */
     struct sl_pub *_next;  /* session: queue of publishes awaiting their write */
 } sl_pub_t;
 

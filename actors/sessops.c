@@ -269,3 +269,102 @@ size_t sl_sessops_stats_json(const sl_entry_t *e, char *out, size_t cap)
 #undef ADD
     return o;
 }
+
+static int digits(const char *s, size_t n, size_t at, size_t count, int *out)
+{
+    if (at + count > n)
+        return -1;
+    int v = 0;
+    for (size_t i = at; i < at + count; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int sl_sessops_parse_rfc3339(const char *s, size_t n, uint64_t *ns)
+{
+    int y, mo, d, h, mi, se;
+    if (digits(s, n, 0, 4, &y) || n < 19 || s[4] != '-' || digits(s, n, 5, 2, &mo) || s[7] != '-' ||
+        digits(s, n, 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s, n, 11, 2, &h) || s[13] != ':' || digits(s, n, 14, 2, &mi) || s[16] != ':' ||
+        digits(s, n, 17, 2, &se))
+        return SL_EINVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return SL_EINVAL;
+    size_t i = 19;
+    uint64_t frac = 0, scale = SL_NS_PER_S;
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (scale > 1) {
+                scale /= 10;
+                frac += (uint64_t)(s[i] - '0') * scale;
+            }
+            i++;
+        }
+        if (i == start)
+            return SL_EINVAL;
+    }
+    int64_t off = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+        int oh, om;
+        if (digits(s, n, i + 1, 2, &oh) || i + 3 >= n || s[i + 3] != ':' ||
+            digits(s, n, i + 4, 2, &om) || oh > 23 || om > 59)
+            return SL_EINVAL;
+        off = (int64_t)(oh * 60 + om) * 60 * (s[i] == '+' ? 1 : -1);
+        i += 6;
+    } else {
+        return SL_EINVAL;
+    }
+    if (i != n)
+        return SL_EINVAL;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + (se > 59 ? 59 : se) - off;
+    if (secs < 0)
+        return SL_EINVAL;
+    *ns = (uint64_t)secs * SL_NS_PER_S + frac;
+    return 0;
+}
+
+int sl_sessops_parse_ttl(const char *s, size_t n, uint64_t *ns)
+{
+    uint64_t whole = 0, frac = 0, scale = SL_NS_PER_S;
+    size_t i = 0;
+    if (n == 0 || n > 24)
+        return SL_EINVAL;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        whole = whole * 10 + (uint64_t)(s[i] - '0');
+    if (i == 0)
+        return SL_EINVAL;
+    if (i < n && s[i] == '.') {
+        size_t start = ++i;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            if (scale > 1) {
+                scale /= 10;
+                frac += (uint64_t)(s[i] - '0') * scale;
+            }
+        if (i == start)
+            return SL_EINVAL;
+    }
+    if (i != n || whole > SL_TTL_MAX_S || (whole == 0 && frac == 0))
+        return SL_EINVAL;
+    *ns = whole * SL_NS_PER_S + frac;
+    return 0;
+}

@@ -87,4 +87,12 @@ void sl_sessops_touch(sl_entry_t *e);
  * [A-Za-z0-9._:-]). */
 bool sl_sessops_producer_id_valid(const char *s, size_t n);
 
+/* Parses an RFC 3339 date-time ("2026-12-07T10:00:00Z", fractional
+ * seconds and a numeric offset allowed) into wall-clock ns since the
+ * epoch. Returns 0 or SL_EINVAL. */
+int sl_sessops_parse_rfc3339(const char *s, size_t n, uint64_t *ns);
+/* Parses a TTL in whole or fractional seconds (> 0, at most ten years).
+ * Returns 0 or SL_EINVAL. */
+int sl_sessops_parse_ttl(const char *s, size_t n, uint64_t *ns);
+
 #endif

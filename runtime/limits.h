@@ -110,6 +110,8 @@
 #define SL_CONTENT_TYPE_MAX 255
 #define SL_PRODUCER_NUM_MAX ((1ull << 53) - 1)
 #define SL_PRODUCERS_MAX 1024
+/* The longest session TTL accepted (ten years, in seconds); longer: 400. */
+#define SL_TTL_MAX_S (10ull * 366 * 24 * 3600)
 /* Event data: --max-event-bytes default and hard cap (policy: publish
  * rejected with too_large / 413). */
 #define SL_EVENT_BYTES_DEFAULT (1u << 20)

@@ -622,6 +622,15 @@ int sl_journal_append_flags(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const
                             uint32_t type_len, uint8_t flags, const void *data,
                             uint32_t data_len)
 {
+    return sl_journal_append_ext(j, seq, ts_ns, type, type_len, flags, data, data_len, NULL, 0);
+}
+
+int sl_journal_append_ext(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void *type,
+                          uint32_t type_len, uint8_t flags, const void *data, uint32_t data_len,
+                          const void *ext, uint32_t ext_len)
+{
+    if (ext_len > SL_RECORD_EXT_MAX)
+        return SL_EINVAL;
     if (j->status != 0)
         return -EIO;
     if (j->mode != MODE_RUN)
@@ -631,7 +640,7 @@ int sl_journal_append_flags(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const
     if (data_len > j->cfg.data_max)
         return SL_ETOOBIG;
     sl_assert(seq > j->appended_seq);
-    uint32_t size = sl_record_size(type_len, data_len);
+    uint32_t size = sl_record_size_ext(type_len, data_len, ext_len);
     if (retention_full(j, size)) {
         j->st.appends_refused++;
         j->st.retention_refusals++;
@@ -663,7 +672,9 @@ int sl_journal_append_flags(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const
                             .type_len = type_len,
                             .flags = flags,
                             .data = data,
-                            .data_len = data_len};
+                            .data_len = data_len,
+                            .ext = ext,
+                            .ext_len = ext_len};
     int n = sl_record_encode(s->mem + s->len, s->cap - s->len, &rec);
     sl_assert(n == (int)size);
     s->len += size;
@@ -812,6 +823,10 @@ static void commit_slot(sl_journal_t *j, const slot_t *s)
         uint64_t seq = sl_storage__get_le64(p + REC_OFF_SEQ);
         uint64_t ts = sl_storage__get_le64(p + REC_OFF_TS);
         uint32_t data_len = len - REC_LEN_BASE - (p[REC_OFF_TYPE_LEN] & SL_RECORD_TYPE_LEN_MASK);
+        if (ts & SL_RECORD_TS_EXT) { /* the trailer is not payload */
+            ts &= ~SL_RECORD_TS_EXT;
+            data_len -= sl_storage__get_le16(p + len + 4 - 2) + 2u;
+        }
         sl_segment_index_commit_ts(j->ix, seq, len + 4, data_len, ts);
         j->written_seq = seq;
         p += len + 4;

@@ -255,6 +255,11 @@ int sl_journal_append_flags(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const
                             uint32_t type_len, uint8_t flags, const void *data,
                             uint32_t data_len);
 
+/* The same with an extension trailer (record.h; ext borrowed, ext_len <=
+ * SL_RECORD_EXT_MAX, 0: none) written in the same record. */
+int sl_journal_append_ext(sl_journal_t *j, uint64_t seq, uint64_t ts_ns, const void *type,
+                          uint32_t type_len, uint8_t flags, const void *data, uint32_t data_len,
+                          const void *ext, uint32_t ext_len);
 /* Says a durable publish waits for seq to be synced: under fsync=batch the
  * next round starts at once instead of at the interval. */
 void sl_journal_want_sync(sl_journal_t *j, uint64_t seq);

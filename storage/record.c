@@ -31,10 +31,17 @@ uint32_t sl_record_size(uint32_t type_len, uint32_t data_len)
     return SL_RECORD_OVERHEAD + type_len + data_len;
 }
 
+uint32_t sl_record_size_ext(uint32_t type_len, uint32_t data_len, uint32_t ext_len)
+{
+    sl_assert(ext_len <= SL_RECORD_EXT_MAX);
+    return sl_record_size(type_len, data_len) + (ext_len ? ext_len + 2u : 0u);
+}
+
 static int check_fields(const sl_record_view_t *rec)
 {
     if (rec->seq == 0 || rec->type_len == 0 || rec->type_len > SL_EVENT_TYPE_MAX ||
-        (rec->flags & ~SL_RECORD_F_STR) != 0)
+        (rec->flags & ~SL_RECORD_F_STR) != 0 || (rec->ts_ns & SL_RECORD_TS_EXT) != 0 ||
+        rec->ext_len > SL_RECORD_EXT_MAX)
         return SL_EINVAL;
     if (rec->data_len > SL_EVENT_BYTES_MAX)
         return SL_ETOOBIG;
@@ -49,7 +56,7 @@ static uint32_t put_header(uint8_t *p, const sl_record_view_t *rec)
     sl_storage__put_le32(p + OFF_LEN, len);
     sl_storage__put_le32(p + OFF_LEN_CRC, sl_crc32c(0, p + OFF_LEN, 4));
     sl_storage__put_le64(p + OFF_SEQ, rec->seq);
-    sl_storage__put_le64(p + OFF_TS, rec->ts_ns);
+    sl_storage__put_le64(p + OFF_TS, rec->ts_ns | (rec->ext_len ? SL_RECORD_TS_EXT : 0));
     p[OFF_TYPE_LEN] = (uint8_t)(rec->type_len | rec->flags);
     memcpy(p + OFF_TYPE, rec->type, rec->type_len);
     uint32_t hdr = OFF_TYPE + rec->type_len;
@@ -65,6 +72,8 @@ int sl_record_encode_header(void *buf, size_t cap, const sl_record_view_t *rec)
     int rc = check_fields(rec);
     if (rc != 0)
         return rc;
+    if (rec->ext_len) /* the trailer follows the data: encode the whole record */
+        return SL_EINVAL;
     if (cap < SL_RECORD_OVERHEAD + rec->type_len)
         return SL_EFULL;
     return (int)put_header(buf, rec);
@@ -75,19 +84,33 @@ int sl_record_encode(void *buf, size_t cap, const sl_record_view_t *rec)
     int rc = check_fields(rec);
     if (rc != 0)
         return rc;
-    uint32_t size = sl_record_size(rec->type_len, rec->data_len);
+    uint32_t size = sl_record_size_ext(rec->type_len, rec->data_len, rec->ext_len);
     if (cap < size)
         return SL_EFULL;
     uint8_t *p = buf;
-    uint32_t hdr = put_header(p, rec);
+    if (rec->ext_len == 0) {
+        uint32_t hdr = put_header(p, rec);
+        if (rec->data_len > 0)
+            memcpy(p + hdr, rec->data, rec->data_len);
+        return (int)size;
+    }
+    /* Lay data, trailer and count out first, then let put_header compute
+     * the CRC over all of them as "data". */
+    uint32_t hdr = OFF_TYPE + rec->type_len;
     if (rec->data_len > 0)
-        memcpy(p + hdr, rec->data, rec->data_len);
+        memmove(p + hdr, rec->data, rec->data_len);
+    memcpy(p + hdr + rec->data_len, rec->ext, rec->ext_len);
+    sl_storage__put_le16(p + hdr + rec->data_len + rec->ext_len, (uint16_t)rec->ext_len);
+    sl_record_view_t whole = *rec;
+    whole.data = p + hdr;
+    whole.data_len = rec->data_len + rec->ext_len + 2;
+    put_header(p, &whole);
     return (int)size;
 }
 
 static bool len_in_range(uint32_t len, uint32_t data_max)
 {
-    return len >= LEN_BASE + 1 && len <= LEN_BASE + SL_EVENT_TYPE_MAX + data_max;
+    return len >= LEN_BASE + 1 && len <= LEN_BASE + SL_EVENT_TYPE_MAX + data_max + SL_RECORD_EXT_MAX + 2;
 }
 
 int sl_record_decode(const void *buf, size_t n, uint32_t data_max, sl_record_view_t *out)
@@ -119,9 +142,22 @@ int sl_record_decode(const void *buf, size_t n, uint32_t data_max, sl_record_vie
     if (LEN_BASE + out->type_len > len)
         return SL_ECORRUPT;
     out->data_len = len - LEN_BASE - out->type_len;
-    if (out->data_len > data_max)
-        return SL_ECORRUPT;
     out->type = p + OFF_TYPE;
     out->data = p + OFF_TYPE + out->type_len;
+    out->ext = NULL;
+    out->ext_len = 0;
+    if (out->ts_ns & SL_RECORD_TS_EXT) {
+        out->ts_ns &= ~SL_RECORD_TS_EXT;
+        if (out->data_len < 2)
+            return SL_ECORRUPT;
+        uint32_t e = sl_storage__get_le16(out->data + out->data_len - 2);
+        if (e == 0 || e > SL_RECORD_EXT_MAX || e + 2 > out->data_len)
+            return SL_ECORRUPT;
+        out->data_len -= e + 2;
+        out->ext = out->data + out->data_len;
+        out->ext_len = e;
+    }
+    if (out->data_len > data_max)
+        return SL_ECORRUPT;
     return 0;
 }

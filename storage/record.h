@@ -31,6 +31,22 @@
  * The minimum record (1-byte type, no data) is SL_RECORD_OVERHEAD + 1 = 30
  * bytes.
  *
+ * Extension trailer (session lifecycle): when bit 63 of ts_ns is set (no
+ * real clock reaches it before the year 2262, so older records never have
+ * it), the record ends with ext bytes followed by their count as a u16:
+ *
+ *  29+t     d  data      d = len - 25 - type_len - e - 2
+ *  29+t+d   e  ext       0 < e <= SL_RECORD_EXT_MAX
+ *  ...      2  e
+ *
+ * The CRC covers it like the rest, so a record and its trailer are written
+ * (and survive a crash) as one. The trailer carries what must be durable
+ * together with the event: an idempotent producer's (id, epoch, seq), a
+ * Durable Streams Stream-Seq, the session's closure (storage/lifecycle.h
+ * encodes it). Decoding strips it: data and data_len never include it.
+ * Readers that know nothing of trailers (older versions) would see it as
+ * part of the data; this version reads both.
+ *
  * A record is never exposed half-written: a reader only accepts a record
  * whose length guard and CRC both check, and the segment index (segment.h)
  * only advances its readable end after the write that carried the record
@@ -48,6 +64,10 @@
 /* Flags, kept in the top bit of the type_len byte (type_len <= 64, so the
  * bit was always 0 before flags existed: older segments read unchanged). */
 #define SL_RECORD_F_STR 0x80u /* data was published as a string (msgpack str) */
+/* ts_ns bit: the record ends with an extension trailer. */
+#define SL_RECORD_TS_EXT (1ull << 63)
+/* Largest extension trailer (its own 2-byte count not included). */
+#define SL_RECORD_EXT_MAX 1024u
 #define SL_RECORD_TYPE_LEN_MASK 0x7fu
 _Static_assert(SL_EVENT_TYPE_MAX <= SL_RECORD_TYPE_LEN_MASK, "type_len leaves the flag bit free");
 
@@ -57,7 +77,7 @@ _Static_assert(SL_EVENT_TYPE_MAX <= SL_RECORD_TYPE_LEN_MASK, "type_len leaves th
 #define SL_RECORD_PREFIX_BYTES 8u
 /* Largest record the hard caps allow: every buffer that must hold one whole
  * record (catch-up reads, recovery scans) is at least this big. */
-#define SL_RECORD_BYTES_MAX (SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + SL_EVENT_BYTES_MAX)
+#define SL_RECORD_BYTES_MAX (SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + SL_EVENT_BYTES_MAX + SL_RECORD_EXT_MAX + 2u)
 
 _Static_assert(SL_RECORD_BYTES_MAX < (1u << 31), "record sizes fit an int return value");
 
@@ -73,11 +93,15 @@ typedef struct sl_record_view {
     uint32_t data_len;
     uint32_t size; /* bytes the whole record occupies */
     uint8_t flags; /* SL_RECORD_F_* (only those bits) */
+    const uint8_t *ext; /* extension trailer (NULL when ext_len is 0) */
+    uint32_t ext_len;   /* 0..SL_RECORD_EXT_MAX */
 } sl_record_view_t;
 
 /* Total encoded size of a record. Asserts type_len <= SL_EVENT_TYPE_MAX and
  * data_len <= SL_EVENT_BYTES_MAX (callers check limits first). Any thread. */
 uint32_t sl_record_size(uint32_t type_len, uint32_t data_len);
+/* The same with an extension trailer of ext_len bytes (0: none). */
+uint32_t sl_record_size_ext(uint32_t type_len, uint32_t data_len, uint32_t ext_len);
 
 /* Encodes rec (borrowed) into buf (borrowed, cap bytes). Returns the encoded
  * size (> 0) on success; SL_EINVAL when seq is 0 or type_len is outside

@@ -16,6 +16,17 @@
  * syscall: startup recovery and the offline checker only (recovery.c). */
 int64_t sl_storage__pread_full(int fd, uint8_t *buf, size_t want, uint64_t off);
 
+static inline void sl_storage__put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline uint16_t sl_storage__get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
 static inline void sl_storage__put_le32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v;
