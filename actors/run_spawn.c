@@ -114,7 +114,12 @@ static int write_record(sl_runs_t *runs, const sl_run_t *run)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    int rc = write(fd, body, (size_t)n) == n && fdatasync(fd) == 0 ? 0 : -EIO;
+    /* No fdatasync: the record is for a sluiced that dies while the
+     * machine stays up (kill -9, a crash), where the page cache keeps it.
+     * When the machine itself goes down, the run's processes go with it;
+     * only the session's run.exit is then missing. An fsync here cost
+     * more than the rest of a spawn together. */
+    int rc = write(fd, body, (size_t)n) == n ? 0 : -EIO;
     close(fd);
     return rc;
 }
@@ -299,12 +304,17 @@ static void signal_cgroup(const char *cg, int sig)
     fclose(f);
 }
 
+/* The tree: its process group, its cgroup, and, without a cgroup (or
+ * after a crash: pgid 0), every process carrying its marker. A cgroup
+ * holds members that left the group, so the /proc walk is spared then. */
 static void signal_job(sl_runs_t *runs, const sl_run_job_t *j)
 {
     if (j->pgid > 1)
         kill(-j->pgid, j->sig);
     if (j->cgroup[0])
         signal_cgroup(j->cgroup, j->sig);
+    if (j->cgroup[0] && j->pgid > 1)
+        return;
     uint32_t n = signal_marked(j->id, j->sig);
     if (j->sig == SIGKILL && n)
         atomic_fetch_add_explicit(&runs->killed_leftovers, n, memory_order_relaxed);
