@@ -1000,7 +1000,7 @@ size_t sl_run_status_json(sl_server_t *srv, const char *id, size_t len, char *ou
 /* ---- recovery ---- */
 
 void sl_run__recover(sl_runs_t *runs, const char *id, const char *session, size_t session_len,
-                     const char *cgroup)
+                     const char *cgroup, uint64_t started_wall_ns)
 {
     sl_server_t *srv = runs->srv;
     sl_entry_t *e = sl_sessops_lookup(srv, session, session_len);
@@ -1026,7 +1026,10 @@ void sl_run__recover(sl_runs_t *runs, const char *id, const char *session, size_
     run->exited = false;
     run->reason = SL_RUN__R_CRASH;
     run->state = SL_RUN__EXITING;
-    add(&runs->started, 0);
+    run->started_wall_ns = started_wall_ns;
+    uint64_t now = sl_clock_wall_ns();
+    run->wall_ms = started_wall_ns && now > started_wall_ns ? (now - started_wall_ns) / SL_NS_PER_MS
+                                                             : 0;
     sl_actor_notify(&run->a, NOTIFY_KICK);
 }
 

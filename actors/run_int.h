@@ -192,7 +192,7 @@ void sl_run__signal_tree(sl_run_t *run, int sig);
 /* Creates the actor that ends a run of a previous life (reason
  * server_crash) for session (borrowed). Spawner thread, at start. */
 void sl_run__recover(sl_runs_t *runs, const char *id, const char *session, size_t session_len,
-                     const char *cgroup);
+                     const char *cgroup, uint64_t started_wall_ns);
 /* Direct-children bookkeeping (the reaper leaves them to their run). */
 void sl_run__direct_add(sl_runs_t *runs, int pid);
 void sl_run__direct_remove(sl_runs_t *runs, int pid);

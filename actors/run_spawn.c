@@ -435,6 +435,7 @@ static void recover_one(sl_runs_t *runs, const char *name)
 {
     char path[PATH_MAX + 300], line[PATH_MAX + 64];
     char session[SL_SESSION_ID_MAX + 1] = "", cgroup[PATH_MAX] = "";
+    unsigned long long started = 0;
     snprintf(path, sizeof path, "%s/%s", runs->dir, name);
     FILE *f = fopen(path, "re");
     if (!f)
@@ -446,6 +447,8 @@ static void recover_one(sl_runs_t *runs, const char *name)
             n = snprintf(session, sizeof session, "%s", line + 8) >= (int)sizeof session;
         else if (strncmp(line, "cgroup=", 7) == 0)
             n = snprintf(cgroup, sizeof cgroup, "%s", line + 7) >= (int)sizeof cgroup;
+        else if (strncmp(line, "started_ns=", 11) == 0)
+            started = strtoull(line + 11, NULL, 10);
         if (n) /* not ours: too long */
             session[0] = cgroup[0] = '\0';
     }
@@ -458,6 +461,9 @@ static void recover_one(sl_runs_t *runs, const char *name)
     }
     memcpy(id, name, idl);
     id[idl] = '\0';
+    /* Only a cgroup of ours is signalled and removed. */
+    if (cgroup[0] && (!strstr(cgroup, "/sluice.runs/r") || strstr(cgroup, "..")))
+        cgroup[0] = '\0';
     /* The previous life's tree: its cgroup and every marked process. */
     sl_run_job_t kill_all = {.kind = SL_RUN__JOB_SIGNAL, .sig = SIGKILL, .pgid = 0};
     memcpy(kill_all.id, id, idl + 1);
@@ -469,7 +475,7 @@ static void recover_one(sl_runs_t *runs, const char *name)
         finish_job(runs, &kill_all);
         return;
     }
-    sl_run__recover(runs, id, session, strlen(session), cgroup);
+    sl_run__recover(runs, id, session, strlen(session), cgroup, started);
 }
 
 static void recover_all(sl_runs_t *runs)
