@@ -138,8 +138,8 @@ static void arm_poll(sl_run_t *run)
 static void cancel_op(sl_run_t *run, int slot, sl_op_t *target)
 {
     sl_op_t *c = &run->cancel_ops[slot];
-    if (c->kind == SL_OP_CANCEL && c->owner && c->_state)
-        return; /* one cancel per target slot at a time */
+    if (c->owner)
+        return; /* one cancel per slot in flight; the next tick asks again */
     memset(c, 0, sizeof *c);
     c->kind = SL_OP_CANCEL;
     c->target = target;
@@ -271,7 +271,8 @@ static void on_published(sl_run_t *run, sl_pub_t *p)
 {
     int what = (int)(uintptr_t)run->pq[0];
     int status = p->status;
-    bool resend = status == SL_ECLOSED && p->first_seq == 0 && p->retries < 3;
+    /* Bounded: a session that keeps going away is given up on. */
+    bool resend = status == SL_ECLOSED && p->first_seq == 0 && run->resends++ < SL_RUN_RESENDS_MAX;
     free(p);
     sl_actor_release(&run->a); /* the publish's reference */
     run->pub_inflight = false;
@@ -1069,8 +1070,11 @@ static int cgroup_probe(sl_runs_t *runs)
         fclose(f);
     int rc = -ENOENT;
     if (mnt[0]) {
-        snprintf(runs->cgroup_base, sizeof runs->cgroup_base, "%s%s/sluice.runs", mnt, own);
-        rc = mkdir(runs->cgroup_base, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+        if (snprintf(runs->cgroup_base, sizeof runs->cgroup_base, "%s%s/sluice.runs", mnt, own) >=
+            (int)sizeof runs->cgroup_base - 32)
+            rc = -ENAMETOOLONG;
+        else
+            rc = mkdir(runs->cgroup_base, 0755) == 0 || errno == EEXIST ? 0 : -errno;
         char kill_file[PATH_MAX + 32];
         snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", runs->cgroup_base);
         if (rc == 0 && access(kill_file, W_OK) != 0)

@@ -130,6 +130,7 @@ struct sl_run {
     sl_pub_t *pq[4];               /* queued: start, stdout, stderr, exit */
     uint32_t pq_n;
     bool pub_inflight;
+    uint32_t resends;              /* publishes resent after the session actor went away */
     uint64_t retry_at_ns;          /* the session's mailbox was full: resend then */
     bool exit_published;           /* run.exit answered (durably) */
     /* Ending. */

@@ -383,6 +383,9 @@ _Static_assert(SL_TLS_CIPHER_QUEUE_BYTES >= 4 * SL_TLS_RECORD_BYTES_MAX,
 #define SL_RUN_REAP_INTERVAL_NS (250ull * 1000 * 1000)
 /* Stack of the vfork-style child between clone and exec. */
 #define SL_RUN_SPAWN_STACK_BYTES (64u * 1024)
+/* A run's publishes resent because the session actor went away between
+ * lookup and delivery (it hibernated); beyond, the output is given up. */
+#define SL_RUN_RESENDS_MAX 64
 /* --max-runs bound. */
 #define SL_RUNS_MAX 4096
 _Static_assert(SL_RUN_EVENTS_PER_PUB <= SL_BATCH_EVENTS_MAX, "one publish is one batch");
