@@ -231,7 +231,8 @@ static sl_run_req_t *make_start(sl_conn_t *c, const char *id, size_t id_len,
     }
     req->nargs = nargs;
     req->stdin_data = req->data + o;
-    memcpy(req->stdin_data, sp->stdin_data, sp->stdin_len);
+    if (sp->stdin_len) /* stdin_data is NULL when absent */
+        memcpy(req->stdin_data, sp->stdin_data, sp->stdin_len);
     req->stdin_len = sp->stdin_len;
     req->close_stdin = sp->close_stdin;
     return req;
@@ -247,7 +248,8 @@ static sl_run_req_t *make_stdin(sl_conn_t *c, const char *id, size_t id_len, con
     req->reply_to = &c->a;
     memcpy(req->session, id, id_len);
     req->session_len = (uint32_t)id_len;
-    memcpy(req->data, data, len);
+    if (len) /* an empty body has no pointer */
+        memcpy(req->data, data, len);
     req->stdin_data = req->data;
     req->stdin_len = len;
     req->close_stdin = close;

@@ -652,7 +652,8 @@ static void on_spawned(sl_run_t *run)
     if (req->stdin_len > 0 || req->close_stdin) {
         sl_run_req_t *q = sl_run_req_alloc(req->stdin_len);
         if (q) {
-            memcpy(q->data, req->stdin_data, req->stdin_len);
+            if (req->stdin_len)
+                memcpy(q->data, req->stdin_data, req->stdin_len);
             q->stdin_data = q->data;
             q->stdin_len = req->stdin_len;
             q->close_stdin = req->close_stdin;
