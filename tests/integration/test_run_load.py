@@ -196,7 +196,9 @@ def test_run_load_no_leaks():
               % ((cpu1 - cpu0) * 1000.0 / hz / TOTAL, base_fds, srv.fd_count(), base_rss, rss,
                  h["runs"]["reaped_orphans"], h["runs"]["killed_leftovers"]))
         H.check(p99 < 250 * H.slow_factor(), "/health p99 %.1f ms" % p99)
-        H.check(rss < base_rss + 64 * 1024, "RSS grew from %d to %d kB" % (base_rss, rss))
+        # (ASan keeps freed memory in its quarantine: a looser bound there)
+        slack_kb = 64 * 1024 * (4 if H.sanitizer_build() else 1)
+        H.check(rss < base_rss + slack_kb, "RSS grew from %d to %d kB" % (base_rss, rss))
 
 
 suite.run()
