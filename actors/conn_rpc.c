@@ -26,12 +26,15 @@
  * per-subscription prefix.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <msgpack.h>
 
 #include "actors/conn_int.h"
+#include "actors/sessops.h"
 #include "actors/json.h"
 #include "actors/monitor.h"
 #include "actors/server.h"
@@ -215,11 +218,49 @@ static bool allowed(sl_conn_t *c, uint32_t msgid, sl_auth_action_t action, const
     return false;
 }
 
-/* Reads {"durable": bool, "ephemeral": bool} (unknown keys ignored). */
-static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, uint32_t i,
-                       bool *durable, bool *ephemeral)
+/* Publish options (API.md): durable, ephemeral, close (booleans) and
+ * producer [id, epoch, seq]. */
+typedef struct pub_opts {
+    bool durable, ephemeral, close, has_producer;
+    uint8_t producer_id_len;
+    char producer_id[SL_PRODUCER_ID_MAX];
+    uint64_t producer_epoch, producer_seq;
+} pub_opts_t;
+
+static bool obj_u53(const msgpack_object *o, uint64_t *v)
 {
-    *durable = *ephemeral = false;
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > SL_PRODUCER_NUM_MAX)
+        return false;
+    *v = o->via.u64;
+    return true;
+}
+
+static bool opt_producer(sl_conn_t *c, uint32_t msgid, const msgpack_object *v, pub_opts_t *o)
+{
+    const char *id;
+    size_t n;
+    if (v->type == MSGPACK_OBJECT_NIL)
+        return true;
+    if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 3 ||
+        !obj_bytes(&v->via.array.ptr[0], &id, &n) || !sl_sessops_producer_id_valid(id, n) ||
+        !obj_u53(&v->via.array.ptr[1], &o->producer_epoch) ||
+        !obj_u53(&v->via.array.ptr[2], &o->producer_seq)) {
+        put_error(c, msgid, "bad_params",
+                  "producer is [id (1-128 bytes of [A-Za-z0-9._:-]), epoch, seq] (integers 0..2^53-1)");
+        return false;
+    }
+    o->has_producer = true;
+    o->producer_id_len = (uint8_t)n;
+    memcpy(o->producer_id, id, n);
+    return true;
+}
+
+/* Reads the options map at a[i] (absent or nil: defaults; unknown keys
+ * ignored). */
+static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, uint32_t i,
+                       pub_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
     if (i >= a->size || a->ptr[i].type == MSGPACK_OBJECT_NIL)
         return true;
     if (a->ptr[i].type != MSGPACK_OBJECT_MAP) {
@@ -229,22 +270,44 @@ static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array 
     const msgpack_object_map *m = &a->ptr[i].via.map;
     for (uint32_t k = 0; k < m->size; k++) {
         const msgpack_object *v = &m->ptr[k].val;
-        bool *dst = obj_is(&m->ptr[k].key, "durable")     ? durable
-                    : obj_is(&m->ptr[k].key, "ephemeral") ? ephemeral
+        if (obj_is(&m->ptr[k].key, "producer")) {
+            if (!opt_producer(c, msgid, v, o))
+                return false;
+            continue;
+        }
+        bool *dst = obj_is(&m->ptr[k].key, "durable")     ? &o->durable
+                    : obj_is(&m->ptr[k].key, "ephemeral") ? &o->ephemeral
+                    : obj_is(&m->ptr[k].key, "close")     ? &o->close
                                                           : NULL;
         if (!dst)
             continue;
         if (v->type != MSGPACK_OBJECT_BOOLEAN && v->type != MSGPACK_OBJECT_NIL) {
-            put_error(c, msgid, "bad_params", "durable and ephemeral take booleans");
+            put_error(c, msgid, "bad_params", "durable, ephemeral and close take booleans");
             return false;
         }
         *dst = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
     }
-    if (*durable && *ephemeral) {
+    if (o->durable && o->ephemeral) {
         put_error(c, msgid, "bad_params", "an event cannot be both durable and ephemeral");
         return false;
     }
+    if (o->close && o->ephemeral) {
+        put_error(c, msgid, "bad_params", "a closing publish cannot be ephemeral");
+        return false;
+    }
     return true;
+}
+
+static void apply_opts(sl_pub_t *p, const pub_opts_t *o)
+{
+    p->durable = o->durable;
+    p->ephemeral = o->ephemeral;
+    p->close = o->close;
+    p->has_producer = o->has_producer;
+    p->producer_id_len = o->producer_id_len;
+    memcpy(p->producer_id, o->producer_id, o->producer_id_len);
+    p->producer_epoch = o->producer_epoch;
+    p->producer_seq = o->producer_seq;
 }
 
 /* Checks one [type, data] pair; adds its byte needs to *bytes. */
@@ -336,16 +399,15 @@ static void start_batch(sl_conn_t *c, uint32_t msgid, const msgpack_object_array
         if (!check_event(c, msgid, &evs->ptr[i].via.array.ptr[0], &evs->ptr[i].via.array.ptr[1],
                          &bytes))
             return;
-    bool durable, ephemeral;
-    if (!param_opts(c, msgid, a, 2, &durable, &ephemeral))
+    pub_opts_t o;
+    if (!param_opts(c, msgid, a, 2, &o))
         return;
     sl_pub_t *p = sl_conn__pub_alloc(n, bytes);
     if (!p) {
         put_error(c, msgid, "overloaded", "out of memory");
         return;
     }
-    p->durable = durable;
-    p->ephemeral = ephemeral;
+    apply_opts(p, &o);
     size_t off = 0;
     for (uint32_t i = 0; i < n; i++) {
         p->events[i] = put_event_bytes(p->buf, off, &evs->ptr[i].via.array.ptr[0],
@@ -432,16 +494,31 @@ static void m_publish(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *
 {
     const char *id;
     size_t id_len, bytes = 0;
-    bool durable, ephemeral;
+    pub_opts_t o;
     if (a->size < 3 || a->size > 4) {
         put_error(c, msgid, "bad_params", "expected [session, type, data, opts?]");
         return;
     }
-    if (param_session(c, msgid, a, 0, &id, &id_len) &&
-        allowed(c, msgid, SL_AUTH_PUB, id, id_len, "publish") &&
-        check_event(c, msgid, &a->ptr[1], &a->ptr[2], &bytes) &&
-        param_opts(c, msgid, a, 3, &durable, &ephemeral))
-        batch_add(c, msgid, id, id_len, &a->ptr[1], &a->ptr[2], durable, ephemeral);
+    if (!param_session(c, msgid, a, 0, &id, &id_len) ||
+        !allowed(c, msgid, SL_AUTH_PUB, id, id_len, "publish") ||
+        !check_event(c, msgid, &a->ptr[1], &a->ptr[2], &bytes) || !param_opts(c, msgid, a, 3, &o))
+        return;
+    if (!o.close && !o.has_producer) {
+        batch_add(c, msgid, id, id_len, &a->ptr[1], &a->ptr[2], o.durable, o.ephemeral);
+        return;
+    }
+    /* A lifecycle publish is its own request (its answer is its own). */
+    flush_batch(c);
+    sl_pub_t *p = sl_conn__pub_alloc(1, bytes);
+    if (!p) {
+        put_error(c, msgid, "overloaded", "out of memory");
+        return;
+    }
+    apply_opts(p, &o);
+    p->events[0] = put_event_bytes(p->buf, 0, &a->ptr[1], &a->ptr[2]);
+    memcpy(p->id, id, id_len);
+    p->id_len = (uint32_t)id_len;
+    send_pub(c, msgid, p, false);
 }
 
 /* publish_batch [session, [[type, data], ...], opts?] */
@@ -496,11 +573,12 @@ static void m_subscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_array
         put_error(c, msgid, "overloaded", "too many subscriptions on this connection");
         return;
     }
-    sl_entry_t *e = sl_registry_get(c->srv->registry, id, id_len);
+    sl_entry_t *e = sl_sessops_lookup(c->srv, id, id_len);
     if (!e) {
         put_error(c, msgid, "not_found", "no such session");
         return;
     }
+    sl_sessops_touch(e);
     uint32_t sub_id = ++c->rpc->next_sub_id;
     int rc = sl_conn__subscribe_ex(c, sub_id, e, from, from, false, true, msgid);
     if (rc != 0)
@@ -568,31 +646,67 @@ static void m_one(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, i
     sl_entry_t *e = NULL;
     if (what == ONE_CREATE) {
         bool created;
-        uint64_t epoch = atomic_fetch_add(&c->srv->epoch_next, 1);
-        if (sl_registry_get_or_create(c->srv->registry, id, id_len, epoch, &e, &created) != 0) {
+        int rc = sl_sessops_create(c->srv, id, id_len, NULL, &e, &created);
+        if (rc == SL_ECONFLICT) {
+            put_error(c, msgid, "conflict", "the session exists with a TTL or expiry");
+            return;
+        }
+        if (rc != 0) {
             put_error(c, msgid, "overloaded", "too many sessions");
             return;
         }
-        if (created)
-            atomic_store(&e->stats.created_ns, sl_clock_wall_ns());
         sl_entry_release(e);
         put_true(c, msgid);
         return;
     }
-    if (!(e = sl_registry_get(c->srv->registry, id, id_len))) {
+    if (what == ONE_DELETE) {
+        if (sl_sessops_delete(c->srv, id, id_len) != 0)
+            put_error(c, msgid, "not_found", "no such session");
+        else
+            put_true(c, msgid);
+        return;
+    }
+    if (!(e = sl_sessops_lookup(c->srv, id, id_len))) {
         put_error(c, msgid, "not_found", "no such session");
         return;
     }
-    if (what == ONE_DELETE) {
-        if (sl_registry_remove(c->srv->registry, e) == 0)
-            sl_session_delete(c->srv, e);
-        put_true(c, msgid);
-    } else {
+    {
         char body[512];
         size_t n = sl_conn__stats_json(e, body, sizeof body);
         put_json(c, msgid, body, n);
     }
     sl_entry_release(e);
+}
+
+/* close [session] -> last_seq: closes the session for good. */
+static void m_close(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
+{
+    const char *id;
+    size_t id_len;
+    if (a->size != 1) {
+        put_error(c, msgid, "bad_params", "expected [session]");
+        return;
+    }
+    if (!param_session(c, msgid, a, 0, &id, &id_len) ||
+        !allowed(c, msgid, SL_AUTH_PUB, id, id_len, "close"))
+        return;
+    sl_pub_t *p = sl_conn__pub_alloc(0, 0);
+    if (!p) {
+        put_error(c, msgid, "overloaded", "out of memory");
+        return;
+    }
+    p->close = p->durable = true;
+    p->stream_id = msgid;
+    memcpy(p->id, id, id_len);
+    p->id_len = (uint32_t)id_len;
+    int rc = sl_sessops_publish(c->srv, &c->a, id, id_len, p, false);
+    if (rc == 0) {
+        c->pubs_inflight++;
+        c->rpc->answers++;
+    } else {
+        put_error(c, msgid, rc == SL_ENOTFOUND ? "not_found" : "overloaded",
+                  rc == SL_ENOTFOUND ? "no such session" : sl_conn__publish_error_text(rc));
+    }
 }
 
 /* auth [token] -> true: the token becomes the connection's principal
@@ -665,7 +779,7 @@ static bool checks_itself(const sl_rpc_msg_t *m)
 {
     static const char *const names[] = {"publish", "publish_batch", "subscribe", "unsubscribe",
                                         "sessions", "session", "create", "delete", "health",
-                                        "auth"};
+                                        "auth", "close"};
     for (size_t i = 0; i < SL_ARRAY_LEN(names); i++)
         if (method_is(m, names[i]))
             return true;
@@ -721,6 +835,8 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
         m_health(c, id);
     else if (method_is(m, "auth"))
         m_auth(c, id, a);
+    else if (method_is(m, "close"))
+        m_close(c, id, a);
     else if (sl_conn__run_rpc(c, m->method, m->method_len, id, &m->params))
         ; /* run, cancel, stdin (conn_run.c) */
     else
@@ -914,8 +1030,9 @@ static void answer_coalesced(sl_conn_t *c, const sl_pub_t *p)
         if (p->first_seq && seq <= p->last_seq)
             put_uint(c, p->rpc_msgids[i], seq);
         else
-            put_error(c, p->rpc_msgids[i], "overloaded",
-                      p->status == SL_ECLOSED  ? "session is closing; retry"
+            put_error(c, p->rpc_msgids[i], p->status == SL_EENDED ? "closed" : "overloaded",
+                      p->status == SL_EENDED   ? "the session is closed"
+                      : p->status == SL_ECLOSED ? "session is closing; retry"
                       : p->status == SL_EFULL ? "session is busy; retry"
                                               : "publish failed");
     }
@@ -928,7 +1045,25 @@ void sl_conn__rpc_published(sl_conn_t *c, sl_pub_t *p)
     if (c->state < SL_CONN__CLOSING && p->rpc_msgids) {
         answer_coalesced(c, p);
     } else if (c->state < SL_CONN__CLOSING) {
-        if (p->status != 0) {
+        char msg[96];
+        if (p->status == SL_EENDED) {
+            snprintf(msg, sizeof msg, "the session is closed; last_seq %" PRIu64, p->last_seq);
+            put_error(c, msgid, "closed", msg);
+        } else if (p->status == SL_EFENCED) {
+            snprintf(msg, sizeof msg, "a newer producer epoch is active: %" PRIu64, p->producer_epoch);
+            put_error(c, msgid, "fenced", msg);
+        } else if (p->status == SL_EGAP) {
+            snprintf(msg, sizeof msg, "producer seq skipped; expected %" PRIu64, p->producer_seq);
+            put_error(c, msgid, "producer_gap", msg);
+        } else if (p->status == SL_EINVAL) {
+            put_error(c, msgid, "bad_params", "a new producer epoch starts at seq 0");
+        } else if (p->status == SL_ECONFLICT) {
+            put_error(c, msgid, "conflict", "sequence not above the last one");
+        } else if (p->duplicate && !p->dup_known) {
+            put_json(c, msgid, "{\"duplicate\":true}", 18);
+        } else if (p->nevents == 0 && p->close) {
+            put_uint(c, msgid, p->last_seq);
+        } else if (p->status != 0) {
             put_error(c, msgid, "overloaded",
                       p->status == SL_ECLOSED  ? "session is closing; retry"
                       : p->status == SL_EFULL ? "session is busy; retry"

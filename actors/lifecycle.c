@@ -234,3 +234,158 @@ int sl_lifecycle_load(sl_lifecycle_t *l, const uint8_t *b, size_t len)
     memcpy(l->sseq, b + 5, sl);
     return 0;
 }
+
+/* ---- attributes and the manifest extension ---- */
+
+enum { A_TTL = 1, A_EXPIRES, A_CTYPE, A_PARENT, A_PARENT_EPOCH, A_FORK_SEQ };
+enum { E_ATTRS = 1, E_CLOSED, E_SNAPSHOT, E_SNAP_SEQ };
+
+static size_t put_tlv16(uint8_t *b, uint8_t tag, const void *v, size_t n)
+{
+    b[0] = tag;
+    b[1] = (uint8_t)n;
+    b[2] = (uint8_t)(n >> 8);
+    memcpy(b + 3, v, n);
+    return 3 + n;
+}
+
+static size_t put_u64_tlv16(uint8_t *b, uint8_t tag, uint64_t v)
+{
+    uint8_t le[8];
+    sl_storage__put_le64(le, v);
+    return put_tlv16(b, tag, le, 8);
+}
+
+size_t sl_lifecycle_attrs_encode(const sl_session_attrs_t *a, uint8_t *b, size_t cap)
+{
+    sl_assert(cap >= SL_LIFECYCLE_ATTRS_MAX);
+    size_t o = 0;
+    if (a->ttl_ns)
+        o += put_u64_tlv16(b + o, A_TTL, a->ttl_ns);
+    if (a->expires_at_ns)
+        o += put_u64_tlv16(b + o, A_EXPIRES, a->expires_at_ns);
+    if (a->content_type_len)
+        o += put_tlv16(b + o, A_CTYPE, a->content_type, a->content_type_len);
+    if (a->parent_len) {
+        o += put_tlv16(b + o, A_PARENT, a->parent, a->parent_len);
+        o += put_u64_tlv16(b + o, A_PARENT_EPOCH, a->parent_epoch);
+        o += put_u64_tlv16(b + o, A_FORK_SEQ, a->fork_seq);
+    }
+    return o;
+}
+
+int sl_lifecycle_attrs_decode(const uint8_t *b, size_t n, sl_session_attrs_t *a)
+{
+    memset(a, 0, sizeof *a);
+    size_t o = 0;
+    while (o < n) {
+        if (n - o < 3)
+            return SL_ECORRUPT;
+        uint8_t tag = b[o];
+        size_t len = (size_t)b[o + 1] | (size_t)b[o + 2] << 8;
+        const uint8_t *v = b + o + 3;
+        if (n - o - 3 < len)
+            return SL_ECORRUPT;
+        bool u64 = tag == A_TTL || tag == A_EXPIRES || tag == A_PARENT_EPOCH || tag == A_FORK_SEQ;
+        if (u64 && len != 8)
+            return SL_ECORRUPT;
+        switch (tag) {
+        case A_TTL: a->ttl_ns = sl_storage__get_le64(v); break;
+        case A_EXPIRES: a->expires_at_ns = sl_storage__get_le64(v); break;
+        case A_PARENT_EPOCH: a->parent_epoch = sl_storage__get_le64(v); break;
+        case A_FORK_SEQ: a->fork_seq = sl_storage__get_le64(v); break;
+        case A_CTYPE:
+            if (len > SL_CONTENT_TYPE_MAX)
+                return SL_ECORRUPT;
+            memcpy(a->content_type, v, len);
+            a->content_type_len = (uint8_t)len;
+            break;
+        case A_PARENT:
+            if (len == 0 || len > SL_SESSION_ID_MAX)
+                return SL_ECORRUPT;
+            memcpy(a->parent, v, len);
+            a->parent_len = (uint8_t)len;
+            break;
+        default:
+            break;
+        }
+        o += 3 + len;
+    }
+    return 0;
+}
+
+static size_t put_tlv32(uint8_t *b, uint8_t tag, const void *v, size_t n)
+{
+    b[0] = tag;
+    sl_storage__put_le32(b + 1, (uint32_t)n);
+    if (n)
+        memcpy(b + 5, v, n);
+    return 5 + n;
+}
+
+uint8_t *sl_lifecycle_entry_encode(const sl_lifecycle_entry_t *x, size_t *len, bool *oom)
+{
+    *len = 0;
+    *oom = false;
+    if (!x->has_attrs && !x->closed && !x->snapshot_len)
+        return NULL;
+    uint8_t *b = malloc(4 * 5 + 8 * 3 + SL_LIFECYCLE_ATTRS_MAX + x->snapshot_len);
+    if (!b) {
+        *oom = true;
+        return NULL;
+    }
+    size_t o = 0;
+    uint8_t tmp[SL_LIFECYCLE_ATTRS_MAX], le[8];
+    if (x->has_attrs)
+        o += put_tlv32(b + o, E_ATTRS, tmp, sl_lifecycle_attrs_encode(&x->attrs, tmp, sizeof tmp));
+    if (x->closed) {
+        sl_storage__put_le64(le, x->closed_seq);
+        o += put_tlv32(b + o, E_CLOSED, le, 8);
+    }
+    if (x->snapshot_len) {
+        o += put_tlv32(b + o, E_SNAPSHOT, x->snapshot, x->snapshot_len);
+        sl_storage__put_le64(le, x->snap_seq);
+        o += put_tlv32(b + o, E_SNAP_SEQ, le, 8);
+    }
+    *len = o;
+    return b;
+}
+
+int sl_lifecycle_entry_decode(const uint8_t *b, size_t n, sl_lifecycle_entry_t *x)
+{
+    memset(x, 0, sizeof *x);
+    size_t o = 0;
+    while (o < n) {
+        if (n - o < 5)
+            return SL_ECORRUPT;
+        uint8_t tag = b[o];
+        size_t len = sl_storage__get_le32(b + o + 1);
+        const uint8_t *v = b + o + 5;
+        if (n - o - 5 < len)
+            return SL_ECORRUPT;
+        if ((tag == E_CLOSED || tag == E_SNAP_SEQ) && len != 8)
+            return SL_ECORRUPT;
+        switch (tag) {
+        case E_ATTRS:
+            if (sl_lifecycle_attrs_decode(v, len, &x->attrs) != 0)
+                return SL_ECORRUPT;
+            x->has_attrs = true;
+            break;
+        case E_CLOSED:
+            x->closed = true;
+            x->closed_seq = sl_storage__get_le64(v);
+            break;
+        case E_SNAPSHOT:
+            x->snapshot = v;
+            x->snapshot_len = len;
+            break;
+        case E_SNAP_SEQ:
+            x->snap_seq = sl_storage__get_le64(v);
+            break;
+        default:
+            break;
+        }
+        o += 5 + len;
+    }
+    return 0;
+}

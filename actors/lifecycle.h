@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actors/registry.h"
 #include "actors/session.h"
 #include "storage/lifecycle.h"
 
@@ -50,5 +51,30 @@ uint8_t *sl_lifecycle_snapshot(const sl_lifecycle_t *l, size_t *len);
 int sl_lifecycle_load(sl_lifecycle_t *l, const uint8_t *buf, size_t len);
 /* True when l holds any producer or Stream-Seq. */
 bool sl_lifecycle_used(const sl_lifecycle_t *l);
+
+/* Create-time attributes as bytes (the attrs file's payload and part of
+ * the manifest entry): TLVs of tag (u8), length (u16 LE), value. */
+#define SL_LIFECYCLE_ATTRS_MAX (6 * 3 + 4 * 8 + SL_CONTENT_TYPE_MAX + SL_SESSION_ID_MAX)
+size_t sl_lifecycle_attrs_encode(const sl_session_attrs_t *a, uint8_t *buf, size_t cap);
+/* Returns 0 or SL_ECORRUPT. */
+int sl_lifecycle_attrs_decode(const uint8_t *buf, size_t n, sl_session_attrs_t *a);
+
+/* The manifest entry extension of a session: its attributes, its closure
+ * and its producers as of snap_seq (every record up to it included). */
+typedef struct sl_lifecycle_entry {
+    sl_session_attrs_t attrs;
+    bool has_attrs;
+    uint64_t closed_seq; /* 0: open (a session closed before any event has 0 and closed) */
+    bool closed;
+    const uint8_t *snapshot; /* decode: borrowed */
+    size_t snapshot_len;
+    uint64_t snap_seq;
+} sl_lifecycle_entry_t;
+/* Encodes x (borrowed; snapshot may be NULL) into a malloc'd buffer.
+ * Returns NULL with *len 0 when there is nothing to keep (or out of memory:
+ * *oom set). */
+uint8_t *sl_lifecycle_entry_encode(const sl_lifecycle_entry_t *x, size_t *len, bool *oom);
+/* Returns 0 or SL_ECORRUPT. */
+int sl_lifecycle_entry_decode(const uint8_t *buf, size_t n, sl_lifecycle_entry_t *x);
 
 #endif

@@ -10,6 +10,7 @@
 #include "actors/auth.h"
 #include "actors/monitor.h"
 #include "actors/run.h"
+#include "actors/sessops.h"
 #include "actors/registry.h"
 #include "actors/watchdog.h"
 #include "storage/fdcache.h"
@@ -577,6 +578,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
                     on_statm(m, op->res);
                 sample(m);
                 publish(m);
+                sl_sessops_sweep(m->srv);
                 arm_timer(m);
             }
         }

@@ -20,14 +20,161 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actors/lifecycle.h"
 #include "actors/registry.h"
 #include "actors/session.h"
+#include "actors/sessops.h"
+#include "storage/attrs.h"
+#include "storage/lifecycle.h"
+#include "storage/record.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 #include "storage/journal.h"
 #include "storage/manifest.h"
 #include "storage/recovery.h"
 #include "storage/syncer.h"
+
+/* ---- lifecycle at startup ---- */
+
+typedef struct replay {
+    sl_entry_t *e;
+    uint64_t after;     /* replay records with a greater seq */
+    bool closed;
+    uint64_t closed_seq;
+    bool marker;        /* a close marker record was replayed (not an event) */
+    uint64_t records;   /* trailers replayed */
+} replay_t;
+
+static void replay_record(replay_t *rp, const sl_record_view_t *rec)
+{
+    sl_lifecycle_ext_t x;
+    if (rec->seq <= rp->after || !rec->ext_len || sl_lifecycle_ext_decode(rec->ext, rec->ext_len, &x) != 0)
+        return;
+    rp->records++;
+    sl_session_life_apply(rp->e, &x, rec->seq);
+    if (x.close) {
+        rp->closed = true;
+        rp->closed_seq = x.control ? rec->seq - 1 : rec->seq;
+        rp->marker = x.control;
+    }
+}
+
+/* Reads one segment's readable records (plain syscalls: startup only) and
+ * replays their trailers. A record that does not decode ends the segment
+ * (recovery has already cut damage; the readable range is intact). */
+static int replay_segment(sl_server_t *srv, replay_t *rp, const sl_segment_t *seg, uint8_t *buf,
+                          size_t cap)
+{
+    char path[512];
+    if (sl_segment_path(path, sizeof path, NULL, rp->e->id, rp->e->id_len, seg->first_seq) < 0)
+        return SL_EINVAL;
+    int fd = openat(srv->data_dir_fd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    uint64_t pos = SL_SEGMENT_HEADER_BYTES, end = seg->bytes;
+    size_t len = 0;
+    uint32_t data_max = (uint32_t)srv->cfg.max_event_bytes;
+    int rc = 0;
+    while (pos + len < end) {
+        size_t want = cap - len;
+        if (want > end - pos - len)
+            want = (size_t)(end - pos - len);
+        ssize_t got = pread(fd, buf + len, want, (off_t)(pos + len));
+        if (got <= 0) {
+            rc = got < 0 ? -errno : 0;
+            break;
+        }
+        len += (size_t)got;
+        size_t p = 0;
+        sl_record_view_t rec;
+        int d;
+        while (p < len && (d = sl_record_decode(buf + p, len - p, data_max, &rec)) == 0) {
+            replay_record(rp, &rec);
+            p += rec.size;
+        }
+        if (p < len && d != SL_EAGAIN)
+            break; /* not a record: the readable range ends here */
+        memmove(buf, buf + p, len - p);
+        pos += p;
+        len -= p;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Rebuilds what the log says about e's lifecycle after the manifest's
+ * snapshot (rp->after): producers, Stream-Seq, closure. */
+static int replay_log(sl_server_t *srv, replay_t *rp, const sl_segment_index_t *ix)
+{
+    size_t cap = SL_RECOVERY_READ_BYTES > SL_RECORD_BYTES_MAX ? SL_RECOVERY_READ_BYTES
+                                                               : SL_RECORD_BYTES_MAX;
+    uint8_t *buf = NULL;
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < sl_segment_index_count(ix); i++) {
+        const sl_segment_t *seg = sl_segment_index_at(ix, i);
+        if (seg->last_seq <= rp->after || seg->bytes <= SL_SEGMENT_HEADER_BYTES)
+            continue;
+        if (!buf && !(buf = malloc(cap)))
+            return -ENOMEM;
+        rc = replay_segment(srv, rp, seg, buf, cap);
+    }
+    free(buf);
+    return rc;
+}
+
+/* The session's attributes, closure and producers as of its last record:
+ * the manifest's extension (exact for a clean entry), else the attributes
+ * file, then the trailers written after the manifest's snapshot. */
+static void recover_lifecycle(sl_server_t *srv, sl_entry_t *e, const sl_manifest_entry_t *me,
+                              const sl_recovery_session_t *rs, bool clean)
+{
+    sl_lifecycle_entry_t x = {0};
+    if (me && rs->entry_used && me->ext &&
+        sl_lifecycle_entry_decode(me->ext, me->ext_len, &x) != 0) {
+        sl_warn("manifest lifecycle damaged; rebuilding from the log", "session=%s", e->id);
+        memset(&x, 0, sizeof x);
+    }
+    if (!x.has_attrs) {
+        uint8_t buf[SL_ATTRS_BYTES_MAX];
+        int n = sl_attrs_load(srv->data_dir_fd, e->id, buf, sizeof buf);
+        uint64_t epoch;
+        const uint8_t *pl;
+        size_t pl_len;
+        /* The file belongs to this incarnation; a folder with no segment
+         * (created, never published) takes the file's incarnation. */
+        if (n > 0 && sl_attrs_decode(buf, (size_t)n, &epoch, &pl, &pl_len) == 0 &&
+            (epoch == e->epoch || rs->epoch == 0) &&
+            sl_lifecycle_attrs_decode(pl, pl_len, &x.attrs) == 0) {
+            x.has_attrs = true;
+            e->epoch = epoch;
+        }
+        else if (n > 0 || (n < 0 && n != -ENOENT))
+            sl_error("session attributes unreadable", "session=%s", e->id);
+    }
+    if (x.has_attrs) {
+        e->attrs = x.attrs;
+        sl_session_attrs_durable(e);
+    }
+    if (x.snapshot_len && sl_session_life_load(e, x.snapshot, x.snapshot_len) != 0) {
+        sl_warn("producer snapshot damaged; rebuilding from the log", "session=%s", e->id);
+        x.snap_seq = 0;
+    }
+    replay_t rp = {.e = e, .after = x.snapshot_len ? x.snap_seq : 0,
+                   .closed = x.closed, .closed_seq = x.closed_seq};
+    if (!clean) {
+        int rc = replay_log(srv, &rp, rs->index);
+        if (rc != 0)
+            sl_error("cannot replay lifecycle from the log", "session=%s error=\"%s\"", e->id,
+                     sl_strerror(rc));
+    }
+    if (rp.closed) {
+        atomic_store(&e->closed_seq, rp.closed_seq);
+        atomic_store(&e->closed, true);
+        atomic_store(&e->stats.last_seq, rp.closed_seq);
+        if (rp.marker && atomic_load(&e->stats.events) > 0) /* counted from the log */
+            atomic_fetch_sub(&e->stats.events, 1);
+    }
+}
 
 static void on_recovered(const char *id, size_t id_len, const sl_manifest_entry_t *me,
                          sl_recovery_session_t *rs, void *ctx)
@@ -60,6 +207,7 @@ static void on_recovered(const char *id, size_t id_len, const sl_manifest_entry_
     atomic_store(&st->last_seq, rs->seq_hwm);
     atomic_store(&st->created_ns, rs->created_ns ? rs->created_ns : sl_clock_wall_ns());
     atomic_store(&st->last_activity_ns, rs->last_activity_ns);
+    recover_lifecycle(srv, e, me, rs, clean);
     sl_session_recovered(e, ix);
     sl_entry_release(e);
 }
@@ -107,8 +255,33 @@ typedef struct mf_item {
     sl_entry_t *e;
     sl_segment_t *segs;
     uint32_t nsegs;
+    uint8_t *ext;      /* lifecycle extension (owned) */
+    size_t ext_len;
     bool failed; /* segment list unknown: never marked clean */
 } mf_item_t;
+
+/* The manifest extension of e: attributes, closure, producers as of its
+ * last seq (no actor runs when the manifest is written: startup after
+ * recovery, shutdown after every log closed). Out of memory the entry is
+ * written failed (dirty, no segments: the next start scans and replays). */
+static uint8_t *lifecycle_ext(sl_entry_t *e, size_t *len, bool *failed)
+{
+    sl_lifecycle_entry_t x = {0};
+    const sl_session_attrs_t *a = &e->attrs;
+    x.has_attrs = a->ttl_ns || a->expires_at_ns || a->content_type_len || a->parent_len;
+    if (x.has_attrs)
+        x.attrs = *a;
+    x.closed = sl_sessops_closed(e, &x.closed_seq);
+    uint8_t *snap = sl_session_life_snapshot(e, &x.snapshot_len);
+    x.snapshot = snap;
+    x.snap_seq = atomic_load(&e->stats.last_seq);
+    bool oom;
+    uint8_t *b = sl_lifecycle_entry_encode(&x, len, &oom);
+    free(snap);
+    if (oom)
+        *failed = true;
+    return b;
+}
 
 int sl_persist_write_manifest(sl_server_t *srv, bool clean)
 {
@@ -133,7 +306,8 @@ int sl_persist_write_manifest(sl_server_t *srv, bool clean)
             /* Failed (damage seen, or no memory): a dirty entry that lists
              * no segment, so the next start scans every file. */
             it->failed = sl_session_segments(it->e, &it->segs, &it->nsegs) != 0;
-            size += sl_manifest_entry_size(it->e->id_len, it->nsegs);
+            it->ext = lifecycle_ext(it->e, &it->ext_len, &it->failed);
+            size += sl_manifest_entry_size_ext(it->e->id_len, it->nsegs, (uint32_t)it->ext_len);
         }
         if (got == 0)
             break;
@@ -155,6 +329,8 @@ int sl_persist_write_manifest(sl_server_t *srv, bool clean)
                 .last_activity_ns = atomic_load(&st->last_activity_ns),
                 .flags = clean && !running && !items[i].failed ? SL_MANIFEST_ENTRY_CLEAN : 0,
                 .segment_count = items[i].nsegs,
+                .ext = items[i].ext,
+                .ext_len = (uint32_t)items[i].ext_len,
             };
             sl_manifest_writer_add(&w, &me, items[i].segs);
         }
@@ -166,6 +342,7 @@ int sl_persist_write_manifest(sl_server_t *srv, bool clean)
         free(buf);
     }
     for (uint32_t i = 0; i < n; i++) {
+        free(items[i].ext);
         free(items[i].segs);
         sl_entry_release(items[i].e);
     }

@@ -100,6 +100,10 @@ typedef struct sl_server {
     sl_registry_t *registry;
     sl_server_counters_t counters;
     _Atomic uint64_t epoch_next;  /* incarnation ids for new sessions */
+    /* Expiry sweep (sessops.c): where the last pass stopped; the monitor's
+     * tick owns it. */
+    char sweep_after[SL_SESSION_ID_MAX + 1];
+    uint32_t sweep_after_len;
     int data_dir_fd;              /* O_DIRECTORY fd of --data-dir (journals' base) */
     struct sl_fdcache *fdcache;   /* segment fds of every journal (--max-open-files) */
     pthread_mutex_t fdcache_lock; /* held around each short fd cache call */

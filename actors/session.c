@@ -35,6 +35,7 @@
 #include "runtime/fault.h"
 #include "runtime/log.h"
 #include "actors/lifecycle.h"
+#include "storage/attrs.h"
 #include "storage/journal.h"
 #include "storage/lifecycle.h"
 #include "storage/seqmark.h"
@@ -62,6 +63,7 @@ typedef struct persist {
                               earlier actor of this process (0: none) */
     bool damaged;          /* a catch-up read skipped damaged bytes */
     sl_lifecycle_t *life;  /* producers and Stream-Seq (NULL until first used) */
+    bool attrs_durable;    /* the attributes file is written (or was recovered) */
     bool life_dirty;       /* life changed since the manifest last took it */
 } persist_t;
 
@@ -105,6 +107,15 @@ struct sl_session {
     int32_t res_err;
     uint8_t res_buf[SL_SEQMARK_BYTES];
     char res_path[SL_SESSION_ID_MAX + sizeof "/" SL_SEQMARK_NAME];
+    /* The same machine writes the attributes file (storage/attrs.h) once,
+     * before any publish of this session is acknowledged. */
+    const uint8_t *res_wbuf;
+    uint32_t res_wlen;
+    bool res_attrs;         /* the write in flight is the attributes file */
+    bool attrs_pending;     /* attributes to write; acks wait for them */
+    bool attrs_failed;      /* their write failed: publishes are answered -EIO */
+    uint8_t *attrs_file;    /* its bytes while pending */
+    uint32_t attrs_file_len;
     sl_sub_t **subs;      /* live subscriptions, unordered */
     uint32_t nsubs, subs_cap;
     sl_pub_t *parked_head, *parked_tail; /* waiting for a write buffer */
@@ -216,6 +227,41 @@ void sl_session_entry_free(sl_entry_t *e)
     free(ps->segs);
     free(ps);
     e->persist = NULL;
+}
+
+uint8_t *sl_session_life_snapshot(sl_entry_t *e, size_t *len)
+{
+    persist_t *ps = e->persist;
+    *len = 0;
+    return ps && ps->life ? sl_lifecycle_snapshot(ps->life, len) : NULL;
+}
+
+static sl_lifecycle_t *entry_life(sl_entry_t *e)
+{
+    persist_t *ps = persist_of(e);
+    if (ps && !ps->life)
+        ps->life = sl_lifecycle_new();
+    return ps ? ps->life : NULL;
+}
+
+int sl_session_life_load(sl_entry_t *e, const uint8_t *snap, size_t len)
+{
+    sl_lifecycle_t *l = entry_life(e);
+    return l ? sl_lifecycle_load(l, snap, len) : -ENOMEM;
+}
+
+void sl_session_life_apply(sl_entry_t *e, const sl_lifecycle_ext_t *x, uint64_t seq)
+{
+    sl_lifecycle_t *l = (x->has_producer || x->stream_seq_len) ? entry_life(e) : NULL;
+    if (l)
+        sl_lifecycle_apply(l, x, seq);
+}
+
+void sl_session_attrs_durable(sl_entry_t *e)
+{
+    persist_t *ps = persist_of(e);
+    if (ps)
+        ps->attrs_durable = true;
 }
 
 void sl_session_recovered(sl_entry_t *e, sl_segment_index_t *index)
@@ -669,18 +715,25 @@ static void resume_parked(sl_session_t *s)
  * writes the removal dropped. */
 static void ack_ready(sl_session_t *s)
 {
+    /* Nothing is acknowledged before the attributes it was appended under
+     * are on disk (storage/attrs.h). */
+    if (s->attrs_pending && !s->attrs_failed && s->acks_head && !s->deleting)
+        return;
     uint64_t written = s->j ? sl_journal_written_seq(s->j) : UINT64_MAX;
     uint64_t synced = s->j ? sl_journal_synced_seq(s->j) : UINT64_MAX;
     int jstatus = s->j ? sl_journal_status(s->j) : 0;
     if (jstatus == 0 && s->deleting)
         jstatus = SL_ECLOSED;
+    bool attrs_bad = s->attrs_pending && s->attrs_failed;
+    if (jstatus == 0 && attrs_bad)
+        jstatus = -EIO;
     while (s->acks_head) {
         sl_pub_t *p = s->acks_head;
         uint64_t need = p->ephemeral ? 0 : p->last_seq;
         bool ok = need <= (p->durable ? synced : written);
         if (!ok && jstatus == 0)
             break;
-        if (!ok)
+        if (!ok || attrs_bad)
             p->status = jstatus;
         s->acks_head = p->_next;
         if (!s->acks_head)
@@ -710,6 +763,34 @@ static void res_submit(sl_session_t *s, uint8_t kind, uint8_t step, int fd)
     submit(s, op);
 }
 
+/* Writes the attributes file (fresh, whole, fsynced; then the folder). */
+static void start_attrs_write(sl_session_t *s)
+{
+    if (!s->attrs_file) {
+        uint8_t payload[SL_LIFECYCLE_ATTRS_MAX];
+        size_t n = sl_lifecycle_attrs_encode(&s->e->attrs, payload, sizeof payload);
+        s->attrs_file = malloc(SL_ATTRS_HEADER_BYTES + n);
+        if (!s->attrs_file)
+            return; /* retried at the next drive */
+        s->attrs_file_len = (uint32_t)sl_attrs_encode(s->attrs_file, SL_ATTRS_HEADER_BYTES + n,
+                                                      s->e->epoch, payload, n);
+    }
+    s->res_wlen = s->attrs_file_len;
+    s->res_wbuf = s->attrs_file;
+    s->res_attrs = true;
+    s->res_err = 0;
+    snprintf(s->res_path, sizeof s->res_path, "%s/%s", s->e->id, SL_ATTRS_NAME);
+    sl_op_t *op = &s->res_op;
+    memset(op, 0, sizeof *op);
+    op->kind = SL_OP_OPENAT;
+    op->fd = s->srv->data_dir_fd;
+    op->path = s->res_path;
+    op->flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+    op->mode = 0644;
+    s->res_step = RES_OPEN;
+    submit(s, op);
+}
+
 /* Once the session issued an ephemeral seq, starts writing a higher mark
  * whenever less than half a block is left, so a steady publisher never
  * waits for it. Sessions that never publish ephemeral events write no
@@ -717,14 +798,23 @@ static void res_submit(sl_session_t *s, uint8_t kind, uint8_t step, int fd)
  * continues right after the last record. */
 static void reserve_ahead(sl_session_t *s)
 {
-    if (s->res_step != RES_IDLE || s->res_failed || s->deleting || s->stopping || !s->j ||
+    if (s->res_step != RES_IDLE || s->deleting || s->stopping || !s->j ||
         !sl_journal_ready(s->j))
+        return;
+    if (s->attrs_pending && !s->attrs_failed) {
+        start_attrs_write(s);
+        return;
+    }
+    if (s->res_failed)
         return;
     if (!s->res_wanted || s->next_seq + SL_SEQ_RESERVE_BLOCK / 2 <= s->seq_reserved)
         return;
     s->seq_reserving = s->next_seq - 1 + SL_SEQ_RESERVE_BLOCK;
     sl_seqmark_encode(s->res_buf, s->e->epoch, s->seq_reserving);
     snprintf(s->res_path, sizeof s->res_path, "%s/%s", s->e->id, SL_SEQMARK_NAME);
+    s->res_wbuf = s->res_buf;
+    s->res_wlen = SL_SEQMARK_BYTES;
+    s->res_attrs = false;
     sl_op_t *op = &s->res_op;
     memset(op, 0, sizeof *op);
     op->kind = SL_OP_OPENAT;
@@ -739,6 +829,25 @@ static void reserve_ahead(sl_session_t *s)
 static void res_done(sl_session_t *s)
 {
     s->res_step = RES_IDLE;
+    if (s->res_attrs) {
+        s->res_attrs = false;
+        if (s->res_err != 0) {
+            sl_error("cannot write session attributes", "session=%s error=\"%s\"", s->e->id,
+                     sl_strerror(s->res_err));
+            stat_add(&s->srv->journal_failures, 1);
+            s->attrs_failed = true; /* policy: its publishes are answered -EIO */
+            s->res_err = 0;
+        } else {
+            s->res_dir_synced = true;
+            s->attrs_pending = false;
+            persist_t *ps = persist_of(s->e);
+            if (ps)
+                ps->attrs_durable = true;
+        }
+        free(s->attrs_file);
+        s->attrs_file = NULL;
+        return;
+    }
     if (s->res_err != 0) {
         sl_error("seq reservation failed", "session=%s reserved=%llu error=\"%s\"", s->e->id,
                  (unsigned long long)s->seq_reserved, sl_strerror(s->res_err));
@@ -775,14 +884,14 @@ static void res_complete(sl_session_t *s)
         memset(&s->res_op, 0, sizeof s->res_op);
         s->res_op.kind = SL_OP_WRITE;
         s->res_op.fd = s->res_fd;
-        s->res_op.buf = s->res_buf;
-        s->res_op.len = SL_SEQMARK_BYTES;
+        s->res_op.buf = (void *)s->res_wbuf;
+        s->res_op.len = s->res_wlen;
         s->res_op.offset = 0;
         s->res_step = RES_WRITE;
         submit(s, &s->res_op);
         return;
     case RES_WRITE:
-        if (res != (int32_t)SL_SEQMARK_BYTES)
+        if (res != (int32_t)s->res_wlen)
             s->res_err = res < 0 ? res : -EIO;
         if (s->res_err == 0 && fsync_on(s))
             res_submit(s, SL_OP_FSYNC, RES_FSYNC, s->res_fd);
@@ -1590,6 +1699,7 @@ static void destroy(sl_actor_t *self)
     sl_ring_destroy(s->rpc_ring);
     sl_journal_destroy(s->j);
     free(s->subs);
+    free(s->attrs_file);
     sl_entry_release(s->e);
     free(s);
 }
@@ -1708,6 +1818,10 @@ static sl_session_t *session_create(sl_server_t *srv, sl_entry_t *e)
     sl_entry_retain(e);
     s->next_seq = next;
     s->res_fd = -1;
+    const sl_session_attrs_t *a = &e->attrs;
+    if ((a->ttl_ns || a->expires_at_ns || a->content_type_len || a->parent_len) &&
+        !(ps && ps->attrs_durable))
+        s->attrs_pending = true;
     if (ps && ps->seq_reserved >= next) { /* waking from hibernation */
         s->seq_reserved = ps->seq_reserved;
         s->res_dir_synced = true;

@@ -174,6 +174,18 @@ void sl_session_recovered(sl_entry_t *e, struct sl_segment_index *index);
  * next start scans and repairs them.
  * Any thread. */
 int sl_session_segments(sl_entry_t *e, struct sl_segment **out, uint32_t *count);
+/* Lifecycle state (actors/lifecycle.h) for the manifest and startup.
+ * Main thread, while no session actor runs (startup, shutdown). */
+/* The producers/Stream-Seq snapshot (returns owned; NULL with *len 0 when
+ * none). */
+uint8_t *sl_session_life_snapshot(sl_entry_t *e, size_t *len);
+/* Loads a snapshot from the manifest. Returns 0, SL_ECORRUPT or -ENOMEM. */
+int sl_session_life_load(sl_entry_t *e, const uint8_t *snap, size_t len);
+/* Replays one record trailer found in the log (recovery). */
+struct sl_lifecycle_ext;
+void sl_session_life_apply(sl_entry_t *e, const struct sl_lifecycle_ext *x, uint64_t seq);
+/* The attributes of e are on disk (recovered from the manifest or file). */
+void sl_session_attrs_durable(sl_entry_t *e);
 /* Frees e's durable state; the registry's free hook. */
 void sl_session_entry_free(sl_entry_t *e);
 

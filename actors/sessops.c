@@ -70,6 +70,38 @@ sl_entry_t *sl_sessops_lookup(sl_server_t *srv, const char *id, size_t len)
     return e;
 }
 
+uint32_t sl_sessops_sweep(sl_server_t *srv)
+{
+    sl_entry_t *page[256];
+    uint32_t seen = 0, deleted = 0;
+    uint64_t now = sl_clock_wall_ns();
+    while (seen < SL_SWEEP_ENTRIES_PER_TICK) {
+        bool more = false;
+        uint32_t got = sl_registry_list(srv->registry, srv->sweep_after_len ? srv->sweep_after : NULL,
+                                        srv->sweep_after_len, 256, page, &more);
+        for (uint32_t i = 0; i < got; i++) {
+            sl_entry_t *e = page[i];
+            if ((e->attrs.ttl_ns || e->attrs.expires_at_ns) && expired(e, now)) {
+                remove_entry(srv, e);
+                atomic_fetch_add_explicit(&srv->counters.sessions_expired, 1, memory_order_relaxed);
+                sl_info("session expired", "session=%s", e->id);
+                deleted++;
+            }
+            if (i + 1 == got) {
+                memcpy(srv->sweep_after, e->id, e->id_len);
+                srv->sweep_after_len = e->id_len;
+            }
+            sl_entry_release(e);
+        }
+        seen += got;
+        if (!more) {
+            srv->sweep_after_len = 0; /* the next pass starts over */
+            break;
+        }
+    }
+    return deleted;
+}
+
 int sl_sessops_create(sl_server_t *srv, const char *id, size_t len, const sl_session_attrs_t *attrs,
                       sl_entry_t **out, bool *created)
 {

@@ -87,6 +87,12 @@ void sl_sessops_touch(sl_entry_t *e);
  * [A-Za-z0-9._:-]). */
 bool sl_sessops_producer_id_valid(const char *s, size_t n);
 
+/* Deletes expired sessions nobody touches (a lookup deletes them too):
+ * looks at up to SL_SWEEP_ENTRIES_PER_TICK entries from where the last
+ * call stopped. Called on the monitor's tick (--monitor-interval).
+ * Returns how many it deleted. */
+uint32_t sl_sessops_sweep(struct sl_server *srv);
+
 /* Parses an RFC 3339 date-time ("2026-12-07T10:00:00Z", fractional
  * seconds and a numeric offset allowed) into wall-clock ns since the
  * epoch. Returns 0 or SL_EINVAL. */

@@ -110,6 +110,10 @@
 #define SL_CONTENT_TYPE_MAX 255
 #define SL_PRODUCER_NUM_MAX ((1ull << 53) - 1)
 #define SL_PRODUCERS_MAX 1024
+/* Directory entries the expiry sweep looks at per monitor tick (a full
+ * pass over N sessions takes N / this many ticks; lookups delete expired
+ * sessions at once regardless). */
+#define SL_SWEEP_ENTRIES_PER_TICK 1024
 /* The longest session TTL accepted (ten years, in seconds); longer: 400. */
 #define SL_TTL_MAX_S (10ull * 366 * 24 * 3600)
 /* Event data: --max-event-bytes default and hard cap (policy: publish

@@ -25,6 +25,11 @@ size_t sl_manifest_entry_size(uint32_t id_len, uint32_t segment_count)
            (size_t)segment_count * SL_MANIFEST_SEGMENT_BYTES;
 }
 
+size_t sl_manifest_entry_size_ext(uint32_t id_len, uint32_t segment_count, uint32_t ext_len)
+{
+    return sl_manifest_entry_size(id_len, segment_count) + (ext_len ? 4u + (size_t)ext_len : 0u);
+}
+
 void sl_manifest_writer_init(sl_manifest_writer_t *w, void *buf, size_t cap)
 {
     sl_assert(cap >= SL_MANIFEST_HEADER_BYTES);
@@ -46,9 +51,10 @@ int sl_manifest_writer_add(sl_manifest_writer_t *w, const sl_manifest_entry_t *e
 {
     if (!sl_session_id_valid(e->id, e->id_len))
         return SL_EINVAL;
-    if (e->segment_count > SL_SEGMENTS_PER_SESSION_MAX)
+    if (e->segment_count > SL_SEGMENTS_PER_SESSION_MAX || e->ext_len > SL_MANIFEST_EXT_MAX)
         return SL_ETOOBIG;
-    size_t size = sl_manifest_entry_size(e->id_len, e->segment_count);
+    uint32_t ext_len = e->ext ? e->ext_len : 0;
+    size_t size = sl_manifest_entry_size_ext(e->id_len, e->segment_count, ext_len);
     if (w->_cap - w->_len < size)
         return SL_EFULL;
     uint8_t *p = w->_buf + w->_len;
@@ -58,13 +64,18 @@ int sl_manifest_writer_add(sl_manifest_writer_t *w, const sl_manifest_entry_t *e
     const uint64_t fixed[7] = {e->epoch, e->first_seq,  e->last_seq,        e->events,
                                e->bytes, e->created_ns, e->last_activity_ns};
     p = put_u64s(p, fixed, 7);
-    sl_storage__put_le32(p, e->flags);
+    sl_storage__put_le32(p, (e->flags & ~SL_MANIFEST_ENTRY_EXT) | (ext_len ? SL_MANIFEST_ENTRY_EXT : 0));
     sl_storage__put_le32(p + 4, e->segment_count);
     p += 8;
     for (uint32_t i = 0; i < e->segment_count; i++) {
         const sl_segment_t *s = &segs[i];
         const uint64_t v[5] = {s->first_seq, s->last_seq, s->bytes, s->events, s->payload_bytes};
         p = put_u64s(p, v, 5);
+    }
+    if (ext_len) {
+        sl_storage__put_le32(p, ext_len);
+        memcpy(p + 4, e->ext, ext_len);
+        p += 4 + ext_len;
     }
     sl_assert((size_t)(p - (w->_buf + w->_len)) == size);
     w->_len += size;
@@ -94,7 +105,8 @@ int sl_manifest_reader_init(sl_manifest_reader_t *r, const void *buf, size_t n)
         return SL_ECORRUPT;
     if (sl_crc32c(0, h, 28) != sl_storage__get_le32(h + 28))
         return SL_ECORRUPT;
-    if (memcmp(h, SL_MANIFEST_MAGIC, 8) != 0 || sl_storage__get_le32(h + 8) != SL_MANIFEST_VERSION)
+    uint32_t version = sl_storage__get_le32(h + 8);
+    if (memcmp(h, SL_MANIFEST_MAGIC, 8) != 0 || version < 1 || version > SL_MANIFEST_VERSION)
         return SL_ECORRUPT;
     uint64_t body = sl_storage__get_le64(h + 16);
     if (body != n - SL_MANIFEST_HEADER_BYTES)
@@ -165,7 +177,19 @@ int sl_manifest_reader_next(sl_manifest_reader_t *r, sl_manifest_entry_t *e)
     e->_segments = f + 64;
     if (!segments_ordered(e))
         return SL_ECORRUPT;
-    r->_pos += sl_manifest_entry_size(e->id_len, e->segment_count);
+    size_t size = sl_manifest_entry_size(e->id_len, e->segment_count);
+    e->ext = NULL;
+    e->ext_len = 0;
+    if (e->flags & SL_MANIFEST_ENTRY_EXT) {
+        if (rest < size + 4)
+            return SL_ECORRUPT;
+        e->ext_len = sl_storage__get_le32(p + size);
+        if (e->ext_len == 0 || e->ext_len > SL_MANIFEST_EXT_MAX || rest - size - 4 < e->ext_len)
+            return SL_ECORRUPT;
+        e->ext = p + size + 4;
+        size += 4 + e->ext_len;
+    }
+    r->_pos += size;
     r->_left--;
     return 1;
 }

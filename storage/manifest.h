@@ -73,7 +73,7 @@
 #define SL_MANIFEST_NAME ".manifest"
 #define SL_MANIFEST_TMP_NAME ".manifest.tmp"
 #define SL_MANIFEST_MAGIC "SLUICEMF"
-#define SL_MANIFEST_VERSION 1u
+#define SL_MANIFEST_VERSION 2u /* 2 adds entry extensions; 1 is still read */
 #define SL_MANIFEST_HEADER_BYTES 32u
 /* Fixed part of an entry (id_len byte, 7 u64, 2 u32), without id and
  * segments. */
@@ -82,6 +82,11 @@
 
 /* Entry flags. */
 #define SL_MANIFEST_ENTRY_CLEAN 0x1u
+/* The entry ends with an extension: u32 length, then that many bytes the
+ * server keeps for the session (its lifecycle: attributes, closure,
+ * producers; opaque here), at most SL_MANIFEST_EXT_MAX. */
+#define SL_MANIFEST_ENTRY_EXT 0x2u
+#define SL_MANIFEST_EXT_MAX (1u << 20)
 
 typedef struct sl_manifest_entry {
     const char *id; /* not NUL-terminated; borrowed (decode: from the buffer) */
@@ -95,11 +100,15 @@ typedef struct sl_manifest_entry {
     uint64_t last_activity_ns;
     uint32_t flags; /* SL_MANIFEST_ENTRY_* */
     uint32_t segment_count;
+    const uint8_t *ext;       /* with SL_MANIFEST_ENTRY_EXT: the extension (borrowed) */
+    uint32_t ext_len;
     const uint8_t *_segments; /* decode: the packed segment list */
 } sl_manifest_entry_t;
 
 /* Encoded size of one entry. Any thread. */
 size_t sl_manifest_entry_size(uint32_t id_len, uint32_t segment_count);
+/* The same for an entry with an extension of ext_len bytes (0: none). */
+size_t sl_manifest_entry_size_ext(uint32_t id_len, uint32_t segment_count, uint32_t ext_len);
 
 /* Builds a manifest in a caller buffer. */
 typedef struct sl_manifest_writer {

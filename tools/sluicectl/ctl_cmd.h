@@ -114,6 +114,7 @@ int sl_ctl_cmd_sessions(sl_ctl_t *ctl, int argc, char **argv);
 int sl_ctl_cmd_stat(sl_ctl_t *ctl, int argc, char **argv);
 int sl_ctl_cmd_health(sl_ctl_t *ctl, int argc, char **argv);
 int sl_ctl_cmd_create(sl_ctl_t *ctl, int argc, char **argv);
+int sl_ctl_cmd_close(sl_ctl_t *ctl, int argc, char **argv);
 int sl_ctl_cmd_rm(sl_ctl_t *ctl, int argc, char **argv);
 int sl_ctl_cmd_token(sl_ctl_t *ctl, int argc, char **argv);
 

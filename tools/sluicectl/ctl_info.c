@@ -224,6 +224,17 @@ int sl_ctl_cmd_create(sl_ctl_t *ctl, int argc, char **argv)
     return simple_call(ctl, argc, argv, create_usage, "create", "created");
 }
 
+static const char close_usage[] =
+    "usage: sluicectl close SESSION\n"
+    "Closes a session for good: subscribers get the terminal sluice.closed event and\n"
+    "their streams end; later publishes are refused (closed). Closing again is fine.\n"
+    "Exit 4 when the session does not exist.\n";
+
+int sl_ctl_cmd_close(sl_ctl_t *ctl, int argc, char **argv)
+{
+    return simple_call(ctl, argc, argv, close_usage, "close", "closed");
+}
+
 static const char rm_usage[] = "usage: sluicectl rm SESSION\n"
                                "Deletes a session and its events; its subscribers' streams end.\n"
                                "Exit 4 when the session does not exist.\n";

@@ -22,6 +22,10 @@ typedef struct pub_opts {
     bool ephemeral;
     bool as_str;
     bool lines;
+    bool close;
+    const char *producer; /* "ID:EPOCH:SEQ" as given, or NULL */
+    char producer_id[129];
+    uint64_t producer_epoch, producer_seq;
 } pub_opts_t;
 
 typedef enum slot_state {
@@ -52,7 +56,8 @@ typedef struct pipe_state {
 static void pack_publish(sl_ctl_t *ctl, const pub_opts_t *po, const char *session, const char *data,
                          size_t len, uint32_t *msgid)
 {
-    bool opts = po->durable || po->ephemeral;
+    uint32_t nopts = (uint32_t)(po->durable || po->ephemeral) + po->close + (po->producer != NULL);
+    bool opts = nopts > 0;
     msgpack_packer *pk = sl_ctl_rpc_begin(ctl->rpc, "publish", opts ? 4 : 3, msgid);
     sl_ctl_pack_str(pk, session, strlen(session));
     sl_ctl_pack_str(pk, po->type, strlen(po->type));
@@ -65,9 +70,38 @@ static void pack_publish(sl_ctl_t *ctl, const pub_opts_t *po, const char *sessio
     }
     if (!opts)
         return;
-    msgpack_pack_map(pk, 1);
-    sl_ctl_pack_str(pk, po->durable ? "durable" : "ephemeral", po->durable ? 7 : 9);
-    msgpack_pack_true(pk);
+    msgpack_pack_map(pk, nopts);
+    if (po->durable || po->ephemeral) {
+        sl_ctl_pack_str(pk, po->durable ? "durable" : "ephemeral", po->durable ? 7 : 9);
+        msgpack_pack_true(pk);
+    }
+    if (po->close) {
+        sl_ctl_pack_str(pk, "close", 5);
+        msgpack_pack_true(pk);
+    }
+    if (po->producer) {
+        sl_ctl_pack_str(pk, "producer", 8);
+        msgpack_pack_array(pk, 3);
+        sl_ctl_pack_str(pk, po->producer_id, strlen(po->producer_id));
+        msgpack_pack_uint64(pk, po->producer_epoch);
+        msgpack_pack_uint64(pk, po->producer_seq);
+    }
+}
+
+/* --producer ID:EPOCH:SEQ. Returns 0 or -1. */
+static int parse_producer(pub_opts_t *po)
+{
+    const char *v = po->producer, *c1 = strchr(v, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c1 || !c2 || c1 == v || (size_t)(c1 - v) >= sizeof po->producer_id)
+        return -1;
+    memcpy(po->producer_id, v, (size_t)(c1 - v));
+    po->producer_id[c1 - v] = 0;
+    char *end;
+    po->producer_epoch = strtoull(c1 + 1, &end, 10);
+    if (end != c2 || c2 == c1 + 1)
+        return -1;
+    po->producer_seq = strtoull(c2 + 1, &end, 10);
+    return *end || !c2[1] ? -1 : 0;
 }
 
 static void print_seq(const sl_ctl_t *ctl, uint64_t seq)
@@ -130,6 +164,9 @@ static int publish_one(sl_ctl_t *ctl, const pub_opts_t *po, const char *session,
         return rc;
     if (resp.error) {
         rc = sl_ctl_server_error(resp.error);
+    } else if (resp.result->type == MSGPACK_OBJECT_MAP) {
+        /* a producer retry of an older seq: nothing appended */
+        puts(ctl->json ? "{\"duplicate\":true}" : "duplicate");
     } else if (resp.result->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         fprintf(stderr, "sluicectl: publish answered a non-integer seq\n");
         rc = SL_CTL_EXIT_SERVER;
@@ -260,6 +297,12 @@ static int pub_opt(sl_ctl_t *ctl, void *state, int opt, const char *val)
     case 'L':
         po->lines = true;
         return 0;
+    case 'C':
+        po->close = true;
+        return 0;
+    case 'P':
+        po->producer = val;
+        return 0;
     }
     return SL_CTL_EXIT_USAGE;
 }
@@ -270,6 +313,8 @@ static const struct option pub_longopts[] = {
     {"ephemeral", no_argument, NULL, 'e'},
     {"str", no_argument, NULL, 's'},
     {"lines", no_argument, NULL, 'L'},
+    {"close", no_argument, NULL, 'C'},
+    {"producer", required_argument, NULL, 'P'},
     SL_CTL_GLOBAL_LONGOPTS,
     {0},
 };
@@ -277,6 +322,7 @@ static const struct option pub_longopts[] = {
 static const char publish_usage[] =
     "usage: sluicectl publish SESSION [DATA|-] [--type T] [--durable] [--ephemeral]\n"
     "                         [--str] [--lines]\n"
+    "                         [--close] [--producer ID:EPOCH:SEQ]\n"
     "Publishes DATA (bytes as given) as one event and prints its seq. Without DATA,\n"
     "or with '-', the event is the whole of stdin; with --lines every stdin line is\n"
     "one event (the line break removed, blank lines included; publishes are\n"
@@ -291,6 +337,12 @@ static const char publish_usage[] =
     "                reading stops, the seqs before it are printed and the error\n"
     "                names the line (lines after it already in flight, at most 63,\n"
     "                may have been published: a count is printed)\n"
+    "  --close       close the session for good with this event (atomic)\n"
+    "  --producer ID:EPOCH:SEQ\n"
+    "                idempotent producer: a retry with the same ID, EPOCH and SEQ\n"
+    "                is not appended again (prints the original seq, or\n"
+    "                'duplicate' for an older one); a stale EPOCH is refused\n"
+    "                (fenced), a skipped SEQ too (producer_gap)\n"
     "Data starting with '-' goes after '--'. --json prints {\"seq\": N} per event.\n";
 
 int sl_ctl_cmd_publish(sl_ctl_t *ctl, int argc, char **argv)
@@ -308,6 +360,10 @@ int sl_ctl_cmd_publish(sl_ctl_t *ctl, int argc, char **argv)
     bool from_stdin = strcmp(data, "-") == 0;
     if (po.durable && po.ephemeral)
         return sl_ctl_usage("--durable and --ephemeral exclude each other");
+    if (po.producer && parse_producer(&po) != 0)
+        return sl_ctl_usage("--producer takes ID:EPOCH:SEQ (integers)");
+    if (po.lines && (po.close || po.producer))
+        return sl_ctl_usage("--close and --producer publish one event: not with --lines");
     if (po.lines && !from_stdin)
         return sl_ctl_usage("--lines reads stdin: give '-' or no DATA");
     if (!from_stdin && strlen(data) > SL_CTL_DATA_BYTES_MAX)

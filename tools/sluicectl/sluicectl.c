@@ -21,6 +21,7 @@ static const command_t commands[] = {
     {"stat", sl_ctl_cmd_stat, "SESSION           one session's stats"},
     {"health", sl_ctl_cmd_health, "                  the server's health snapshot"},
     {"create", sl_ctl_cmd_create, "SESSION           create a session"},
+    {"close", sl_ctl_cmd_close, "SESSION           close a session for good"},
     {"rm", sl_ctl_cmd_rm, "SESSION           delete a session and its events"},
     {"token", sl_ctl_cmd_token, "--secret-file F  mint an HS256 access token (no server)"},
 };
