@@ -41,6 +41,7 @@
 #include "actors/run_int.h"
 #include "actors/server.h"
 #include "actors/sessops.h"
+#include "runtime/budget.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
 #include "storage/session_id.h"
@@ -320,6 +321,12 @@ static void pump_pub(sl_run_t *run)
     int what = (int)(uintptr_t)run->pq[0];
     sl_pub_t *p = NULL;
     uint32_t consumed = 0;
+    /* Output waits while the memory budget is over its limit (the child
+     * blocks in write meanwhile); run.start and run.exit always go. */
+    if ((what == PUB_OUT || what == PUB_ERR) && sl_budget_over()) {
+        run->retry_at_ns = sl_clock_now_ns() + SL_RUN_TICK_NS / 4;
+        return;
+    }
     if (what == PUB_START) {
         p = build_start(run);
     } else if (what == PUB_EXIT) {

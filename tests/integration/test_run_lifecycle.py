@@ -96,10 +96,9 @@ def test_run_server_sigterm():
         srv2.data_dir = srv.data_dir
         with srv2:
             for s, marker, run in runs:
-                # (read for a bounded time: whether a restart keeps the
-                # session's closed state is the session layer's business)
-                H.check_eq(R.exit_event(R.sse_events(srv2, s, timeout=2))["reason"],
-                           "server_shutdown", "run.exit after SIGTERM")
+                evs = R.sse_events(srv2, s)
+                H.check_eq(R.exit_event(evs)["reason"], "server_shutdown", "run.exit after SIGTERM")
+                H.check_eq(evs[-1][1], "sluice.closed", "the session stayed closed")
             H.check_eq(os.listdir(os.path.join(srv.data_dir, ".runs")), [], "no run records left")
 
 
