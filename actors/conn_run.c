@@ -27,10 +27,10 @@ static const sl_http_header_t json_hdr[] = {SL_HTTP_HEADER_LIT("content-type", "
 static const sl_http_header_t retry_hdr[] = {SL_HTTP_HEADER_LIT("retry-after", "1")};
 
 typedef struct answer {
-    int status;          /* HTTP status */
-    const char *code;    /* error code */
+    int status;       /* HTTP status */
+    const char *code; /* error code */
     const char *message;
-    bool retry;          /* Retry-After: 1 */
+    bool retry; /* Retry-After: 1 */
 } answer_t;
 
 static answer_t map_error(int rc, bool stdin_req)
@@ -50,10 +50,10 @@ static answer_t map_error(int rc, bool stdin_req)
     case SL_EAGAIN:
         return (answer_t){503, "overloaded", "the run's stdin queue is full; retry", true};
     case SL_EINVAL:
-        return stdin_req ? (answer_t){413, "too_large", "stdin beyond the runner's max-stdin", false}
-                         : (answer_t){400, "bad_request",
-                                      "too many args, or stdin beyond the runner's max-stdin",
-                                      false};
+        return stdin_req
+                   ? (answer_t){413, "too_large", "stdin beyond the runner's max-stdin", false}
+                   : (answer_t){400, "bad_request",
+                                "too many args, or stdin beyond the runner's max-stdin", false};
     default:
         return (answer_t){500, "internal", "the run could not be started", false};
     }
@@ -111,11 +111,11 @@ void sl_conn__run_reply(sl_conn_t *c, sl_msg_t *m)
         answer_error(c, req->rpc, req->stream_id, req->status, req->kind == SL_RUN_REQ_STDIN);
     } else if (live) {
         char body[128];
-        int n = req->kind == SL_RUN_REQ_START
-                    ? snprintf(body, sizeof body, "{\"run\":\"%s\",\"pid\":%d}", req->run_id,
-                               req->pid)
-                    : snprintf(body, sizeof body, "{\"written\":%" PRIu64 ",\"closed\":%s}",
-                               req->written, req->close_stdin ? "true" : "false");
+        int n =
+            req->kind == SL_RUN_REQ_START
+                ? snprintf(body, sizeof body, "{\"run\":\"%s\",\"pid\":%d}", req->run_id, req->pid)
+                : snprintf(body, sizeof body, "{\"written\":%" PRIu64 ",\"closed\":%s}",
+                           req->written, req->close_stdin ? "true" : "false");
         if (req->rpc)
             rpc_json(c, req->stream_id, body, (size_t)n);
         else
@@ -277,11 +277,11 @@ static void http_start(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    const char *why = "the body must be a JSON object {\"runner\": ..., \"args\"?: [...], \"stdin\"?: ...}";
+    const char *why =
+        "the body must be a JSON object {\"runner\": ..., \"args\"?: [...], \"stdin\"?: ...}";
     start_params_t sp = {0};
     sl_run_req_t *r = NULL;
-    if (req->body_len > 0 &&
-        sl_json_to_msgpack((const char *)req->body, req->body_len, &pk) == 0 &&
+    if (req->body_len > 0 && sl_json_to_msgpack((const char *)req->body, req->body_len, &pk) == 0 &&
         msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS &&
         !(why = read_map(&u.data, &sp, true)))
         r = make_start(c, id, id_len, &sp, &why);
@@ -312,8 +312,8 @@ void sl_conn__run_http(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
                                   &allow_stdin, 1);
             return;
         }
-        sl_run_req_t *r = make_stdin(c, id, id_len, req->body, req->body_len,
-                                     header_truthy(req, "sluice-close"));
+        sl_run_req_t *r =
+            make_stdin(c, id, id_len, req->body, req->body_len, header_truthy(req, "sluice-close"));
         if (!r)
             return http_error(c, sid, (answer_t){503, "overloaded", "out of memory", true}, NULL);
         return submit(c, r, false, sid);

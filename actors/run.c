@@ -63,8 +63,9 @@ enum {
 enum { PUB_START = 0, PUB_OUT = 1, PUB_ERR = 2, PUB_EXIT = 3 };
 
 static const char *const reason_names[SL_RUN__R_COUNT] = {
-    "none", "exit", "cancelled", "orphaned", "timeout", "output_limit", "server_shutdown",
-    "server_crash", "spawn_failed",
+    "none",         "exit",         "cancelled",       "orphaned",
+    "timeout",      "output_limit", "server_shutdown", "server_crash",
+    "spawn_failed",
 };
 
 const char *sl_run__reason_name(int reason)
@@ -208,7 +209,8 @@ static sl_pub_t *build_start(sl_run_t *run)
     int n = snprintf(json, sizeof json, "{\"runner\":\"%s\",\"pid\":%d,\"run\":\"%s\",\"args\":%s}",
                      run->runner->name, run->pid, run->id, args);
     if (n <= 0 || (size_t)n >= sizeof json)
-        n = snprintf(json, sizeof json, "{\"runner\":\"%s\",\"pid\":%d,\"run\":\"%s\",\"args\":null}",
+        n = snprintf(json, sizeof json,
+                     "{\"runner\":\"%s\",\"pid\":%d,\"run\":\"%s\",\"args\":null}",
                      run->runner->name, run->pid, run->id);
     return pub_json("run.start", json, (size_t)n);
 }
@@ -252,8 +254,8 @@ static sl_pub_t *build_stream(sl_run_t *run, int s, uint32_t *consumed)
         for (uint32_t i = 0; i < n; i++) {
             if (st->buf[i] != '\n')
                 continue;
-            p->events[e++] = (sl_pub_event_t){0, (uint32_t)tl, (uint32_t)tl + start, i - start,
-                                              false};
+            p->events[e++] =
+                (sl_pub_event_t){0, (uint32_t)tl, (uint32_t)tl + start, i - start, false};
             start = i + 1;
         }
     }
@@ -483,9 +485,8 @@ static void finish_if_done(sl_run_t *run)
         sl_run__job_post(run->runs, j);
     }
     add(&run->runs->by_reason[run->reason], 1);
-    sl_info("run ended", "run=%s session=%s reason=%s code=%d signal=%d wall_ms=%" PRIu64,
-            run->id, run->session, sl_run__reason_name(run->reason), run->code, run->sig,
-            run->wall_ms);
+    sl_info("run ended", "run=%s session=%s reason=%s code=%d signal=%d wall_ms=%" PRIu64, run->id,
+            run->session, sl_run__reason_name(run->reason), run->code, run->sig, run->wall_ms);
     table_remove(run);
     sl_actor_release(&run->a); /* its own reference */
 }
@@ -586,9 +587,8 @@ static void on_tick(sl_run_t *run)
     if (run->state == SL_RUN__RUNNING && !run->exited) {
         if (rn->wall_ns && now - run->started_ns >= rn->wall_ns)
             end_run(run, SL_RUN__R_TIMEOUT);
-        uint32_t subs = run->e ? atomic_load_explicit(&run->e->stats.subscribers,
-                                                      memory_order_relaxed)
-                               : 1;
+        uint32_t subs =
+            run->e ? atomic_load_explicit(&run->e->stats.subscribers, memory_order_relaxed) : 1;
         if (subs > 0 || !rn->orphan_ns)
             run->orphan_since_ns = 0;
         else if (!run->orphan_since_ns)
@@ -639,8 +639,8 @@ static void on_spawned(sl_run_t *run)
     sl_run_req_t *req = run->start_req;
     run->start_req = NULL;
     if (run->spawn_err != 0) {
-        sl_warn("run could not start", "run=%s runner=%s error=\"%s\"", run->id,
-                run->runner->name, sl_strerror(run->spawn_err));
+        sl_warn("run could not start", "run=%s runner=%s error=\"%s\"", run->id, run->runner->name,
+                sl_strerror(run->spawn_err));
         add(&run->runs->spawn_failed, 1);
         reply(req, run->spawn_err);
         run->state = SL_RUN__DONE;
@@ -754,7 +754,8 @@ static void destroy(sl_actor_t *self)
         sl_entry_release(run->e);
     free(run->args_json);
     free(run);
-    atomic_fetch_sub_explicit(&runs->live, 1, memory_order_release); /* pairs with shutdown's acquire */
+    atomic_fetch_sub_explicit(&runs->live, 1,
+                              memory_order_release); /* pairs with shutdown's acquire */
 }
 
 /* ---- the table ---- */
@@ -825,8 +826,8 @@ static sl_run_t *run_new(sl_runs_t *runs, sl_reactor_t *r, const char *session, 
     snprintf(run->id, sizeof run->id, "r%016" PRIx64, id);
     run->started_ns = sl_clock_now_ns();
     run->started_wall_ns = sl_clock_wall_ns();
-    sl_actor_init(&run->a, sl_server_sched_of(runs->srv, r), "run",
-                  runs->srv->cfg.mailbox_capacity, behavior, destroy);
+    sl_actor_init(&run->a, sl_server_sched_of(runs->srv, r), "run", runs->srv->cfg.mailbox_capacity,
+                  behavior, destroy);
     atomic_fetch_add_explicit(&runs->live, 1, memory_order_relaxed);
     return run;
 }
@@ -891,10 +892,10 @@ static int start_run(sl_server_t *srv, sl_run_req_t *req)
     }
     char *args_json = args_to_json(req);
     pthread_mutex_lock(&runs->lock);
-    rc = find_active(runs, req->session, req->session_len) ? SL_ECONFLICT
-         : runs->nactive >= srv->cfg.max_runs                ? SL_EFULL
-         : rn->concurrency && rn->active >= rn->concurrency   ? SL_EFULL
-                                                              : 0;
+    rc = find_active(runs, req->session, req->session_len)  ? SL_ECONFLICT
+         : runs->nactive >= srv->cfg.max_runs               ? SL_EFULL
+         : rn->concurrency && rn->active >= rn->concurrency ? SL_EFULL
+                                                            : 0;
     sl_run_t *run = NULL;
     if (rc == 0 && !(run = run_new(runs, pick_reactor(srv), req->session, req->session_len)))
         rc = -ENOMEM;
@@ -1037,8 +1038,8 @@ void sl_run__recover(sl_runs_t *runs, const char *id, const char *session, size_
     run->state = SL_RUN__EXITING;
     run->started_wall_ns = started_wall_ns;
     uint64_t now = sl_clock_wall_ns();
-    run->wall_ms = started_wall_ns && now > started_wall_ns ? (now - started_wall_ns) / SL_NS_PER_MS
-                                                             : 0;
+    run->wall_ms =
+        started_wall_ns && now > started_wall_ns ? (now - started_wall_ns) / SL_NS_PER_MS : 0;
     sl_actor_notify(&run->a, NOTIFY_KICK);
 }
 
@@ -1123,7 +1124,8 @@ int sl_run_init(sl_server_t *srv)
     snprintf(runs->dir, sizeof runs->dir, "%s/.runs", srv->cfg.data_dir);
     if (mkdir(runs->dir, 0700) != 0 && errno != EEXIST) {
         int rc = -errno;
-        sl_error("cannot create the runs folder", "dir=%s error=\"%s\"", runs->dir, sl_strerror(rc));
+        sl_error("cannot create the runs folder", "dir=%s error=\"%s\"", runs->dir,
+                 sl_strerror(rc));
         return rc;
     }
     int rc = cgroup_probe(runs);
@@ -1203,8 +1205,8 @@ size_t sl_run_health_json(sl_server_t *srv, char *out, size_t cap)
         ",\"timeout\":%" PRIu64 ",\"output_limit\":%" PRIu64 ",\"server_shutdown\":%" PRIu64
         ",\"server_crash\":%" PRIu64 "},\"reaped_orphans\":%" PRIu64
         ",\"killed_leftovers\":%" PRIu64 ",\"spawn_ms_avg\":%.3f,\"first_output_ms_avg\":%.3f"
-        ",\"cpu_ms_total\":%" PRIu64 ",\"cgroup\":%s},\"children\":%" PRIu64
-        ",\"zombies\":%" PRIu64 ",",
+        ",\"cpu_ms_total\":%" PRIu64 ",\"cgroup\":%s},\"children\":%" PRIu64 ",\"zombies\":%" PRIu64
+        ",",
         active, started, LD(spawn_failed), LD(by_reason[SL_RUN__R_EXIT]),
         LD(by_reason[SL_RUN__R_CANCELLED]), LD(by_reason[SL_RUN__R_ORPHANED]),
         LD(by_reason[SL_RUN__R_TIMEOUT]), LD(by_reason[SL_RUN__R_OUTPUT_LIMIT]),

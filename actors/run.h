@@ -55,30 +55,30 @@ typedef enum sl_run_req_kind {
  * SL_RUN_MSG_REPLY with status set. Allocated with sl_run_req_alloc. */
 typedef struct sl_run_req {
     sl_msg_t h;
-    sl_actor_t *reply_to;  /* reference held while outstanding */
-    uint8_t kind;          /* sl_run_req_kind_t */
-    bool rpc;              /* requester's: answer as msgpack-RPC */
-    uint32_t stream_id;    /* requester's: HTTP stream, or RPC msgid */
+    sl_actor_t *reply_to; /* reference held while outstanding */
+    uint8_t kind;         /* sl_run_req_kind_t */
+    bool rpc;             /* requester's: answer as msgpack-RPC */
+    uint32_t stream_id;   /* requester's: HTTP stream, or RPC msgid */
     char session[SL_SESSION_ID_MAX + 1];
     uint32_t session_len;
     char runner[SL_RUNNER_NAME_MAX + 1];
     uint32_t nargs;
     const char *args[SL_RUN_ARGS_MAX]; /* into data */
-    uint8_t *stdin_data;   /* into data (START: initial stdin; STDIN: the bytes) */
+    uint8_t *stdin_data;               /* into data (START: initial stdin; STDIN: the bytes) */
     size_t stdin_len;
-    bool close_stdin;      /* close stdin after writing */
+    bool close_stdin; /* close stdin after writing */
     /* answer */
-    int status;            /* 0, SL_ENOTFOUND (unknown runner / no run), SL_ECONFLICT
-                              (a run is active), SL_EFULL (--max-runs or the
-                              runner's concurrency), SL_EENDED (session closed),
-                              SL_ECLOSED (stdin closed, or the run ended),
-                              SL_EAGAIN (stdin queue full), SL_EINVAL, -errno
-                              (spawn failed: exec's errno) */
+    int status; /* 0, SL_ENOTFOUND (unknown runner / no run), SL_ECONFLICT
+                   (a run is active), SL_EFULL (--max-runs or the
+                   runner's concurrency), SL_EENDED (session closed),
+                   SL_ECLOSED (stdin closed, or the run ended),
+                   SL_EAGAIN (stdin queue full), SL_EINVAL, -errno
+                   (spawn failed: exec's errno) */
     char run_id[24];
     int pid;
-    uint64_t written;      /* STDIN: bytes written */
+    uint64_t written; /* STDIN: bytes written */
     struct sl_run_req *_next;
-    uint8_t data[];        /* args (NUL-terminated) and stdin bytes */
+    uint8_t data[]; /* args (NUL-terminated) and stdin bytes */
 } sl_run_req_t;
 
 /* Allocates a zeroed request with data_bytes of payload room. Returns owned
@@ -111,8 +111,7 @@ int sl_run_cancel(struct sl_server *srv, const char *id, size_t len, char *run_i
 /* The run of session id (active, else the last exited one remembered) as
  * JSON (API.md). Returns the length, 0 when there is none, or 0 when cap is
  * too small. */
-size_t sl_run_status_json(struct sl_server *srv, const char *id, size_t len, char *out,
-                          size_t cap);
+size_t sl_run_status_json(struct sl_server *srv, const char *id, size_t len, char *out, size_t cap);
 
 /* Figures. health: `"runs":{...},"children":N,"zombies":N,` (with the
  * trailing comma) for /health; metrics: Prometheus lines. Return the

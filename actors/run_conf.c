@@ -77,7 +77,7 @@ static int option(sl_runner_t *r, const char *tok, char *err, size_t n)
     int rc = 0;
 #define KEY(k) (kl == strlen(k) && memcmp(tok, k, kl) == 0)
     if (KEY("mode")) {
-        rc = strcmp(v, "line") == 0 ? (r->chunk = false, 0)
+        rc = strcmp(v, "line") == 0    ? (r->chunk = false, 0)
              : strcmp(v, "chunk") == 0 ? (r->chunk = true, 0)
                                        : -1;
     } else if (KEY("max-output")) {

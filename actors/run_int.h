@@ -25,16 +25,16 @@ typedef struct sl_runner {
     uint32_t nargs;
     char *args[SL_RUNNER_ARGS_MAX];
     uint32_t nenv;
-    char *env[SL_RUNNER_ENV_MAX];   /* "K=V" */
-    bool chunk;                     /* chunk mode (else line mode) */
+    char *env[SL_RUNNER_ENV_MAX]; /* "K=V" */
+    bool chunk;                   /* chunk mode (else line mode) */
     uint64_t max_output_bytes;
-    uint64_t wall_ns;               /* 0: no limit */
-    uint64_t orphan_ns;             /* 0: never */
+    uint64_t wall_ns;   /* 0: no limit */
+    uint64_t orphan_ns; /* 0: never */
     uint64_t kill_grace_ns;
-    uint64_t max_stdin_bytes;       /* per stdin request and initial stdin */
-    uint32_t concurrency;           /* active runs of this runner; 0: --max-runs */
-    uint32_t max_args;              /* client args, <= SL_RUN_ARGS_MAX */
-    uint32_t active;                /* under runs->lock */
+    uint64_t max_stdin_bytes; /* per stdin request and initial stdin */
+    uint32_t concurrency;     /* active runs of this runner; 0: --max-runs */
+    uint32_t max_args;        /* client args, <= SL_RUN_ARGS_MAX */
+    uint32_t active;          /* under runs->lock */
 } sl_runner_t;
 
 /* Parses the declarations of cfg into runners (caller storage of
@@ -62,13 +62,13 @@ const char *sl_run__reason_name(int reason);
 typedef struct sl_run_stream {
     sl_op_t op;
     int fd;
-    bool armed;       /* a read is in flight */
+    bool armed; /* a read is in flight */
     bool eof;
-    bool waiting;     /* a publish of its bytes is outstanding */
-    bool discard;     /* past max output: read and drop until EOF */
-    uint32_t len;     /* bytes in buf */
+    bool waiting;      /* a publish of its bytes is outstanding */
+    bool discard;      /* past max output: read and drop until EOF */
+    uint32_t len;      /* bytes in buf */
     uint32_t consumed; /* bytes the outstanding publish carries */
-    const char *type; /* "run.stdout" / "run.stderr" */
+    const char *type;  /* "run.stdout" / "run.stderr" */
     uint8_t buf[SL_RUN_READ_BYTES];
 } sl_run_stream_t;
 
@@ -89,9 +89,9 @@ typedef struct sl_run_job {
     uint8_t kind;
     int sig;
     int pgid;
-    sl_run_t *run;                 /* SPAWN */
+    sl_run_t *run; /* SPAWN */
     char id[24];
-    char cgroup[PATH_MAX];         /* "" when none */
+    char cgroup[PATH_MAX]; /* "" when none */
 } sl_run_job_t;
 
 struct sl_run {
@@ -103,20 +103,20 @@ struct sl_run {
     char id[24];
     char session[SL_SESSION_ID_MAX + 1];
     uint32_t session_len;
-    sl_entry_t *e;                 /* reference while the run exists */
+    sl_entry_t *e; /* reference while the run exists */
     sl_run__state_t state;
-    uint32_t slot;                 /* index in runs->active */
-    bool recovered;                /* a record from a previous life: publishes run.exit only */
+    uint32_t slot;  /* index in runs->active */
+    bool recovered; /* a record from a previous life: publishes run.exit only */
     /* Spawn: filled by the spawner before it posts spawned_msg. */
-    sl_msg_t spawned_msg;          /* CONTROL */
-    sl_run_req_t *start_req;       /* answered once spawned */
+    sl_msg_t spawned_msg;    /* CONTROL */
+    sl_run_req_t *start_req; /* answered once spawned */
     int spawn_err;
     int pid, pidfd, stdin_fd;
-    int pid_visible;               /* pid for other threads, under runs->lock */
-    char cgroup[PATH_MAX];         /* "" when none */
-    char *args_json;               /* client args as a JSON array (owned) */
+    int pid_visible;       /* pid for other threads, under runs->lock */
+    char cgroup[PATH_MAX]; /* "" when none */
+    char *args_json;       /* client args as a JSON array (owned) */
     uint64_t started_ns, started_wall_ns;
-    uint64_t first_output_ns;      /* spawn-to-first-output latency */
+    uint64_t first_output_ns; /* spawn-to-first-output latency */
     /* I/O. */
     sl_run_stream_t out[2];
     sl_op_t poll_op, timer_op, in_op, cancel_ops[3];
@@ -127,21 +127,21 @@ struct sl_run {
     size_t in_pending, in_off;
     bool stdin_closed;
     /* Publishing: at most one in flight. */
-    sl_pub_t *pq[4];               /* queued: start, stdout, stderr, exit */
+    sl_pub_t *pq[4]; /* queued: start, stdout, stderr, exit */
     uint32_t pq_n;
     bool pub_inflight;
-    uint32_t resends;              /* publishes resent after the session actor went away */
-    uint64_t retry_at_ns;          /* the session's mailbox was full: resend then */
-    bool exit_published;           /* run.exit answered (durably) */
+    uint32_t resends;     /* publishes resent after the session actor went away */
+    uint64_t retry_at_ns; /* the session's mailbox was full: resend then */
+    bool exit_published;  /* run.exit answered (durably) */
     /* Ending. */
-    int reason;                    /* sl_run__reason_t; first one wins */
-    bool exited;                   /* waitid collected the child */
+    int reason;  /* sl_run__reason_t; first one wins */
+    bool exited; /* waitid collected the child */
     int code, sig;
     uint64_t cpu_ms, max_rss_kb, wall_ms;
     uint64_t out_bytes;
-    uint64_t kill_at_ns;           /* SIGKILL due (0: none) */
-    uint64_t drain_until_ns;       /* after exit: pipes get this long to reach EOF */
-    uint64_t orphan_since_ns;      /* no subscriber since (0: has one) */
+    uint64_t kill_at_ns;      /* SIGKILL due (0: none) */
+    uint64_t drain_until_ns;  /* after exit: pipes get this long to reach EOF */
+    uint64_t orphan_since_ns; /* no subscriber since (0: has one) */
     bool term_sent, kill_sent;
 };
 
@@ -150,13 +150,13 @@ struct sl_runs {
     struct sl_server *srv;
     sl_runner_t runners[SL_RUNNERS_MAX];
     int nrunners;
-    char dir[PATH_MAX];            /* <data-dir>/.runs */
-    char cgroup_base[PATH_MAX];    /* "" when runs get no cgroup */
+    char dir[PATH_MAX];         /* <data-dir>/.runs */
+    char cgroup_base[PATH_MAX]; /* "" when runs get no cgroup */
     /* Table, under lock. */
     pthread_mutex_t lock;
-    sl_run_t **active;             /* --max-runs slots */
+    sl_run_t **active; /* --max-runs slots */
     uint32_t nactive;
-    int *direct_pids;              /* direct children not yet collected (--max-runs) */
+    int *direct_pids; /* direct children not yet collected (--max-runs) */
     struct {
         char session[SL_SESSION_ID_MAX + 1];
         char id[24];
@@ -172,15 +172,15 @@ struct sl_runs {
     _Atomic uint64_t children, zombies, reaped_orphans, killed_leftovers;
     _Atomic uint64_t spawn_ns_total, first_output_ns_total, first_output_count;
     _Atomic uint64_t cpu_ms_total;
-    _Atomic uint32_t live;         /* run actors not yet destroyed */
+    _Atomic uint32_t live; /* run actors not yet destroyed */
     /* Spawner thread. */
     pthread_t thread;
     bool thread_started;
-    pthread_cond_t cond;           /* jobs queued or stop (under lock) */
+    pthread_cond_t cond; /* jobs queued or stop (under lock) */
     sl_run_job_t *jobs_head, *jobs_tail;
     bool stopping;
-    bool recover_wanted;           /* sl_run_start: recover old records first */
-    void *stack;                   /* the child's stack between clone and exec */
+    bool recover_wanted; /* sl_run_start: recover old records first */
+    void *stack;         /* the child's stack between clone and exec */
 };
 
 /* Spawner (run_spawn.c). */

@@ -58,9 +58,9 @@ typedef struct child_ctx {
     char *const *envp;
     const char *cwd;
     int in_fd, out_fd, err_fd;
-    int cg_fd;   /* cgroup.procs of the run's cgroup, or -1 */
+    int cg_fd; /* cgroup.procs of the run's cgroup, or -1 */
     pid_t ppid;
-    int err;     /* exec's errno (or a setup step's), 0 when exec ran */
+    int err; /* exec's errno (or a setup step's), 0 when exec ran */
 } child_ctx_t;
 
 /* Runs in the child on its own stack, sharing our memory: only system
@@ -142,8 +142,8 @@ static int make_cgroup(sl_runs_t *runs, sl_run_t *run, int *cg_fd)
 }
 
 /* Builds argv and envp (pointers into the runner, the request and env_buf). */
-static void build_exec(const sl_run_t *run, const sl_run_req_t *req, const char *cwd,
-                       char **argv, char **envp, char *env_buf, size_t env_cap)
+static void build_exec(const sl_run_t *run, const sl_run_req_t *req, const char *cwd, char **argv,
+                       char **envp, char *env_buf, size_t env_cap)
 {
     const sl_runner_t *rn = run->runner;
     uint32_t a = 0, e = 0;
@@ -192,9 +192,16 @@ static int spawn(sl_runs_t *runs, sl_run_t *run)
         rc = write_record(runs, run);
     char *argv[ARGV_MAX], *envp[ENV_MAX];
     char env_buf[PATH_MAX + 256];
-    child_ctx_t ctx = {.path = run->runner->path, .argv = argv, .envp = envp, .cwd = cwd,
-                       .in_fd = p_in[0], .out_fd = p_out[1], .err_fd = p_err[1],
-                       .cg_fd = cg_fd, .ppid = getpid(), .err = 0};
+    child_ctx_t ctx = {.path = run->runner->path,
+                       .argv = argv,
+                       .envp = envp,
+                       .cwd = cwd,
+                       .in_fd = p_in[0],
+                       .out_fd = p_out[1],
+                       .err_fd = p_err[1],
+                       .cg_fd = cg_fd,
+                       .ppid = getpid(),
+                       .err = 0};
     int pidfd = -1;
     pid_t pid = -1;
     if (rc == 0) {
