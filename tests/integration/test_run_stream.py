@@ -179,4 +179,47 @@ def test_run_errors():
         H.check_eq((h["zombies"], h["runs"]["by_reason"]["cancelled"]), (0, 2), "health after")
 
 
+@suite.case
+def test_run_access_control():
+    """Runs and stdin need pub on the session; reading a run's state, sub."""
+    import tempfile
+    from auth_tokens import Keys
+    keys = Keys(tempfile.mkdtemp(prefix="sluice-it-keys-"))
+    with R.rpc_server(args=keys.flags()) as srv:
+        s = R.unique("team-7-acl")
+        reader = keys.hs256(keys.claims(pub=[], sub=["team-7-*"]))
+        writer = keys.hs256(keys.claims(pub=["team-7-*"], sub=["team-7-*"]))
+        body = {"runner": "echo", "args": ["MACL"]}
+        r = R.post_json(srv, "/v1/sessions/%s/run" % s, body)
+        H.check_eq(r.status, 401, "run without a token")
+        r = R.post_json(srv, "/v1/sessions/%s/run" % s, body,
+                        headers=[("Authorization", "Bearer " + reader)])
+        H.check_eq(r.status, 403, "run with sub only")
+        r = R.post_json(srv, "/v1/sessions/%s/run" % s, body,
+                        headers=[("Authorization", "Bearer " + writer)])
+        H.check_eq(r.status, 201, "run with pub")
+        r = H.http1_request(srv.host, srv.port, "POST", "/v1/sessions/%s/run/stdin" % s,
+                            headers=[("Authorization", "Bearer " + reader)], body=b"x", timeout=10)
+        H.check_eq(r.status, 403, "stdin with sub only")
+        r = H.http1_request(srv.host, srv.port, "GET", "/v1/sessions/%s/run" % s,
+                            headers=[("Authorization", "Bearer " + reader)], timeout=10)
+        H.check_eq(r.status, 200, "GET run with sub")
+        c = H.RpcClient(srv.rpc_addrs()[0])
+        H.check_eq(c.error_code("cancel", s), "unauthorized", "rpc cancel before auth")
+        c.ok("auth", reader)
+        H.check_eq(c.error_code("stdin", s, b"x", True), "forbidden", "rpc stdin with sub only")
+        c.ok("auth", writer)
+        H.check_eq(c.ok("stdin", s, b"x\n", True)["closed"], True, "rpc stdin with pub")
+        ex = None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            r = H.http1_request(srv.host, srv.port, "GET", "/v1/sessions/%s/run" % s,
+                                headers=[("Authorization", "Bearer " + writer)], timeout=10)
+            if r.json()["state"] == "exited":
+                ex = r.json()["exit"]
+                break
+            time.sleep(0.05)
+        H.check(ex is not None and ex["reason"] == "exit", "the run ended: %r" % ex)
+
+
 suite.run()
