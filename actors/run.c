@@ -43,6 +43,7 @@
 #include "actors/sessops.h"
 #include "runtime/budget.h"
 #include "runtime/clock.h"
+#include "runtime/fault.h"
 #include "runtime/log.h"
 #include "storage/session_id.h"
 
@@ -324,8 +325,9 @@ static void pump_pub(sl_run_t *run)
     sl_pub_t *p = NULL;
     uint32_t consumed = 0;
     /* Output waits while the memory budget is over its limit (the child
-     * blocks in write meanwhile); run.start and run.exit always go. */
-    if ((what == PUB_OUT || what == PUB_ERR) && sl_budget_over()) {
+     * blocks in write meanwhile); run.start and run.exit always go. The
+     * fault point plays a session that takes no output (tests). */
+    if ((what == PUB_OUT || what == PUB_ERR) && (sl_budget_over() || sl_fault("run_output_busy"))) {
         run->retry_at_ns = sl_clock_now_ns() + SL_RUN_TICK_NS / 4;
         return;
     }
@@ -580,6 +582,32 @@ static void on_stdin_written(sl_run_t *run, int32_t res)
     pump_stdin(run);
 }
 
+/* The process is gone and the kill grace has passed since: output the
+ * session has still not taken (it refuses it: budget, a full mailbox) is
+ * dropped so that run.exit can go. A publish in flight is awaited. */
+static void drop_output(sl_run_t *run)
+{
+    if (run->pub_inflight)
+        return;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < run->pq_n; i++) {
+        int what = (int)(uintptr_t)run->pq[i];
+        if (what != PUB_OUT && what != PUB_ERR)
+            run->pq[k++] = run->pq[i];
+    }
+    run->pq_n = k;
+    for (int s = 0; s < 2; s++) {
+        sl_run_stream_t *st = &run->out[s];
+        if (st->len > 0 || st->waiting)
+            sl_debug("run output dropped", "run=%s bytes=%u", run->id, st->len);
+        st->len = 0;
+        st->waiting = false;
+        st->discard = true;
+        if (!st->armed) /* held back, so never read to its end: it ends here */
+            st->eof = true;
+    }
+}
+
 static void on_tick(sl_run_t *run)
 {
     uint64_t now = sl_clock_now_ns();
@@ -605,6 +633,7 @@ static void on_tick(sl_run_t *run)
             if (run->out[s].armed)
                 cancel_op(run, 1, &run->out[s].op);
         }
+        drop_output(run);
     }
     pump_pub(run);
 }

@@ -124,4 +124,51 @@ def test_run_server_kill9_restart():
             H.check_eq(h["zombies"], 0, "zombies")
 
 
+def written(pid):
+    """Bytes pid has written so far (/proc/PID/io wchar)."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    return 0
+
+
+def blocked(pid):
+    """True when pid wrote nothing for 0.3 s (its pipe is full)."""
+    a = written(pid)
+    time.sleep(0.3)
+    return written(pid) == a
+
+
+@suite.case
+def test_run_backpressure_blocks_the_child():
+    """A session that takes no output (fault point run_output_busy) stops
+    the pipe being read: the flooding child blocks in write() and sluiced
+    buffers nothing; cancel still ends the run and records why."""
+    if not H.sanitizer_build():
+        print("     (fault points are compiled into Debug builds only)")
+        return
+    extra = ["--runner", "bigflood=%s/flood.sh | mode=chunk max-output=1g" % R.RUNNERS]
+    with R.server(args=extra, env={"SLUICE_FAULTS": "run_output_busy"}) as srv:
+        s = R.unique("bp")
+        run = R.start_run(srv, s, "bigflood", ["MBP"])
+        pid = run["pid"]
+        R.wait_for(lambda: blocked(pid), "the flood blocked on its full pipe")
+        rss0 = srv.proc_status("VmRSS")
+        time.sleep(0.7)
+        H.check(blocked(pid) and written(pid) < 1 << 20, "still blocked, %d bytes written"
+                % written(pid))
+        H.check(srv.proc_status("VmRSS") < rss0 + 4096, "sluiced buffered the flood")
+        r = H.http1_request(srv.host, srv.port, "GET", "/v1/sessions/%s" % s, timeout=10)
+        H.check_eq(r.json()["events"], 1, "only run.start is in the session")
+        r = H.http1_request(srv.host, srv.port, "DELETE", "/v1/sessions/%s/run" % s, timeout=10)
+        H.check_eq(r.status, 202, "cancel")
+        ex = R.wait_exited(srv, s)
+        H.check_eq(ex["reason"], "cancelled", "reason")
+        evs = R.sse_events(srv, s)
+        H.check_eq([e[1] for e in evs], ["run.start", "run.exit", "sluice.closed"],
+                   "the held output was dropped after the kill grace, the exit recorded")
+        R.assert_tree_gone(None, run["run"], srv.pid, what="after cancel under backpressure")
+
+
 suite.run()
