@@ -25,6 +25,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -1113,6 +1114,17 @@ static int cgroup_probe(sl_runs_t *runs)
             rc = -ENAMETOOLONG;
         else
             rc = mkdir(runs->cgroup_base, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+        /* Let runs' cgroups have memory and pids limits where the
+         * controllers are delegated to us (best effort; else no such files). */
+        char ctl[PATH_MAX + 32];
+        snprintf(ctl, sizeof ctl, "%s/cgroup.subtree_control", runs->cgroup_base);
+        int cfd = rc == 0 ? open(ctl, O_WRONLY | O_CLOEXEC) : -1;
+        if (cfd >= 0) {
+            if (write(cfd, "+memory +pids", 13) != 13)
+                sl_debug("runs cgroup controllers not enabled", "error=\"%s\"",
+                         sl_strerror(-errno));
+            close(cfd);
+        }
         char kill_file[PATH_MAX + 32];
         snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", runs->cgroup_base);
         if (rc == 0 && access(kill_file, W_OK) != 0)

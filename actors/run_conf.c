@@ -8,7 +8,8 @@
  * mode=line|chunk, max-output=BYTES (k/m/g), wall=SECONDS (0: none),
  * concurrency=N (0: --max-runs), orphan-timeout=SECONDS|never,
  * kill-grace=SECONDS, max-args=N (<= 64), max-stdin=BYTES, env=K=V
- * (repeatable). Unset options take the --run-* flags' values.
+ * (repeatable), memory-max=BYTES and pids-max=N (the run's cgroup, where
+ * the memory and pids controllers are delegated). Unset options take the --run-* flags' values.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -99,6 +100,10 @@ static int option(sl_runner_t *r, const char *tok, char *err, size_t n)
         rc = parse_bytes(v, &x);
         r->max_args = (uint32_t)x;
         rc = rc == 0 && x > SL_RUN_ARGS_MAX ? -1 : rc;
+    } else if (KEY("memory-max")) {
+        rc = parse_bytes(v, &r->memory_max);
+    } else if (KEY("pids-max")) {
+        rc = parse_bytes(v, &r->pids_max);
     } else if (KEY("env")) {
         if (!strchr(v, '=') || v[0] == '=' || r->nenv >= SL_RUNNER_ENV_MAX)
             rc = -1;

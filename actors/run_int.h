@@ -34,6 +34,8 @@ typedef struct sl_runner {
     uint64_t max_stdin_bytes; /* per stdin request and initial stdin */
     uint32_t concurrency;     /* active runs of this runner; 0: --max-runs */
     uint32_t max_args;        /* client args, <= SL_RUN_ARGS_MAX */
+    uint64_t memory_max;      /* cgroup memory.max (0: not set) */
+    uint64_t pids_max;        /* cgroup pids.max (0: not set) */
     uint32_t active;          /* under runs->lock */
 } sl_runner_t;
 

@@ -124,6 +124,22 @@ static int write_record(sl_runs_t *runs, const sl_run_t *run)
     return rc;
 }
 
+/* Writes a limit file of the run's cgroup. Best effort: where the
+ * controller is not delegated the file does not exist, and the run goes on
+ * with the tree bounds alone (logged). */
+static void cgroup_limit(const sl_run_t *run, const char *file, uint64_t value)
+{
+    char path[PATH_MAX + 32], v[32];
+    snprintf(path, sizeof path, "%s/%s", run->cgroup, file);
+    int n = snprintf(v, sizeof v, "%llu", (unsigned long long)value);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, v, (size_t)n) != n)
+        sl_warn("run cgroup limit not applied", "run=%s file=%s error=\"%s\"", run->id, file,
+                sl_strerror(-errno));
+    if (fd >= 0)
+        close(fd);
+}
+
 static int make_cgroup(sl_runs_t *runs, sl_run_t *run, int *cg_fd)
 {
     *cg_fd = -1;
@@ -136,6 +152,10 @@ static int make_cgroup(sl_runs_t *runs, sl_run_t *run, int *cg_fd)
         return -ENAMETOOLONG;
     if (mkdir(run->cgroup, 0755) != 0 && errno != EEXIST)
         return -errno;
+    if (run->runner->memory_max)
+        cgroup_limit(run, "memory.max", run->runner->memory_max);
+    if (run->runner->pids_max)
+        cgroup_limit(run, "pids.max", run->runner->pids_max);
     snprintf(path, sizeof path, "%s/cgroup.procs", run->cgroup);
     *cg_fd = open(path, O_WRONLY | O_CLOEXEC);
     return *cg_fd < 0 ? -errno : 0;

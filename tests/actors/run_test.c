@@ -32,7 +32,8 @@ static void test_run_conf_defaults_and_options(void)
     sl_config_t cfg = base_config();
     cfg.runners.items[0] = "plain=/bin/echo hello world";
     cfg.runners.items[1] = "tuned=/bin/cat | mode=chunk max-output=16k wall=0.5 "
-                           "orphan-timeout=never concurrency=3 max-args=2 env=A=1 env=B=x=y";
+                           "orphan-timeout=never concurrency=3 max-args=2 env=A=1 env=B=x=y "
+                           "memory-max=64m pids-max=100";
     cfg.runners.count = 2;
     sl_runner_t *rs = calloc(SL_RUNNERS_MAX, sizeof *rs);
     char err[256] = "";
@@ -46,6 +47,7 @@ static void test_run_conf_defaults_and_options(void)
     CHECK(rs[1].chunk && rs[1].max_output_bytes == 16384 && rs[1].wall_ns == SEC / 2);
     CHECK(rs[1].orphan_ns == 0 && rs[1].concurrency == 3 && rs[1].max_args == 2);
     CHECK(rs[1].nenv == 2 && strcmp(rs[1].env[1], "B=x=y") == 0 && rs[1].nargs == 0);
+    CHECK(rs[1].memory_max == 64u << 20 && rs[1].pids_max == 100 && rs[0].memory_max == 0);
     sl_run__runners_free(rs, n);
     free(rs);
 }
