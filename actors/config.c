@@ -340,7 +340,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"auth-leeway", SL_FLAG_SECONDS, "60", "clock skew allowed on a token's exp and nbf", &c->auth_leeway_ns, 0, SL_AUTH_LEEWAY_S_MAX * SEC, NULL},
         {"allow-anonymous", SL_FLAG_BOOL, "false", "serve a non-loopback --listen/--rpc-listen with no key configured (every client is admin; logged as a warning)", &c->allow_anonymous, 0, 0, NULL},
         /* Runs (actors/run.h, README "Runs"). */
-        {"runner", SL_FLAG_LIST, NULL, "a runner clients may start by name: \"NAME=PATH [ARGS...] [| OPTION=VALUE...]\" (options: mode, max-output, wall, concurrency, orphan-timeout (seconds or never), kill-grace, max-args, max-stdin, env=K=V; repeatable)", &c->runners, 0, 0, NULL},
+        {"runner", SL_FLAG_LIST, NULL, "a runner clients may start by name: \"NAME=PATH [ARGS...] [| OPTION=VALUE...]\" (options: mode, max-output, wall, concurrency, orphan-timeout (seconds or never), kill-grace, max-args, max-stdin, memory-max, pids-max, env=K=V; repeatable)", &c->runners, 0, 0, NULL},
         {"runners-file", SL_FLAG_STRING, NULL, "file of runners, one --runner value per line (# comments)", &c->runners_file, 0, 0, NULL},
         {"max-runs", SL_FLAG_U32, "64", "active runs; beyond: 429 overloaded + Retry-After", &c->max_runs, 1, SL_RUNS_MAX, NULL},
         {"run-kill-grace", SL_FLAG_SECONDS, "2", "a run's process tree gets SIGKILL this long after SIGTERM", &c->run_kill_grace_ns, SEC / 100, 3600 * SEC, NULL},
