@@ -297,7 +297,9 @@ static void on_published(sl_run_t *run, sl_pub_t *p)
         if (status == 0 && scan_stream(run, st, &more) > 0) {
             st->waiting = true;
             queue_pub(run, what);
-        } else if (status == 0) {
+        } else {
+            if (status != 0) /* the session takes nothing more: drain to EOF */
+                st->discard = true;
             arm_read(run, what - PUB_OUT);
         }
     } else if (what == PUB_EXIT) {
