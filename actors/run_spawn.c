@@ -58,51 +58,102 @@ typedef struct child_ctx {
     char *const *envp;
     const char *cwd;
     int in_fd, out_fd, err_fd;
-    int cg_fd; /* cgroup.procs of the run's cgroup, or -1 */
+    int cg_fd;   /* cgroup.procs of the run's cgroup, or -1 */
+    int fail_fd; /* -1, or (fork path) where the child writes a failure's errno */
     pid_t ppid;
     int err; /* exec's errno (or a setup step's), 0 when exec ran */
 } child_ctx_t;
 
-/* Runs in the child on its own stack, sharing our memory: only system
- * calls, no allocation, no locks. */
-static int child_main(void *arg)
+/* The kernel's struct sigaction for rt_sigaction (the child makes raw
+ * system calls only: see child_main). */
+typedef struct kernel_sigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+} kernel_sigaction_t;
+
+/* Runs in the child on its own stack, sharing our memory and our thread's
+ * TLS while this thread is suspended (CLONE_VM | CLONE_VFORK): raw system
+ * calls only -- no allocation, no locks, and no libc wrapper a sanitizer
+ * intercepts (its per-thread state is ours) -- and not instrumented. */
+__attribute__((no_sanitize("address", "thread"))) static int child_main(void *arg)
 {
     child_ctx_t *c = arg;
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++) /* SIGPIPE is ignored in sluiced; not in the child */
-        sigaction(s, &dfl, NULL);
-    if (setsid() < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-        goto fail;
-    if (getppid() != c->ppid) /* sluiced already died */
-        _exit(127);
-    if (c->cg_fd >= 0) {
-        char b[16];
+    kernel_sigaction_t dfl = {.handler = SIG_DFL};
+    for (long s = 1; s < NSIG; s++) /* SIGPIPE is ignored in sluiced; not in the child */
+        syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask);
+    long rc = syscall(SYS_setsid);
+    if (rc >= 0)
+        rc = syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (rc >= 0 && syscall(SYS_getppid) != c->ppid) /* sluiced already died */
+        syscall(SYS_exit_group, 127);
+    if (rc >= 0 && c->cg_fd >= 0) {
+        char b[16], t[16];
         int n = 0;
-        unsigned v = (unsigned)getpid();
-        char t[16];
+        unsigned long v = (unsigned long)syscall(SYS_getpid);
         do
             t[n++] = (char)('0' + v % 10);
         while ((v /= 10) > 0);
         for (int i = 0; i < n; i++)
             b[i] = t[n - 1 - i];
-        if (write(c->cg_fd, b, (size_t)n) != n)
-            goto fail;
+        rc = syscall(SYS_write, c->cg_fd, b, n) == n ? 0 : -1;
     }
-    if (dup2(c->in_fd, 0) < 0 || dup2(c->out_fd, 1) < 0 || dup2(c->err_fd, 2) < 0)
-        goto fail;
-    syscall(SYS_close_range, 3u, ~0u, 0u);
-    if (chdir(c->cwd) != 0)
-        goto fail;
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execve(c->path, c->argv, c->envp);
-fail:
+    const int from[3] = {c->in_fd, c->out_fd, c->err_fd};
+    for (int fd = 0; fd < 3 && rc >= 0; fd++) /* dup3 refuses equal fds: clear CLOEXEC then */
+        rc = from[fd] == fd ? syscall(SYS_fcntl, fd, F_SETFD, 0)
+                            : syscall(SYS_dup3, from[fd], fd, 0);
+    if (rc >= 0) {
+        /* Every other fd closes at exec (marked, not closed now, so that
+         * fail_fd stays usable until then). */
+        syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
+        rc = syscall(SYS_chdir, c->cwd);
+    }
+    if (rc >= 0) {
+        uint64_t none = 0;
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+        syscall(SYS_execve, c->path, c->argv, c->envp);
+    }
     c->err = errno ? errno : EINVAL;
-    _exit(127);
+    if (c->fail_fd >= 0)
+        syscall(SYS_write, c->fail_fd, &c->err, sizeof c->err);
+    syscall(SYS_exit_group, 127);
+    return 127;
 }
+
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer cannot follow a child that shares our memory and this
+ * thread's state: under it the child is forked (which it intercepts) and
+ * reports a failure's errno through a close-on-exec pipe. */
+static pid_t clone_child(sl_runs_t *runs, child_ctx_t *ctx, int *pidfd)
+{
+    (void)runs;
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) != 0)
+        return -1;
+    ctx->fail_fd = ep[1];
+    pid_t pid = fork();
+    if (pid == 0)
+        child_main(ctx); /* does not return */
+    close(ep[1]);
+    if (pid > 0) {
+        int err = 0;
+        if (read(ep[0], &err, sizeof err) == (ssize_t)sizeof err)
+            ctx->err = err;
+        *pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    }
+    close(ep[0]);
+    return pid;
+}
+#else
+/* The child on its own stack, sharing our memory until it execs: no page
+ * table is copied, and exec's errno lands in ctx. */
+static pid_t clone_child(sl_runs_t *runs, child_ctx_t *ctx, int *pidfd)
+{
+    return clone(child_main, (char *)runs->stack + SL_RUN_SPAWN_STACK_BYTES,
+                 CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, ctx, pidfd);
+}
+#endif
 
 static int write_record(sl_runs_t *runs, const sl_run_t *run)
 {
@@ -220,6 +271,7 @@ static int spawn(sl_runs_t *runs, sl_run_t *run)
                        .out_fd = p_out[1],
                        .err_fd = p_err[1],
                        .cg_fd = cg_fd,
+                       .fail_fd = -1,
                        .ppid = getpid(),
                        .err = 0};
     int pidfd = -1;
@@ -229,8 +281,7 @@ static int spawn(sl_runs_t *runs, sl_run_t *run)
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
-        pid = clone(child_main, (char *)runs->stack + SL_RUN_SPAWN_STACK_BYTES,
-                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &ctx, &pidfd);
+        pid = clone_child(runs, &ctx, &pidfd);
         int saved = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (pid < 0)
