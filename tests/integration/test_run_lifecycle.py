@@ -57,8 +57,10 @@ def test_run_cancel_process_group_only():
 def test_run_orphaned_after_disconnect():
     with R.server(args=["--run-orphan-timeout", "1"]) as srv:
         s = R.unique("orphan")
+        r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/%s" % s, timeout=10)
+        H.check(r.status in (200, 201), "PUT session")
         curl = R.curl_sse(srv, s, h2=True, from_seq=1, timeout=30)
-        time.sleep(0.3)
+        R.wait_for(lambda: srv.health()["subscribers"] >= 1, "the subscriber counted")
         marker, run = start_df(srv, s)
         time.sleep(1.5)  # subscribed: the orphan clock does not run
         st, state = R.run_state(srv, s)
