@@ -145,8 +145,12 @@ def test_run_flood_output_limit():
 
 @suite.case
 def test_run_errors():
-    with R.server(args=["--max-runs", "2"]) as srv:
+    with R.server(args=["--max-runs", "2", "--runner", "missing=/nonexistent/bin/tool"]) as srv:
         s = R.unique("err")
+        r = R.post_json(srv, "/v1/sessions/%s/run" % (s + "m"), {"runner": "missing"})
+        H.check_eq((r.status, r.json()["error"]), (500, "internal"), "a program that cannot run")
+        H.check("No such file" in r.json()["message"], "the reason: %r" % r.json())
+        R.wait_for(lambda: srv.health()["runs"]["spawn_failed"] == 1, "spawn_failed counted")
         r = R.post_json(srv, "/v1/sessions/%s/run" % s, {"runner": "nope"})
         H.check_eq((r.status, r.json()["error"]), (404, "not_found"), "unknown runner")
         r = R.post_json(srv, "/v1/sessions/%s/run" % s, {"args": []})
