@@ -54,6 +54,21 @@ def test_run_cancel_process_group_only():
 
 
 @suite.case
+def test_run_session_deleted_under_it():
+    """Deleting the session ends its run: nothing more can be recorded."""
+    with R.server() as srv:
+        s = R.unique("deleted")
+        marker = R.unique("MDEL")
+        run = R.start_run(srv, s, "lines", [marker, "100000", "0.01"])
+        R.wait_for(lambda: R.tree_pids(marker, run["run"]), "the run's process")
+        r = H.http1_request(srv.host, srv.port, "DELETE", "/v1/sessions/%s" % s, timeout=10)
+        H.check_eq(r.status, 204, "DELETE session")
+        ex = R.wait_exited(srv, s)
+        H.check_eq(ex["reason"], "cancelled", "reason")
+        R.assert_tree_gone(marker, run["run"], srv.pid, what="after the session was deleted")
+
+
+@suite.case
 def test_run_orphaned_after_disconnect():
     with R.server(args=["--run-orphan-timeout", "1"]) as srv:
         s = R.unique("orphan")
