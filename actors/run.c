@@ -675,6 +675,7 @@ static void on_spawned(sl_run_t *run)
                 sl_strerror(run->spawn_err));
         add(&run->runs->spawn_failed, 1);
         reply(req, run->spawn_err);
+        stdin_fail_all(run);
         run->state = SL_RUN__DONE;
         table_remove(run);
         sl_actor_release(&run->a);
@@ -696,8 +697,11 @@ static void on_spawned(sl_run_t *run)
             q->stdin_data = q->data;
             q->stdin_len = req->stdin_len;
             q->close_stdin = req->close_stdin;
-            run->in_head = run->in_tail = q;
-            run->in_pending = q->stdin_len;
+            q->_next = run->in_head; /* before stdin that came while spawning */
+            run->in_head = q;
+            if (!run->in_tail)
+                run->in_tail = q;
+            run->in_pending += q->stdin_len;
         }
     }
     snprintf(req->run_id, sizeof req->run_id, "%s", run->id);
@@ -719,7 +723,9 @@ static void on_spawned(sl_run_t *run)
 
 static void on_stdin_req(sl_run_t *run, sl_run_req_t *q)
 {
-    if (run->state != SL_RUN__RUNNING || run->exited || run->stdin_closed) {
+    /* While spawning, stdin waits in the queue: a client may send it
+     * before the start is answered (HTTP/2, pipelined RPC). */
+    if (run->state > SL_RUN__RUNNING || run->exited || run->stdin_closed) {
         reply(q, SL_ECLOSED);
         return;
     }

@@ -124,6 +124,17 @@ def test_run_exit_code_and_stdin():
         R.wait_exited(srv, s3)
         outs = [e[2] for e in R.sse_events(srv, s3) if e[1] == "run.stdout"]
         H.check_eq(outs, ["abc", "def", "eof"], "rpc-fed stdin echoed")
+        # Pipelined: stdin sent before the start is answered waits for the child.
+        s4 = R.unique("rpcpipe")
+        m_run = c.send("run", s4, "echo", ["MP"])
+        m_in = c.send("stdin", s4, b"early\n", True)
+        err, res = c.wait_response(m_run)
+        H.check(err is None and res["pid"] > 1, "pipelined run: %r %r" % (err, res))
+        err, res = c.wait_response(m_in)
+        H.check(err is None and res["written"] == 6, "pipelined stdin: %r %r" % (err, res))
+        R.wait_exited(srv, s4)
+        outs = [e[2] for e in R.sse_events(srv, s4) if e[1] == "run.stdout"]
+        H.check_eq(outs, ["early", "eof"], "stdin sent while spawning reached the child")
         H.check_eq(c.error_code("cancel", s3), "conflict", "rpc cancel without a run")
         H.check_eq(c.error_code("run", s3 + "x", "nope"), "not_found", "rpc unknown runner")
         R.assert_tree_gone(me, run["run"], srv.pid, what="after the echo runs")
