@@ -339,6 +339,9 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         {"auth-audience", SL_FLAG_STRING, NULL, "tokens must name this in their aud claim (default: not checked)", &c->auth_audience, 0, 0, NULL},
         {"auth-leeway", SL_FLAG_SECONDS, "60", "clock skew allowed on a token's exp and nbf", &c->auth_leeway_ns, 0, SL_AUTH_LEEWAY_S_MAX * SEC, NULL},
         {"allow-anonymous", SL_FLAG_BOOL, "false", "serve a non-loopback --listen/--rpc-listen with no key configured (every client is admin; logged as a warning)", &c->allow_anonymous, 0, 0, NULL},
+        /* Durable Streams face (README "Durable Streams"). */
+        {"ds-prefix", SL_FLAG_STRING, "/v1/stream", "URL prefix under which sessions are served as Durable Streams (PROTOCOL.md); empty: off", &c->ds_prefix, 0, 0, NULL},
+        {"long-poll-timeout", SL_FLAG_SECONDS, "30", "how long a Durable Streams live=long-poll read waits for data before 204", &c->long_poll_timeout_ns, SEC / 100, 3600 * SEC, NULL},
         /* Runs (actors/run.h, README "Runs"). */
         {"runner", SL_FLAG_LIST, NULL, "a runner clients may start by name: \"NAME=PATH [ARGS...] [| OPTION=VALUE...]\" (options: mode, max-output, wall, concurrency, orphan-timeout (seconds or never), kill-grace, max-args, max-stdin, memory-max, pids-max, env=K=V; repeatable)", &c->runners, 0, 0, NULL},
         {"runners-file", SL_FLAG_STRING, NULL, "file of runners, one --runner value per line (# comments)", &c->runners_file, 0, 0, NULL},

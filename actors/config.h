@@ -84,6 +84,9 @@ typedef struct sl_config {
     uint64_t auth_leeway_ns;        /* clock skew allowed on exp / nbf */
     bool allow_anonymous;           /* no key and a non-loopback listener: start anyway */
     struct sl_auth *auth;           /* the keyring loaded from the above (process lifetime) */
+    /* Durable Streams face (conn_ds.c). */
+    const char *ds_prefix;          /* --ds-prefix: URL prefix of streams ("" disables) */
+    uint64_t long_poll_timeout_ns;  /* --long-poll-timeout: wait of a live=long-poll read */
     /* Runs (actors/run.h, README "Runs"): defaults of every runner. */
     sl_flag_list_t runners;         /* --runner "NAME=PATH [ARGS] [| OPTIONS]" (repeatable) */
     const char *runners_file;       /* one runner per line, same form (NULL: none) */

@@ -68,6 +68,7 @@ static uint64_t timer_period(const sl_conn_t *c)
         c->auth_expiry_min_ns <= sl_clock_wall_ns() + p)
         p = 2 * SL_AUTH_EXPIRY_TICK_NS;
     p = sl_conn__guard_period(c, p);
+    p = sl_conn__ds_period(c, p); /* long-poll deadlines */
     return p / 2 > 0 ? p / 2 : 1;
 }
 

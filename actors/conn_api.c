@@ -755,6 +755,8 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
 
 void sl_conn__session_reply(sl_conn_t *c, sl_msg_t *m)
 {
+    if (sl_conn__ds_msg(c, m))
+        return; /* a Durable Streams request's (conn_ds.c) */
     if (m->kind == SL_CONN_MSG_PUBLISHED)
         on_published(c, (sl_pub_t *)(void *)m);
     else

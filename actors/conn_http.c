@@ -166,6 +166,8 @@ static void on_request(void *ctx, sl_http_conn_t *conn, const sl_http_req_t *req
             respond_error(c, req->stream_id, 404, "not_found", "no such resource", NULL, 0);
     } else if (req->path.len >= 12 && memcmp(req->path.ptr, "/v1/sessions", 12) == 0) {
         sl_conn__api_request(c, req);
+    } else if (sl_conn__ds_path(c, req)) {
+        sl_conn__ds_request(c, req); /* Durable Streams (conn_ds.c) */
     } else {
         respond_error(c, req->stream_id, 404, "not_found", "no such resource", NULL, 0);
     }

@@ -11,6 +11,7 @@
 
 #include "actors/auth.h"
 #include "actors/conn.h"
+#include "actors/conn_ds.h"
 #include "actors/registry.h"
 #include "actors/session.h"
 #include "actors/watchdog.h"
@@ -152,6 +153,7 @@ struct sl_conn {
     char *token;
     size_t token_len;
     uint64_t auth_expiry_min_ns;   /* earliest stream expiry, wall ns (0: none) */
+    struct sl_ds_req *ds_reqs;     /* Durable Streams requests in progress (conn_ds.c) */
 };
 
 /* Protocol glue, in conn_http.c. All run on the connection's actor. */

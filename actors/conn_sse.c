@@ -384,6 +384,7 @@ void sl_conn__pump_streams(sl_conn_t *c)
         return;
     for (sl_conn_stream_t *st = c->streams; st; st = st->next)
         pump_stream(c, st);
+    sl_conn__ds_pump(c);
 }
 
 static void on_unsubscribed(sl_conn_t *c, sl_conn_stream_t *st)
@@ -488,6 +489,7 @@ static void on_caught_up(sl_conn_t *c, sl_conn_stream_t *st)
 
 void sl_conn__stream_closed(sl_conn_t *c, uint32_t stream_id)
 {
+    sl_conn__ds_stream_closed(c, stream_id);
     sl_conn_stream_t *st = find_stream(c, stream_id);
     if (!st)
         return;
@@ -507,6 +509,7 @@ bool sl_conn__stream_leave(sl_conn_t *c, uint32_t stream_id)
 
 void sl_conn__streams_close_all(sl_conn_t *c)
 {
+    sl_conn__ds_close_all(c);
     for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
         st->dead = true;
         leave(c, st);
@@ -534,6 +537,7 @@ void sl_conn__stream_expire(sl_conn_t *c, sl_conn_stream_t *st)
 void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns)
 {
     sl_conn__auth_tick(c);
+    sl_conn__ds_tick(c, now_ns);
     uint64_t ka = c->srv->cfg.sse_keepalive_ns;
     for (sl_conn_stream_t *st = c->streams; st; st = st->next) {
         if (st->rpc || !st->begun || st->dead || st->ended || now_ns - st->last_write_ns < ka)
@@ -546,6 +550,7 @@ void sl_conn__streams_tick(sl_conn_t *c, uint64_t now_ns)
 
 void sl_conn__streams_free(sl_conn_t *c)
 {
+    sl_conn__ds_free(c);
     while (c->streams) {
         sl_conn_stream_t *st = c->streams;
         /* replies arrive first */

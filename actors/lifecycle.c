@@ -109,6 +109,7 @@ int sl_lifecycle_check(sl_lifecycle_t *l, sl_pub_t *p)
                     p->first_seq = pr->first;
                     p->last_seq = pr->last;
                 }
+                p->producer_seq = pr->seq; /* the highest accepted (Durable Streams answers it) */
                 return 1;
             } else if (p->producer_seq != pr->seq + 1) {
                 p->producer_seq = pr->seq + 1;

@@ -31,7 +31,8 @@ void sl_lifecycle_free(sl_lifecycle_t *l);
 /* What to do with publish p (borrowed). Returns:
  *   0             append it;
  *   1             a duplicate: nothing to append; p's answer fields
- *                 (duplicate, dup_known, first_seq, last_seq) are set;
+ *                 (duplicate, dup_known, first_seq, last_seq) are set, and
+ *                 producer_seq to the highest seq accepted;
  *   SL_EFENCED    stale epoch (p->producer_epoch set to the current one);
  *   SL_EGAP       seq skipped (p->producer_seq set to the expected one);
  *   SL_EINVAL     a new epoch that does not start at seq 0;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actors/conn_ds.h"
 #include "actors/lifecycle.h"
 #include "actors/registry.h"
 #include "actors/session.h"
@@ -247,6 +248,7 @@ int sl_persist_startup(sl_server_t *srv)
             rs.segments_scanned, rs.segments_truncated, rs.segments_damaged,
             (unsigned long long)rs.quarantined_bytes, swept > 0 ? swept : 0,
             (double)(sl_clock_now_ns() - t0) / 1e6);
+    sl_ds_recount_forks(srv); /* Durable Streams forks (conn_ds.c) */
     /* From now on the files change: no entry may stay marked clean. */
     return sl_persist_write_manifest(srv, false);
 }

@@ -1116,6 +1116,12 @@ static bool chunk_put(sl_catchup_t *cu, const uint8_t *bytes, size_t n)
 
 static bool put_gap(sl_session_t *s, sl_catchup_t *cu, uint64_t from, uint64_t to)
 {
+    if (cu->raw) {
+        /* A raw reader learns of lost seqs from the jump in seq. */
+        cu->gapped += to - from + 1;
+        cu->next_seq = to + 1;
+        return true;
+    }
     uint8_t g[96];
     _Static_assert(sizeof g >= SL_RPC_GAP_MAX, "gap buffer fits both forms");
     size_t n = cu->rpc ? (size_t)sl_rpc_gap_encode(g, cu->rpc_sub_id, from, to)
@@ -1168,16 +1174,34 @@ static bool put_rpc_record(sl_catchup_t *cu, const sl_record_view_t *rec)
     return true;
 }
 
+/* A raw record (session.h sl_raw_event_t) for the Durable Streams face. */
+static bool put_raw_record(sl_catchup_t *cu, const sl_record_view_t *rec)
+{
+    sl_raw_event_t h = {.seq = rec->seq, .data_len = rec->data_len,
+                        .type_len = (uint8_t)rec->type_len, .flags = rec->flags};
+    if (!make_room(cu, SL_RAW_EVENT_BYTES + rec->type_len + rec->data_len))
+        return false;
+    sl_chunk_t *c = cu->chunk;
+    memcpy(c->data + c->len, &h, SL_RAW_EVENT_BYTES);
+    memcpy(c->data + c->len + SL_RAW_EVENT_BYTES, rec->type, rec->type_len);
+    if (rec->data_len)
+        memcpy(c->data + c->len + SL_RAW_EVENT_BYTES + rec->type_len, rec->data, rec->data_len);
+    c->len += SL_RAW_EVENT_BYTES + rec->type_len + rec->data_len;
+    return true;
+}
+
 /* Encodes one record read from the log. Returns false when the chunk is
  * full (the record is left for the subscriber's next request). */
 static bool put_record(sl_session_t *s, sl_catchup_t *cu, const sl_record_view_t *rec)
 {
     if (rec->seq < cu->next_seq)
         return true;
+    if (cu->raw && rec->seq > cu->raw_last)
+        return true; /* beyond what the reader may see */
     if (rec->seq > cu->next_seq && !put_gap(s, cu, cu->next_seq, rec->seq - 1))
         return false;
-    if (cu->rpc) {
-        if (!put_rpc_record(cu, rec))
+    if (cu->raw || cu->rpc) {
+        if (!(cu->raw ? put_raw_record(cu, rec) : put_rpc_record(cu, rec)))
             return false;
         cu->events++;
         cu->next_seq = rec->seq + 1;
@@ -1227,7 +1251,7 @@ static void job_reply(sl_session_t *s, catchup_job_t *job, int status)
     /* Nothing the log holds lies between here and the ring: name what was
      * lost (ephemeral events, retention) and hand over to the ring. */
     uint64_t gap_to = gap_limit(s, sl_ring_first_seq(ring_of(s, cu)));
-    if (status == 0 && cu->next_seq <= gap_to && cu->chunk && job->reader &&
+    if (status == 0 && !cu->raw && cu->next_seq <= gap_to && cu->chunk && job->reader &&
         sl_journal_reader_status(job->reader) == SL_EAGAIN)
         put_gap(s, cu, cu->next_seq, gap_to);
     if (cu->chunk && cu->chunk->len == 0) {
@@ -1254,12 +1278,13 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
     sl_record_view_t rec;
     int rc;
     while (!job->replied && (rc = sl_journal_reader_next(job->reader, &rec)) == 1) {
-        if (rec.seq >= ring_first && cu->events > 0) {
+        if (!cu->raw && rec.seq >= ring_first && cu->events > 0) {
             job_reply(s, job, 0); /* the ring has the rest */
             return;
         }
         if (record_is_marker(&rec)) { /* the close marker is not an event */
-            cu->next_seq = rec.seq + 1;
+            if (!cu->raw) /* raw readers stay at the last event's offset */
+                cu->next_seq = rec.seq + 1;
             continue;
         }
         if (!put_record(s, cu, &rec)) {
@@ -1274,12 +1299,16 @@ static void job_consume(sl_session_t *s, catchup_job_t *job)
     uint64_t handoff = ring_first;
     if (s->seen_segments_removed && sl_journal_first_seq(s->j) > handoff)
         handoff = sl_journal_first_seq(s->j);
+    if (cu->raw) /* raw readers read the log up to the end they may see */
+        handoff = cu->raw_last + 1;
     int st = sl_journal_reader_status(job->reader);
     if (rc < 0 || (st != 0 && st != SL_EAGAIN)) {
         /* The log cannot be read past here (a file shorter than the index
          * says): what lies between here and the ring is a gap, so the
          * subscriber moves on instead of asking again for ever. */
         uint64_t gap_to = gap_limit(s, ring_first);
+        if (cu->raw && gap_to > cu->raw_last)
+            gap_to = cu->raw_last;
         if (cu->next_seq <= gap_to && cu->chunk)
             put_gap(s, cu, cu->next_seq, gap_to);
         job_reply(s, job, 0);
@@ -1382,6 +1411,14 @@ static void start_catchup(sl_session_t *s, sl_catchup_t *cu)
     cu->next_seq = cu->from_seq;
     cu->session = s->e->id;
     cu->session_len = s->e->id_len;
+    if (cu->raw) {
+        /* What a reader may see now (written, so a crash cannot take it
+         * back), clipped to the requester's limit (a fork's base). */
+        uint64_t visible = sl_ring_visible_seq(s->ring);
+        if (cu->raw_limit && cu->raw_limit < visible)
+            visible = cu->raw_limit;
+        cu->raw_last = visible;
+    }
     /* No bigger than what the whole log could encode to: a subscriber of a
      * short session does not cost a room-sized (up to 1 MiB) chunk. SSE
      * and RPC forms stay within twice the data plus SL_CATCHUP_EVENT_OVERHEAD

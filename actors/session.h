@@ -136,6 +136,8 @@ typedef struct sl_catchup {
     uint32_t max_bytes;
     bool rpc;              /* encode msgpack-RPC notifications for rpc_sub_id, not SSE */
     bool raw;              /* encode sl_raw_event records (Durable Streams reads), not SSE */
+    uint64_t raw_limit;    /* raw: read no seq beyond this one (0: no limit) */
+    uint64_t raw_last;     /* raw answer: the last seq readable when the read began */
     uint64_t rpc_sub_id;
     const char *session;   /* session's: the id, for RPC bodies (valid while it runs) */
     uint32_t session_len;
@@ -147,6 +149,19 @@ typedef struct sl_catchup {
     uint64_t gapped;       /* seqs named by gap notices in chunk */
     struct sl_catchup *_next; /* session: waiting for a reader slot */
 } sl_catchup_t;
+
+/* A raw catch-up record: this header (copied out with memcpy, unaligned),
+ * then type_len bytes of type, then data_len bytes of data. A raw answer
+ * covers every seq from from_seq up to raw_last that the log holds; seqs
+ * it skips are lost (retention). */
+typedef struct sl_raw_event {
+    uint64_t seq;
+    uint32_t data_len;
+    uint8_t type_len;
+    uint8_t flags;         /* SL_RECORD_F_* */
+    uint8_t _pad[2];
+} sl_raw_event_t;
+#define SL_RAW_EVENT_BYTES ((uint32_t)sizeof(sl_raw_event_t))
 
 /* Returns a new reference to e's session actor, starting one when none
  * runs; NULL when e was deleted or memory ran out. The caller sends its

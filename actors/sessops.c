@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/conn_ds.h"
 #include "actors/server.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
@@ -53,8 +54,10 @@ static bool expired(const sl_entry_t *e, uint64_t now_wall)
 
 static void remove_entry(sl_server_t *srv, sl_entry_t *e)
 {
-    if (sl_registry_remove(srv->registry, e) == 0)
+    if (sl_registry_remove(srv->registry, e) == 0) {
         sl_session_delete(srv, e);
+        sl_ds_session_removed(srv, e); /* fork bookkeeping (conn_ds.c) */
+    }
 }
 
 sl_entry_t *sl_sessops_lookup(sl_server_t *srv, const char *id, size_t len)

@@ -17,7 +17,8 @@
  * the body and the browser sends Last-Event-ID itself. */
 static const char expose[] =
     "retry-after, allow, www-authenticate, producer-epoch, producer-expected-seq, "
-    "stream-next-offset, stream-cursor, stream-up-to-date, stream-closed";
+    "stream-next-offset, stream-cursor, stream-up-to-date, stream-closed, producer-seq, "
+    "producer-received-seq, etag, stream-sse-data-encoding";
 
 /* One part of an origin or a Host value. */
 typedef struct {
@@ -248,7 +249,7 @@ size_t sl_cors_response_headers(const sl_cors_t *p, uint32_t grant, sl_http_head
  * preflight's list is checked here and echoed when every name fits. */
 static bool header_name_allowed(const char *p, size_t n)
 {
-    static const char *exact[] = {"content-type", "authorization", "last-event-id"};
+    static const char *exact[] = {"content-type", "authorization", "last-event-id", "if-none-match"};
     static const char *prefix[] = {"sluice-", "producer-", "stream-"};
     for (size_t i = 0; i < SL_ARRAY_LEN(exact); i++)
         if (ieq(p, n, exact[i], strlen(exact[i])))

@@ -30,6 +30,7 @@
 #include "runtime/budget.h"
 #include "runtime/clock.h"
 #include "runtime/log.h"
+#include "storage/attrs.h"
 #include "storage/seqmark.h"
 #include "storage/session_id.h"
 #include "storage/storage_int.h"
@@ -37,6 +38,8 @@
 /* Paths relative to the data dir: ".rm-<16 hex>-<id>/<segment name>". */
 #define RM_NAME_BYTES (sizeof SL_JOURNAL_REMOVED_PREFIX - 1 + 16 + 1 + SL_SESSION_ID_MAX + 1)
 #define PATH_BYTES 192
+/* Files beside the segments that a removal unlinks: seqs.reserved, attrs. */
+#define RM_EXTRA_FILES 2u
 _Static_assert(RM_NAME_BYTES + 1 + SL_SEGMENT_NAME_LEN <= PATH_BYTES,
                "journal paths fit their buffers");
 
@@ -1410,7 +1413,7 @@ static sl_op_t *ctl_step(sl_journal_t *j, uint64_t now, bool *again)
         for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++)
             if (j->unl[i].busy)
                 return NULL;
-        if (j->unl_next < key_count(j) + 1)
+        if (j->unl_next < key_count(j) + RM_EXTRA_FILES)
             return NULL;
         j->phase = PH_RMDIR;
         *again = true;
@@ -1504,8 +1507,9 @@ static void ctl_complete(sl_journal_t *j, int32_t res)
 
 static sl_op_t *unlink_next(sl_journal_t *j)
 {
-    /* The segments, then the seq reservation mark (storage/seqmark.h). */
-    if (j->phase != PH_UNLINK || j->unl_next >= key_count(j) + 1)
+    /* The segments, then the seq reservation mark (storage/seqmark.h) and
+     * the attributes file (storage/attrs.h); absent ones are fine. */
+    if (j->phase != PH_UNLINK || j->unl_next >= key_count(j) + RM_EXTRA_FILES)
         return NULL;
     for (uint32_t i = 0; i < SL_JOURNAL_UNLINKS_INFLIGHT; i++) {
         pipe_t *u = &j->unl[i];
@@ -1516,7 +1520,8 @@ static sl_op_t *unlink_next(sl_journal_t *j)
         if (j->unl_next < key_count(j))
             sl_segment_name(name, sizeof name, key_at(j, j->unl_next));
         else
-            snprintf(name, sizeof name, "%s", SL_SEQMARK_NAME);
+            snprintf(name, sizeof name, "%s",
+                     j->unl_next == key_count(j) ? SL_SEQMARK_NAME : SL_ATTRS_NAME);
         j->unl_next++;
         snprintf(u->path, PATH_BYTES, "%s/%s", j->rm_name, name);
         op->path = u->path;

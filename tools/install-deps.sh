@@ -40,6 +40,12 @@ npm_modules() {
     # The browser tests drive Debian's /usr/bin/chromium: no browser download.
     (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   done
+  # The Durable Streams conformance suite, client and reference server (tests/ds).
+  dir="$(dirname "$0")/../tests/ds"
+  if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    echo "install-deps: npm ci in tests/ds" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
 }
 [ -z "$missing" ] && { npm_modules "$1"; exit 0; }
 

@@ -247,11 +247,36 @@ def test_ttl(srv):
     H.check_eq(st.get("expires_at_ns"), want_exp, "expiry after kill -9")
 
 
+def test_delete_removes_attributes(srv):
+    """A session with attributes leaves no folder behind when deleted (its
+    attrs file is removed with its segments)."""
+    for sid in ("d.empty", "d.events"):
+        r = req(srv, "PUT", "/v1/sessions/" + sid, headers=[("Sluice-TTL", "600")])
+        H.check_eq(r.status, 201, "create %s" % sid)
+    post(srv, "d.events", b"x")
+    folder = lambda sid: os.path.join(srv.data_dir, sid)
+    deadline = time.monotonic() + 5 * H.slow_factor()
+    while not all(os.path.exists(os.path.join(folder(s), "attrs")) for s in ("d.empty", "d.events")):
+        H.check(time.monotonic() < deadline, "attrs files written")
+        time.sleep(0.05)
+    for sid in ("d.empty", "d.events"):
+        H.check_eq(req(srv, "DELETE", "/v1/sessions/" + sid).status, 204, "delete %s" % sid)
+    deadline = time.monotonic() + 10 * H.slow_factor()
+    left = None
+    while time.monotonic() < deadline:
+        left = [n for n in os.listdir(srv.data_dir) if n.startswith(".rm-") or n.startswith("d.")]
+        if not left:
+            break
+        time.sleep(0.05)
+    H.check_eq(left, [], "no session folder left after DELETE")
+    H.check("remove incomplete" not in srv.stderr_text(), "no incomplete removal logged")
+
+
 def main():
     H.require_rpc()
     return H.run_cases_each_server("test_session_lifecycle",
                                    [test_close_reaches_every_face, test_close_persists,
-                                    test_producers, test_ttl],
+                                    test_producers, test_ttl, test_delete_removes_attributes],
                                    factory=H.rpc_server)
 
 

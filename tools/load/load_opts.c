@@ -65,6 +65,9 @@ static const flag_t flags[] = {
     {"from", K_ENUM, O(from_first), 0, from_names, "first",
      "first: subscribe with ?from=1 (exact counts); live"},
     {"create", K_BOOL, O(create), 0, NULL, "1", "PUT each session before subscribing"},
+    {"ds", K_BOOL, O(ds), 0, NULL, "0",
+     "Durable Streams face: PUT/POST /v1/stream/{id} (text/plain), SSE reads with live=sse "
+     "(offset=-1 with --from first, else offset=now); appends are acknowledged after fsync"},
     {"drain", K_DBL, O(drain_s), 0, NULL, "5", "seconds to wait for deliveries after publishing"},
     {"connect-timeout", K_DBL, O(connect_timeout_s), 0, NULL, "10",
      "seconds to connect and subscribe everyone"},

@@ -61,6 +61,7 @@ typedef struct sl_load_opts {
     bool durable;            /* publishes wait for fsync (RPC option, HTTP ?durable=1) */
     bool from_first;         /* subscribe with ?from=1 (else live) */
     bool create;             /* PUT each session before subscribing */
+    bool ds;                 /* the Durable Streams face: /v1/stream/{id} (--ds) */
     double drain_s;
     double connect_timeout_s;
     uint32_t connect_concurrency;

@@ -56,7 +56,8 @@ static void on_pub_done(sl_load_req_t *req, int err)
     pubreq_t *pr = req->ctx;
     pub_t *p = pr->pub;
     sl_load_run_t *r = p->run;
-    if (err == 0 && req->status == 200) {
+    /* Durable Streams answers an append 204 No Content. */
+    if (err == 0 && (req->status == 200 || (r->o->ds && req->status == 204))) {
         r->acked[pr->session]++;
         r->published++;
     } else {
@@ -95,7 +96,8 @@ static int pub_fill(sl_load_run_t *r, pubreq_t *pr, const sl_load_event_t *ev)
         payload = pr->body + off;
         len = (size_t)plen;
     } else {
-        sl_load__session_path(r, pr->session, o->durable ? "/events?durable=1" : "/events",
+        sl_load__session_path(r, pr->session,
+                              o->ds ? "" : o->durable ? "/events?durable=1" : "/events",
                               pr->req.path);
     }
     if (sl_load_event_format(payload, o->size_bytes, ev) < 0)
@@ -302,7 +304,10 @@ static void puts_pump(sl_load_run_t *r)
         c->req.cbs = &put_cbs;
         c->req.ctx = c;
         c->req.method = "PUT";
-        c->req.body = NULL;
+        /* A Durable Streams stream takes its content type from the PUT:
+         * an empty body sends Content-Type text/plain. */
+        c->req.body = r->o->ds ? "" : NULL;
+        c->req.body_len = 0;
         sl_load__session_path(r, r->puts_next, "", c->req.path);
         char params[SL_LOAD_RPC_PARAMS_SMALL];
         if (r->o->proto == SL_LOAD_PROTO_RPC && rpc_create_params(r, c, params) < 0)

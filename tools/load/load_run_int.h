@@ -45,6 +45,7 @@ typedef struct sub {
     uint64_t bad;
     uint64_t gap_events;
     uint64_t last_id;
+    uint64_t ds_since;        /* --ds: appends received since the last control event */
 } sub_t;
 
 struct subconn {

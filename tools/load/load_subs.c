@@ -22,8 +22,8 @@
 
 void sl_load__session_path(const sl_load_run_t *r, uint32_t s, const char *suffix, char *out)
 {
-    int n = snprintf(out, SL_LOAD_PATH_MAX, "/v1/sessions/%s-%u%s", r->o->session_prefix, s,
-                     suffix);
+    int n = snprintf(out, SL_LOAD_PATH_MAX, r->o->ds ? "/v1/stream/%s-%u%s" : "/v1/sessions/%s-%u%s",
+                     r->o->session_prefix, s, suffix);
     sl_assert(n > 0 && n < SL_LOAD_PATH_MAX);
 }
 
@@ -54,10 +54,45 @@ static void check_id(sub_t *s, const sl_load_sse_event_t *ev)
     s->have_id = true;
 }
 
+static void record(sub_t *s, const char *data, size_t len);
+
+/* Durable Streams SSE: a data event holds the appends since the last
+ * control event, back to back (each --size bytes, text/plain); a control
+ * event's id: is the offset reached ("0000000000000000_" and the seq), so
+ * a jump beyond what was received is a gap. */
+static void on_ds_event(sub_t *s, const sl_load_sse_event_t *ev)
+{
+    size_t size = s->run->o->size_bytes;
+    if (ev->type_len == 4 && memcmp(ev->type, "data", 4) == 0) {
+        for (size_t off = 0; off + size <= ev->data_len; off += size) {
+            s->received++;
+            s->ds_since++;
+            record(s, ev->data + off, size);
+        }
+        if (ev->data_len % size)
+            s->bad++;
+        return;
+    }
+    uint64_t seq;
+    if (!ev->id_in_block || ev->id_len != 33 || sl_load_parse_u64(ev->id + 17, 16, &seq) < 0)
+        return;
+    if (s->have_id && seq > s->last_id + s->ds_since)
+        s->gaps += seq - s->last_id - s->ds_since;
+    if (s->have_id && seq < s->last_id + s->ds_since)
+        s->out_of_order++;
+    s->last_id = seq;
+    s->have_id = true;
+    s->ds_since = 0;
+}
+
 static void on_event(const sl_load_sse_event_t *ev, void *ctx)
 {
     sub_t *s = ctx;
     sl_load_run_t *r = s->run;
+    if (r->o->ds) {
+        on_ds_event(s, ev);
+        return;
+    }
     if (ev->type_len == 10 && memcmp(ev->type, "sluice.gap", 10) == 0) {
         /* The server says what this reader missed; the next id continues
          * after it. */
@@ -72,8 +107,15 @@ static void on_event(const sl_load_sse_event_t *ev, void *ctx)
     }
     s->received++;
     check_id(s, ev);
+    record(s, ev->data, ev->data_len);
+}
+
+/* One delivered event's payload: latency figures. */
+static void record(sub_t *s, const char *data, size_t len)
+{
+    sl_load_run_t *r = s->run;
     sl_load_event_t e;
-    if (sl_load_event_parse(ev->data, ev->data_len, &e) < 0) {
+    if (sl_load_event_parse(data, len, &e) < 0) {
         s->bad++;
         return;
     }
@@ -215,8 +257,9 @@ static void start_sc(sl_load_run_t *r, subconn_t *sc, bool setup)
     if (setup)
         r->connecting++;
     uint64_t now = sl_clock_now_ns();
-    const char *suffix = r->o->from_first && sc->mode != SL_LOAD_MODE_CHURN ? "/events?from=1"
-                                                                             : "/events";
+    bool first = r->o->from_first && sc->mode != SL_LOAD_MODE_CHURN;
+    const char *suffix = r->o->ds ? (first ? "?offset=-1&live=sse" : "?offset=now&live=sse")
+                                  : first ? "/events?from=1" : "/events";
     for (uint32_t i = 0; i < sc->count; i++) {
         sub_t *s = &r->subs[sc->first + i];
         s->state = SUB_PENDING;
