@@ -3,6 +3,7 @@
  * policy at each bound is documented in config.h and README.
  */
 #include "actors/config.h"
+#include "actors/run.h"
 #include "actors/auth.h"
 
 #include <errno.h>
@@ -341,6 +342,16 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         /* Durable Streams face (README "Durable Streams"). */
         {"ds-prefix", SL_FLAG_STRING, "/v1/stream", "URL prefix under which sessions are served as Durable Streams (PROTOCOL.md); empty: off", &c->ds_prefix, 0, 0, NULL},
         {"long-poll-timeout", SL_FLAG_SECONDS, "30", "how long a Durable Streams live=long-poll read waits for data before 204", &c->long_poll_timeout_ns, SEC / 100, 3600 * SEC, NULL},
+        /* Runs (actors/run.h, README "Runs"). */
+        {"runner", SL_FLAG_LIST, NULL, "a runner clients may start by name: \"NAME=PATH [ARGS...] [| OPTION=VALUE...]\" (options: mode, max-output, wall, concurrency, orphan-timeout (seconds or never), kill-grace, max-args, max-stdin, memory-max, pids-max, env=K=V; repeatable)", &c->runners, 0, 0, NULL},
+        {"runners-file", SL_FLAG_STRING, NULL, "file of runners, one --runner value per line (# comments)", &c->runners_file, 0, 0, NULL},
+        {"max-runs", SL_FLAG_U32, "64", "active runs; beyond: 429 overloaded + Retry-After", &c->max_runs, 1, SL_RUNS_MAX, NULL},
+        {"run-kill-grace", SL_FLAG_SECONDS, "2", "a run's process tree gets SIGKILL this long after SIGTERM", &c->run_kill_grace_ns, SEC / 100, 3600 * SEC, NULL},
+        {"run-orphan-timeout", SL_FLAG_SECONDS, "30", "a run whose session has no subscriber this long is cancelled (reason orphaned; 0: never)", &c->run_orphan_timeout_ns, 0, 30 * 86400 * SEC, NULL},
+        {"run-wall-time", SL_FLAG_SECONDS, "3600", "a run is ended after this long (reason timeout; 0: no limit)", &c->run_wall_time_ns, 0, 365 * 86400 * SEC, NULL},
+        {"run-max-output-bytes", SL_FLAG_BYTES, "64m", "stdout + stderr bytes a run may produce; beyond, it ends (reason output_limit)", &c->run_max_output_bytes, 1, UINT64_MAX / 2, NULL},
+        {"run-mode", SL_FLAG_ENUM, "line", "line|chunk: a run's output becomes one event per line or per read", &c->run_mode, 0, 0, "line|chunk"},
+        {"run-cgroup", SL_FLAG_ENUM, "auto", "auto|on|off: each run in its own cgroup v2 (cgroup.kill) when the hierarchy is writable; off: process group and subreaper only", &c->run_cgroup, 0, 0, "auto|on|off"},
     };
     int rc = sl_flags_parse(flags, SL_ARRAY_LEN(flags), argc, argv, "SLUICE_", err, n);
     if (rc == 1) {
@@ -377,6 +388,8 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
     if (config_check_tls(c, err, n) != 0)
         return -1;
     if (config_check_liveness(c, err, n) != 0)
+        return -1;
+    if (sl_run_config_check(c, err, n) != 0)
         return -1;
     return config_load_auth(c, err, n);
 }

@@ -87,6 +87,16 @@ typedef struct sl_config {
     /* Durable Streams face (conn_ds.c). */
     const char *ds_prefix;          /* --ds-prefix: URL prefix of streams ("" disables) */
     uint64_t long_poll_timeout_ns;  /* --long-poll-timeout: wait of a live=long-poll read */
+    /* Runs (actors/run.h, README "Runs"): defaults of every runner. */
+    sl_flag_list_t runners;         /* --runner "NAME=PATH [ARGS] [| OPTIONS]" (repeatable) */
+    const char *runners_file;       /* one runner per line, same form (NULL: none) */
+    uint32_t max_runs;              /* active runs; beyond: 429 overloaded */
+    uint64_t run_kill_grace_ns;     /* SIGTERM to SIGKILL */
+    uint64_t run_orphan_timeout_ns; /* no subscriber this long: cancelled (0: never) */
+    uint64_t run_wall_time_ns;      /* a run is ended after this (0: no limit) */
+    uint64_t run_max_output_bytes;  /* stdout + stderr bytes; beyond: output_limit */
+    const char *run_mode;           /* line|chunk */
+    const char *run_cgroup;         /* auto|on|off */
 } sl_config_t;
 
 /* Fills cfg from defaults, environment and argv. Returns 0, 1 (--help was

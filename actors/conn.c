@@ -4,6 +4,7 @@
  * output queue, timers and teardown.
  */
 #include "actors/conn_int.h"
+#include "actors/run.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -376,6 +377,12 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
         }
         return;
     }
+    case SL_RUN_MSG_REPLY:
+        sl_conn__run_reply(c, msg);
+        c->urgent = true;
+        if (c->state < SL_CONN__CLOSING)
+            sl_conn__pump(c);
+        return;
     case SL_CONN_MSG_PUBLISHED:
     case SL_CONN_MSG_SUBSCRIBED:
     case SL_CONN_MSG_UNSUBSCRIBED:

@@ -738,6 +738,8 @@ void sl_conn__api_request(sl_conn_t *c, const sl_http_req_t *req)
         return;
     if (!slash)
         return handle_session(c, req, id, (size_t)id_len);
+    if (n - raw_len >= 4 && memcmp(slash, "/run", 4) == 0 && (n - raw_len == 4 || slash[4] == '/'))
+        return sl_conn__run_http(c, req, id, (size_t)id_len, slash + 4, n - raw_len - 4);
     if (n - raw_len == 6 && memcmp(slash, "/close", 6) == 0) {
         if (req->method != SL_HTTP_METHOD_POST)
             return not_allowed(c, sid, "POST");

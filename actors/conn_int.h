@@ -473,6 +473,14 @@ void sl_conn__rpc_expired(sl_conn_t *c, sl_conn_stream_t *st);
 /* SSE: ends a stream whose token expired, in conn_sse.c. */
 void sl_conn__stream_expire(sl_conn_t *c, sl_conn_stream_t *st);
 
+/* Runs (API.md "Runs"), in conn_run.c. */
+struct msgpack_object;
+void sl_conn__run_http(sl_conn_t *c, const struct sl_http_req *req, const char *id, size_t id_len,
+                       const char *rest, size_t rest_len);
+bool sl_conn__run_rpc(sl_conn_t *c, const char *method, size_t len, uint32_t msgid,
+                      const struct msgpack_object *params);
+void sl_conn__run_reply(sl_conn_t *c, sl_msg_t *m);
+
 /* I/O engine entry points the faces may call. */
 void sl_conn__pump(sl_conn_t *c); /* flush protocol output and send */
 

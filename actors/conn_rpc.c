@@ -837,6 +837,8 @@ static void dispatch(sl_conn_t *c, const sl_rpc_msg_t *m)
         m_auth(c, id, a);
     else if (method_is(m, "close"))
         m_close(c, id, a);
+    else if (sl_conn__run_rpc(c, m->method, m->method_len, id, &m->params))
+        ; /* run, cancel, stdin (conn_run.c) */
     else
         put_error(c, id, "unknown_method", "no such method");
 }

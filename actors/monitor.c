@@ -9,6 +9,7 @@
  */
 #include "actors/auth.h"
 #include "actors/monitor.h"
+#include "actors/run.h"
 #include "actors/sessops.h"
 #include "actors/registry.h"
 #include "actors/watchdog.h"
@@ -147,6 +148,7 @@ static void sample(sl_monitor_t *m)
     busy |= conns * 10 >= (uint64_t)srv->cfg.max_connections * 9;
     busy |= srv->fd_limit && m->open_fds * 10 >= srv->fd_limit * 9;
     busy |= sl_budget_over(); /* new publishes and subscriptions are refused */
+    busy |= sl_run_busy(srv); /* a run is active: busy, not wedged */
     m->busy_now = busy;
     atomic_store_explicit(&m->busy, busy, memory_order_relaxed);
 }
@@ -495,7 +497,43 @@ static const figure_t figures[] = {
     FIG_CTR("guard.rejected_per_ip", "connections_rejected_per_ip_total", C, rejected_per_ip,
             "Connections closed at --max-connections-per-ip."),
     FIG_VIEW("guard.max_connections_per_ip", "max_connections_per_ip", G, max_connections_per_ip,
-             "Connections one address may hold (--max-connections-per-ip; 0: no bound)."),
+             "Connections one address may hold (--max-connections-per-ip; 0: no bound)."),    /* Runs (actors/run.h): processes sluice starts for sessions. */
+    FIG_FN("runs.active", "runs_active", G, sl_run_figure, SL_RUN_FIG_ACTIVE, "Runs alive now."),
+    FIG_FN("runs.started", "runs_started_total", C, sl_run_figure, SL_RUN_FIG_STARTED,
+           "Runs started."),
+    FIG_FN("runs.spawn_failed", "runs_spawn_failed_total", C, sl_run_figure,
+           SL_RUN_FIG_SPAWN_FAILED, "Runs whose program could not be started."),
+    FIG_FN("runs.by_reason.exit", "runs_ended_total", C, sl_run_figure,
+           SL_RUN_FIG_REASON_EXIT + 0, "Runs ended, per reason.", L("reason=\"exit\"")),
+    FIG_FN("runs.by_reason.cancelled", "runs_ended_total", C, sl_run_figure,
+           SL_RUN_FIG_REASON_EXIT + 1, NULL, L("reason=\"cancelled\"")),
+    FIG_FN("runs.by_reason.orphaned", "runs_ended_total", C, sl_run_figure,
+           SL_RUN_FIG_REASON_EXIT + 2, NULL, L("reason=\"orphaned\"")),
+    FIG_FN("runs.by_reason.timeout", "runs_ended_total", C, sl_run_figure,
+           SL_RUN_FIG_REASON_EXIT + 3, NULL, L("reason=\"timeout\"")),
+    FIG_FN("runs.by_reason.output_limit", "runs_ended_total", C, sl_run_figure,
+           SL_RUN_FIG_REASON_EXIT + 4, NULL, L("reason=\"output_limit\"")),
+    FIG_FN("runs.by_reason.server_shutdown", "runs_ended_total", C, sl_run_figure,
+           SL_RUN_FIG_REASON_EXIT + 5, NULL, L("reason=\"server_shutdown\"")),
+    FIG_FN("runs.by_reason.server_crash", "runs_ended_total", C, sl_run_figure,
+           SL_RUN_FIG_REASON_EXIT + 6, NULL, L("reason=\"server_crash\"")),
+    FIG_FN("runs.reaped_orphans", "runs_reaped_orphans_total", C, sl_run_figure,
+           SL_RUN_FIG_REAPED_ORPHANS, "Processes that came back to sluiced (subreaper) and were reaped."),
+    FIG_FN("runs.killed_leftovers", "runs_killed_leftovers_total", C, sl_run_figure,
+           SL_RUN_FIG_KILLED_LEFTOVERS, "Processes of ended runs killed by the cleanup."),
+    FIG_FN("runs.spawn_ms_avg", "runs_spawn_seconds_avg", G, sl_run_figure,
+           SL_RUN_FIG_SPAWN_AVG_NS, "Mean time to spawn a run.", U(UNIT_MS)),
+    FIG_FN("runs.first_output_ms_avg", "runs_first_output_seconds_avg", G, sl_run_figure,
+           SL_RUN_FIG_FIRST_OUTPUT_AVG_NS, "Mean time from spawn to a run's first output.",
+           U(UNIT_MS)),
+    FIG_FN("runs.cpu_ms_total", "runs_cpu_seconds_total", C, sl_run_figure, SL_RUN_FIG_CPU_NS,
+           "CPU time of ended runs (their rusage).", U(UNIT_MS_WHOLE)),
+    FIG_FN("runs.cgroup", "runs_cgroup", G, sl_run_figure, SL_RUN_FIG_CGROUP,
+           "1 when each run gets a cgroup of its own.", U(UNIT_BOOL)),
+    FIG_FN("children", "run_children", G, sl_run_figure, SL_RUN_FIG_CHILDREN,
+           "Live processes under sluiced (runs and what they started)."),
+    FIG_FN("zombies", "run_zombies", G, sl_run_figure, SL_RUN_FIG_ZOMBIES,
+           "Exited processes under sluiced not yet reaped (stays 0)."),
 };
 #undef C
 #undef G

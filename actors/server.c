@@ -23,6 +23,7 @@
 #include "actors/monitor.h"
 #include "actors/persist.h"
 #include "actors/registry.h"
+#include "actors/run.h"
 #include "actors/session.h"
 #include "actors/watchdog.h"
 #include "runtime/budget.h"
@@ -364,6 +365,8 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
         return rc;
     if ((rc = open_listeners(srv)) != 0)
         return rc;
+    if ((rc = sl_run_init(srv)) != 0)
+        return rc;
     return open_rpc_listeners(srv);
 }
 
@@ -410,6 +413,7 @@ int sl_server_start(sl_server_t *srv)
     }
     sl_monitor_start(srv->monitor);
     sl_watchdog_start(srv->watchdog);
+    sl_run_start(srv); /* ends what a previous life left running */
     for (uint32_t i = 0; i < srv->nreactors; i++) {
         if ((rc = sl_reactor_listen(srv->reactors[i], srv->listen_fds[i], on_accept, srv)) != 0)
             return rc;
@@ -525,6 +529,7 @@ void sl_server_shutdown(sl_server_t *srv)
     atomic_store(&srv->draining, true);
     for (uint32_t i = 0; i < srv->nreactors; i++)
         sl_reactor_unlisten(srv->reactors[i]);
+    sl_run_shutdown(srv); /* runs end (server_shutdown) while sessions still take events */
     stop_sessions(srv); /* ends every SSE stream cleanly */
     signal_conns(srv, false);
     bool clean = wait_conns(srv, t0 + srv->cfg.shutdown_grace_ns);
@@ -560,6 +565,7 @@ void sl_server_shutdown(sl_server_t *srv)
         if (srv->rpc[i].is_unix)
             unlink(srv->rpc[i].addr + 5);
     }
+    sl_run_deinit(srv);
     sl_registry_destroy(srv->registry, NULL);
     for (uint32_t i = 0; i < srv->nscheds; i++)
         sl_sched_destroy(srv->scheds[i]);

@@ -130,6 +130,7 @@ typedef struct sl_server {
      * a reference (once per TLS connection). NULL: TLS off. */
     pthread_mutex_t tls_lock;
     sl_tls_ctx_t *tls_ctx;
+    struct sl_runs *runs;         /* child processes streamed into sessions (actors/run.h) */
 } sl_server_t;
 
 /* Whether a unix socket path is free to bind: 0 nothing there, 1 a stale

@@ -11,6 +11,7 @@
  * (storage/check.h; exit 0 clean, 1 damage found, 2 usage).
  */
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Runs (actors/run.h): processes a run's child leaves behind come back
+     * to us when their parent dies, to be reaped and counted. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     static sl_server_t srv;
     if (sl_server_init(&srv, &cfg) != 0 || sl_server_start(&srv) != 0) {
         sl_error("startup failed", "%s", "");

@@ -354,4 +354,44 @@ _Static_assert(SL_TLS_CIPHER_QUEUE_BYTES >= 4 * SL_TLS_RECORD_BYTES_MAX,
 #define SL_CORS_ORIGIN_BYTES_MAX 272
 #define SL_CORS_MAX_AGE_S "600"
 
+/* Runs (actors/run.h): processes sluice starts for sessions.
+ * Declared runners (--runner and --runners-file lines); more: refused at
+ * start (exit 2). A runner's own arguments and environment entries. */
+#define SL_RUNNERS_MAX 64
+#define SL_RUNNER_NAME_MAX 64
+#define SL_RUNNER_ARGS_MAX 32
+#define SL_RUNNER_ENV_MAX 32
+#define SL_RUNNER_LINE_MAX 4096
+/* Arguments a client may append (API.md): at most this many, each at most
+ * this long. Policy beyond: 400 bad_request. */
+#define SL_RUN_ARGS_MAX 64
+#define SL_RUN_ARG_BYTES_MAX 4096
+/* Pipe reads: one buffer per output stream per run. Policy when the
+ * session cannot take more: the read is not re-armed, so the child blocks
+ * in write (backpressure, never buffering). A line longer than the buffer
+ * is published in buffer-sized pieces. */
+#define SL_RUN_READ_BYTES 65536
+/* Events one output publish carries at most (the rest waits in the
+ * buffer for the next one). */
+#define SL_RUN_EVENTS_PER_PUB 1024
+/* stdin bytes queued per run (initial stdin and /run/stdin requests not
+ * yet written). Policy beyond: 503 overloaded + Retry-After. */
+#define SL_RUN_STDIN_PENDING_BYTES_MAX (1u << 20)
+/* Exited runs remembered for GET /v1/sessions/{id}/run (oldest forgotten). */
+#define SL_RUN_HISTORY_MAX 256
+/* The run actor's tick: deadlines (wall time, kill grace, orphan) and
+ * publish retries are checked this often. */
+#define SL_RUN_TICK_NS (100ull * 1000 * 1000)
+/* The spawner thread's housekeeping period: reaps dead grandchildren and
+ * counts children and zombies for /health. */
+#define SL_RUN_REAP_INTERVAL_NS (250ull * 1000 * 1000)
+/* Stack of the vfork-style child between clone and exec. */
+#define SL_RUN_SPAWN_STACK_BYTES (64u * 1024)
+/* A run's publishes resent because the session actor went away between
+ * lookup and delivery (it hibernated); beyond, the output is given up. */
+#define SL_RUN_RESENDS_MAX 64
+/* --max-runs bound. */
+#define SL_RUNS_MAX 4096
+_Static_assert(SL_RUN_EVENTS_PER_PUB <= SL_BATCH_EVENTS_MAX, "one publish is one batch");
+
 #endif

@@ -447,6 +447,9 @@ static void prep_op(struct io_uring_sqe *sqe, sl_op_t *op)
     case SL_OP_RENAMEAT:
         io_uring_prep_renameat(sqe, op->fd, op->path, op->fd2, op->path2, op->flags);
         break;
+    case SL_OP_POLL:
+        io_uring_prep_poll_add(sqe, op->fd, op->flags);
+        break;
     case SL_OP_KIND_COUNT:
         sl_assert(!"bad op kind");
         break;

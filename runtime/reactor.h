@@ -58,6 +58,9 @@ typedef enum sl_op_kind {
     SL_OP_MKDIRAT,   /* dirfd in fd, path, mode; res 0 */
     SL_OP_UNLINKAT,  /* dirfd in fd, path; flags 0 or AT_REMOVEDIR; res 0 */
     SL_OP_RENAMEAT,  /* fd/path -> fd2/path2; flags 0 or RENAME_NOREPLACE */
+    SL_OP_POLL,      /* one-shot poll of fd for the events in flags (POLLIN, ...);
+                        res = the revents. Child exits are watched this way:
+                        a pidfd polls readable once its process has exited */
     SL_OP_KIND_COUNT
 } sl_op_kind_t;
 

@@ -19,7 +19,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -528,6 +531,44 @@ static void test_reactor_timeout_fires_on_time(void)
     CHECK_EQ(t.res, -ETIME);
     CHECK(took >= 50 * SL_NS_PER_MS);
     CHECK(took < 300 * SL_NS_PER_MS);
+    env_down(&e);
+}
+
+/* SL_OP_POLL: a pipe polls readable only once a byte is in it, and a
+ * pidfd polls readable once its process has exited (how runs learn of
+ * their child's exit). */
+static void test_reactor_poll_pipe_and_pidfd(void)
+{
+    env_t e;
+    env_up(&e, 1, cfg_default());
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    sl_op_t op;
+    op_init(&op, e.p, SL_OP_POLL, p[0]);
+    op.flags = POLLIN;
+    sl_reactor_submit(e.r, &op);
+    CHECK(!probe_wait_op(e.p, &op, 100)); /* nothing to read yet */
+    CHECK(write(p[1], "x", 1) == 1);
+    CHECK(probe_wait_op(e.p, &op, WAIT_MS));
+    CHECK(op.res > 0 && (op.res & POLLIN));
+    close(p[0]);
+    close(p[1]);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        usleep(50000);
+        _exit(0);
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    CHECK(pidfd >= 0);
+    sl_op_t w;
+    op_init(&w, e.p, SL_OP_POLL, pidfd);
+    w.flags = POLLIN;
+    sl_reactor_submit(e.r, &w);
+    CHECK(probe_wait_op(e.p, &w, WAIT_MS));
+    CHECK(w.res > 0 && (w.res & POLLIN));
+    CHECK(waitpid(pid, NULL, WNOHANG) == pid); /* it had exited */
+    close(pidfd);
     env_down(&e);
 }
 
@@ -1315,6 +1356,7 @@ int main(void)
         T(test_reactor_mkdirat),
         T(test_reactor_unlinkat),
         T(test_reactor_renameat),
+        T(test_reactor_poll_pipe_and_pidfd),
 #undef T
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(tests); i++) {
