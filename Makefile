@@ -44,7 +44,7 @@ test: deps-test release asan tsan fuzz
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j 2 -L 'unit|integration|tools' $(CTEST_ARGS)
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -j 2 -R '^runtime/|^actors/ring_test|^actors/watchdog_test|^storage/journal_test|^integration/test_sessions_fanout|^integration/test_rpc_raw|^integration/test_sub_lifecycle|^integration/test_watchdog_faults|^integration/test_lifecycle_stress|^integration/test_group_commit|^integration/test_fanout_budget|^integration/test_tls_clients$$|^integration/test_auth_expiry' $(CTEST_ARGS)
+	  ctest --output-on-failure -j 2 -R '^runtime/|^actors/ring_test|^actors/watchdog_test|^storage/journal_test|^integration/test_sessions_fanout|^integration/test_rpc_raw|^integration/test_sub_lifecycle|^integration/test_watchdog_faults|^integration/test_lifecycle_stress|^integration/test_group_commit|^integration/test_fanout_budget|^integration/test_tls_clients$$|^integration/test_auth_expiry|^integration/test_run_stream$$|^integration/test_session_lifecycle' $(CTEST_ARGS)
 	@cd build-fuzz && ctest --output-on-failure -j 2 -L fuzz $(CTEST_ARGS)
 
 bench: release

@@ -1062,22 +1062,29 @@ static int put_attrs(sl_conn_t *c, const sl_http_req_t *req, sl_session_attrs_t 
     return 0;
 }
 
+/* The headers that describe a stream (create answers, HEAD): content
+ * type, next offset, closure, expiry. */
+static void stream_headers(hdrs_t *h, sl_entry_t *e)
+{
+    hdr_common(h);
+    const char *ct;
+    size_t ctn;
+    entry_ctype(e, &ct, &ctn);
+    hdr(h, "content-type", ct, ctn);
+    uint64_t last = tail_seq(e);
+    bool closed = entry_closed(e, &last);
+    hdr_offset(h, "stream-next-offset", closed ? last : tail_seq(e));
+    if (closed)
+        hdr_s(h, "stream-closed", "true");
+    hdr_expiry(h, e);
+}
+
 /* 201 / 200 for a create that appends nothing: the stream's headers
  * (and Location when created). Takes e. */
 static void respond_stream(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e, bool created)
 {
     hdrs_t h;
-    hdr_common(&h);
-    const char *ct;
-    size_t ctn;
-    entry_ctype(e, &ct, &ctn);
-    hdr(&h, "content-type", ct, ctn);
-    uint64_t last = tail_seq(e);
-    bool closed = entry_closed(e, &last);
-    hdr_offset(&h, "stream-next-offset", closed ? last : tail_seq(e));
-    if (closed)
-        hdr_s(&h, "stream-closed", "true");
-    hdr_expiry(&h, e);
+    stream_headers(&h, e);
     char loc[SL_SESSION_ID_MAX * 3 + 320];
     if (created && req->host.ptr) {
         int n = snprintf(loc, sizeof loc, "%.*s://%.*s%.*s", (int)req->scheme.len, req->scheme.ptr,
@@ -1148,17 +1155,7 @@ static void handle_put(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
 static void handle_head(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
 {
     hdrs_t h;
-    hdr_common(&h);
-    const char *ct;
-    size_t ctn;
-    entry_ctype(e, &ct, &ctn);
-    hdr(&h, "content-type", ct, ctn);
-    uint64_t last = tail_seq(e);
-    bool closed = entry_closed(e, &last);
-    hdr_offset(&h, "stream-next-offset", closed ? last : tail_seq(e));
-    if (closed)
-        hdr_s(&h, "stream-closed", "true");
-    hdr_expiry(&h, e);
+    stream_headers(&h, e);
     hdr_s(&h, "cache-control", "no-store");
     sl_entry_release(e);
     respond(c, req->stream_id, 200, &h, NULL, 0);

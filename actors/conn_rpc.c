@@ -164,31 +164,11 @@ static void put_json(sl_conn_t *c, uint32_t msgid, const char *json, size_t len)
 
 /* ---- params ---- */
 
-static bool obj_bytes(const msgpack_object *o, const char **p, size_t *n)
-{
-    if (o->type == MSGPACK_OBJECT_STR) {
-        *p = o->via.str.ptr, *n = o->via.str.size;
-        return true;
-    }
-    if (o->type == MSGPACK_OBJECT_BIN) {
-        *p = o->via.bin.ptr, *n = o->via.bin.size;
-        return true;
-    }
-    return false;
-}
-
-static bool obj_is(const msgpack_object *o, const char *s)
-{
-    const char *p;
-    size_t n;
-    return obj_bytes(o, &p, &n) && n == strlen(s) && memcmp(p, s, n) == 0;
-}
-
 /* The session id of params[i]; answers and returns false when it is bad. */
 static bool param_session(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a, uint32_t i,
                           const char **id, size_t *len)
 {
-    if (i >= a->size || !obj_bytes(&a->ptr[i], id, len)) {
+    if (i >= a->size || !sl_rpc_obj_bytes(&a->ptr[i], id, len)) {
         put_error(c, msgid, "bad_params", "expected a session id (str)");
         return false;
     }
@@ -242,7 +222,7 @@ static bool opt_producer(sl_conn_t *c, uint32_t msgid, const msgpack_object *v, 
     if (v->type == MSGPACK_OBJECT_NIL)
         return true;
     if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 3 ||
-        !obj_bytes(&v->via.array.ptr[0], &id, &n) || !sl_sessops_producer_id_valid(id, n) ||
+        !sl_rpc_obj_bytes(&v->via.array.ptr[0], &id, &n) || !sl_sessops_producer_id_valid(id, n) ||
         !obj_u53(&v->via.array.ptr[1], &o->producer_epoch) ||
         !obj_u53(&v->via.array.ptr[2], &o->producer_seq)) {
         put_error(c, msgid, "bad_params",
@@ -270,14 +250,14 @@ static bool param_opts(sl_conn_t *c, uint32_t msgid, const msgpack_object_array 
     const msgpack_object_map *m = &a->ptr[i].via.map;
     for (uint32_t k = 0; k < m->size; k++) {
         const msgpack_object *v = &m->ptr[k].val;
-        if (obj_is(&m->ptr[k].key, "producer")) {
+        if (sl_rpc_obj_is(&m->ptr[k].key, "producer")) {
             if (!opt_producer(c, msgid, v, o))
                 return false;
             continue;
         }
-        bool *dst = obj_is(&m->ptr[k].key, "durable")     ? &o->durable
-                    : obj_is(&m->ptr[k].key, "ephemeral") ? &o->ephemeral
-                    : obj_is(&m->ptr[k].key, "close")     ? &o->close
+        bool *dst = sl_rpc_obj_is(&m->ptr[k].key, "durable")     ? &o->durable
+                    : sl_rpc_obj_is(&m->ptr[k].key, "ephemeral") ? &o->ephemeral
+                    : sl_rpc_obj_is(&m->ptr[k].key, "close")     ? &o->close
                                                           : NULL;
         if (!dst)
             continue;
@@ -316,7 +296,7 @@ static bool check_event(sl_conn_t *c, uint32_t msgid, const msgpack_object *type
 {
     const char *t = "message", *d;
     size_t tn = 7, dn;
-    if (type->type != MSGPACK_OBJECT_NIL && !obj_bytes(type, &t, &tn)) {
+    if (type->type != MSGPACK_OBJECT_NIL && !sl_rpc_obj_bytes(type, &t, &tn)) {
         put_error(c, msgid, "bad_params", "type must be a str");
         return false;
     }
@@ -324,7 +304,7 @@ static bool check_event(sl_conn_t *c, uint32_t msgid, const msgpack_object *type
         put_error(c, msgid, "invalid_type", "types are 1-64 bytes of [A-Za-z0-9._:-]");
         return false;
     }
-    if (!obj_bytes(data, &d, &dn)) {
+    if (!sl_rpc_obj_bytes(data, &d, &dn)) {
         put_error(c, msgid, "bad_params", "data must be bin or str");
         return false;
     }
@@ -343,8 +323,8 @@ static void event_bytes(const msgpack_object *type, const msgpack_object *data, 
 {
     *t = "message", *tn = 7, *d = NULL, *dn = 0;
     if (type->type != MSGPACK_OBJECT_NIL)
-        obj_bytes(type, t, tn);
-    obj_bytes(data, d, dn);
+        sl_rpc_obj_bytes(type, t, tn);
+    sl_rpc_obj_bytes(data, d, dn);
 }
 
 /* Copies a checked event's type then data to buf + off (room checked by
@@ -561,7 +541,7 @@ static void m_subscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_array
         const msgpack_object *f = &a->ptr[1];
         if (f->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
             from = f->via.u64 ? f->via.u64 : 1;
-        else if (f->type != MSGPACK_OBJECT_NIL && !obj_is(f, "live")) {
+        else if (f->type != MSGPACK_OBJECT_NIL && !sl_rpc_obj_is(f, "live")) {
             put_error(c, msgid, "bad_params", "from must be a seq or \"live\"");
             return;
         }
@@ -606,7 +586,7 @@ static void m_sessions(sl_conn_t *c, uint32_t msgid, const msgpack_object_array 
         (a->size >= 1 && a->ptr[0].type != MSGPACK_OBJECT_NIL &&
          a->ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) ||
         (a->size == 2 && a->ptr[1].type != MSGPACK_OBJECT_NIL &&
-         !obj_bytes(&a->ptr[1], &cur, &cur_len))) {
+         !sl_rpc_obj_bytes(&a->ptr[1], &cur, &cur_len))) {
         put_error(c, msgid, "bad_params", "expected [limit?, cursor?]");
         return;
     }
@@ -715,7 +695,7 @@ static void m_auth(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
 {
     const char *tok;
     size_t len;
-    if (a->size != 1 || !obj_bytes(&a->ptr[0], &tok, &len)) {
+    if (a->size != 1 || !sl_rpc_obj_bytes(&a->ptr[0], &tok, &len)) {
         put_error(c, msgid, "bad_params", "expected [token]");
         return;
     }
@@ -793,7 +773,7 @@ static bool allowed_other(sl_conn_t *c, const sl_rpc_msg_t *m)
     const msgpack_object_array *a = &m->params.via.array;
     const char *id = NULL;
     size_t n = 0;
-    bool has_id = a->size >= 1 && obj_bytes(&a->ptr[0], &id, &n) && sl_session_id_valid(id, n);
+    bool has_id = a->size >= 1 && sl_rpc_obj_bytes(&a->ptr[0], &id, &n) && sl_session_id_valid(id, n);
     char what[48];
     snprintf(what, sizeof what, "%.*s", (int)(m->method_len > 40 ? 40 : m->method_len), m->method);
     return allowed(c, m->msgid, has_id ? SL_AUTH_PUB : SL_AUTH_ADMIN, has_id ? id : NULL,

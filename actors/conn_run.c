@@ -128,26 +128,6 @@ void sl_conn__run_reply(sl_conn_t *c, sl_msg_t *m)
 
 /* ---- parameters (HTTP bodies arrive as JSON, packed to msgpack first) ---- */
 
-static bool obj_bytes(const msgpack_object *o, const char **p, size_t *n)
-{
-    if (o->type == MSGPACK_OBJECT_STR) {
-        *p = o->via.str.ptr, *n = o->via.str.size;
-        return true;
-    }
-    if (o->type == MSGPACK_OBJECT_BIN) {
-        *p = o->via.bin.ptr, *n = o->via.bin.size;
-        return true;
-    }
-    return false;
-}
-
-static bool key_is(const msgpack_object *k, const char *s)
-{
-    const char *p;
-    size_t n;
-    return obj_bytes(k, &p, &n) && n == strlen(s) && memcmp(p, s, n) == 0;
-}
-
 /* The parts of a start request, borrowed from a msgpack object. */
 typedef struct start_params {
     const char *runner;
@@ -166,17 +146,17 @@ static const char *read_map(const msgpack_object *o, start_params_t *sp, bool wa
         return "expected an object";
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        if (want_runner && key_is(k, "runner")) {
-            if (!obj_bytes(v, &sp->runner, &sp->runner_len))
+        if (want_runner && sl_rpc_obj_is(k, "runner")) {
+            if (!sl_rpc_obj_bytes(v, &sp->runner, &sp->runner_len))
                 return "runner must be a string";
-        } else if (want_runner && key_is(k, "args")) {
+        } else if (want_runner && sl_rpc_obj_is(k, "args")) {
             if (v->type != MSGPACK_OBJECT_ARRAY)
                 return "args must be an array of strings";
             sp->args = v;
-        } else if (key_is(k, "stdin")) {
-            if (!obj_bytes(v, &sp->stdin_data, &sp->stdin_len))
+        } else if (sl_rpc_obj_is(k, "stdin")) {
+            if (!sl_rpc_obj_bytes(v, &sp->stdin_data, &sp->stdin_len))
                 return "stdin must be a string";
-        } else if (key_is(k, "close_stdin")) {
+        } else if (sl_rpc_obj_is(k, "close_stdin")) {
             if (v->type != MSGPACK_OBJECT_BOOLEAN)
                 return "close_stdin must be a boolean";
             sp->close_stdin = v->via.boolean;
@@ -202,7 +182,7 @@ static sl_run_req_t *make_start(sl_conn_t *c, const char *id, size_t id_len,
     for (uint32_t i = 0; i < nargs; i++) {
         const char *p;
         size_t n;
-        if (!obj_bytes(&sp->args->via.array.ptr[i], &p, &n) || n > SL_RUN_ARG_BYTES_MAX ||
+        if (!sl_rpc_obj_bytes(&sp->args->via.array.ptr[i], &p, &n) || n > SL_RUN_ARG_BYTES_MAX ||
             memchr(p, '\0', n)) {
             *why = "args must be strings of at most 4096 bytes without NUL";
             return NULL;
@@ -223,7 +203,7 @@ static sl_run_req_t *make_start(sl_conn_t *c, const char *id, size_t id_len,
     for (uint32_t i = 0; i < nargs; i++) {
         const char *p = NULL;
         size_t n = 0;
-        obj_bytes(&sp->args->via.array.ptr[i], &p, &n);
+        sl_rpc_obj_bytes(&sp->args->via.array.ptr[i], &p, &n);
         memcpy(req->data + o, p, n);
         req->data[o + n] = '\0';
         req->args[i] = (const char *)req->data + o;
@@ -349,7 +329,7 @@ void sl_conn__run_http(sl_conn_t *c, const sl_http_req_t *req, const char *id, s
 static bool rpc_session(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a,
                         const char **id, size_t *len)
 {
-    if (a->size < 1 || !obj_bytes(&a->ptr[0], id, len)) {
+    if (a->size < 1 || !sl_rpc_obj_bytes(&a->ptr[0], id, len)) {
         rpc_error(c, msgid, "bad_params", "expected a session id (str)");
         return false;
     }
@@ -369,7 +349,7 @@ static void rpc_run(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)
         return;
     start_params_t sp = {0};
     const char *why = NULL;
-    if (a->size < 2 || !obj_bytes(&a->ptr[1], &sp.runner, &sp.runner_len))
+    if (a->size < 2 || !sl_rpc_obj_bytes(&a->ptr[1], &sp.runner, &sp.runner_len))
         why = "expected [session, runner, args?, opts?]";
     if (!why && a->size >= 3 && a->ptr[2].type != MSGPACK_OBJECT_NIL) {
         if (a->ptr[2].type != MSGPACK_OBJECT_ARRAY)
@@ -390,7 +370,7 @@ static void rpc_stdin(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *
     size_t id_len, len;
     if (!rpc_session(c, msgid, a, &id, &id_len))
         return;
-    if (a->size < 2 || !obj_bytes(&a->ptr[1], &data, &len) ||
+    if (a->size < 2 || !sl_rpc_obj_bytes(&a->ptr[1], &data, &len) ||
         (a->size >= 3 && a->ptr[2].type != MSGPACK_OBJECT_BOOLEAN &&
          a->ptr[2].type != MSGPACK_OBJECT_NIL))
         return rpc_error(c, msgid, "bad_params", "expected [session, data, close?]");

@@ -733,3 +733,23 @@ int sl_rpc_outq_event(sl_outq_t *q, uint64_t subscription_id, sl_chunk_t *body, 
     sl_assert(r == 0); /* room and slots were checked above */
     return 0;
 }
+
+bool sl_rpc_obj_bytes(const msgpack_object *o, const char **p, size_t *n)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        *p = o->via.str.ptr, *n = o->via.str.size;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *p = o->via.bin.ptr, *n = o->via.bin.size;
+        return true;
+    }
+    return false;
+}
+
+bool sl_rpc_obj_is(const msgpack_object *o, const char *s)
+{
+    const char *p;
+    size_t n;
+    return sl_rpc_obj_bytes(o, &p, &n) && n == strlen(s) && memcmp(p, s, n) == 0;
+}

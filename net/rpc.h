@@ -201,4 +201,10 @@ int sl_rpc_outq_response_packed(sl_outq_t *q, uint32_t msgid, const void *result
 int sl_rpc_outq_event(sl_outq_t *q, uint64_t subscription_id, sl_chunk_t *body, uint32_t off,
                       uint32_t len);
 
+/* The bytes of a str or bin object (borrowed from o): true with *p and
+ * *n set, false for any other type. */
+bool sl_rpc_obj_bytes(const msgpack_object *o, const char **p, size_t *n);
+/* True when o is a str or bin equal to s. */
+bool sl_rpc_obj_is(const msgpack_object *o, const char *s);
+
 #endif
