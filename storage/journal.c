@@ -1736,7 +1736,7 @@ int sl_journal_reader_create(sl_journal_t *j, uint64_t from_seq, sl_journal_read
     if (!r)
         return -ENOMEM;
     uint32_t cap = j->cfg.read_bytes;
-    uint32_t rec_max = SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + j->cfg.data_max;
+    uint32_t rec_max = (uint32_t)SL_RECORD_MAX_SIZE(j->cfg.data_max);
     if (cap < rec_max)
         cap = rec_max; /* the cursor needs one whole record per read */
     r->buf = malloc(cap);

@@ -97,6 +97,12 @@ typedef struct sl_record_view {
     uint32_t ext_len;   /* 0..SL_RECORD_EXT_MAX */
 } sl_record_view_t;
 
+/* The largest record whose data is at most data_max bytes, trailer
+ * included: every buffer that must hold one whole record of a session
+ * configured with data_max is at least this big. */
+#define SL_RECORD_MAX_SIZE(data_max)                                                          \
+    ((size_t)SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + (size_t)(data_max) + SL_RECORD_EXT_MAX + 2u)
+
 /* Total encoded size of a record. Asserts type_len <= SL_EVENT_TYPE_MAX and
  * data_len <= SL_EVENT_BYTES_MAX (callers check limits first). Any thread. */
 uint32_t sl_record_size(uint32_t type_len, uint32_t data_len);

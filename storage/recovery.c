@@ -131,7 +131,7 @@ int sl_recovery_scan_fd(int fd, uint64_t segment, uint32_t data_max, sl_recovery
     if (fstat(fd, &st) != 0)
         return -errno;
     sl_recovery_scan_init(s, segment, (uint64_t)st.st_size, data_max);
-    size_t cap = SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + data_max;
+    size_t cap = SL_RECORD_MAX_SIZE(data_max);
     if (cap < SL_RECOVERY_READ_BYTES)
         cap = SL_RECOVERY_READ_BYTES;
     if (cap > s->file_bytes)

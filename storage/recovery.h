@@ -103,7 +103,7 @@ void sl_recovery_scan_init(sl_recovery_scan_t *s, uint64_t segment, uint64_t fil
  * borrowed for the call). Returns 0 once the scan is done (see s->end), or
  * SL_EAGAIN when more bytes are needed: feed again from the new
  * s->valid_bytes. Progress is guaranteed when every feed offers at least
- * SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + data_max bytes, or the rest of
+ * SL_RECORD_MAX_SIZE(data_max) bytes (record.h), or the rest of
  * the file. */
 int sl_recovery_scan_feed(sl_recovery_scan_t *s, const void *buf, size_t n);
 

@@ -135,7 +135,7 @@ static uint64_t plan_header(sl_repair_plan_t *p, source_t *src, bool *done)
 
 static int plan(sl_repair_plan_t *p, source_t *src, uint32_t data_max)
 {
-    size_t rec_max = SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + data_max;
+    size_t rec_max = SL_RECORD_MAX_SIZE(data_max);
     bool done;
     uint64_t pos = plan_header(p, src, &done);
     if (done || src->err)
@@ -197,7 +197,7 @@ int sl_repair_plan_fd(int fd, uint64_t segment, uint64_t seq_limit, uint32_t dat
     if (fstat(fd, &st) != 0)
         return -errno;
     plan_init(p, segment, seq_limit, (uint64_t)st.st_size);
-    size_t cap = 2 * (SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + (size_t)data_max);
+    size_t cap = 2 * SL_RECORD_MAX_SIZE(data_max);
     if (cap < WINDOW_MIN)
         cap = WINDOW_MIN;
     source_t src = {.fd = fd, .end = p->file_bytes, .win_cap = cap};

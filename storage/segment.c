@@ -284,7 +284,7 @@ static uint64_t committed_end(const sl_segment_t *s)
 
 static uint32_t record_max(const sl_segment_index_t *ix)
 {
-    return SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + ix->data_max;
+    return (uint32_t)SL_RECORD_MAX_SIZE(ix->data_max);
 }
 
 int sl_segment_index_place(sl_segment_index_t *ix, uint64_t seq, uint32_t size,

@@ -268,8 +268,8 @@ typedef struct sl_segment_cursor {
 void sl_segment_cursor_init(sl_segment_cursor_t *c, uint64_t from_seq);
 
 /* Plans the next read into a buffer of buf_cap bytes, which must hold the
- * largest record the index accepts (SL_RECORD_OVERHEAD +
- * SL_EVENT_TYPE_MAX + data_max; asserts). Returns 0 with *out set, or
+ * largest record the index accepts (SL_RECORD_MAX_SIZE(data_max),
+ * record.h; asserts). Returns 0 with *out set, or
  * SL_EAGAIN when no readable record at or after next_seq exists yet (the
  * reader is caught up; plan again after more commits). The first plan
  * starts at the sparse entry at or before next_seq, so it may read a few

@@ -8,6 +8,8 @@
  * records it walks (so length, seq-order and size logic are reached, not
  * only the CRC checks). The rest is the segment's bytes.
  *
+ * Records with an extension trailer are decoded and their lifecycle TLVs
+ * (storage/lifecycle.h) parsed too.
  * Checks besides the sanitizers: a decoded record re-encodes to the same
  * bytes; a chunked scan (feeds of the documented minimum size) agrees with
  * the one-buffer scan; the scan's valid prefix is exactly the records the
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "storage/crc32c.h"
+#include "storage/lifecycle.h"
 #include "storage/record.h"
 #include "storage/recovery.h"
 #include "storage/segment.h"
@@ -66,7 +69,15 @@ static void check_record(const uint8_t *p, size_t n, uint32_t data_max)
     FZ_CHECK(rec.seq >= 1);
     FZ_CHECK(rec.type_len >= 1 && rec.type_len <= SL_EVENT_TYPE_MAX);
     FZ_CHECK(rec.data_len <= data_max);
-    FZ_CHECK(rec.size == sl_record_size(rec.type_len, rec.data_len));
+    FZ_CHECK(rec.size == sl_record_size_ext(rec.type_len, rec.data_len, rec.ext_len));
+    FZ_CHECK(rec.ext_len == 0 || (rec.ext >= p && rec.ext + rec.ext_len <= p + n));
+    if (rec.ext_len) { /* the lifecycle trailer's TLVs, as recovery reads them */
+        sl_lifecycle_ext_t x;
+        int lc = sl_lifecycle_ext_decode(rec.ext, rec.ext_len, &x);
+        FZ_CHECK(lc == 0 || lc == SL_ECORRUPT);
+        FZ_CHECK(lc != 0 || (x.producer_id_len <= SL_PRODUCER_ID_MAX &&
+                             x.stream_seq_len <= SL_STREAM_SEQ_MAX));
+    }
     FZ_CHECK(rec.type >= p && rec.type + rec.type_len <= p + n);
     FZ_CHECK(rec.data_len == 0 || (rec.data >= p && rec.data + rec.data_len <= p + n));
     uint8_t *again = malloc(rec.size);
@@ -82,7 +93,7 @@ static void scan_chunked(sl_recovery_scan_t *s, const uint8_t *p, size_t n, uint
                          fz_rng_t *rng)
 {
     sl_recovery_scan_init(s, SEGMENT_FIRST, n, data_max);
-    size_t min = SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + data_max;
+    size_t min = SL_RECORD_MAX_SIZE(data_max);
     for (int guard = 0; guard < 100000; guard++) {
         size_t off = s->valid_bytes, want = min + fz_next(rng) % 64;
         FZ_CHECK(off <= n);

@@ -231,7 +231,7 @@ static void test_recovery_scan_feed_in_chunks(void)
     size_t len = seg_range(buf, sizeof buf, 1, 200, 0, offs);
     len -= 3; /* torn */
     uint32_t dmax = 16;
-    size_t chunk = SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + dmax; /* the minimum */
+    size_t chunk = SL_RECORD_MAX_SIZE(dmax); /* the minimum */
     sl_recovery_scan_t s;
     sl_recovery_scan_init(&s, 1, len, dmax);
     int feeds = 0;
@@ -242,8 +242,42 @@ static void test_recovery_scan_feed_in_chunks(void)
         int rc = sl_recovery_scan_feed(&s, buf + s.valid_bytes, n);
         CHECK(rc == 0 || rc == SL_EAGAIN);
     }
-    CHECK(feeds > 10);
+    CHECK(feeds > 3);
     CHECK(s.end == SL_RECOVERY_END_TORN && s.events == 199 && s.valid_bytes == offs[199]);
+}
+
+/* A record of the largest data with a lifecycle trailer is bigger than
+ * type + data alone: fed in chunks of the documented minimum, the scan
+ * still takes it whole (it stalled when the minimum left the trailer
+ * out). */
+static void test_recovery_scan_feed_max_record_with_trailer(void)
+{
+    size_t offs[4];
+    uint32_t dmax = 64;
+    size_t len = seg_range(buf, sizeof buf, 1, 1, 0, offs); /* header + seq 1 */
+    uint8_t data[64], ext[SL_RECORD_EXT_MAX];
+    memset(data, 'd', sizeof data);
+    memset(ext, 0, sizeof ext); /* unknown TLVs, tag 0: skipped by readers */
+    for (size_t i = 0; i + 2 <= sizeof ext; i += 2 + 200) {
+        ext[i + 1] = (uint8_t)(i + 202 <= sizeof ext ? 200 : sizeof ext - i - 2);
+    }
+    sl_record_view_t r = {.seq = 2, .ts_ns = 5, .type = (const uint8_t *)"t", .type_len = 1,
+                          .data = data, .data_len = dmax, .ext = ext, .ext_len = sizeof ext};
+    int n = sl_record_encode(buf + len, sizeof buf - len, &r);
+    CHECK(n > 0 && (size_t)n > SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + dmax);
+    CHECK((size_t)n <= SL_RECORD_MAX_SIZE(dmax));
+    len += (size_t)n;
+    sl_recovery_scan_t s;
+    sl_recovery_scan_init(&s, 1, len, dmax);
+    int feeds = 0;
+    while (!s.done) {
+        CHECK(++feeds < 100);
+        size_t left = len - s.valid_bytes, chunk = SL_RECORD_MAX_SIZE(dmax);
+        int rc = sl_recovery_scan_feed(&s, buf + s.valid_bytes, left < chunk ? left : chunk);
+        CHECK(rc == 0 || rc == SL_EAGAIN);
+    }
+    CHECK(s.end == SL_RECOVERY_END_CLEAN && s.events == 2 && s.last_seq == 2);
+    CHECK(s.valid_bytes == len);
 }
 
 /* ---- files ------------------------------------------------------------- */
@@ -323,6 +357,45 @@ static void test_recovery_scan_fd_large_file_in_chunks(void)
     CHECK(sl_recovery_scan_fd(fd, 1, DMAX, &s) == 0);
     close(fd);
     CHECK(s.end == SL_RECOVERY_END_CLEAN && s.events == n && s.valid_bytes == len);
+    free(b);
+    rm_root();
+}
+
+/* A maximal event (data_max = the read window) whose record carries a
+ * lifecycle trailer, after a small record so it straddles the first
+ * window: the startup scan must read it whole (its window was sized
+ * without the trailer and the scan asserted instead of progressing). */
+static void test_recovery_scan_fd_max_record_with_trailer(void)
+{
+    make_root();
+    mk_session("maxext");
+    uint32_t dmax = SL_RECOVERY_READ_BYTES;
+    size_t cap = SL_SEGMENT_HEADER_BYTES + 256 + SL_RECORD_MAX_SIZE(dmax);
+    uint8_t *b = malloc(cap), *data = calloc(1, dmax), ext[SL_RECORD_EXT_MAX] = {0};
+    CHECK(b != NULL && data != NULL);
+    for (size_t i = 0; i + 2 <= sizeof ext; i += 2 + 200) /* unknown TLVs: skipped by readers */
+        ext[i + 1] = (uint8_t)(i + 202 <= sizeof ext ? 200 : sizeof ext - i - 2);
+    sl_segment_header_encode(b, &(sl_segment_header_t){.epoch = 1, .first_seq = 1});
+    size_t len = SL_SEGMENT_HEADER_BYTES;
+    sl_record_view_t r = {.seq = 1, .type = (const uint8_t *)"m", .type_len = 1, .data = data,
+                          .data_len = 10};
+    len += (size_t)sl_record_encode(b + len, cap - len, &r);
+    r.seq = 2;
+    r.data_len = dmax;
+    r.ext = ext;
+    r.ext_len = sizeof ext;
+    int n = sl_record_encode(b + len, cap - len, &r);
+    CHECK(n > 0);
+    len += (size_t)n;
+    put_file("maxext", 1, b, len);
+    char p[256];
+    path_of(p, sizeof p, "maxext", 1);
+    int fd = open(p, O_RDONLY);
+    sl_recovery_scan_t s;
+    CHECK(sl_recovery_scan_fd(fd, 1, dmax, &s) == 0);
+    close(fd);
+    CHECK(s.end == SL_RECOVERY_END_CLEAN && s.events == 2 && s.valid_bytes == len);
+    free(data);
     free(b);
     rm_root();
 }
@@ -923,8 +996,10 @@ int main(void)
     test_recovery_scan_seq_rules();
     test_recovery_scan_header_cases();
     test_recovery_scan_feed_in_chunks();
+    test_recovery_scan_feed_max_record_with_trailer();
     test_recovery_truncate_file_and_log_line();
     test_recovery_scan_fd_large_file_in_chunks();
+    test_recovery_scan_fd_max_record_with_trailer();
     test_recovery_session_without_manifest_scans_and_truncates();
     test_recovery_plan_resync_and_torn_tail();
     test_recovery_session_bit_flip_in_middle_segment_resyncs();

@@ -343,7 +343,7 @@ static void test_segment_cursor_reads_whole_log(void)
     sl_segment_cursor_init(&c, 1);
     static collected_t got;
     memset(&got, 0, sizeof got);
-    uint32_t cap = SL_RECORD_OVERHEAD + SL_EVENT_TYPE_MAX + 2048; /* the minimum */
+    uint32_t cap = (uint32_t)SL_RECORD_MAX_SIZE(2048); /* the minimum */
     read_all(&d, ix, &c, cap, &got);
     int k = 0;
     for (uint64_t s = 1; s <= 3000; s++)
