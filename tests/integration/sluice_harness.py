@@ -637,6 +637,24 @@ def h2_frames(buf):
 
 # -- msgpack-RPC -------------------------------------------------------------
 
+def require_node_modules(folder, *modules):
+    """Exits unless node and each npm module (a path under
+    folder/node_modules, e.g. "@durable-streams/client") are installed:
+    under CI (CI=true) a missing one fails the test (exit 1: the project's
+    install script puts them there), elsewhere the test is skipped."""
+    missing = [] if shutil.which("node") else ["node"]
+    missing += ["npm module %s in %s (npm ci)" % (m, folder) for m in modules
+                if not os.path.isdir(os.path.join(folder, "node_modules", m))]
+    if not missing:
+        return
+    if os.environ.get("CI") == "true":
+        print("FAIL: missing under CI: %s (tools/install-deps.sh test installs them)"
+              % ", ".join(missing))
+        sys.exit(1)
+    print("SKIP: missing %s (run tools/install-deps.sh test)" % ", ".join(missing))
+    sys.exit(SKIP_EXIT)
+
+
 def rpc_supported():
     """True when the binary under test lists --rpc-listen in --help."""
     p = run([sluiced_path(), "--help"], timeout=30)

@@ -23,24 +23,8 @@ COUNT = 30
 TTL_S = 3
 
 
-def require_node():
-    missing = []
-    if shutil.which("node") is None:
-        missing.append("node")
-    for mod in ("jose", "eventsource"):
-        if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", mod)):
-            missing.append("npm module %s in %s (npm ci)" % (mod, NODE_DIR))
-    if not missing:
-        return
-    if os.environ.get("CI") == "true":
-        print("FAIL: missing under CI: %s (tools/install-deps.sh test installs them)" % ", ".join(missing))
-        sys.exit(1)
-    print("SKIP: missing %s (run tools/install-deps.sh test)" % ", ".join(missing))
-    sys.exit(H.SKIP_EXIT)
-
-
 def main():
-    require_node()
+    H.require_node_modules(NODE_DIR, "jose", "eventsource")
     d = tempfile.mkdtemp(prefix="sluice-auth-node-")
     try:
         secret = os.path.join(d, "secret")

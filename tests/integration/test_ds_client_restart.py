@@ -31,17 +31,6 @@ DS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ds")
 N = 10000
 
 
-def require_node():
-    if shutil.which("node") and os.path.isdir(os.path.join(DS_DIR, "node_modules", "@durable-streams",
-                                                           "client")):
-        return
-    if os.environ.get("CI") == "true":
-        print("FAIL: node or tests/ds npm modules missing under CI")
-        sys.exit(1)
-    print("SKIP: node or tests/ds npm modules missing (run tools/install-deps.sh test)")
-    sys.exit(H.SKIP_EXIT)
-
-
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -58,7 +47,7 @@ def server(data_dir, port, expect_clean_exit=True):
 
 
 def main():
-    require_node()
+    H.require_node_modules(DS_DIR, "@durable-streams/client")
     tmp = tempfile.mkdtemp(prefix="sluice-ds-restart-")
     data_dir = os.path.join(tmp, "data")
     port = free_port()

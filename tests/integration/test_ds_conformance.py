@@ -13,7 +13,6 @@ where that is a failure (tools/install-deps.sh test installs them).
 
 import os
 import re
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,24 +22,8 @@ DS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ds")
 EXPECTED = 332  # the suite's default tests (subscription tests are opt-in)
 
 
-def require_node():
-    missing = []
-    if shutil.which("node") is None:
-        missing.append("node")
-    if not os.path.isdir(os.path.join(DS_DIR, "node_modules", "@durable-streams",
-                                      "server-conformance-tests")):
-        missing.append("npm modules in tests/ds (npm ci)")
-    if not missing:
-        return
-    if os.environ.get("CI") == "true":
-        print("FAIL: missing under CI: %s" % ", ".join(missing))
-        sys.exit(1)
-    print("SKIP: missing %s (run tools/install-deps.sh test)" % ", ".join(missing))
-    sys.exit(H.SKIP_EXIT)
-
-
 def main():
-    require_node()
+    H.require_node_modules(DS_DIR, "@durable-streams/server-conformance-tests")
     # --cors-origin: the suite checks CORS preflights (a DS server serves
     # browsers); --max-body-bytes: its 10 MiB append must be read whole to
     # be answered 413 (a connection closed mid-upload fails fetch()).

@@ -13,7 +13,6 @@ where that is a failure (tools/install-deps.sh test installs them).
 
 import json
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,21 +29,6 @@ PUBLISHED = [
     ("b", "bin", bytes([1, 2, 3])),
     ("live", "str", b"tail\x00"),
 ]
-
-
-def require_node():
-    missing = []
-    if shutil.which("node") is None:
-        missing.append("node")
-    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@msgpack", "msgpack")):
-        missing.append("npm modules in %s (npm ci)" % NODE_DIR)
-    if not missing:
-        return
-    if os.environ.get("CI") == "true":
-        print("FAIL: missing under CI: %s (tools/install-deps.sh test installs them)" % ", ".join(missing))
-        sys.exit(1)
-    print("SKIP: missing %s (run tools/install-deps.sh test)" % ", ".join(missing))
-    sys.exit(H.SKIP_EXIT)
 
 
 def run_node(addr, session):
@@ -101,7 +85,7 @@ def test_node_unix(srv):
 
 def main():
     H.require_rpc()
-    require_node()
+    H.require_node_modules(NODE_DIR, "@msgpack/msgpack")
     return H.run_cases_each_server("test_rpc_node", [test_node_tcp, test_node_unix], factory=H.rpc_server)
 
 
