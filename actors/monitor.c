@@ -197,7 +197,7 @@ typedef struct fig_view {
     uint64_t mailbox_capacity, mailbox_depth_max, mailbox_refused[SL_MSG_CLASS_COUNT],
         mailbox_notify_coalesced;
     uint64_t rpc_listeners;
-    uint64_t open_files, max_open_files, syncfs_calls, chunk_bytes_live;
+    uint64_t open_files, max_open_files, syncfs_calls, chunk_bytes_live, chunk_bytes_pooled;
     uint64_t budget_limit, budget_used, budget_over, budget_refused_body, conn_worst_bytes;
     uint64_t budget_held[SL_BUDGET_KINDS];
     uint64_t auth_enabled, auth_refused_401, auth_refused_403;
@@ -417,6 +417,8 @@ static const figure_t figures[] = {
             "sluice.gap notices served by catch-up."),
     FIG_VIEW("memory.chunk_bytes_live", "memory_chunk_live_bytes", G, chunk_bytes_live,
              "Bytes in live reference-counted chunks."),
+    FIG_VIEW("memory.chunk_bytes_pooled", "memory_chunk_pooled_bytes", G, chunk_bytes_pooled,
+             "Bytes of dead chunks the threads keep for reuse (bounded per thread)."),
     FIG_VIEW("budget.limit_bytes", "memory_limit_bytes", G, budget_limit,
              "Global memory budget (--memory-limit)."),
     FIG_VIEW("budget.used_bytes", "memory_used_bytes", G, budget_used,
@@ -805,6 +807,7 @@ static void view_fill(sl_monitor_t *m, fig_view_t *v)
     v->max_open_files = srv->cfg.max_open_files;
     v->syncfs_calls = sl_syncer_syncs(srv->syncer);
     v->chunk_bytes_live = sl_chunk_bytes_live();
+    v->chunk_bytes_pooled = sl_chunk_bytes_pooled();
     v->budget_limit = sl_budget_limit();
     v->budget_used = sl_budget_used();
     v->budget_over = v->budget_limit && v->budget_used >= v->budget_limit;

@@ -17,6 +17,7 @@
 
 #include "actors/config.h"
 #include "actors/server.h"
+#include "runtime/buf.h"
 #include "runtime/log.h"
 #include "storage/check.h"
 
@@ -70,5 +71,6 @@ int main(int argc, char **argv)
     sl_info("shutting down", "signal=%s from_pid=%d grace_s=%.3f", sig == SIGTERM ? "TERM" : "INT",
             (int)si.si_pid, (double)cfg.shutdown_grace_ns / 1e9);
     sl_server_shutdown(&srv);
+    sl_chunk_pool_drain(); /* chunks the main thread released at shutdown */
     return 0;
 }

@@ -15,17 +15,145 @@
 #include "runtime/buf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POOL_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POOL_POISON(p, n) ((void)(p), (void)(n))
+#define POOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* Capacity bytes of every live chunk. Relaxed: a statistic, no ordering. */
 static _Atomic uint64_t chunk_bytes_live;
+/* Bytes resting in every thread's pool (see below). */
+static _Atomic uint64_t chunk_bytes_pooled;
+
+/*
+ * The chunk pool. Fan-out makes and drops the same chunks at a steady
+ * beat: every send of a connection takes a scratch chunk for its frame
+ * headers and gives it back when the kernel took the bytes, rings take and
+ * drop pages, catch-ups take a room-sized chunk per answer. Through malloc
+ * that beat costs more than the allocation: a thread arena whose top grows
+ * past the trim threshold when a round's chunks come back is trimmed
+ * (madvise), and the next round faults the same pages in again.
+ *
+ * So a chunk whose capacity is a power of two from SL_CHUNK_POOL_MIN_BYTES
+ * to SL_CHUNK_POOL_MAX_BYTES goes, when its last reference drops, to a
+ * pool of the releasing thread (no lock: only that thread touches it), and
+ * the next chunk of that capacity made on that thread is taken from there.
+ * Bounds: SL_CHUNK_POOL_SLOTS chunks per capacity and
+ * SL_CHUNK_POOL_THREAD_BYTES per thread; at a bound the chunk is freed.
+ * A thread's pool is freed when the thread exits (a key destructor) or by
+ * sl_chunk_pool_drain(). Pooled bytes are not live: the memory budget and
+ * chunk_bytes_live count them out, chunk_bytes_pooled counts them. Under
+ * AddressSanitizer a pooled chunk is poisoned, so a use after the last
+ * release is still caught.
+ */
+#define POOL_MIN_SHIFT 10
+#define POOL_CLASSES 11 /* 1 KiB .. 1 MiB */
+_Static_assert(SL_CHUNK_POOL_MIN_BYTES == 1u << POOL_MIN_SHIFT, "pool classes start at 1 KiB");
+_Static_assert(SL_CHUNK_POOL_MAX_BYTES == 1u << (POOL_MIN_SHIFT + POOL_CLASSES - 1),
+               "one class per power of two");
+
+typedef struct chunk_pool {
+    sl_chunk_t *slot[POOL_CLASSES][SL_CHUNK_POOL_SLOTS];
+    uint32_t n[POOL_CLASSES];
+    uint64_t bytes;
+    bool registered; /* the exit destructor knows this thread's pool */
+} chunk_pool_t;
+
+static _Thread_local chunk_pool_t pool;
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static bool pool_key_ok;
+
+static int pool_class(uint32_t cap)
+{
+    if (cap < SL_CHUNK_POOL_MIN_BYTES || cap > SL_CHUNK_POOL_MAX_BYTES || (cap & (cap - 1)))
+        return -1;
+    return __builtin_ctz(cap) - POOL_MIN_SHIFT;
+}
+
+static void pool_drain(chunk_pool_t *p)
+{
+    for (int k = 0; k < POOL_CLASSES; k++) {
+        while (p->n[k] > 0) {
+            sl_chunk_t *c = p->slot[k][--p->n[k]];
+            size_t size = sizeof(*c) + ((size_t)SL_CHUNK_POOL_MIN_BYTES << k);
+            POOL_UNPOISON(c, size);
+            atomic_fetch_sub_explicit(&chunk_bytes_pooled, size, memory_order_relaxed);
+            free(c);
+        }
+    }
+    p->bytes = 0;
+}
+
+static void pool_exit(void *arg)
+{
+    pool_drain(arg);
+}
+
+static void pool_key_init(void)
+{
+    pool_key_ok = pthread_key_create(&pool_key, pool_exit) == 0;
+}
+
+void sl_chunk_pool_drain(void)
+{
+    pool_drain(&pool);
+}
+
+uint64_t sl_chunk_bytes_pooled(void)
+{
+    return atomic_load_explicit(&chunk_bytes_pooled, memory_order_relaxed);
+}
+
+/* Takes a chunk of capacity cap from this thread's pool, or NULL. */
+static sl_chunk_t *pool_get(uint32_t cap)
+{
+    int k = pool_class(cap);
+    if (k < 0 || pool.n[k] == 0)
+        return NULL;
+    sl_chunk_t *c = pool.slot[k][--pool.n[k]];
+    size_t size = sizeof(*c) + (size_t)cap;
+    POOL_UNPOISON(c, size);
+    pool.bytes -= size;
+    atomic_fetch_sub_explicit(&chunk_bytes_pooled, size, memory_order_relaxed);
+    return c;
+}
+
+/* Keeps a dead chunk in this thread's pool; false when it is not poolable
+ * or a bound is reached (the caller frees it). */
+static bool pool_put(sl_chunk_t *c)
+{
+    int k = pool_class(c->cap);
+    size_t size = sizeof(*c) + (size_t)c->cap;
+    if (k < 0 || pool.n[k] == SL_CHUNK_POOL_SLOTS ||
+        pool.bytes + size > SL_CHUNK_POOL_THREAD_BYTES)
+        return false;
+    if (!pool.registered) {
+        pthread_once(&pool_once, pool_key_init);
+        if (!pool_key_ok || pthread_setspecific(pool_key, &pool) != 0)
+            return false;
+        pool.registered = true;
+    }
+    pool.slot[k][pool.n[k]++] = c;
+    pool.bytes += size;
+    atomic_fetch_add_explicit(&chunk_bytes_pooled, size, memory_order_relaxed);
+    POOL_POISON(c, size);
+    return true;
+}
 
 sl_chunk_t *sl_chunk_create_as(uint32_t cap, sl_budget_kind_t kind)
 {
     sl_assert(kind < SL_BUDGET_KINDS);
-    sl_chunk_t *c = malloc(sizeof(*c) + (size_t)cap);
-    if (c == NULL)
+    sl_chunk_t *c = pool_get(cap);
+    if (c == NULL && (c = malloc(sizeof(*c) + (size_t)cap)) == NULL)
         return NULL;
     atomic_init(&c->_refs, 1);
     c->len = 0;
@@ -75,7 +203,8 @@ void sl_chunk_release(sl_chunk_t *c)
         return;
     atomic_fetch_sub_explicit(&chunk_bytes_live, c->cap, memory_order_relaxed);
     sl_budget_sub((sl_budget_kind_t)c->_budget, c->cap);
-    free(c);
+    if (!pool_put(c))
+        free(c);
 }
 
 uint64_t sl_chunk_bytes_live(void)

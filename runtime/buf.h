@@ -46,6 +46,21 @@ void sl_chunk_release(sl_chunk_t *c);
 /* Global count of live chunk bytes (capacity of every live chunk; for
  * /health). Any thread. */
 uint64_t sl_chunk_bytes_live(void);
+
+/* Dead chunks whose capacity is a power of two in [SL_CHUNK_POOL_MIN_BYTES,
+ * SL_CHUNK_POOL_MAX_BYTES] rest in a pool of the thread that released them
+ * and are reused by the next chunk of that capacity made there (buf.c says
+ * why). Bounds per thread: SL_CHUNK_POOL_SLOTS chunks per capacity and
+ * SL_CHUNK_POOL_THREAD_BYTES in all; beyond them a dead chunk is freed. */
+#define SL_CHUNK_POOL_MIN_BYTES 1024u
+#define SL_CHUNK_POOL_MAX_BYTES (1024u * 1024u)
+#define SL_CHUNK_POOL_SLOTS 256u
+#define SL_CHUNK_POOL_THREAD_BYTES (8ull * 1024 * 1024)
+/* Bytes resting in all threads' pools (header included). Any thread. */
+uint64_t sl_chunk_bytes_pooled(void);
+/* Frees the calling thread's pool (threads' pools are freed at their exit;
+ * main calls this before it returns). */
+void sl_chunk_pool_drain(void);
 /* Current reference count (for assertions and tests; racy by nature when
  * other threads hold references). */
 static inline uint32_t sl_chunk_refs(const sl_chunk_t *c)

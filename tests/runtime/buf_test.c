@@ -1,7 +1,8 @@
 /*
  * Tests for runtime/buf.c: chunk reference counts and live bytes, the
  * output queue's byte and segment bounds, copy coalescing, iovec filling,
- * partial consumption across segments and transfers between queues.
+ * partial consumption across segments and transfers between queues, and
+ * the per-thread pool of dead chunks.
  */
 #include "runtime/buf.h"
 
@@ -314,6 +315,75 @@ static void test_buf_chunk_refcount_threads(void)
     CHECK(sl_chunk_bytes_live() == before);
 }
 
+
+/* The chunk pool: a dead chunk of a power-of-two capacity is kept by the
+ * releasing thread and handed to the next chunk of that capacity made
+ * there; other capacities are freed; both bounds hold; pooled bytes are not
+ * live; another thread's pool is freed when it exits. */
+static void *pool_thread(void *arg)
+{
+    (void)arg;
+    sl_chunk_release(sl_chunk_create(8192));
+    return NULL;
+}
+
+static void test_buf_chunk_pool(void)
+{
+    sl_chunk_pool_drain();
+    uint64_t live = sl_chunk_bytes_live(), pooled = sl_chunk_bytes_pooled();
+    CHECK(pooled == 0);
+    sl_chunk_t *c = sl_chunk_create_as(4096, SL_BUDGET_OUTPUT);
+    CHECK(c != NULL && c->cap == 4096 && c->len == 0);
+    c->len = 10;
+    sl_chunk_release(c);
+    CHECK(sl_chunk_bytes_live() == live);
+    CHECK(sl_chunk_bytes_pooled() == sizeof(sl_chunk_t) + 4096);
+    sl_chunk_t *d = sl_chunk_create(4096);
+    CHECK(d == c); /* reused: no malloc, no page faults */
+    CHECK(d->len == 0 && d->cap == 4096 && sl_chunk_refs(d) == 1);
+    CHECK(sl_chunk_bytes_pooled() == 0);
+    CHECK(sl_chunk_bytes_live() == live + 4096);
+    sl_chunk_release(d);
+
+    /* Not a pool size: freed. */
+    sl_chunk_pool_drain();
+    sl_chunk_release(sl_chunk_create(3000));
+    sl_chunk_release(sl_chunk_create(512));
+    sl_chunk_release(sl_chunk_create(2u * SL_CHUNK_POOL_MAX_BYTES));
+    CHECK(sl_chunk_bytes_pooled() == 0);
+
+    /* The per-capacity bound. */
+    enum { N = SL_CHUNK_POOL_SLOTS + 8 };
+    static sl_chunk_t *many[N];
+    for (int i = 0; i < N; i++)
+        CHECK((many[i] = sl_chunk_create(1024)) != NULL);
+    for (int i = 0; i < N; i++)
+        sl_chunk_release(many[i]);
+    CHECK(sl_chunk_bytes_pooled() == SL_CHUNK_POOL_SLOTS * (sizeof(sl_chunk_t) + 1024));
+    sl_chunk_pool_drain();
+
+    /* The per-thread byte bound. */
+    uint32_t big = SL_CHUNK_POOL_MAX_BYTES;
+    uint32_t fit = (uint32_t)(SL_CHUNK_POOL_THREAD_BYTES / (sizeof(sl_chunk_t) + big));
+    static sl_chunk_t *bigs[64];
+    CHECK(fit + 2 <= 64);
+    for (uint32_t i = 0; i < fit + 2; i++)
+        CHECK((bigs[i] = sl_chunk_create(big)) != NULL);
+    for (uint32_t i = 0; i < fit + 2; i++)
+        sl_chunk_release(bigs[i]);
+    CHECK(sl_chunk_bytes_pooled() == fit * (sizeof(sl_chunk_t) + big));
+    CHECK(sl_chunk_bytes_pooled() <= SL_CHUNK_POOL_THREAD_BYTES);
+    sl_chunk_pool_drain();
+    CHECK(sl_chunk_bytes_pooled() == 0);
+
+    /* A thread's pool goes with the thread. */
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, pool_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(sl_chunk_bytes_pooled() == 0);
+    CHECK(sl_chunk_bytes_live() == live);
+}
+
 int main(void)
 {
     test_buf_chunk_refcount_frees();
@@ -325,6 +395,8 @@ int main(void)
     test_buf_outq_partial_consume();
     test_buf_outq_transfer();
     test_buf_chunk_refcount_threads();
+    test_buf_chunk_pool();
+    sl_chunk_pool_drain();
     printf("buf_test: ok\n");
     return 0;
 }
