@@ -10,7 +10,9 @@
  * usage: send_floor CONNS BYTES PERIOD_US ROUNDS uring|send [SEND_CPU RECV_CPU]
  * build: cc -O2 -o send_floor bench/send_floor.c -luring -lpthread
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
