@@ -178,6 +178,7 @@ struct sl_runs {
     /* Spawner thread. */
     pthread_t thread;
     bool thread_started;
+    bool spawned_any; /* spawner thread only: a process was ever started */
     pthread_cond_t cond; /* jobs queued or stop (under lock) */
     sl_run_job_t *jobs_head, *jobs_tail;
     bool stopping;

@@ -281,6 +281,7 @@ static int spawn(sl_runs_t *runs, sl_run_t *run)
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
+        runs->spawned_any = true;
         pid = clone_child(runs, &ctx, &pidfd);
         int saved = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -617,6 +618,13 @@ static void *spawner_main(void *arg)
         if (runs->stopping)
             break;
         uint64_t now = sl_clock_now_ns();
+        /* Until a process was started here nothing can be our child (an
+         * orphan comes to this subreaper only from a run's tree), and a
+         * walk opens every process's stat file: an idle server makes none. */
+        if (!runs->spawned_any) {
+            pthread_cond_wait(&runs->cond, &runs->lock); /* a job, recovery, the stop */
+            continue;
+        }
         if (now >= next_reap) {
             pthread_mutex_unlock(&runs->lock);
             reap(runs, prev_z, &nprev);
@@ -634,7 +642,8 @@ static void *spawner_main(void *arg)
         pthread_cond_timedwait(&runs->cond, &runs->lock, &ts);
     }
     pthread_mutex_unlock(&runs->lock);
-    reap(runs, prev_z, &nprev);
+    if (runs->spawned_any)
+        reap(runs, prev_z, &nprev);
     return NULL;
 }
 

@@ -354,4 +354,27 @@ def test_env_twins():
         srv.health()
 
 
+def read_syscalls(pid):
+    with open("/proc/%d/io" % pid) as f:
+        return int(next(l for l in f if l.startswith("syscr:")).split()[1])
+
+
+@suite.case
+def test_idle_server_walks_no_process_table():
+    """An idle server that never started a run reads (almost) nothing: the
+    runs' housekeeping used to walk every process's /proc/PID/stat four
+    times a second, forever, whether or not a run had ever existed."""
+    with H.Server() as srv:
+        srv.health()
+        nprocs = sum(1 for d in os.listdir("/proc") if d.isdigit())
+        time.sleep(0.5)
+        before = read_syscalls(srv.pid)
+        time.sleep(3.0)
+        reads = read_syscalls(srv.pid) - before
+        # Twelve walks in 3 s would read every process's stat file each time.
+        H.check(reads < 2 * nprocs + 30,
+                "idle server made %d read syscalls in 3 s (%d processes on the machine)"
+                % (reads, nprocs))
+
+
 suite.run()
