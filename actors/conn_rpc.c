@@ -1169,8 +1169,10 @@ static int put_event(sl_conn_t *c, const sl_conn_stream_t *st, const sl_ring_eve
 int sl_conn__rpc_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit)
 {
     sl_sub_t *sub = &st->sub;
+    uint64_t max = limit > sub->pos ? limit - sub->pos : 0, avail;
+    if (max == 0 || (sl_ring_readable(sub->ring, sub->pos, &avail) == 0 && avail == 0))
+        return 0; /* nothing new: no need to work out the room */
     uint64_t room = sl_conn__rpc_room(c);
-    uint64_t max = limit > sub->pos ? limit - sub->pos : 0;
     uint32_t free_segs = sl_outq_segs_free(&c->outq);
     /* Two segments per notification at most; the reserve stays for answers. */
     uint32_t segs = free_segs > RPC_REQUEST_SEGS ? (free_segs - RPC_REQUEST_SEGS) / 2 : 0;

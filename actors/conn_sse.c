@@ -523,8 +523,12 @@ int sl_conn__sse_write_chunk(sl_conn_t *c, sl_conn_stream_t *st, sl_chunk_t *chu
 int sl_conn__sse_pull(sl_conn_t *c, sl_conn_stream_t *st, uint64_t limit)
 {
     sl_sub_t *sub = &st->sub;
+    uint64_t max = limit > sub->pos ? limit - sub->pos : 0, avail;
+    /* Nothing new (most pulls: a send completing, a WINDOW_UPDATE) is
+     * answered before the stream's room is worked out. */
+    if (max == 0 || (sl_ring_readable(sub->ring, sub->pos, &avail) == 0 && avail == 0))
+        return 0;
     size_t room = sl_http_stream_room(c->http, st->stream_id);
-    uint64_t max = limit > sub->pos ? limit - sub->pos : 0;
     if (room < max)
         max = room;
     if (max == 0)

@@ -259,6 +259,16 @@ static uint32_t event_end_within(const page_t *p, uint32_t from, uint32_t lim)
     return end > from ? end : 0;
 }
 
+int sl_ring_readable(sl_ring_t *r, uint64_t pos, uint64_t *avail)
+{
+    pthread_mutex_lock(&r->lock);
+    int64_t idx = find_page(r, pos);
+    int rc = idx == -1 || pos > r->tail_pos ? SL_ENOTFOUND : 0;
+    *avail = rc == 0 && pos < r->visible_pos ? r->visible_pos - pos : 0;
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
 int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, bool whole_events,
                  sl_ring_slice_t *out, uint32_t max_slices, sl_ring_read_t *res)
 {

@@ -90,6 +90,11 @@ int sl_ring_seek(sl_ring_t *r, uint64_t seq, uint64_t *pos);
  * pos was evicted (fell behind: catch up from the log). */
 int sl_ring_read(sl_ring_t *r, uint64_t pos, uint64_t max_bytes, bool whole_events,
                  sl_ring_slice_t *out, uint32_t max_slices, sl_ring_read_t *res);
+/* Any thread. What a read at pos could take now, without taking it: sets
+ * *avail to the visible bytes from pos (0: nothing new) and returns 0, or
+ * returns SL_ENOTFOUND as sl_ring_read would. Cheaper than working out how
+ * much a reader has room for, so a reader asks this first. */
+int sl_ring_readable(sl_ring_t *r, uint64_t pos, uint64_t *avail);
 /* One event of a per-event read. */
 typedef struct sl_ring_event {
     sl_chunk_t *chunk; /* one reference owned by the caller */

@@ -276,8 +276,41 @@ static void test_ring_read_events(void)
     sl_ring_destroy(r);
 }
 
+/* sl_ring_readable answers what sl_ring_read would take, without taking
+ * it: nothing on an empty ring or before visibility, the visible bytes
+ * after, and SL_ENOTFOUND for an evicted position, like a read. */
+static void test_ring_readable(void)
+{
+    sl_ring_t *r;
+    uint64_t avail = 99;
+    CHECK(sl_ring_create(4096, 256, 1, &r) == 0);
+    CHECK(sl_ring_readable(r, 0, &avail) == 0 && avail == 0); /* empty */
+    sl_ring_set_auto_visible(r, false);
+    for (uint64_t s = 1; s <= 10; s++)
+        append(r, s);
+    CHECK(sl_ring_readable(r, 0, &avail) == 0 && avail == 0); /* none visible */
+    sl_ring_set_visible(r, 4);
+    uint64_t p5;
+    CHECK(sl_ring_seek(r, 5, &p5) == 0);
+    CHECK(sl_ring_readable(r, 0, &avail) == 0 && avail == p5);
+    CHECK(sl_ring_readable(r, p5, &avail) == 0 && avail == 0);
+    sl_ring_set_visible(r, 10);
+    CHECK(sl_ring_readable(r, p5, &avail) == 0 && avail == sl_ring_tail_pos(r) - p5);
+    CHECK(sl_ring_readable(r, sl_ring_tail_pos(r), &avail) == 0 && avail == 0);
+    CHECK(sl_ring_readable(r, sl_ring_tail_pos(r) + 1, &avail) == SL_ENOTFOUND);
+    for (uint64_t s = 11; s <= 300; s++)
+        append(r, s);
+    sl_ring_set_visible(r, 300);
+    sl_ring_slice_t sl[4];
+    sl_ring_read_t res;
+    CHECK(sl_ring_read(r, 0, UINT64_MAX, false, sl, 4, &res) == SL_ENOTFOUND);
+    CHECK(sl_ring_readable(r, 0, &avail) == SL_ENOTFOUND && avail == 0);
+    sl_ring_destroy(r);
+}
+
 int main(void)
 {
+    test_ring_readable();
     test_ring_read_events();
     test_ring_visibility_prefix();
     test_ring_seek_read_count();
