@@ -347,7 +347,7 @@ int sl_server_init(sl_server_t *srv, const sl_config_t *cfg)
         .sq_entries = SL_REACTOR_SQ_ENTRIES,
         .recv_buffers = cfg->recv_buffers,
         .recv_buffer_bytes = SL_RECV_BUFFER_BYTES,
-        .lag_probe_ns = 10 * SL_NS_PER_MS,
+        .lag_probe_ns = SL_REACTOR_LAG_PROBE_NS,
         .batch_wait_ns = cfg->reactor_linger_ns,
     };
     for (uint32_t i = 0; i < srv->nreactors; i++) {

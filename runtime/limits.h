@@ -36,6 +36,10 @@
  * sl_reactor_config_t.batch_wait_ns): this many waiting means the reactor
  * has a full loop turn of work, so waiting longer only adds latency. */
 #define SL_REACTOR_BATCH_WAIT_NR 64
+/* Reactor: period of the loop-lag probe timer (/health loop_lag_ms_*). The
+ * longest busy round is counted as lag as well, so the probe only has to
+ * catch a loop that stopped turning; each probe wakes an idle reactor. */
+#define SL_REACTOR_LAG_PROBE_NS (100ull * 1000 * 1000)
 /* Reactor: longest --reactor-linger (the flag is validated against it). */
 #define SL_REACTOR_BATCH_WAIT_NS_MAX 100000000ull
 /* Reactor: pause before re-arming an accept that failed for lack of

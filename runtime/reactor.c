@@ -119,6 +119,7 @@ struct sl_reactor {
     uint64_t efd_value;            /* eventfd read target */
     struct __kernel_timespec probe_ts;
     uint64_t probe_due_ns;
+    uint64_t round_start_ns;       /* when the last io_uring_enter returned */
     sl_op_t unlisten_op;
     /* Listeners whose OP_LISTEN the reactor has processed. A slot in
      * `listeners` is claimed and filled by the caller of sl_reactor_listen,
@@ -756,6 +757,10 @@ static void reactor_tick(sl_reactor_t *r)
         resume_parked(r);
     bool wait = drained < SL_REACTOR_DRAIN_MAX && io_uring_cq_ready(&r->ring) == 0 &&
                 (!r->sched || !sl_sched_has_ready(r->sched)) && may_sleep(r);
+    /* A completion that arrived during this round waited for all of it:
+     * the round's length is loop lag as much as a late probe is. */
+    if (r->round_start_ns)
+        stat_max64(&r->st.lag_max, sl_clock_now_ns() - r->round_start_ns);
     int rc = !wait                ? io_uring_submit_and_get_events(&r->ring)
              : r->batch_wait_on ? wait_batched(r)
                                 : io_uring_submit_and_wait(&r->ring, 1);
@@ -764,6 +769,7 @@ static void reactor_tick(sl_reactor_t *r)
         atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME)
         sl_error("reactor enter failed", "reactor=%u err=\"%s\"", r->index, sl_strerror(rc));
+    r->round_start_ns = sl_clock_now_ns();
     reap(r);
 }
 

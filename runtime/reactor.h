@@ -104,7 +104,10 @@ typedef struct sl_reactor_config {
     uint32_t sq_entries;         /* SQ size (power of two) */
     uint32_t recv_buffers;       /* provided buffers (power of two, <= 32768) */
     uint32_t recv_buffer_bytes;  /* size of each provided buffer */
-    uint64_t lag_probe_ns;       /* period of the loop-lag probe timer */
+    uint64_t lag_probe_ns;       /* period of the loop-lag probe timer
+                                    (SL_REACTOR_LAG_PROBE_NS); the longest
+                                    busy round counts as lag too, so a
+                                    stall shorter than the period is seen */
     uint64_t batch_wait_ns;      /* 0: an idle reactor wakes at its first completion.
                                     > 0: completions that arrive within this
                                     long after it fell asleep are gathered
@@ -116,7 +119,7 @@ typedef struct sl_reactor_config {
 } sl_reactor_config_t;
 
 typedef struct sl_reactor_stats {
-    uint64_t loop_lag_ns_max;     /* worst probe lateness since last read */
+    uint64_t loop_lag_ns_max;     /* worst probe lateness or busy round since last read */
     uint64_t loop_lag_ns_recent;  /* lateness of the latest probe */
     uint64_t iterations;
     uint64_t submitted;           /* ops submitted */

@@ -359,22 +359,44 @@ def read_syscalls(pid):
         return int(next(l for l in f if l.startswith("syscr:")).split()[1])
 
 
+def reactor_wakeups(pid):
+    """Voluntary context switches of each reactor thread, by name."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                n = int(next(l for l in f if l.startswith("voluntary_ctxt_switches")).split()[1])
+        except (OSError, StopIteration):
+            continue
+        if name.startswith("sl-reactor-"):
+            out[name] = n
+    return out
+
+
 @suite.case
-def test_idle_server_walks_no_process_table():
-    """An idle server that never started a run reads (almost) nothing: the
-    runs' housekeeping used to walk every process's /proc/PID/stat four
-    times a second, forever, whether or not a run had ever existed."""
-    with H.Server() as srv:
+def test_idle_server_stays_idle():
+    """An idle server neither reads nor wakes much. The runs' housekeeping
+    used to walk every process's /proc/PID/stat four times a second,
+    forever, whether or not a run had ever existed; each reactor woke 100
+    times a second for its loop-lag probe."""
+    with H.Server(["--reactors", "2"]) as srv:
         srv.health()
         nprocs = sum(1 for d in os.listdir("/proc") if d.isdigit())
         time.sleep(0.5)
-        before = read_syscalls(srv.pid)
+        reads0, wakes0 = read_syscalls(srv.pid), reactor_wakeups(srv.pid)
         time.sleep(3.0)
-        reads = read_syscalls(srv.pid) - before
+        reads = read_syscalls(srv.pid) - reads0
+        wakes1 = reactor_wakeups(srv.pid)
         # Twelve walks in 3 s would read every process's stat file each time.
         H.check(reads < 2 * nprocs + 30,
                 "idle server made %d read syscalls in 3 s (%d processes on the machine)"
                 % (reads, nprocs))
-
+        H.check_eq(len(wakes1), 2, "reactor threads")
+        for name, n in wakes1.items():
+            woke = n - wakes0.get(name, 0)
+            # The probe (10 a second) and the monitor's ticks; 300 before.
+            H.check(woke < 120, "%s woke %d times in 3 s idle" % (name, woke))
 
 suite.run()
