@@ -67,12 +67,17 @@ start_server() {  # start_server MODE DIR CPU -> pid, addr
     new)  start_sluiced "$dir" "$cpu" $one_client ;;
     tuned) # shellcheck disable=SC2086
            start_sluiced "$dir" "$cpu" $one_client $tuned_flags ;;
-    nats) port=$((20000 + RANDOM % 20000))
-          (pin "$cpu" nats-server -a 127.0.0.1 -p "$port") >"$dir/server.log" 2>&1 &
-          pid=$!
-          for _ in $(seq 100); do
-            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { addr="127.0.0.1:$port"; return 0; }
-            sleep 0.1
+    nats) # nats-server takes a port, not 0: a random one, another if it was taken.
+          for _ in 1 2 3 4 5; do
+            port=$((20000 + RANDOM % 20000))
+            (pin "$cpu" nats-server -a 127.0.0.1 -p "$port") >"$dir/server.log" 2>&1 &
+            pid=$!
+            for _ in $(seq 100); do
+              kill -0 "$pid" 2>/dev/null || break  # exited: the port was in use
+              (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { addr="127.0.0.1:$port"; return 0; }
+              sleep 0.1
+            done
+            wait "$pid" 2>/dev/null
           done
           return 1 ;;
     r[0-9]*) start_sluiced "$dir" "$cpu" $one_client --reactors "${mode#r}" ;;
