@@ -95,7 +95,11 @@ static void pool_drain(chunk_pool_t *p)
 
 static void pool_exit(void *arg)
 {
-    pool_drain(arg);
+    chunk_pool_t *p = arg;
+    pool_drain(p);
+    /* A chunk released later in this thread's exit registers again, and
+     * the destructor runs once more for it. */
+    p->registered = false;
 }
 
 static void pool_key_init(void)
