@@ -84,7 +84,7 @@ static void store_max32(_Atomic uint32_t *slot, uint32_t v)
  * actors in sl_sched_run_some), or NULL. */
 static _Thread_local sl_sched_t *tl_hosting;
 
-static void enqueue(sl_sched_t *s, sl_actor_t *a)
+static void enqueue(sl_sched_t *s, sl_actor_t *a, bool first)
 {
     a->_scheduled_ns = sl_clock_now_ns();
     /* Capacity >= actor population and an actor is queued at most once, so
@@ -93,7 +93,7 @@ static void enqueue(sl_sched_t *s, sl_actor_t *a)
      * blocks that cell while others lap the array. That stall ends when the
      * consumer runs again, so yield and retry (counted; bounded by the
      * preempted thread's next time slice). */
-    sl_mpmc_t *q = a->_urgent ? &s->runq_hi : &s->runq;
+    sl_mpmc_t *q = a->_urgent || first ? &s->runq_hi : &s->runq;
     while (sl_mpmc_push(q, a) != 0) {
         atomic_fetch_add_explicit(&s->runq_stalls, 1, memory_order_relaxed);
         sched_yield();
@@ -147,7 +147,7 @@ static void run_actor(sl_sched_t *s, sl_actor_t *a)
     if (left > 0) {
         if (n == 0)
             sched_yield(); /* a producer is mid-push; let it finish */
-        enqueue(s, a);     /* keeps the scheduler's reference */
+        enqueue(s, a, false); /* keeps the scheduler's reference */
     } else {
         sl_actor_release(a); /* the scheduler's reference */
     }
@@ -370,7 +370,7 @@ void sl_actor_release(sl_actor_t *a)
     }
 }
 
-int sl_actor_send(sl_actor_t *a, sl_msg_t *msg)
+static int send_msg(sl_actor_t *a, sl_msg_t *msg, bool first)
 {
     sl_sched_t *s = a->_sched;
     uint32_t before;
@@ -382,10 +382,14 @@ int sl_actor_send(sl_actor_t *a, sl_msg_t *msg)
     store_max32(&s->depth_max, before + 1);
     if (before == 0) {
         sl_actor_retain(a); /* the scheduler's reference */
-        enqueue(s, a);
+        enqueue(s, a, first);
     }
     return 0;
 }
+
+int sl_actor_send(sl_actor_t *a, sl_msg_t *msg) { return send_msg(a, msg, false); }
+
+int sl_actor_send_input(sl_actor_t *a, sl_msg_t *msg) { return send_msg(a, msg, true); }
 
 void sl_actor_notify(sl_actor_t *a, uint64_t bits)
 {

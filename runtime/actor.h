@@ -118,6 +118,11 @@ void sl_actor_release(sl_actor_t *a);
  * msg) or SL_EFULL for a NORMAL message at capacity (caller keeps msg and
  * applies its policy; counted in stats). Any thread. */
 int sl_actor_send(sl_actor_t *a, sl_msg_t *msg);
+/* The same for input from a peer (a receive completing): when this message
+ * is what makes a runnable, it is served with the urgent actors, so an
+ * answer (GET /health, a publish's ack) does not wait behind a round of
+ * fan-out wake-ups that were queued before it. */
+int sl_actor_send_input(sl_actor_t *a, sl_msg_t *msg);
 
 /* ORs bits into a's notify word; enqueues the notify message on the
  * 0 -> non-zero edge only. bits != 0. Any thread. */

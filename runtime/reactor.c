@@ -307,7 +307,9 @@ static void post(sl_reactor_t *r, sl_op_t *op, int32_t res, uint32_t cqe_flags)
     op->msg.release = NULL;
     stat_add64(&r->st.completed, 1);
     stat_add32(&r->st.inflight, -1);
-    int rc = sl_actor_send(op->owner, &op->msg);
+    /* A peer's bytes go first: requests are answered ahead of fan-out. */
+    int rc = op->kind == SL_OP_RECV ? sl_actor_send_input(op->owner, &op->msg)
+                                    : sl_actor_send(op->owner, &op->msg);
     sl_assert(rc == 0); /* COMPLETION messages are never refused */
 }
 

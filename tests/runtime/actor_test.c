@@ -376,8 +376,57 @@ static void test_actor_inline_host_exactly_once(void)
     pthread_cond_destroy(&h.cond);
 }
 
+/* ---- input first ---- */
+
+typedef struct order_actor {
+    sl_actor_t a;
+    uint32_t id;
+} order_actor_t;
+
+static uint32_t order_log[64], order_n;
+
+static void order_behavior(sl_actor_t *self, sl_msg_t *m)
+{
+    (void)m;
+    order_log[order_n++] = ((order_actor_t *)self)->id;
+}
+
+/* An actor made runnable by input (sl_actor_send_input) runs before the
+ * normal actors queued ahead of it; normal ones keep their order. */
+static void test_actor_input_served_first(void)
+{
+    sl_sched_t *s = new_sched(0);
+    static host_t h;
+    h.s = s;
+    sl_sched_set_inline(s, host_wake, &h);
+    CHECK(sl_sched_start(s) == 0);
+    enum { N = 6 };
+    static order_actor_t act[N];
+    static sl_msg_t msg[N];
+    for (uint32_t i = 0; i < N; i++) {
+        act[i].id = i;
+        sl_actor_init(&act[i].a, s, "order", 16, order_behavior, NULL);
+        msg[i] = (sl_msg_t){.kind = SL_MSG_KIND_USER, .mclass = SL_MSG_COMPLETION};
+    }
+    for (uint32_t i = 0; i < N - 1; i++)
+        CHECK(sl_actor_send(&act[i].a, &msg[i]) == 0);
+    CHECK(sl_actor_send_input(&act[N - 1].a, &msg[N - 1]) == 0);
+    order_n = 0;
+    while (sl_sched_run_some(s, 1) > 0) {
+    }
+    CHECK(order_n == N);
+    CHECK(order_log[0] == N - 1); /* the input first */
+    for (uint32_t i = 1; i < N; i++)
+        CHECK(order_log[i] == i - 1);
+    sl_sched_stop(s);
+    for (uint32_t i = 0; i < N; i++)
+        sl_actor_release(&act[i].a);
+    sl_sched_destroy(s);
+}
+
 int main(void)
 {
+    test_actor_input_served_first();
     test_actor_inline_host_exactly_once();
     test_actor_full_policy_per_class();
     test_actor_batch_then_yield();
