@@ -339,6 +339,12 @@ static void pump_pub(sl_run_t *run)
     } else if (what == PUB_EXIT) {
         char json[256];
         size_t n = exit_json(run, json, sizeof json);
+        if (n > 0 && n < sizeof run->exit_sent_json) {
+            pthread_mutex_lock(&run->runs->lock);
+            memcpy(run->exit_sent_json, json, n + 1);
+            run->exit_sent = true;
+            pthread_mutex_unlock(&run->runs->lock);
+        }
         p = pub_json("run.exit", json, n);
         if (p) {
             p->durable = true; /* the record goes only once this is on disk */
@@ -1022,7 +1028,15 @@ size_t sl_run_status_json(sl_server_t *srv, const char *id, size_t len, char *ou
     int n = 0;
     pthread_mutex_lock(&runs->lock);
     sl_run_t *run = find_active(runs, id, len);
-    if (run) {
+    if (run && run->exit_sent) {
+        /* Winding down after run.exit went to the session: a consumer
+         * that read it and asks finds it exited. */
+        n = snprintf(out, cap,
+                     "{\"run\":\"%s\",\"runner\":\"%s\",\"pid\":%d,\"state\":\"exited\","
+                     "\"started_ns\":%" PRIu64 ",\"exit\":%s}",
+                     run->id, run->runner ? run->runner->name : "", run->pid,
+                     run->started_wall_ns, run->exit_sent_json);
+    } else if (run) {
         n = snprintf(out, cap,
                      "{\"run\":\"%s\",\"runner\":\"%s\",\"pid\":%d,\"state\":\"running\","
                      "\"started_ns\":%" PRIu64 "}",

@@ -135,6 +135,10 @@ struct sl_run {
     uint32_t resends;     /* publishes resent after the session actor went away */
     uint64_t retry_at_ns; /* the session's mailbox was full: resend then */
     bool exit_published;  /* run.exit answered (durably) */
+    /* run.exit as sent, under runs->lock: from then on GET .../run says
+     * "exited", before any consumer can have read run.exit. */
+    bool exit_sent;
+    char exit_sent_json[192];
     /* Ending. */
     int reason;  /* sl_run__reason_t; first one wins */
     bool exited; /* waitid collected the child */

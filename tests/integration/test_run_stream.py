@@ -237,4 +237,48 @@ def test_run_access_control():
         H.check(ex is not None and ex["reason"] == "exit", "the run ended: %r" % ex)
 
 
+@suite.case
+def test_run_exited_once_its_exit_was_read():
+    """Whoever has read run.exit and asks at once finds the run exited, with
+    its exit: the state turns when run.exit is sent, not when the run's
+    actor has finished winding down (a GET served between the two said
+    "running"). Twenty short runs, the GET on a connection already open,
+    sent the moment the stream's end arrives."""
+    import socket
+    with R.server() as srv:
+        for i in range(20):
+            session = R.unique("exited%d" % i)
+            r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/%s" % session)
+            H.check(r.status in (200, 201), "PUT session: %r" % r.status)
+            sse = socket.create_connection((srv.host, srv.port), timeout=15)
+            ask = socket.create_connection((srv.host, srv.port), timeout=15)
+            try:
+                sse.sendall(("GET /v1/sessions/%s/events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                             % session).encode())
+                time.sleep(0.05)
+                R.start_run(srv, session, "lines", [R.unique("MEX"), "1", "0"])
+                got = b""
+                while b"event: sluice.closed" not in got:
+                    chunk = sse.recv(65536)
+                    H.check(chunk, "stream ended before sluice.closed: %r" % got[-300:])
+                    got += chunk
+                ask.sendall(("GET /v1/sessions/%s/run HTTP/1.1\r\nHost: x\r\n"
+                             "Connection: close\r\n\r\n" % session).encode())
+                resp = b""
+                while True:
+                    chunk = ask.recv(65536)
+                    if not chunk:
+                        break
+                    resp += chunk
+            finally:
+                sse.close()
+                ask.close()
+            H.check(b"event: run.exit" in got, "run.exit before the end")
+            head, _, body = resp.partition(b"\r\n\r\n")
+            H.check(head.startswith(b"HTTP/1.1 200"), "GET run: %r" % head[:80])
+            state = json.loads(body)
+            H.check_eq((state["state"], state.get("exit", {}).get("reason")), ("exited", "exit"),
+                       "GET run right after run.exit (run %d)" % i)
+
+
 suite.run()
