@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <stdlib.h>
@@ -125,6 +126,12 @@ static int config_check_rpc_unix(sl_config_t *c, char *err, size_t n)
         if (strncmp(addr, "unix:", 5) != 0)
             continue;
         int rc = sl_server_unix_probe(addr + 5);
+        for (uint64_t waited = 0; rc == -EADDRINUSE && waited < SL_RPC_UNIX_PROBE_GRACE_NS;
+             waited += SL_RPC_UNIX_PROBE_STEP_NS) {
+            struct timespec step = {0, (long)SL_RPC_UNIX_PROBE_STEP_NS};
+            nanosleep(&step, NULL);
+            rc = sl_server_unix_probe(addr + 5);
+        }
         if (rc == -EADDRINUSE) {
             snprintf(err, n, "--rpc-listen %s: the socket is in use (another server answers on "
                              "it); stop it or choose another path", addr);

@@ -40,6 +40,13 @@
  * longest busy round is counted as lag as well, so the probe only has to
  * catch a loop that stopped turning; each probe wakes an idle reactor. */
 #define SL_REACTOR_LAG_PROBE_NS (100ull * 1000 * 1000)
+/* --rpc-listen unix:PATH: how long a socket file that answers is probed
+ * again (every SL_RPC_UNIX_PROBE_STEP_NS) before the start is refused. A
+ * server killed a moment ago can still answer: the kernel tears its
+ * io_uring, and the listening socket with it, down after the process is
+ * gone. Policy at the bound: exit 2, "the socket is in use". */
+#define SL_RPC_UNIX_PROBE_GRACE_NS (1000ull * 1000 * 1000)
+#define SL_RPC_UNIX_PROBE_STEP_NS (50ull * 1000 * 1000)
 /* Reactor: longest --reactor-linger (the flag is validated against it). */
 #define SL_REACTOR_BATCH_WAIT_NS_MAX 100000000ull
 /* Reactor: pause before re-arming an accept that failed for lack of

@@ -291,6 +291,32 @@ def check_live_socket(path):
 
 
 @suite.case
+def test_rpc_socket_of_a_server_just_gone():
+    """A unix socket that still answers for a moment after its server died
+    (the kernel tears a killed server's io_uring and listening socket down
+    after the process is gone) does not stop a restart: the probe asks
+    again for up to a second before it says "in use"."""
+    if not H.rpc_supported():
+        print("SKIP: no --rpc-listen")
+        return
+    import threading
+    srv = H.Server(name="rpc-restart")
+    path = os.path.join(srv.tmp, "rpc.sock")
+    ghost = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ghost.bind(path)
+    ghost.listen(8)
+    gone = threading.Timer(0.3, ghost.close)
+    gone.start()
+    srv.args = ["--rpc-listen", "unix:" + path]
+    try:
+        with srv:
+            H.check(rpc_reachable(path), "the new server owns the socket")
+    finally:
+        gone.cancel()
+        ghost.close()
+
+
+@suite.case
 def test_rpc_socket_mode_and_liveness():
     if not H.rpc_supported():
         print("SKIP part: no --rpc-listen")
