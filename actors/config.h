@@ -52,6 +52,7 @@ typedef struct sl_config {
     const char *fsync;             /* always|batch|never */
     const char *fsync_scope;       /* auto|file|fs */
     uint64_t fsync_interval_ns;    /* batch: longest a write waits for its fsync */
+    uint32_t fsync_overlap;        /* extra fdatasyncs beside a session's round */
     uint64_t segment_bytes;        /* segment file roll size */
     uint32_t max_open_files;       /* cached segment fds; opener waits at the bound */
     uint64_t journal_buffer_bytes; /* per-session write buffer (x2); publish 503 when both full */

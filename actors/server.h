@@ -112,6 +112,7 @@ typedef struct sl_server {
     _Atomic uint64_t journal_bytes_written;
     _Atomic uint64_t journal_fsyncs;
     _Atomic uint64_t journal_syncfs_rounds; /* rounds a shared syncfs served */
+    _Atomic uint64_t journal_fsyncs_overlapped; /* extra syncs beside a round */
     _Atomic uint64_t journal_reads;
     _Atomic uint64_t journal_failures;
     /* Damage (storage/recovery.h): segments found damaged at startup,

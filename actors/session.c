@@ -136,7 +136,7 @@ struct sl_session {
     bool ret_armed;
     uint64_t seen_events_removed, seen_payload_removed, seen_segments_removed;
     uint64_t seen_bytes_written, seen_fsyncs; /* journal counters already counted */
-    uint64_t seen_syncfs_rounds;
+    uint64_t seen_syncfs_rounds, seen_fsyncs_overlapped;
     uint64_t seen_damage_skips;
     sl_op_t fanout_timer;   /* linger before the next wake-up of subscribers */
     bool fanout_armed, fanout_pending;
@@ -1486,6 +1486,8 @@ static void account_journal(sl_session_t *s)
     s->seen_fsyncs = st.fsyncs;
     stat_add(&s->srv->journal_syncfs_rounds, st.syncfs_rounds - s->seen_syncfs_rounds);
     s->seen_syncfs_rounds = st.syncfs_rounds;
+    stat_add(&s->srv->journal_fsyncs_overlapped, st.fsyncs_overlapped - s->seen_fsyncs_overlapped);
+    s->seen_fsyncs_overlapped = st.fsyncs_overlapped;
 
     if (st.segments_removed != s->seen_segments_removed) {
         sl_session_stats_t *ss = &s->e->stats;
@@ -1781,6 +1783,7 @@ static sl_journal_t *journal_start(sl_server_t *srv, sl_session_t *s, sl_entry_t
                  : strcmp(cfg->fsync, "never") == 0 ? SL_JOURNAL_FSYNC_NEVER
                                                     : SL_JOURNAL_FSYNC_BATCH,
         .fsync_interval_ns = cfg->fsync_interval_ns,
+        .fsync_overlap = cfg->fsync_overlap,
         .syncer = srv->syncer,
         .rounds_active = &srv->rounds_active,
         .fsync_scope = strcmp(cfg->fsync_scope, "file") == 0 ? SL_JOURNAL_SCOPE_FILE

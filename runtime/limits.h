@@ -187,12 +187,11 @@
 #define SL_JOURNAL_READ_BYTES_DEFAULT (64u << 10)
 /* fsync=batch: default group-commit interval (--fsync-interval-ms). */
 #define SL_JOURNAL_FSYNC_INTERVAL_MS_DEFAULT 5
-/* Journal: extra fdatasyncs of a session's newest segment that may run
+/* Journal: most extra fdatasyncs of a session's newest segment that may run
  * beside its sync round when durable publishes wait on writes the round
- * does not cover (the kernel's journal commits concurrent syncs together:
- * measured here, 4 concurrent fdatasyncs of one file complete 2.5x as many
- * per second as 1). Policy at the bound: later writes wait for the next
- * round or the next free extra sync. */
+ * does not cover (--fsync-overlap, default 0: one sync in flight per
+ * session). Policy at the bound: later writes wait for the next round or
+ * the next free extra sync. */
 #define SL_JOURNAL_SYNCS_EXTRA 3
 /* Journal: how long a session writes without RWF_DSYNC after appends had
  * to wait on an RWF_DSYNC write (a lone durable publish is one op; a

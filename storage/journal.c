@@ -353,6 +353,7 @@ static void check_config(const sl_journal_config_t *c)
     sl_assert(c->buffer_bytes <= SL_JOURNAL_BUFFER_BYTES_MAX);
     sl_assert(c->fsync == SL_JOURNAL_FSYNC_NEVER || c->fsync == SL_JOURNAL_FSYNC_BATCH ||
               c->fsync == SL_JOURNAL_FSYNC_ALWAYS);
+    sl_assert(c->fsync_overlap <= SL_JOURNAL_SYNCS_EXTRA);
 }
 
 static int journal_new(const sl_journal_config_t *cfg, const char *id, size_t id_len,
@@ -1090,7 +1091,7 @@ static sl_op_t *xsync_next(sl_journal_t *j, uint64_t now)
     uint64_t t = sync_inflight_target(j);
     if (j->written_seq <= t || (j->want_seq <= t && j->cfg.fsync != SL_JOURNAL_FSYNC_ALWAYS))
         return NULL;
-    for (uint32_t i = 0; i < SL_JOURNAL_SYNCS_EXTRA; i++) {
+    for (uint32_t i = 0; i < j->cfg.fsync_overlap; i++) {
         pipe_t *p = &j->xs[i];
         if (p->busy)
             continue;

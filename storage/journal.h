@@ -46,8 +46,8 @@
  *   for the next round. When another journal's round is running too, a round
  *   asks the shared syncer (config syncer) instead: one syncfs then covers
  *   every session waiting at that moment (group commit across sessions) --
- *   unless a durable publish waits on it: then up to
- *   SL_JOURNAL_SYNCS_EXTRA extra fdatasyncs of the newest segment run beside
+ *   unless a durable publish waits on it: then up to fsync_overlap
+ *   (at most SL_JOURNAL_SYNCS_EXTRA) extra fdatasyncs of the newest segment run beside
  *   the round (only when every older segment and the folder are synced), each
  *   covering what was written before it started. A round is due when a durable publish waits
  *   (sl_journal_want_sync) or fsync_interval_ns after the first write it
@@ -167,6 +167,9 @@ typedef struct sl_journal_config {
     sl_journal_fsync_t fsync;
     uint64_t fsync_interval_ns; /* batch: longest a write waits for its
                                    fsync when nobody asks for it */
+    uint32_t fsync_overlap;     /* extra fdatasyncs beside a running round
+                                   (0..SL_JOURNAL_SYNCS_EXTRA; 0: one sync in
+                                   flight) */
     /* Group commit across sessions (storage/syncer.h), all optional: */
     sl_syncer_t *syncer;          /* borrowed; NULL: every round fsyncs its
                                      own files */

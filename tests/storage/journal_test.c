@@ -992,16 +992,18 @@ static void test_journal_fsync_always(void)
     run_policy(SL_JOURNAL_FSYNC_ALWAYS);
 }
 
-/* A stream of appends under fsync=always in one big segment: syncs of
- * the newest segment overlap the running round (the trace checks on every
- * completion that synced_seq never passes what an fsync covered), and
- * every record ends synced. */
-static void test_journal_overlapping_syncs(void)
+/* A stream of appends under fsync=always in one big segment, with up to
+ * OVERLAP extra syncs: with some, syncs of the newest segment overlap the
+ * running round (the trace checks on every completion that synced_seq
+ * never passes what an fsync covered); with none (the default), one sync is
+ * in flight at a time. Either way every record ends synced. */
+static void run_overlap(uint32_t overlap)
 {
     env_t e;
     env_up(&e, SL_JOURNAL_FSYNC_ALWAYS, 64);
     drv_t *d = e.d;
     d->cfg.segment_bytes_max = 64u << 20;
+    d->cfg.fsync_overlap = overlap;
     drv_run(d, act_create, NULL, until_idle);
     uint64_t last = nth_logged(10000);
     uint64_t range[2] = {1, last};
@@ -1009,14 +1011,27 @@ static void test_journal_overlapping_syncs(void)
     CHECK_EQ(d->snap.status, 0);
     CHECK_EQ(d->snap.synced, last);
     const sl_journal_stats_t *st = &d->snap.st;
-    CHECK(st->fsyncs_overlapped > 0);
+    if (overlap)
+        CHECK(st->fsyncs_overlapped > 0);
+    else
+        CHECK_EQ(st->fsyncs_overlapped, 0);
     CHECK_EQ(st->fds_pinned, 0);
-    fprintf(stderr, "  overlapped: writes=%llu fsyncs=%llu overlapped=%llu\n",
+    fprintf(stderr, "  overlap %u: writes=%llu fsyncs=%llu overlapped=%llu\n", overlap,
             (unsigned long long)st->writes, (unsigned long long)st->fsyncs,
             (unsigned long long)st->fsyncs_overlapped);
     end_journal(&e);
     verify_files(&e, ID, last, NULL);
     env_down(&e);
+}
+
+static void test_journal_overlapping_syncs(void)
+{
+    run_overlap(SL_JOURNAL_SYNCS_EXTRA);
+}
+
+static void test_journal_one_sync_in_flight(void)
+{
+    run_overlap(0);
 }
 
 static void test_journal_fsync_batch(void)
@@ -2187,6 +2202,7 @@ int main(void)
         T(test_journal_fsync_always),
         T(test_journal_fsync_batch),
         T(test_journal_overlapping_syncs),
+        T(test_journal_one_sync_in_flight),
         T(test_journal_syncfs_rounds),
         T(test_journal_fsync_never),
         T(test_journal_batch_interval),
