@@ -368,10 +368,12 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
         return;
     case SL_MSG_KIND_NOTIFY: {
         uint64_t bits = sl_actor_take_notify(self);
-        if (bits & (SL_CONN_NOTIFY_DATA | SL_CONN_NOTIFY_WORK)) {
+        if (bits & (SL_CONN_NOTIFY_DATA | SL_CONN_NOTIFY_DUE | SL_CONN_NOTIFY_WORK)) {
             sl_conn__pump_streams(c);
-            /* Only a pure fan-out wake-up may hold its data back. */
-            if (bits & SL_CONN_NOTIFY_WORK)
+            /* Only a fan-out wake-up of fresh events may hold its data
+             * back; events that waited out the budget at their session go
+             * now (with whatever else is queued). */
+            if (bits & (SL_CONN_NOTIFY_WORK | SL_CONN_NOTIFY_DUE))
                 c->urgent = true;
             sl_conn__pump(c);
         }

@@ -927,12 +927,14 @@ static void res_complete(sl_session_t *s)
     sl_assert(!"seq reservation completion without a step");
 }
 
-static void wake_subscribers(sl_session_t *s)
+/* due: the budget timer fired (the oldest event waited a budget here). */
+static void wake_subscribers(sl_session_t *s, bool due)
 {
     s->last_fanout_ns = sl_clock_now_ns();
     s->fanout_pending = false;
+    uint64_t bits = due ? SL_CONN_NOTIFY_DUE : SL_CONN_NOTIFY_DATA;
     for (uint32_t i = 0; i < s->nsubs; i++)
-        sl_actor_notify(s->subs[i]->conn, SL_CONN_NOTIFY_DATA);
+        sl_actor_notify(s->subs[i]->conn, bits);
 }
 
 static void submit(sl_session_t *s, sl_op_t *op);
@@ -947,7 +949,7 @@ static void fan_out(sl_session_t *s)
         return;
     uint64_t linger = s->srv->cfg.fanout_budget_ns, now = sl_clock_now_ns();
     if (!linger || now - s->last_fanout_ns >= linger) {
-        wake_subscribers(s);
+        wake_subscribers(s, false);
         return;
     }
     s->fanout_pending = true;
@@ -1616,7 +1618,7 @@ static void on_io(sl_session_t *s, sl_op_t *op)
     } else if (op == &s->fanout_timer) {
         s->fanout_armed = false;
         if (s->fanout_pending)
-            wake_subscribers(s);
+            wake_subscribers(s, true);
     } else if (op == &s->idle_timer) {
         on_idle_timer(s);
     } else if (op == &s->cancel_idle || op == &s->cancel_ret) {

@@ -49,6 +49,12 @@ enum {
 /* Notify bits a session sets on a subscriber's connection actor: new
  * events to pull (the connection sends them within --fanout-budget). */
 #define SL_CONN_NOTIFY_DATA 1ull
+/* New events that already waited out --fanout-budget at the session (its
+ * budget timer woke the subscribers): the connection sends them at once.
+ * Holding them for the connection's own budget too would stack the two:
+ * phase-locked, the connection's timer fires just before the session's,
+ * and every event waits up to two budgets. */
+#define SL_CONN_NOTIFY_DUE 4ull
 /* The connection's own "more input to process" wake-up (answers go out
  * at once, never held by the fan-out budget). */
 #define SL_CONN_NOTIFY_WORK 2ull
