@@ -333,6 +333,7 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
         /* Memory budget and per-client bounds: README "Bounds and their policies". */
         {"memory-limit", SL_FLAG_BYTES, NULL, "global memory budget; at it new publishes and subscriptions get 503 overloaded + Retry-After (default: 75% of the cgroup's memory.max, else of RAM)", &c->memory_limit, SL_BUDGET_LIMIT_MIN, UINT64_MAX / 2, NULL},
         {"max-connections-per-ip", SL_FLAG_U32, "256", "open connections from one address; excess are accepted and closed (0: off)", &c->max_connections_per_ip, 0, 1000000, NULL},
+        {"per-ip-exempt", SL_FLAG_STRING, "loopback", "addresses --max-connections-per-ip does not count: comma-separated ADDRESS[/PREFIX] (IPv4 or IPv6), loopback (127.0.0.0/8 and ::1) or none; a reverse proxy carries every client through its one address (default: loopback, a proxy on this host)", &c->per_ip_exempt, 0, 0, NULL},
         {"body-timeout", SL_FLAG_SECONDS, "30", "close a connection whose request body or partial RPC message made no progress this long (HTTP/1.1: 408)", &c->body_timeout_ns, SEC / 10, 3600 * SEC, NULL},
         /* TLS: README "TLS". */
         {"tls-cert", SL_FLAG_STRING, NULL, "PEM certificate chain (leaf first); with --tls-key, the HTTP and RPC listeners also speak TLS (told apart by the first byte); SIGHUP reloads both files", &c->tls_cert, 0, 0, NULL},
@@ -391,6 +392,12 @@ int sl_config_load(sl_config_t *c, int argc, char **argv, char *err, size_t n)
     }
     if (sl_cors_parse(&c->cors, c->cors_origin, err, n) != 0)
         return -1;
+    if (sl_cidr_parse(&c->per_ip_exempt_ranges, c->per_ip_exempt, err, n) != 0) {
+        char inner[256];
+        snprintf(inner, sizeof inner, "%s", err);
+        snprintf(err, n, "--per-ip-exempt: %s", inner);
+        return -1;
+    }
     if (config_check_budget(c, err, n) != 0)
         return -1;
     if (config_check_tls(c, err, n) != 0)

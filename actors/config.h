@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "net/cidr.h"
 #include "net/cors.h"
 #include "runtime/flags.h"
 
@@ -68,6 +69,8 @@ typedef struct sl_config {
     uint64_t memory_limit;          /* global budget; at it new publishes/subscriptions get 503 */
     uint64_t conn_worst_bytes;      /* derived: max_connections x per-connection bounds */
     uint32_t max_connections_per_ip; /* 0: off; excess accepted and closed, counted */
+    const char *per_ip_exempt;       /* --per-ip-exempt as given */
+    sl_cidr_list_t per_ip_exempt_ranges; /* parsed: not counted per address */
     uint64_t body_timeout_ns;       /* request body / partial RPC message idle this long: closed */
     /* TLS (net/tls.h, actors/server_tls.c): on when a certificate is given. */
     const char *tls_cert;           /* PEM chain, leaf first (NULL: no TLS) */

@@ -31,6 +31,8 @@
  * - Connections per address (--max-connections-per-ip): counted at accept
  *   in one table for the process; the excess is closed at once
  *   (rejected_per_ip), logged at most once per SL_CONN_PER_IP_LOG_MS.
+ *   Addresses in --per-ip-exempt (default: loopback, where a reverse proxy
+ *   on this host brings every client from) are not counted.
  * - Memory budget admission (runtime/budget.h): the one place that decides
  *   and counts "new publish / new subscription refused: over budget".
  */
@@ -260,7 +262,8 @@ int sl_conn__ip_admit(sl_server_t *srv, int fd, sl_conn_ip_t *ip)
 {
     uint32_t max = srv->cfg.max_connections_per_ip;
     ip->counted = false;
-    if (max == 0 || !peer_addr(fd, ip->addr))
+    if (max == 0 || !peer_addr(fd, ip->addr) ||
+        sl_cidr_match(&srv->cfg.per_ip_exempt_ranges, ip->addr))
         return 0;
     uint64_t now = sl_clock_now_ns(), log_refused = 0;
     int rc = 0;

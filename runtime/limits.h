@@ -363,6 +363,9 @@ _Static_assert(SL_TLS_CIPHER_QUEUE_BYTES >= 4 * SL_TLS_RECORD_BYTES_MAX,
 #define SL_CORS_ORIGINS_MAX 32
 #define SL_CORS_ORIGIN_BYTES_MAX 272
 #define SL_CORS_MAX_AGE_S "600"
+/* Address ranges --per-ip-exempt may list (net/cidr.h). Policy beyond:
+ * the flag is refused at start (exit 2). */
+#define SL_CIDR_LIST_MAX 64
 
 /* Runs (actors/run.h): processes sluice starts for sessions.
  * Declared runners (--runner and --runners-file lines); more: refused at

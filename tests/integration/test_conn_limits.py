@@ -1,9 +1,14 @@
 """Per-client bounds at the connection: addresses and stalled bodies.
 
-- --max-connections-per-ip 8: eight idle connections from 127.0.0.1 are
-  held and keep working; the ninth is accepted and closed at once
-  (guard.rejected_per_ip counts it) while 127.0.0.2 -- another address --
-  is served; once one of the eight closes, 127.0.0.1 may connect again.
+- --max-connections-per-ip 8 --per-ip-exempt none: eight idle connections
+  from 127.0.0.1 are held and keep working; the ninth is accepted and
+  closed at once (guard.rejected_per_ip counts it) while 127.0.0.2 --
+  another address -- is served; once one of the eight closes, 127.0.0.1
+  may connect again.
+- By default loopback is not counted (a reverse proxy on the same host
+  brings every client from 127.0.0.1): with --max-connections-per-ip 2,
+  six connections from 127.0.0.1 are all served. --per-ip-exempt
+  127.0.0.2 exempts that address only; a bad range is refused at start.
 - --body-timeout 1: an HTTP/1.1 POST that sends half its body and stalls
   gets 408 and is closed within a few seconds, an HTTP/2 one is closed;
   a body that trickles (a byte every 0.4 s) is not a stall and succeeds;
@@ -169,13 +174,63 @@ def case_body_timeout_rpc(srv):
     wait_guard(srv.health, "closed_body_timeout", before + 1, "closed_body_timeout (rpc)")
 
 
+EXEMPT_CONNS = 6
+
+
+def hold_and_ask(srv, source, count):
+    """Opens count connections from source and asks /health on each;
+    returns them open."""
+    held = [connect_from(srv, source) for _ in range(count)]
+    for i, s in enumerate(held):
+        s.sendall(H.build_http1("GET", "/health"))
+        H.check_eq(H.Http1Reader(s).read_response().status, 200,
+                   "connection %d from %s served" % (i, source))
+    return held
+
+
+def case_loopback_exempt(srv):
+    held = hold_and_ask(srv, "127.0.0.1", EXEMPT_CONNS)
+    h = health_from(srv, "127.0.0.1")
+    H.check_eq(h["guard"]["rejected_per_ip"], 0, "no loopback connection refused")
+    H.check_eq(h["guard"]["max_connections_per_ip"], 2, "max_connections_per_ip")
+    for s in held:
+        s.close()
+
+
+def case_listed_exempt(srv):
+    held = hold_and_ask(srv, "127.0.0.2", EXEMPT_CONNS)  # listed: not counted
+    held += hold_and_ask(srv, "127.0.0.1", 2)  # counted: two fit ...
+    extra = connect_from(srv, "127.0.0.1")  # ... the third does not
+    H.check(closed_at_once(extra), "third connection from 127.0.0.1 closed at accept")
+    extra.close()
+    wait_guard(lambda: health_from(srv, "127.0.0.2"), "rejected_per_ip", 1, "rejected_per_ip")
+    for s in held:
+        s.close()
+
+
 def main():
     suite = H.Suite("test_conn_limits")
 
     @suite.case
     def test_conn_limits_per_ip():
-        with H.Server(args=["--max-connections-per-ip", str(PER_IP)]) as srv:
+        with H.Server(args=["--max-connections-per-ip", str(PER_IP),
+                            "--per-ip-exempt", "none"]) as srv:
             case_per_ip(srv)
+
+    @suite.case
+    def test_conn_limits_loopback_exempt():
+        with H.Server(args=["--max-connections-per-ip", "2"]) as srv:
+            case_loopback_exempt(srv)
+
+    @suite.case
+    def test_conn_limits_listed_exempt():
+        with H.Server(args=["--max-connections-per-ip", "2",
+                            "--per-ip-exempt", " 127.0.0.2/32, ::1"]) as srv:
+            case_listed_exempt(srv)
+        for bad in ("127.0.0.0/33", "localhost", "10.0.0.0/8,"):
+            r = H.run([H.sluiced_path(), "--per-ip-exempt", bad], timeout=10)
+            H.check_eq(r.returncode, 2, "--per-ip-exempt %r refused: exit code" % bad)
+            H.check(b"per-ip-exempt" in r.stderr, "the message names the flag: %r" % r.stderr)
 
     @suite.case
     def test_conn_limits_body_timeout():
