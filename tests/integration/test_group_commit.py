@@ -26,40 +26,50 @@ SESSIONS = 12
 EVENTS = 30
 
 
-def publish_all(srv, prefix):
-    """Each session gets EVENTS durable publishes from its own keep-alive
-    HTTP/1.1 connection, all sessions at once. Returns {session: [seq]}."""
+def durable_publishers(srv, conns, events, target):
+    """conns keep-alive HTTP/1.1 connections at once, each publishing events
+    durable events; target(i, k) gives connection i's k-th (session, body).
+    Returns {(i, k): seq}; every publish must be answered 200."""
     got, errors = {}, []
 
     def one(i):
-        sid = "%s-%d" % (prefix, i)
         s = H.connect(srv.host, srv.port, 20.0)
         rd = H.Http1Reader(s)
-        seqs = []
         try:
-            for k in range(EVENTS):
+            for k in range(events):
+                sid, body = target(i, k)
                 s.sendall(H.build_http1("POST", "/v1/sessions/%s/events?durable=1" % sid,
-                                        body=b"%s:%d" % (sid.encode(), k)))
+                                        body=body))
                 r = rd.read_response()
                 if r.status != 200:
                     errors.append("%s #%d: %d %s" % (sid, k, r.status, r.body[:120]))
                     return
-                seqs.append(r.json()["seq"])
+                got[(i, k)] = r.json()["seq"]
         except Exception as e:  # noqa: BLE001 - reported as a failure below
-            errors.append("%s: %r" % (sid, e))
+            errors.append("connection %d: %r" % (i, e))
         finally:
             s.close()
-        got[sid] = seqs
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(SESSIONS)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(conns)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
     H.check(not errors, "durable publishes answered 200: %s" % errors[:3])
-    for sid, seqs in got.items():
-        H.check_eq(seqs, list(range(1, EVENTS + 1)), "%s seqs" % sid)
     return got
+
+
+def publish_all(srv, prefix):
+    """Each session gets EVENTS durable publishes from its own connection,
+    all sessions at once; each session's seqs are 1..EVENTS in order."""
+    def target(i, k):
+        sid = "%s-%d" % (prefix, i)
+        return sid, b"%s:%d" % (sid.encode(), k)
+
+    got = durable_publishers(srv, SESSIONS, EVENTS, target)
+    for i in range(SESSIONS):
+        H.check_eq([got.get((i, k)) for k in range(EVENTS)], list(range(1, EVENTS + 1)),
+                   "%s-%d seqs" % (prefix, i))
 
 
 def read_back(srv, sid, n):
@@ -153,38 +163,16 @@ OVERLAP_EVENTS = 40
 
 
 def publish_one_session(srv, sid):
-    """OVERLAP_CONNS keep-alive HTTP/1.1 connections publish OVERLAP_EVENTS
-    durable events each into one session, all at once. Returns the bodies
-    in seq order."""
-    got, errors = {}, []
+    """OVERLAP_CONNS connections publish OVERLAP_EVENTS durable events each
+    into one session, all at once. Returns the bodies in seq order."""
+    def target(i, k):
+        return sid, b"c%d:%d" % (i, k)
 
-    def one(i):
-        s = H.connect(srv.host, srv.port, 20.0)
-        rd = H.Http1Reader(s)
-        try:
-            for k in range(OVERLAP_EVENTS):
-                body = b"c%d:%d" % (i, k)
-                s.sendall(H.build_http1("POST", "/v1/sessions/%s/events?durable=1" % sid,
-                                        body=body))
-                r = rd.read_response()
-                if r.status != 200:
-                    errors.append("c%d #%d: %d %s" % (i, k, r.status, r.body[:120]))
-                    return
-                got[r.json()["seq"]] = body
-        except Exception as e:  # noqa: BLE001 - reported as a failure below
-            errors.append("c%d: %r" % (i, e))
-        finally:
-            s.close()
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(OVERLAP_CONNS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    H.check(not errors, "durable publishes answered 200: %s" % errors[:3])
+    got = durable_publishers(srv, OVERLAP_CONNS, OVERLAP_EVENTS, target)
     n = OVERLAP_CONNS * OVERLAP_EVENTS
-    H.check_eq(sorted(got), list(range(1, n + 1)), "seqs of %d publishes" % n)
-    return [got[q] for q in range(1, n + 1)]
+    H.check_eq(sorted(got.values()), list(range(1, n + 1)), "seqs of %d publishes" % n)
+    body = {seq: target(*ik)[1] for ik, seq in got.items()}
+    return [body[q] for q in range(1, n + 1)]
 
 
 def check_overlap(tmp, extra, name):
