@@ -84,11 +84,14 @@ static void arm_timer(sl_conn_t *c)
     submit(c, &c->timer_op);
 }
 
-/* Whether stream data pulled on a fan-out wake-up should wait: only
- * within (3/4 of) --fanout-budget of the last send and while less than
- * SL_FANOUT_BATCH_BYTES are waiting. Then fanout_op sends it when the
- * budget is spent, together with whatever else arrived by then (every
- * stream and session of the connection shares the one send). */
+/* Whether stream data pulled on a wake-up of fresh events should wait:
+ * only within (3/4 of) --fanout-budget of the last send and while less
+ * than SL_FANOUT_BATCH_BYTES are waiting. Then fanout_op sends it just
+ * after the next tick of the fan-out grid (actors/session.h), together with
+ * whatever arrived by then -- the sessions' wake-ups at that tick come
+ * first, and every stream and session of the connection shares the one
+ * send. Events that waited out their budget at a session are not held
+ * (SL_CONN_NOTIFY_DUE sets urgent). */
 static bool fanout_hold(sl_conn_t *c)
 {
     uint64_t budget = c->srv->cfg.fanout_budget_ns;
@@ -103,7 +106,8 @@ static bool fanout_hold(sl_conn_t *c)
     if (!c->fanout_armed) {
         atomic_fetch_add_explicit(&c->srv->counters.fanout_held, 1, memory_order_relaxed);
         c->fanout_op.kind = SL_OP_TIMEOUT;
-        c->fanout_op.timeout_ns = c->last_send_ns + budget - now;
+        c->fanout_op.flags = SL_TIMEOUT_ABS;
+        c->fanout_op.timeout_ns = sl_fanout_next_tick(now, budget) + SL_FANOUT_HOLD_LAG_NS;
         c->fanout_armed = true;
         submit(c, &c->fanout_op);
     }
@@ -331,7 +335,8 @@ static void on_io(sl_conn_t *c, sl_op_t *op)
         on_timer(c);
     else if (op == &c->fanout_op) {
         c->fanout_armed = false; /* the budget is spent: what waits goes now */
-        c->urgent = true;
+        if (out_pending(c))      /* (a tick's wake-ups may have sent it) */
+            c->urgent = true;
         sl_conn__pump(c);
     }
     else if (op == &c->cancel_timer_op && c->timer_cancelling) {
@@ -373,7 +378,7 @@ static void behavior(sl_actor_t *self, sl_msg_t *msg)
             /* Only a fan-out wake-up of fresh events may hold its data
              * back; events that waited out the budget at their session go
              * now (with whatever else is queued). */
-            if (bits & (SL_CONN_NOTIFY_WORK | SL_CONN_NOTIFY_DUE))
+            if ((bits & SL_CONN_NOTIFY_WORK) || ((bits & SL_CONN_NOTIFY_DUE) && out_pending(c)))
                 c->urgent = true;
             sl_conn__pump(c);
         }

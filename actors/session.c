@@ -939,8 +939,9 @@ static void wake_subscribers(sl_session_t *s, bool due)
 
 static void submit(sl_session_t *s, sl_op_t *op);
 
-/* Wakes subscribers at most once per --fanout-budget: events arriving
- * within the budget ride the same wake-up, so each subscriber takes many
+/* Wakes subscribers at once when it has not for a --fanout-budget (fresh
+ * events), else at the next tick of the fan-out grid (session.h): events
+ * within a budget ride the same wake-up, so each subscriber takes many
  * events per pull and per send (one syscall's worth of work for many
  * events) at the price of at most one budget of added latency. */
 static void fan_out(sl_session_t *s)
@@ -955,7 +956,8 @@ static void fan_out(sl_session_t *s)
     s->fanout_pending = true;
     if (!s->fanout_armed) {
         s->fanout_timer.kind = SL_OP_TIMEOUT;
-        s->fanout_timer.timeout_ns = s->last_fanout_ns + linger - now;
+        s->fanout_timer.flags = SL_TIMEOUT_ABS;
+        s->fanout_timer.timeout_ns = sl_fanout_next_tick(now, linger);
         s->fanout_armed = true;
         submit(s, &s->fanout_timer);
     }

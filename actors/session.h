@@ -55,6 +55,19 @@ enum {
  * phase-locked, the connection's timer fires just before the session's,
  * and every event waits up to two budgets. */
 #define SL_CONN_NOTIFY_DUE 4ull
+
+/* The fan-out grid. A session's budget wake-up and a connection's held
+ * send fall on the next multiple of --fanout-budget on the monotonic clock
+ * (absolute timers, SL_TIMEOUT_ABS): every session of a reactor wakes its
+ * subscribers at the same instant, so a connection following many sessions
+ * pulls all of them in one run and sends once per budget; and no two
+ * timers can drift into a phase where one keeps holding what the other
+ * just released. An event waits at most one budget at its session, and a
+ * connection sends what that wake-up brings at once (SL_CONN_NOTIFY_DUE). */
+static inline uint64_t sl_fanout_next_tick(uint64_t now_ns, uint64_t budget_ns)
+{
+    return (now_ns / budget_ns + 1) * budget_ns;
+}
 /* The connection's own "more input to process" wake-up (answers go out
  * at once, never held by the fan-out budget). */
 #define SL_CONN_NOTIFY_WORK 2ull

@@ -66,6 +66,11 @@
  * connection sends at once (the batch is large enough that waiting would
  * save no syscall worth the latency). */
 #define SL_FANOUT_BATCH_BYTES (64u * 1024)
+/* Fan-out: how long after a budget tick a connection's held send fires,
+ * so the wake-ups its sessions got at that tick are pulled first and go in
+ * the same send (actors/session.h, the fan-out grid). Events held by a
+ * connection wait at most a budget plus this. */
+#define SL_FANOUT_HOLD_LAG_NS (250ull * 1000)
 
 /* Subscriptions: times a connection re-sends SUBSCRIBE when the session
  * actor it reached was hibernating and a successor took over (policy

@@ -408,7 +408,7 @@ static void prep_op(struct io_uring_sqe *sqe, sl_op_t *op)
     case SL_OP_TIMEOUT: {
         struct __kernel_timespec *ts = (struct __kernel_timespec *)(void *)&op->_ts;
         ts_from_ns(ts, op->timeout_ns);
-        io_uring_prep_timeout(sqe, ts, 0, 0);
+        io_uring_prep_timeout(sqe, ts, 0, op->flags & SL_TIMEOUT_ABS ? IORING_TIMEOUT_ABS : 0);
         break;
     }
     case SL_OP_CANCEL:

@@ -45,7 +45,8 @@ typedef enum sl_op_kind {
     SL_OP_RECV,      /* fd, buf/len or buf==NULL (provided buffer) */
     SL_OP_SEND,      /* fd, buf/len; flags MSG_* (MSG_NOSIGNAL added) */
     SL_OP_SENDMSG,   /* fd, iov/iovcnt (one syscall for many chunks) */
-    SL_OP_TIMEOUT,   /* timeout_ns relative; res -ETIME on expiry */
+    SL_OP_TIMEOUT,   /* timeout_ns relative, or with flags SL_TIMEOUT_ABS an absolute
+                        CLOCK_MONOTONIC time (sl_clock_now_ns); res -ETIME on expiry */
     SL_OP_CANCEL,    /* cancel the op `target`; res 0/-ENOENT/-EALREADY */
     SL_OP_CANCEL_FD, /* cancel every op on fd; res count or -ENOENT */
     SL_OP_SHUTDOWN,  /* shutdown(fd, how=flags) */
@@ -65,6 +66,11 @@ typedef enum sl_op_kind {
 } sl_op_kind_t;
 
 typedef struct sl_op sl_op_t;
+
+/* SL_OP_TIMEOUT flag: timeout_ns is an absolute sl_clock_now_ns() time.
+ * Timers armed for the same instant by many actors then expire together
+ * (one hrtimer expiry), whatever moment each was submitted at. */
+#define SL_TIMEOUT_ABS 1u
 
 /* An I/O request and, after it completes, its result. Owned by the
  * submitting actor; embed it in the actor's state. `msg` must stay first. */

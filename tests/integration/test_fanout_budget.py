@@ -9,6 +9,13 @@ and the last event arrives within the budget plus slack. With the budget
 off (0) every publish is its own burst, which shows the test can tell the
 two apart.
 
+Busy sessions share the connection's sends: a connection following
+BUSY_SESSIONS sessions, each published to several times per budget, gets
+about one burst per budget (the sessions' wake-ups fall on one grid of
+budget ticks), and every event still within the budget. (With each
+session's timer on its own phase, the connection sent once per session
+per budget.)
+
 The budget is a bound on latency, spent once: one session publishing
 steadily to one subscriber that started right before it, every event
 arrives within the budget of its publish (plus slack), and half of them
@@ -31,24 +38,26 @@ GAP_S = 0.008
 BUDGET_S = 0.2
 
 
-def open_streams(srv, h2):
-    """A raw HTTP/2 connection with one live SSE stream per session; returns
-    (socket, connection, {stream_id: session})."""
+def open_streams(srv, h2, count=SESSIONS, prefix="bud"):
+    """A raw HTTP/2 connection with one live SSE stream per session
+    (prefix-0 .. prefix-(count-1)); returns (socket, connection,
+    {stream_id: session index})."""
     cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
     conn = h2.connection.H2Connection(config=cfg)
     s = H.connect(srv.host, srv.port, 10.0)
     conn.initiate_connection()
     streams = {}
-    for i in range(SESSIONS):
+    for i in range(count):
         sid = conn.get_next_available_stream_id()
-        conn.send_headers(sid, [(":method", "GET"), (":path", "/v1/sessions/bud-%d/events" % i),
+        conn.send_headers(sid, [(":method", "GET"),
+                                (":path", "/v1/sessions/%s-%d/events" % (prefix, i)),
                                 (":scheme", "http"), (":authority", srv.authority())],
                           end_stream=True)
         streams[sid] = i
     s.sendall(conn.data_to_send())
     ok = set()
     deadline = time.monotonic() + 10
-    while len(ok) < SESSIONS:
+    while len(ok) < count:
         H.check(time.monotonic() < deadline, "all streams answered 200")
         for ev in conn.receive_data(s.recv(65536)):
             if isinstance(ev, h2.events.ResponseReceived):
@@ -212,6 +221,72 @@ def test_budget_spent_once(tmp):
         srv.assert_healthy("steady budget")
 
 
+BUSY_SESSIONS = 5
+BUSY_BUDGET_S = 0.2
+BUSY_GAP_S = 0.004  # round-robin: each session gets an event every 20 ms
+BUSY_EVENTS = 500
+
+
+def test_budget_busy_sessions_share_sends(tmp):
+    h2 = H.h2_modules()
+    with H.Server(args=["--fanout-budget", str(BUSY_BUDGET_S)]) as srv:
+        for i in range(BUSY_SESSIONS):
+            r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/busy-%d" % i)
+            H.check(r.status in (200, 201), "PUT session: %d" % r.status)
+        s, conn, streams = open_streams(srv, h2, BUSY_SESSIONS, "busy")
+        time.sleep(BUSY_BUDGET_S * 1.5)
+        sent = {}
+
+        def publish():
+            p = H.connect(srv.host, srv.port, 10.0)
+            rd = H.Http1Reader(p)
+            t0 = time.monotonic()
+            for k in range(BUSY_EVENTS):
+                sent[k] = time.monotonic()
+                p.sendall(H.build_http1("POST", "/v1/sessions/busy-%d/events" % (k % BUSY_SESSIONS),
+                                        body=b"bz-%d" % k))
+                H.check_eq(rd.read_response().status, 200, "publish status")
+                time.sleep(max(0.0, t0 + (k + 1) * BUSY_GAP_S - time.monotonic()))
+            p.close()
+
+        pub = threading.Thread(target=publish)
+        pub.start()
+        arrived, bufs, reads = {}, {}, 0
+        s.settimeout(10.0)
+        while len(arrived) < BUSY_EVENTS:
+            data = s.recv(65536)
+            H.check(data, "connection open")
+            now, carried = time.monotonic(), False
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.DataReceived):
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    buf = bufs.get(ev.stream_id, b"") + ev.data
+                    while b"\n\n" in buf:
+                        block, buf = buf.split(b"\n\n", 1)
+                        for line in block.split(b"\n"):
+                            if line.startswith(b"data: bz-"):
+                                arrived[int(line[9:])] = now
+                                carried = True
+                    bufs[ev.stream_id] = buf
+            reads += carried
+            out = conn.data_to_send()
+            if out:
+                s.sendall(out)
+        s.close()
+        pub.join(10)
+        span = max(arrived.values()) - min(sent.values())
+        ticks = span / BUSY_BUDGET_S
+        worst = max(arrived[k] - sent[k] for k in range(BUSY_EVENTS))
+        print("     %d sessions: %d bursts over %.2f s (%.1f budgets), latency max %.3f s"
+              % (BUSY_SESSIONS, reads, span, ticks, worst))
+        H.check(reads <= ticks + 4,
+                "about one burst per budget for %d busy sessions: %d bursts in %.1f budgets"
+                % (BUSY_SESSIONS, reads, ticks))
+        H.check(worst <= BUSY_BUDGET_S + 0.1 * H.slow_factor(),
+                "every event within the budget of its publish: max %.3f s" % worst)
+        srv.assert_healthy("busy sessions")
+
+
 def test_budget_flag_range(tmp):
     r = H.run([H.sluiced_path(), "--fanout-budget", "2"], timeout=10)
     H.check_eq(r.returncode, 2, "--fanout-budget 2 s is out of range: exit code")
@@ -221,4 +296,5 @@ def test_budget_flag_range(tmp):
 if __name__ == "__main__":
     sys.exit(H.run_cases_in_tmp("test_fanout_budget", (
         test_budget_coalesces_sessions, test_budget_off_sends_each, test_budget_spent_once,
+        test_budget_busy_sessions_share_sends,
         test_budget_flag_range)))

@@ -534,6 +534,34 @@ static void test_reactor_timeout_fires_on_time(void)
     env_down(&e);
 }
 
+/* SL_TIMEOUT_ABS: a timeout at an absolute monotonic time fires then, not
+ * that long after submission; one already past fires at once. */
+static void test_reactor_timeout_absolute(void)
+{
+    env_t e;
+    env_up(&e, 1, cfg_default());
+    sl_op_t t;
+    op_init(&t, e.p, SL_OP_TIMEOUT, -1);
+    uint64_t t0 = sl_clock_now_ns();
+    t.flags = SL_TIMEOUT_ABS;
+    t.timeout_ns = t0 + 80 * SL_NS_PER_MS;
+    sl_reactor_submit(e.r, &t);
+    CHECK(probe_wait_op(e.p, &t, WAIT_MS));
+    uint64_t at = sl_clock_now_ns();
+    CHECK_EQ(t.res, -ETIME);
+    CHECK(at >= t0 + 80 * SL_NS_PER_MS);
+    CHECK(at < t0 + 330 * SL_NS_PER_MS); /* not 80 ms plus t0's whole value */
+    op_init(&t, e.p, SL_OP_TIMEOUT, -1);
+    t.flags = SL_TIMEOUT_ABS;
+    t.timeout_ns = sl_clock_now_ns() - SL_NS_PER_S;
+    t0 = sl_clock_now_ns();
+    sl_reactor_submit(e.r, &t);
+    CHECK(probe_wait_op(e.p, &t, WAIT_MS));
+    CHECK_EQ(t.res, -ETIME);
+    CHECK(sl_clock_now_ns() - t0 < 250 * SL_NS_PER_MS);
+    env_down(&e);
+}
+
 /* SL_OP_POLL: a pipe polls readable only once a byte is in it, and a
  * pidfd polls readable once its process has exited (how runs learn of
  * their child's exit). */
@@ -1343,6 +1371,7 @@ int main(void)
         T(test_reactor_recv_provided_buffer),
         T(test_reactor_send_sendmsg_roundtrip),
         T(test_reactor_timeout_fires_on_time),
+        T(test_reactor_timeout_absolute),
         T(test_reactor_cancel_pending_timeout),
         T(test_reactor_batch_wait),
         T(test_reactor_file_roundtrip),
