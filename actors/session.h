@@ -49,6 +49,9 @@ enum {
 /* Notify bits a session sets on a subscriber's connection actor: new
  * events to pull (the connection sends them within --fanout-budget). */
 #define SL_CONN_NOTIFY_DATA 1ull
+/* The connection's own "more input to process" wake-up (answers go out
+ * at once, never held by the fan-out budget). */
+#define SL_CONN_NOTIFY_WORK 2ull
 /* New events that already waited out --fanout-budget at the session (its
  * budget timer woke the subscribers): the connection sends them at once.
  * Holding them for the connection's own budget too would stack the two:
@@ -68,9 +71,6 @@ static inline uint64_t sl_fanout_next_tick(uint64_t now_ns, uint64_t budget_ns)
 {
     return (now_ns / budget_ns + 1) * budget_ns;
 }
-/* The connection's own "more input to process" wake-up (answers go out
- * at once, never held by the fan-out budget). */
-#define SL_CONN_NOTIFY_WORK 2ull
 
 /* One event inside a publish request. */
 typedef struct sl_pub_event {
