@@ -468,6 +468,8 @@ static int validate(sl_load_opts_t *o, FILE *err)
               "--pub-inflight (--pipeline) must be 1..4096", err) ||
         check(o->streams_per_conn >= 1 && (o->proto != SL_LOAD_PROTO_H1 || o->streams_per_conn == 1),
               "--streams-per-conn must be >= 1, and 1 with --proto h1", err) ||
+        check(o->proto != SL_LOAD_PROTO_RPC || !o->ds,
+              "--ds is the Durable Streams face over HTTP: --proto h2 or h1, not rpc", err) ||
         check(o->proto != SL_LOAD_PROTO_RPC || o->churn_rate == 0,
               "--churn-rate is not supported with --proto rpc (fanout, sessions, publish, slow "
               "and stall are)", err) ||
