@@ -1,7 +1,10 @@
 """sluice-load's Durable Streams mode (--ds) end to end, against the real
 sluiced: fan-out runs over HTTP/2 (three streams per connection) and
 HTTP/1.1 where every SSE reader (live=sse, from offset -1) receives exactly
-every append, in order, with no gap and a latency sample each; the
+every append, in order, with no gap and a latency sample each -- at a
+publish rate where the server sends many appends in one data event (the
+reader once refused any event over twice the payload size and dropped the
+connection); the
 appends' count is confirmed by the server's own session stats; and --ds
 with --proto rpc is a usage error (exit 2).
 
@@ -20,7 +23,8 @@ BUILD = os.environ.get("SLUICE_BUILD_DIR", os.path.join(HERE, "..", "..", "build
 LOAD = os.path.join(BUILD, "tools", "sluice-load")
 RUN_TIMEOUT_S = 90  # every run is bounded by its own flags; this guards the test
 SUBSCRIBERS = 6
-EVENTS = 300
+EVENTS = 600
+RATE = 20000
 
 suite = H.Suite("test_sluice_load_ds")
 tmp = tempfile.mkdtemp(prefix="sluice-load-ds-")
@@ -65,8 +69,8 @@ def test_ds_fanout_h2_and_h1():
             prefix = "lds" + proto
             rc, doc, out = run_load(
                 ["--target", srv.authority(), "--proto", proto, "--ds", "--scenario", "fanout",
-                 "--publishers", "2", "--subscribers", str(SUBSCRIBERS), "--rate", "1000",
-                 "--events", str(EVENTS), "--duration", "10", "--drain", "10",
+                 "--publishers", "2", "--subscribers", str(SUBSCRIBERS), "--rate", str(RATE),
+                 "--events", str(EVENTS), "--duration", "20", "--drain", "10",
                  "--session-prefix", prefix] + extra)
             H.check_eq(rc, 0, "%s exit status\n%s" % (proto, out))
             check_exact(doc, out)

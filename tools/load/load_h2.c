@@ -101,7 +101,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
     sl_load_req_t *req = src->ptr;
     size_t left = req->body_len - req->_body_off;
     size_t n = left < len ? left : len;
-    memcpy(buf, req->body + req->_body_off, n);
+    if (n) /* an empty body may have no pointer at all */
+        memcpy(buf, req->body + req->_body_off, n);
     req->_body_off += n;
     if (req->_body_off == req->body_len)
         *flags |= NGHTTP2_DATA_FLAG_EOF;

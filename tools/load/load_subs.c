@@ -27,6 +27,10 @@ void sl_load__session_path(const sl_load_run_t *r, uint32_t s, const char *suffi
     sl_assert(n > 0 && n < SL_LOAD_PATH_MAX);
 }
 
+/* Longest Durable Streams SSE event a reader takes (policy beyond: the
+ * stream is an error, as for any over-long event). */
+#define SL_LOAD_DS_EVENT_BYTES_MAX ((size_t)2 << 20)
+
 static bool lagging(const sub_t *s)
 {
     return s->mode == SL_LOAD_MODE_SLOW || s->mode == SL_LOAD_MODE_STALL;
@@ -414,8 +418,13 @@ int sl_load__subs_alloc(sl_load_run_t *r)
             sc->count = r->nsubs_steady - sc->first;
     }
     assign_modes(r);
-    /* A line (or an event) may hold the payload twice over (e.g. base64). */
+    /* A line (or an event) may hold the payload twice over (e.g. base64).
+     * A Durable Streams data event holds every append since the last
+     * control event: as much as the server read at once (sluiced: up to
+     * 1 MiB when a reader is behind or the server is slow). */
     size_t limit = (size_t)o->size_bytes * 2 + 1024;
+    if (o->ds && limit < SL_LOAD_DS_EVENT_BYTES_MAX)
+        limit = SL_LOAD_DS_EVENT_BYTES_MAX;
     r->sse_limit = limit;
     for (uint32_t i = r->nscs_steady; i < r->nscs; i++) {
         r->scs[i].mode = SL_LOAD_MODE_CHURN;
