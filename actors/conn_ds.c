@@ -1541,7 +1541,7 @@ static int sub_start(sl_conn_t *c, ds_req_t *r)
 {
     sl_actor_t *a = sl_session_acquire(c->srv, r->e);
     if (!a)
-        return SL_ENOTFOUND;
+        return sl_session_unavailable(r->e);
     r->sub_actor = a;
     r->sub.conn = &c->a;
     sl_actor_retain(&c->a); /* released with the UNSUBSCRIBED (or refusal) */
@@ -1657,11 +1657,12 @@ static void read_step(sl_conn_t *c, ds_req_t *r)
     uint64_t limit;
     sl_entry_t *src = source_for(c, r, &limit);
     sl_actor_t *a = src ? sl_session_acquire(c->srv, src) : NULL;
+    int why = a || !src ? SL_ENOTFOUND : sl_session_unavailable(src);
     r->cu_ancestor = src && src != r->e;
     if (src)
         sl_entry_release(src);
     if (!a) {
-        read_failed(c, r, 404);
+        read_failed(c, r, why == SL_ENOTFOUND ? 404 : 503);
         return;
     }
     uint32_t max = DS_READ_BYTES_MAX;
@@ -1886,8 +1887,9 @@ static void handle_get(sl_conn_t *c, const sl_http_req_t *req, sl_entry_t *e)
             return;
         }
     }
-    if (kind != DS_READ && sub_start(c, r) != 0) {
-        read_failed(c, r, 404);
+    int rc;
+    if (kind != DS_READ && (rc = sub_start(c, r)) != 0) {
+        read_failed(c, r, rc == SL_ENOTFOUND ? 404 : 503);
         req_maybe_free(c, r);
         return;
     }

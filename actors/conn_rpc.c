@@ -563,7 +563,9 @@ static void m_subscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_array
     int rc = sl_conn__subscribe_ex(c, sub_id, e, from, from, false, true, msgid);
     if (rc != 0)
         put_error(c, msgid, rc == SL_ENOTFOUND ? "not_found" : "overloaded",
-                  rc == SL_ENOTFOUND ? "no such session" : "out of memory");
+                  rc == SL_ENOTFOUND ? "no such session"
+                  : rc == -ENOMEM    ? "out of memory"
+                                     : "session unavailable, retry");
 }
 
 static void m_unsubscribe(sl_conn_t *c, uint32_t msgid, const msgpack_object_array *a)

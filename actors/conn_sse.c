@@ -115,9 +115,12 @@ int sl_conn__subscribe_ex(sl_conn_t *c, uint32_t stream_id, sl_entry_t *e, uint6
     sl_conn_stream_t *st = calloc(1, sizeof *st);
     sl_actor_t *session = st ? sl_session_acquire(c->srv, e) : NULL;
     if (!session) {
+        /* No actor: the session was deleted (not found), or it exists and
+         * could not start (unavailable, retry: as for a publish). */
+        int rc = st ? sl_session_unavailable(e) : -ENOMEM;
         free(st);
         sl_entry_release(e);
-        return st ? SL_ENOTFOUND : -ENOMEM;
+        return rc;
     }
     st->rpc = rpc;
     st->rpc_msgid = rpc_msgid;

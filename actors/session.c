@@ -1804,7 +1804,9 @@ static sl_journal_t *journal_start(sl_server_t *srv, sl_session_t *s, sl_entry_t
     int rc;
     if (ps && !ps->recovered && ps->nsegs > 0)
         ps->recovered = index_from_segments(&jc, ps); /* waking from hibernation */
-    if (ps && ps->recovered) {
+    if (sl_fault("session_start")) {
+        rc = -EMFILE; /* as when the process is out of file descriptors */
+    } else if (ps && ps->recovered) {
         rc = sl_journal_open_recovered(&jc, e->id, e->id_len, e->epoch, ps->recovered, &j);
         if (rc == 0)
             ps->recovered = NULL; /* the journal owns it now */
@@ -1899,6 +1901,11 @@ static sl_actor_t *acquire(sl_server_t *srv, sl_entry_t *e, bool even_deleted)
 }
 
 sl_actor_t *sl_session_acquire(sl_server_t *srv, sl_entry_t *e) { return acquire(srv, e, false); }
+
+int sl_session_unavailable(const sl_entry_t *e)
+{
+    return atomic_load_explicit(&e->deleted, memory_order_acquire) ? SL_ENOTFOUND : SL_ECLOSED;
+}
 
 static void send_once(sl_entry_t *e, bool del)
 {

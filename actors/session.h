@@ -186,6 +186,10 @@ typedef struct sl_raw_event {
  * runs; NULL when e was deleted or memory ran out. The caller sends its
  * message and releases the reference. Any worker. */
 sl_actor_t *sl_session_acquire(struct sl_server *srv, sl_entry_t *e);
+/* Why sl_session_acquire gave no actor: SL_ENOTFOUND when e was deleted,
+ * else SL_ECLOSED -- the session exists but could not start (its log did
+ * not open; logged): unavailable, retry. */
+int sl_session_unavailable(const sl_entry_t *e);
 /* Asks e's session to delete itself: end every stream cleanly, forget the
  * events. The caller has removed e from the registry. Any worker. */
 void sl_session_delete(struct sl_server *srv, sl_entry_t *e);

@@ -211,6 +211,33 @@ def test_session_hibernated_resubscribes(srv):
         H.check_eq(last, 25, "publishes all took a seq")
 
 
+def test_session_that_cannot_start(srv):
+    """Debug builds (fault point session_start: a session's log never
+    opens, as when the process is out of fds): a session that exists but
+    cannot start is unavailable, not missing -- a subscribe is 503
+    overloaded with Retry-After (HTTP), "overloaded" (RPC), a Durable
+    Streams long-poll 503 -- and still 404 / not_found once deleted."""
+    r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/nostart")
+    H.check(r.status in (200, 201), "PUT (the registry entry only): %d" % r.status)
+    r = H.http1_request(srv.host, srv.port, "GET", "/v1/sessions/nostart/events",
+                        headers=[("Accept", "text/event-stream")])
+    H.check_eq(r.status, 503, "HTTP subscribe to a session that cannot start")
+    H.check_eq(r.json()["error"], "overloaded", "HTTP error code")
+    H.check_eq(r.header("retry-after"), "1", "Retry-After")
+    with H.RpcClient(srv.rpc_addrs()[0]) as c:
+        H.check_eq(c.error_code("subscribe", "nostart"), "overloaded", "RPC subscribe")
+    r = H.http1_request(srv.host, srv.port, "GET", "/v1/stream/nostart?offset=-1&live=long-poll")
+    H.check_eq(r.status, 503, "Durable Streams long-poll of a session that cannot start")
+    r = H.http1_request(srv.host, srv.port, "DELETE", "/v1/sessions/nostart")
+    H.check(r.status in (200, 204), "DELETE: %d" % r.status)
+    r = H.http1_request(srv.host, srv.port, "GET", "/v1/sessions/nostart/events",
+                        headers=[("Accept", "text/event-stream")])
+    H.check_eq(r.status, 404, "HTTP subscribe once deleted")
+    with H.RpcClient(srv.rpc_addrs()[0]) as c:
+        H.check_eq(c.error_code("subscribe", "nostart"), "not_found", "RPC subscribe once deleted")
+    H.check(srv.log_lines("cannot start session log"), "the failed start is logged")
+
+
 def test_sigterm_with_subscribes_in_flight(srv):
     """SIGTERM while clients pipeline subscribe/unsubscribe pairs: exit 0."""
     H.check_eq(publish(srv, "s1", b"x").status, 200, "publish")
@@ -244,12 +271,16 @@ def main():
     # Debug builds: the log of a hibernating session takes 300 ms to close
     # (fault point slow_hibernate), so requests reach the ending actor.
     slow_hibernate = {"SLUICE_FAULTS": "slow_hibernate"}
+    if H.sanitizer_build():  # fault points are compiled into Debug builds only
+        cases.append((test_session_that_cannot_start, base))
     failed = passed = 0
     only = os.environ.get("SLUICE_TEST_ONLY")
     for fn, args in cases:
         if only and only not in fn.__name__:
             continue
-        env = slow_hibernate if fn is test_session_hibernated_resubscribes else None
+        env = (slow_hibernate if fn is test_session_hibernated_resubscribes
+               else {"SLUICE_FAULTS": "session_start"} if fn is test_session_that_cannot_start
+               else None)
         with H.rpc_server(args=args, unix=False, env=env) as srv:
             try:
                 fn(srv)
