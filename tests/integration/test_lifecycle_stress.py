@@ -1142,9 +1142,14 @@ def main():
         sys.stdout.flush()
         if ERRORS:
             srv.stop()
-            raise H.TestFailure("%d invariant violation(s), seed %d:\n  %s%s"
+            # The server's own warnings and errors say which path refused.
+            worse = [l for l in srv.stderr_text().splitlines()
+                     if "level=error" in l or "level=warn" in l][-40:]
+            raise H.TestFailure("%d invariant violation(s), seed %d:\n  %s%s\nserver warnings and "
+                                "errors (last %d):\n  %s"
                                 % (len(ERRORS), SEED, "\n  ".join(ERRORS[:MAX_ERRORS_SHOWN]),
-                                   "\n  ..." if len(ERRORS) > MAX_ERRORS_SHOWN else ""))
+                                   "\n  ..." if len(ERRORS) > MAX_ERRORS_SHOWN else "",
+                                   len(worse), "\n  ".join(worse) or "(none)"))
     print("test_lifecycle_stress: ok in %.1fs (seed %d)" % (time.monotonic() - t0, SEED))
 
 
