@@ -89,6 +89,25 @@ def slow_factor():
     return 3.0 if sanitizer_build() else 1.0
 
 
+def run_sluice_load(load, args, json_path, timeout):
+    """Runs the sluice-load binary at load with args, its JSON result in
+    json_path, under the sanitizer settings and without SLUICE_* (the flags
+    are the test's own); a sanitizer report fails the test. Returns (exit
+    status, parsed JSON or None, output)."""
+    if os.path.exists(json_path):
+        os.unlink(json_path)
+    env = default_sanitizer_env(dict(os.environ))
+    env = {k: v for k, v in env.items() if not k.startswith("SLUICE_")}
+    p = run([load, "--progress", "off", "--json", json_path] + list(args), timeout, env=env)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    check(not sanitizer_reports(out), "sanitizer report from sluice-load:\n" + out)
+    doc = None
+    if os.path.exists(json_path):
+        with open(json_path) as f:
+            doc = json.load(f)
+    return p.returncode, doc, out
+
+
 def require_tools(*names):
     """Exits with SKIP_EXIT naming the missing tool(s) when any is absent."""
     missing = [n for n in names if shutil.which(n) is None]

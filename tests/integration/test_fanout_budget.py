@@ -149,65 +149,76 @@ def test_budget_off_sends_each(tmp):
 STEADY_BUDGET_S = 0.5
 STEADY_GAP_S = 0.05
 STEADY_EVENTS = 60
+BUSY_SESSIONS = 5
+BUSY_BUDGET_S = 0.2
+BUSY_GAP_S = 0.004  # round-robin: each session gets an event every 20 ms
+BUSY_EVENTS = 500
+
+
+def start_publisher(srv, prefix, sessions, events, gap_s, tag):
+    """A thread publishing events round-robin into prefix-0 .. prefix-(sessions-1),
+    gap_s apart, bodies tag-K, on one keep-alive HTTP/1.1 connection; returns
+    (thread, {K: monotonic send time})."""
+    sent = {}
+
+    def publish():
+        p = H.connect(srv.host, srv.port, 10.0)
+        rd = H.Http1Reader(p)
+        t0 = time.monotonic()
+        for k in range(events):
+            sent[k] = time.monotonic()
+            p.sendall(H.build_http1("POST", "/v1/sessions/%s-%d/events" % (prefix, k % sessions),
+                                    body=b"%s-%d" % (tag, k)))
+            H.check_eq(rd.read_response().status, 200, "publish status")
+            time.sleep(max(0.0, t0 + (k + 1) * gap_s - time.monotonic()))
+        p.close()
+
+    t = threading.Thread(target=publish)
+    t.start()
+    return t, sent
+
+
+def receive_events(s, conn, h2, events, tag):
+    """Reads the SSE streams of conn until events bodies tag-K arrived;
+    returns ({K: monotonic arrival time}, socket reads that carried events)."""
+    arrived, bufs, reads = {}, {}, 0
+    prefix = b"data: " + tag + b"-"
+    s.settimeout(10.0)
+    while len(arrived) < events:
+        data = s.recv(65536)
+        H.check(data, "connection open")
+        now, carried = time.monotonic(), False
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                buf = bufs.get(ev.stream_id, b"") + ev.data
+                while b"\n\n" in buf:
+                    block, buf = buf.split(b"\n\n", 1)
+                    for line in block.split(b"\n"):
+                        if line.startswith(prefix):
+                            arrived[int(line[len(prefix):])] = now
+                            carried = True
+                bufs[ev.stream_id] = buf
+        reads += carried
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+    return arrived, reads
+
+
+def put_sessions(srv, prefix, n):
+    for i in range(n):
+        r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/%s-%d" % (prefix, i))
+        H.check(r.status in (200, 201), "PUT session: %d" % r.status)
 
 
 def test_budget_spent_once(tmp):
     h2 = H.h2_modules()
     with H.Server(args=["--fanout-budget", str(STEADY_BUDGET_S)]) as srv:
-        r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/steady")
-        H.check(r.status in (200, 201), "PUT session: %d" % r.status)
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-        conn = h2.connection.H2Connection(config=cfg)
-        s = H.connect(srv.host, srv.port, 10.0)
-        conn.initiate_connection()
-        sid = conn.get_next_available_stream_id()
-        conn.send_headers(sid, [(":method", "GET"), (":path", "/v1/sessions/steady/events"),
-                                (":scheme", "http"), (":authority", srv.authority())],
-                          end_stream=True)
-        s.sendall(conn.data_to_send())
-        answered = False
-        while not answered:
-            for ev in conn.receive_data(s.recv(65536)):
-                if isinstance(ev, h2.events.ResponseReceived):
-                    H.check_eq(dict(ev.headers).get(":status"), "200", "stream status")
-                    answered = True
-            out = conn.data_to_send()
-            if out:
-                s.sendall(out)
-        sent = {}
-
-        def publish():
-            p = H.connect(srv.host, srv.port, 10.0)
-            rd = H.Http1Reader(p)
-            t0 = time.monotonic()
-            for k in range(STEADY_EVENTS):
-                sent[k] = time.monotonic()
-                p.sendall(H.build_http1("POST", "/v1/sessions/steady/events",
-                                        body=b"st-%d" % k))
-                H.check_eq(rd.read_response().status, 200, "publish status")
-                time.sleep(max(0.0, t0 + (k + 1) * STEADY_GAP_S - time.monotonic()))
-            p.close()
-
-        pub = threading.Thread(target=publish)
-        pub.start()
-        arrived, buf = {}, b""
-        s.settimeout(10.0)
-        while len(arrived) < STEADY_EVENTS:
-            data = s.recv(65536)
-            H.check(data, "connection open")
-            now = time.monotonic()
-            for ev in conn.receive_data(data):
-                if isinstance(ev, h2.events.DataReceived):
-                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    buf += ev.data
-            while b"\n\n" in buf:
-                block, buf = buf.split(b"\n\n", 1)
-                for line in block.split(b"\n"):
-                    if line.startswith(b"data: st-"):
-                        arrived[int(line[9:])] = now
-            out = conn.data_to_send()
-            if out:
-                s.sendall(out)
+        put_sessions(srv, "steady", 1)
+        s, conn, _ = open_streams(srv, h2, 1, "steady")
+        pub, sent = start_publisher(srv, "steady", 1, STEADY_EVENTS, STEADY_GAP_S, b"st")
+        arrived, _ = receive_events(s, conn, h2, STEADY_EVENTS, b"st")
         s.close()
         pub.join(10)
         lat = sorted(arrived[k] - sent[k] for k in range(STEADY_EVENTS))
@@ -221,57 +232,14 @@ def test_budget_spent_once(tmp):
         srv.assert_healthy("steady budget")
 
 
-BUSY_SESSIONS = 5
-BUSY_BUDGET_S = 0.2
-BUSY_GAP_S = 0.004  # round-robin: each session gets an event every 20 ms
-BUSY_EVENTS = 500
-
-
 def test_budget_busy_sessions_share_sends(tmp):
     h2 = H.h2_modules()
     with H.Server(args=["--fanout-budget", str(BUSY_BUDGET_S)]) as srv:
-        for i in range(BUSY_SESSIONS):
-            r = H.http1_request(srv.host, srv.port, "PUT", "/v1/sessions/busy-%d" % i)
-            H.check(r.status in (200, 201), "PUT session: %d" % r.status)
-        s, conn, streams = open_streams(srv, h2, BUSY_SESSIONS, "busy")
+        put_sessions(srv, "busy", BUSY_SESSIONS)
+        s, conn, _ = open_streams(srv, h2, BUSY_SESSIONS, "busy")
         time.sleep(BUSY_BUDGET_S * 1.5)
-        sent = {}
-
-        def publish():
-            p = H.connect(srv.host, srv.port, 10.0)
-            rd = H.Http1Reader(p)
-            t0 = time.monotonic()
-            for k in range(BUSY_EVENTS):
-                sent[k] = time.monotonic()
-                p.sendall(H.build_http1("POST", "/v1/sessions/busy-%d/events" % (k % BUSY_SESSIONS),
-                                        body=b"bz-%d" % k))
-                H.check_eq(rd.read_response().status, 200, "publish status")
-                time.sleep(max(0.0, t0 + (k + 1) * BUSY_GAP_S - time.monotonic()))
-            p.close()
-
-        pub = threading.Thread(target=publish)
-        pub.start()
-        arrived, bufs, reads = {}, {}, 0
-        s.settimeout(10.0)
-        while len(arrived) < BUSY_EVENTS:
-            data = s.recv(65536)
-            H.check(data, "connection open")
-            now, carried = time.monotonic(), False
-            for ev in conn.receive_data(data):
-                if isinstance(ev, h2.events.DataReceived):
-                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    buf = bufs.get(ev.stream_id, b"") + ev.data
-                    while b"\n\n" in buf:
-                        block, buf = buf.split(b"\n\n", 1)
-                        for line in block.split(b"\n"):
-                            if line.startswith(b"data: bz-"):
-                                arrived[int(line[9:])] = now
-                                carried = True
-                    bufs[ev.stream_id] = buf
-            reads += carried
-            out = conn.data_to_send()
-            if out:
-                s.sendall(out)
+        pub, sent = start_publisher(srv, "busy", BUSY_SESSIONS, BUSY_EVENTS, BUSY_GAP_S, b"bz")
+        arrived, reads = receive_events(s, conn, h2, BUSY_EVENTS, b"bz")
         s.close()
         pub.join(10)
         span = max(arrived.values()) - min(sent.values())

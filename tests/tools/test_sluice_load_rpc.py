@@ -15,7 +15,6 @@ Exit statuses: 2 for RPC flag misuse, 3 when the RPC target is unreachable.
 Env (set by ctest): SLUICED, SLUICE_BUILD_DIR, SLUICE_SOURCE_DIR."""
 
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -38,19 +37,7 @@ tmp = tempfile.mkdtemp(prefix="sluice-load-rpc-")
 
 def run_load(args):
     """Runs sluice-load; returns (exit status, parsed JSON or None, output)."""
-    path = os.path.join(tmp, "result.json")
-    if os.path.exists(path):
-        os.unlink(path)
-    env = H.default_sanitizer_env(dict(os.environ))
-    env = {k: v for k, v in env.items() if not k.startswith("SLUICE_")}
-    p = H.run([LOAD, "--progress", "off", "--json", path] + list(args), RUN_TIMEOUT_S, env=env)
-    out = (p.stdout + p.stderr).decode("utf-8", "replace")
-    H.check(not H.sanitizer_reports(out), "sanitizer report from sluice-load:\n" + out)
-    doc = None
-    if os.path.exists(path):
-        with open(path) as f:
-            doc = json.load(f)
-    return p.returncode, doc, out
+    return H.run_sluice_load(LOAD, args, os.path.join(tmp, "result.json"), RUN_TIMEOUT_S)
 
 
 def check_exact(doc, out, subscribers, events):
